@@ -1,0 +1,30 @@
+/*
+ * hmb.h - host memory budget: the umbrella header.
+ *
+ * hmb bounds how much host memory the scan threads of a columnar reader may
+ * hold, and binds that budget to the real allocations:
+ *   hmb/errors.h    status codes and hmb_strerror()
+ *   hmb/buffer.h    refcounted buffers, slices, close events
+ *   hmb/allocator.h the host allocator vtable a reader codes against
+ *   hmb/backend.h   custom physical backends
+ *   hmb/pool.h      the global budget and its admission rules
+ *   hmb/runner.h    one scan task's budget; an allocator itself
+ *   hmb/executor.h  a memory-bounded thread pool for scan tasks
+ *   hmb/stats.h     counter snapshots
+ *   hmb/log.h       diagnostics sink
+ */
+#ifndef HMB_H
+#define HMB_H
+
+#include "hmb/allocator.h"
+#include "hmb/backend.h"
+#include "hmb/buffer.h"
+#include "hmb/errors.h"
+#include "hmb/executor.h"
+#include "hmb/export.h"
+#include "hmb/log.h"
+#include "hmb/pool.h"
+#include "hmb/runner.h"
+#include "hmb/stats.h"
+
+#endif /* HMB_H */

@@ -1,0 +1,138 @@
+/*
+ * hmb/buffer.h - refcounted host buffers with slices and close events.
+ *
+ * A buffer is a span of host memory (pageable or pinned) with a reference
+ * count. It starts with one reference; hmb_buffer_retain() adds one and
+ * hmb_buffer_close() drops one. The close that drops the last reference
+ * returns the memory to its backend and then, in this order:
+ *   1. gives the bytes back to the runner that allocated the buffer (if any),
+ *      so its budget is released at exactly this moment;
+ *   2. calls the buffer's close-event handler with a count of 0;
+ *   3. frees the buffer handle itself.
+ * Every earlier close calls the handler with the new (positive) count.
+ *
+ * A slice is a buffer of its own (own count, own handler) that views a range
+ * of another buffer and holds one reference on it until the slice's last
+ * close. The parent's memory therefore lives until its own references and
+ * all slices are closed; the budget comes back at that very close.
+ *
+ * The runner's accounting does not use the handler slot: an application
+ * replacing the handler can never break budget accounting.
+ */
+#ifndef HMB_BUFFER_H
+#define HMB_BUFFER_H
+
+#include <stddef.h>
+
+#include "export.h"
+
+#ifdef __cplusplus
+extern "C" {
+#endif
+
+/* Opaque buffer handle. */
+typedef struct hmb_buffer hmb_buffer_t;
+
+/*
+ * Close-event handler: called on every close of `buf` with the reference
+ * count after that close. When `refs` is 0, the memory has already been
+ * returned (hmb_buffer_data() is NULL) and the handle is freed right after
+ * the handler returns, so the handler must not keep `buf`.
+ * When `refs` > 0 other threads may close the remaining references at the
+ * same time, so the handler must not dereference `buf` unless it knows it
+ * still holds a reference; use it as an identity.
+ * Called on the thread that closed the buffer, never under a library lock.
+ * It may allocate, retain or close other buffers, and call the previous
+ * handler to chain (see hmb_buffer_handler_invoke()).
+ */
+typedef void (*hmb_buffer_event_fn)(void *user, hmb_buffer_t *buf, long refs);
+
+/* A handler and its user pointer. fn == NULL means "no handler". */
+typedef struct hmb_buffer_handler {
+  hmb_buffer_event_fn fn;
+  void *user;
+} hmb_buffer_handler_t;
+
+/*
+ * Start of the buffer's bytes; NULL once the last reference is closed.
+ * Thread-safe while the caller holds a reference.
+ */
+HMB_API void *hmb_buffer_data(const hmb_buffer_t *buf);
+
+/* Length in bytes. Thread-safe while the caller holds a reference. */
+HMB_API size_t hmb_buffer_size(const hmb_buffer_t *buf);
+
+/*
+ * 1 if the bytes are CUDA pinned (page-locked) host memory, 0 if pageable.
+ * A slice reports its parent's kind. Thread-safe while referenced.
+ */
+HMB_API int hmb_buffer_is_pinned(const hmb_buffer_t *buf);
+
+/*
+ * Current reference count (a snapshot: other threads may change it).
+ * Thread-safe while the caller holds a reference.
+ */
+HMB_API long hmb_buffer_refcount(const hmb_buffer_t *buf);
+
+/*
+ * Add a reference. Returns HMB_EINVAL for NULL, HMB_ESTATE if the buffer has
+ * no reference left (a retain after the last close is a use-after-free bug:
+ * it is detected while the handle is still alive, e.g. from a handler).
+ * Thread-safe; the caller must already hold a reference.
+ */
+HMB_API int hmb_buffer_retain(hmb_buffer_t *buf);
+
+/*
+ * Drop a reference. The last close frees the memory, releases its budget and
+ * fires the handler (see the file comment). Closing more times than retained
+ * is a caller bug: when detectable (the handle is still alive, e.g. a close
+ * from inside the refs == 0 handler) it returns HMB_ESTATE, changes nothing
+ * and, in debug builds, prints a report to stderr; once the handle is freed
+ * AddressSanitizer reports the use-after-free. HMB_EINVAL for NULL.
+ * Thread-safe: any thread holding a reference may close it.
+ */
+HMB_API int hmb_buffer_close(hmb_buffer_t *buf);
+
+/*
+ * Create a slice viewing [offset, offset + length) of `buf`. The slice starts
+ * with one reference, has no handler, and retains `buf` until its last close.
+ * Errors: HMB_EINVAL (NULL arguments, length 0, or a range outside the
+ * buffer, including offset + length overflowing), HMB_ENOMEM (no memory for
+ * the handle), HMB_ESTATE (`buf` already fully closed). On error *out is
+ * NULL and `buf` is unchanged.
+ * Thread-safe; the caller must hold a reference to `buf`.
+ */
+HMB_API int hmb_buffer_slice(hmb_buffer_t *buf, size_t offset, size_t length,
+                             hmb_buffer_t **out);
+
+/*
+ * The buffer a slice views, or NULL for a buffer that is not a slice.
+ * Thread-safe while referenced.
+ */
+HMB_API hmb_buffer_t *hmb_buffer_parent(const hmb_buffer_t *buf);
+
+/*
+ * Install `handler` (may be NULL or have fn == NULL to remove it) and return
+ * the one it replaces through `previous` (may be NULL). To chain, keep
+ * `previous` and call it from the new handler with
+ * hmb_buffer_handler_invoke(). HMB_EINVAL if `buf` is NULL.
+ * Not synchronised with concurrent closes of the same buffer: install
+ * handlers before the buffer is shared between threads (or while the caller
+ * otherwise knows no other thread closes it).
+ */
+HMB_API int hmb_buffer_set_handler(hmb_buffer_t *buf,
+                                   const hmb_buffer_handler_t *handler,
+                                   hmb_buffer_handler_t *previous);
+
+/*
+ * Call `handler` if it is non-NULL and has a function; for chaining from
+ * inside a handler. Thread-safe (it only calls the function).
+ */
+HMB_API void hmb_buffer_handler_invoke(const hmb_buffer_handler_t *handler,
+                                       hmb_buffer_t *buf, long refs);
+
+#ifdef __cplusplus
+}
+#endif
+
+#endif /* HMB_BUFFER_H */

@@ -1,0 +1,190 @@
+/*
+ * buffer.c - refcounted buffers, slices and close events.
+ *
+ * Reference counting follows kref: retain is a relaxed increment; the
+ * decrement uses release ordering, and the thread that drops the count to
+ * zero issues an acquire fence before tearing down, so every write made
+ * through any reference happens-before the memory is returned.
+ *
+ * Teardown order of a root buffer at zero: block back to its memory, bytes
+ * back to the owning runner (budget released at this exact moment), then the
+ * user handler with refs == 0, then the handle itself. A slice at zero first
+ * drops its reference on the parent (which may free the parent's memory),
+ * then calls its own handler, then frees its handle.
+ *
+ * Over-close: a decrement that finds the count already at zero is undone
+ * and reported (HMB_ESTATE), so accounting never goes wrong through a handle
+ * that is still alive. Handles are checked against a magic number in debug
+ * builds to catch wild pointers early.
+ */
+#include <stdio.h>
+#include <stdlib.h>
+
+#include "internal.h"
+
+#define HMB__BUF_MAGIC 0x484d4242u /* "HMBB" */
+#define HMB__BUF_DEAD 0xdeadbeefu
+
+#ifndef NDEBUG
+#define HMB__CHECK_MAGIC(b)                                                     \
+  do {                                                                          \
+    if ((b)->magic != HMB__BUF_MAGIC) {                                         \
+      fprintf(stderr, "hmb: buffer %p is not a live buffer handle\n",          \
+              (const void *)(b));                                               \
+      abort();                                                                  \
+    }                                                                           \
+  } while (0)
+#else
+#define HMB__CHECK_MAGIC(b) ((void)0)
+#endif
+
+int hmb__buffer_create(hmb__memory_t *mem, size_t bytes, unsigned flags,
+                       hmb_runner_t *owner, hmb_buffer_t **out) {
+  hmb_buffer_t *b = malloc(sizeof *b);
+  if (!b)
+    return HMB_ENOMEM;
+  void *data;
+  int pinned;
+  if (hmb__memory_alloc(mem, bytes, (flags & HMB_ALLOC_PINNED) != 0, &data,
+                        &pinned) != 0) {
+    free(b);
+    return HMB_ENOMEM;
+  }
+  atomic_init(&b->refs, 1);
+  b->magic = HMB__BUF_MAGIC;
+  b->pinned = pinned;
+  b->data = data;
+  b->size = bytes;
+  b->parent = NULL;
+  b->mem = mem;
+  b->owner = owner;
+  b->handler.fn = NULL;
+  b->handler.user = NULL;
+  *out = b;
+  return 0;
+}
+
+void *hmb_buffer_data(const hmb_buffer_t *buf) { return buf ? buf->data : NULL; }
+
+size_t hmb_buffer_size(const hmb_buffer_t *buf) { return buf ? buf->size : 0; }
+
+int hmb_buffer_is_pinned(const hmb_buffer_t *buf) {
+  return buf ? buf->pinned : 0;
+}
+
+long hmb_buffer_refcount(const hmb_buffer_t *buf) {
+  return buf ? atomic_load_explicit(&buf->refs, memory_order_relaxed) : 0;
+}
+
+hmb_buffer_t *hmb_buffer_parent(const hmb_buffer_t *buf) {
+  return buf ? buf->parent : NULL;
+}
+
+int hmb_buffer_retain(hmb_buffer_t *buf) {
+  if (!buf)
+    return HMB_EINVAL;
+  HMB__CHECK_MAGIC(buf);
+  long old = atomic_fetch_add_explicit(&buf->refs, 1, memory_order_relaxed);
+  if (HMB__UNLIKELY(old <= 0)) {
+    atomic_fetch_sub_explicit(&buf->refs, 1, memory_order_relaxed);
+    hmb__log(NULL, HMB_LOG_ERROR,
+             "retain of buffer %p after its last close (refs %ld)",
+             (void *)buf, old);
+    return HMB_ESTATE;
+  }
+  return 0;
+}
+
+/* The last reference is gone: return memory and budget, fire, free. */
+static void hmb__buffer_teardown(hmb_buffer_t *b) {
+  hmb_buffer_handler_t h = b->handler;
+  void *data = b->data;
+  b->data = NULL;
+  if (b->parent) {
+    hmb_buffer_close(b->parent);
+  } else {
+    hmb__memory_free(b->mem, data, b->size, b->pinned);
+    if (b->owner)
+      hmb__runner_buffer_freed(b->owner, (int64_t)b->size);
+  }
+  if (h.fn)
+    h.fn(h.user, b, 0);
+  b->magic = HMB__BUF_DEAD;
+  free(b);
+}
+
+int hmb_buffer_close(hmb_buffer_t *buf) {
+  if (!buf)
+    return HMB_EINVAL;
+  HMB__CHECK_MAGIC(buf);
+  /* Copied before the decrement: once our reference is dropped, another
+   * thread's final close may free the handle at any moment. */
+  hmb_buffer_handler_t h = buf->handler;
+  long old = atomic_fetch_sub_explicit(&buf->refs, 1, memory_order_release);
+  if (HMB__UNLIKELY(old <= 0)) {
+    atomic_fetch_add_explicit(&buf->refs, 1, memory_order_relaxed);
+    hmb__log(NULL, HMB_LOG_ERROR,
+             "buffer %p closed more times than retained (refs %ld)",
+             (void *)buf, old);
+    return HMB_ESTATE;
+  }
+  if (old > 1) {
+    if (h.fn)
+      h.fn(h.user, buf, old - 1);
+    return 0;
+  }
+  atomic_thread_fence(memory_order_acquire);
+  hmb__buffer_teardown(buf);
+  return 0;
+}
+
+int hmb_buffer_slice(hmb_buffer_t *buf, size_t offset, size_t length,
+                     hmb_buffer_t **out) {
+  if (out)
+    *out = NULL;
+  if (!buf || !out || length == 0 || offset > buf->size ||
+      length > buf->size - offset)
+    return HMB_EINVAL;
+  HMB__CHECK_MAGIC(buf);
+  hmb_buffer_t *s = malloc(sizeof *s);
+  if (!s)
+    return HMB_ENOMEM;
+  int rc = hmb_buffer_retain(buf);
+  if (rc) {
+    free(s);
+    return rc;
+  }
+  atomic_init(&s->refs, 1);
+  s->magic = HMB__BUF_MAGIC;
+  s->pinned = buf->pinned;
+  s->data = (char *)buf->data + offset;
+  s->size = length;
+  s->parent = buf;
+  s->mem = NULL;
+  s->owner = NULL;
+  s->handler.fn = NULL;
+  s->handler.user = NULL;
+  *out = s;
+  return 0;
+}
+
+int hmb_buffer_set_handler(hmb_buffer_t *buf,
+                           const hmb_buffer_handler_t *handler,
+                           hmb_buffer_handler_t *previous) {
+  if (!buf)
+    return HMB_EINVAL;
+  HMB__CHECK_MAGIC(buf);
+  if (previous)
+    *previous = buf->handler;
+  if (handler)
+    buf->handler = *handler;
+  else
+    buf->handler = (hmb_buffer_handler_t){NULL, NULL};
+  return 0;
+}
+
+void hmb_buffer_handler_invoke(const hmb_buffer_handler_t *handler,
+                               hmb_buffer_t *buf, long refs) {
+  if (handler && handler->fn)
+    handler->fn(handler->user, buf, refs);
+}

@@ -1,0 +1,63 @@
+/*
+ * log.c - diagnostics sink.
+ *
+ * A logger is a (function, user, level) triple copied into each pool; a
+ * pool without its own function uses the process-wide sink, which by default
+ * prints errors to stderr and drops the rest. Messages are formatted into a
+ * stack buffer (one line, truncated at 512 bytes) only if they pass the
+ * level filter, and the sink is called with no library lock held: callers
+ * must not invoke hmb__log() while holding the pool lock.
+ */
+#include <stdatomic.h>
+#include <stdio.h>
+
+#include "internal.h"
+
+typedef struct hmb__global_log {
+  _Atomic(hmb_log_fn) fn;
+  _Atomic(void *) user;
+  _Atomic int level;
+} hmb__global_log_t;
+
+static hmb__global_log_t hmb__glog = {NULL, NULL, HMB_LOG_ERROR};
+
+void hmb_set_log(hmb_log_fn fn, void *user, int max_level) {
+  atomic_store(&hmb__glog.user, user);
+  atomic_store(&hmb__glog.level, fn ? max_level : HMB_LOG_ERROR);
+  atomic_store(&hmb__glog.fn, fn);
+}
+
+int hmb__log_enabled(const hmb__logger_t *lg, int level) {
+  if (lg && lg->fn)
+    return level <= lg->level;
+  return level <= atomic_load_explicit(&hmb__glog.level, memory_order_relaxed);
+}
+
+static void hmb__log_stderr(void *user, int level, const char *msg) {
+  static const char *const names[] = {"error", "warn", "info", "debug"};
+  (void)user;
+  fprintf(stderr, "hmb %s: %s\n",
+          (level >= 0 && level <= 3) ? names[level] : "log", msg);
+}
+
+void hmb__log(const hmb__logger_t *lg, int level, const char *fmt, ...) {
+  if (!hmb__log_enabled(lg, level))
+    return;
+  hmb_log_fn fn;
+  void *user;
+  if (lg && lg->fn) {
+    fn = lg->fn;
+    user = lg->user;
+  } else {
+    fn = atomic_load(&hmb__glog.fn);
+    user = atomic_load(&hmb__glog.user);
+    if (!fn)
+      fn = hmb__log_stderr;
+  }
+  char msg[512];
+  va_list ap;
+  va_start(ap, fmt);
+  vsnprintf(msg, sizeof msg, fmt, ap);
+  va_end(ap);
+  fn(user, level, msg);
+}

@@ -1,0 +1,71 @@
+/*
+ * testsupport.h - helpers shared by the test programs.
+ *
+ *  - cmocka is included with its required system headers;
+ *  - a watchdog turns a deadlock into a test failure instead of a CI hang;
+ *  - a fault-injecting backend fails the Nth physical allocation;
+ *  - a log capture records library messages for assertions;
+ *  - stress sizes come from environment variables and shrink under
+ *    sanitizers; the seed is printed so a failure can be replayed.
+ */
+#ifndef HMB_TESTSUPPORT_H
+#define HMB_TESTSUPPORT_H
+
+#include <setjmp.h>
+#include <stdarg.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#include <cmocka.h>
+
+#include "hmb.h"
+
+/* Abort the process (with `what` printed) if not disarmed in `seconds`. */
+void ts_watchdog_arm(const char *what, int seconds);
+void ts_watchdog_disarm(void);
+
+/* A backend over malloc that fails allocation number `fail_at` (1-based;
+ * 0 = never), or every allocation from then on if `sticky`. */
+typedef struct ts_failing_backend {
+  hmb_backend_t vtable; /* pass &fb.vtable as hmb_pool_config_t.backend */
+  long fail_at;
+  int sticky;
+  long calls;   /* allocation calls seen (atomic in practice) */
+  long failures;
+  long live;    /* blocks not yet freed */
+} ts_failing_backend_t;
+void ts_failing_backend_init(ts_failing_backend_t *fb, long fail_at, int sticky);
+
+/* Log capture: install with the pool config (log_fn = ts_log_capture). */
+typedef struct ts_log {
+  char text[8192]; /* all messages, '\n' separated */
+  int count;
+  int last_level;
+} ts_log_t;
+void ts_log_capture(void *user, int level, const char *msg);
+int ts_log_contains(const ts_log_t *log, const char *needle);
+
+/* Pool with `limit` bytes and an optional failing backend and log. */
+hmb_pool_t *ts_pool(size_t limit, const hmb_backend_t *backend, ts_log_t *log);
+
+/* Runner created and started (asserts success). */
+hmb_runner_t *ts_started_runner(hmb_pool_t *pool, size_t estimate);
+
+/* Integer from the environment, or `def`; halved per sanitizer in use. */
+long ts_env_long(const char *name, long def);
+int ts_under_sanitizer(void);
+
+/* Seed from HMB_TEST_SEED or the clock; printed to stderr. */
+uint64_t ts_seed(const char *test);
+/* xorshift64* PRNG. */
+uint64_t ts_rand(uint64_t *state);
+
+/* Sleep for `ms` milliseconds. */
+void ts_sleep_ms(long ms);
+/* Poll `pred(arg)` every ms until true or `ms_max` passes; returns pred. */
+int ts_wait_for(int (*pred)(void *), void *arg, long ms_max);
+
+/* Assert that every budget counter of the pool is back at rest. */
+void ts_assert_pool_idle(hmb_pool_t *pool);
+
+#endif /* HMB_TESTSUPPORT_H */

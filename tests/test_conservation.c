@@ -1,0 +1,2 @@
+#include "testsupport.h"
+int main(void){return 0;}
