@@ -26,13 +26,13 @@
 #define HMB__BUF_DEAD 0xdeadbeefu
 
 #ifndef NDEBUG
-#define HMB__CHECK_MAGIC(b)                                                     \
-  do {                                                                          \
-    if ((b)->magic != HMB__BUF_MAGIC) {                                         \
+#define HMB__CHECK_MAGIC(b)                                                    \
+  do {                                                                         \
+    if ((b)->magic != HMB__BUF_MAGIC) {                                        \
       fprintf(stderr, "hmb: buffer %p is not a live buffer handle\n",          \
-              (const void *)(b));                                               \
-      abort();                                                                  \
-    }                                                                           \
+              (const void *)(b));                                              \
+      abort();                                                                 \
+    }                                                                          \
   } while (0)
 #else
 #define HMB__CHECK_MAGIC(b) ((void)0)
@@ -64,9 +64,13 @@ int hmb__buffer_create(hmb__memory_t *mem, size_t bytes, unsigned flags,
   return 0;
 }
 
-void *hmb_buffer_data(const hmb_buffer_t *buf) { return buf ? buf->data : NULL; }
+void *hmb_buffer_data(const hmb_buffer_t *buf) {
+  return buf ? buf->data : NULL;
+}
 
-size_t hmb_buffer_size(const hmb_buffer_t *buf) { return buf ? buf->size : 0; }
+size_t hmb_buffer_size(const hmb_buffer_t *buf) {
+  return buf ? buf->size : 0;
+}
 
 int hmb_buffer_is_pinned(const hmb_buffer_t *buf) {
   return buf ? buf->pinned : 0;
@@ -88,8 +92,8 @@ int hmb_buffer_retain(hmb_buffer_t *buf) {
   if (HMB__UNLIKELY(old <= 0)) {
     atomic_fetch_sub_explicit(&buf->refs, 1, memory_order_relaxed);
     hmb__log(NULL, HMB_LOG_ERROR,
-             "retain of buffer %p after its last close (refs %ld)",
-             (void *)buf, old);
+             "retain of buffer %p after its last close (refs %ld)", (void *)buf,
+             old);
     return HMB_ESTATE;
   }
   return 0;

@@ -7,8 +7,8 @@
 
 const char *hmb_strerror(int status) {
   switch (status) {
-#define HMB__ERRNO_MSG(name, value, msg)                                        \
-  case value:                                                                   \
+#define HMB__ERRNO_MSG(name, value, msg)                                       \
+  case value:                                                                  \
     return msg;
     HMB_ERRNO_MAP(HMB__ERRNO_MSG)
 #undef HMB__ERRNO_MSG
@@ -19,8 +19,8 @@ const char *hmb_strerror(int status) {
 
 const char *hmb_errname(int status) {
   switch (status) {
-#define HMB__ERRNO_NAME(name, value, msg)                                       \
-  case value:                                                                   \
+#define HMB__ERRNO_NAME(name, value, msg)                                      \
+  case value:                                                                  \
     return "HMB_" #name;
     HMB_ERRNO_MAP(HMB__ERRNO_NAME)
 #undef HMB__ERRNO_NAME

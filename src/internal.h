@@ -50,15 +50,18 @@ int hmb__log_enabled(const hmb__logger_t *lg, int level);
 /* Raise *peak to at least `value` (CAS loop: exact under races). */
 static inline void hmb__peak_update(_Atomic int64_t *peak, int64_t value) {
   int64_t p = atomic_load_explicit(peak, memory_order_relaxed);
-  while (value > p && !atomic_compare_exchange_weak_explicit(
-                          peak, &p, value, memory_order_relaxed,
-                          memory_order_relaxed)) {
+  while (value > p &&
+         !atomic_compare_exchange_weak_explicit(
+             peak, &p, value, memory_order_relaxed, memory_order_relaxed)) {
   }
 }
 
 /* ---- pool (pool.c) ---------------------------------------------------- */
 
-typedef enum hmb__wait_kind { HMB__WAIT_START, HMB__WAIT_BORROW } hmb__wait_kind_t;
+typedef enum hmb__wait_kind {
+  HMB__WAIT_START,
+  HMB__WAIT_BORROW
+} hmb__wait_kind_t;
 
 /* A request waiting for budget; lives on the waiting thread's stack. */
 typedef struct hmb__waiter {
@@ -68,8 +71,8 @@ typedef struct hmb__waiter {
   int64_t need;
   uint64_t seq; /* arrival order */
   int priority;
-  int kind;     /* hmb__wait_kind_t */
-  int result;   /* 1: pending, 0: granted, or HMB_ETIMEDOUT/HMB_ECANCELED */
+  int kind;       /* hmb__wait_kind_t */
+  int result;     /* 1: pending, 0: granted, or HMB_ETIMEDOUT/HMB_ECANCELED */
   int overcommit; /* granted beyond the limit (and by which rule) */
 } hmb__waiter_t;
 
@@ -151,7 +154,7 @@ struct hmb_runner {
   _Atomic uint64_t borrows, wait_ns;
 
   /* --- under pool lock --- */
-  hmb__waiter_t *waiter; /* the request this runner waits in, or NULL */
+  hmb__waiter_t *waiter;     /* the request this runner waits in, or NULL */
   hmb_runner_t *next, *prev; /* pool list */
   int closed;                /* handle destroyed */
 };
@@ -167,9 +170,9 @@ struct hmb_buffer {
   int pinned;
   void *data;
   size_t size;
-  hmb_buffer_t *parent;   /* slices: the buffer viewed (retained) */
-  hmb__memory_t *mem;     /* roots: where the block goes back */
-  hmb_runner_t *owner;    /* roots: runner charged, or NULL */
+  hmb_buffer_t *parent; /* slices: the buffer viewed (retained) */
+  hmb__memory_t *mem;   /* roots: where the block goes back */
+  hmb_runner_t *owner;  /* roots: runner charged, or NULL */
   hmb_buffer_handler_t handler;
 };
 

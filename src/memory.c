@@ -37,7 +37,9 @@ int hmb__memory_create(const hmb_pool_config_t *cfg, hmb__memory_t **out) {
   return 0;
 }
 
-void hmb__memory_destroy(hmb__memory_t *mem) { free(mem); }
+void hmb__memory_destroy(hmb__memory_t *mem) {
+  free(mem);
+}
 
 static hmb__memory_t hmb__default_mem;
 static pthread_once_t hmb__default_once = PTHREAD_ONCE_INIT;
@@ -53,8 +55,8 @@ hmb__memory_t *hmb__memory_default(void) {
 
 static void hmb__count(_Atomic int64_t *live, _Atomic int64_t *peak,
                        int64_t delta) {
-  int64_t now = atomic_fetch_add_explicit(live, delta, memory_order_relaxed) +
-                delta;
+  int64_t now =
+      atomic_fetch_add_explicit(live, delta, memory_order_relaxed) + delta;
   if (delta > 0)
     hmb__peak_update(peak, now);
 }

@@ -301,8 +301,7 @@ int hmb__pool_wait_grant(hmb_pool_t *p, hmb_runner_t *r, int kind, int64_t need,
       hmb__log(&p->log, HMB_LOG_WARN,
                "runner #%" PRIu64 " '%s' has waited %" PRId64
                " ms to %s %" PRId64 " bytes (%" PRId64 " running); %s",
-               r->id, r->name,
-               (int64_t)((hmb__os_now_ns() - start) / 1000000u),
+               r->id, r->name, (int64_t)((hmb__os_now_ns() - start) / 1000000u),
                hmb__kind_name(kind), need, running_at_wait, desc);
       pthread_mutex_lock(&p->lock);
     }
@@ -328,14 +327,15 @@ int hmb__pool_wait_grant(hmb_pool_t *p, hmb_runner_t *r, int kind, int64_t need,
                " bytes beyond the limit because every running runner (%d) "
                "was waiting to borrow (held %" PRId64 " of limit %" PRId64 ")",
                r->id, r->name, need, (int)running_now, held_now, p->limit);
-  } else if (w.result == HMB_ETIMEDOUT && hmb__log_enabled(&p->log, HMB_LOG_WARN)) {
+  } else if (w.result == HMB_ETIMEDOUT &&
+             hmb__log_enabled(&p->log, HMB_LOG_WARN)) {
     char desc[768];
     hmb_pool_describe(p, 3, desc, sizeof desc);
     hmb__log(&p->log, HMB_LOG_WARN,
              "timeout: runner #%" PRIu64 " '%s' could not %s %" PRId64
              " bytes within %" PRId64 " ms; %s",
-             r->id, r->name, hmb__kind_name(kind), need,
-             timeout_ns / 1000000, desc);
+             r->id, r->name, hmb__kind_name(kind), need, timeout_ns / 1000000,
+             desc);
   }
   return w.result;
 }

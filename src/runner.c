@@ -183,8 +183,8 @@ static void hmb__runner_rollback(hmb_runner_t *r, int64_t bytes,
  * Slow path: spare does not cover `bytes`. Take what spare there is and
  * borrow exactly the rest from the pool.
  */
-static int hmb__runner_borrow(hmb_runner_t *r, int64_t bytes,
-                              int64_t *borrowed, int *over) {
+static int hmb__runner_borrow(hmb_runner_t *r, int64_t bytes, int64_t *borrowed,
+                              int *over) {
   int64_t s = atomic_exchange(&r->spare, 0);
   if (s >= bytes) { /* spare grew meanwhile */
     hmb__runner_give(r, s - bytes);
@@ -224,9 +224,8 @@ static int hmb__runner_allocate(void *ctx, size_t bytes, unsigned flags,
         return rc;
       break;
     }
-    if (atomic_compare_exchange_weak_explicit(&r->spare, &s, s - b,
-                                              memory_order_relaxed,
-                                              memory_order_relaxed))
+    if (atomic_compare_exchange_weak_explicit(
+            &r->spare, &s, s - b, memory_order_relaxed, memory_order_relaxed))
       break;
   }
 
@@ -281,8 +280,8 @@ int hmb_runner_try_free(hmb_runner_t *r, size_t max_bytes, size_t *returned) {
     return HMB_EINVAL;
   if (atomic_load(&r->state) == HMB_RUNNER_CLOSED)
     return HMB_ESTATE;
-  int64_t max = max_bytes > HMB_MAX_ALLOC ? (int64_t)HMB_MAX_ALLOC
-                                          : (int64_t)max_bytes;
+  int64_t max =
+      max_bytes > HMB_MAX_ALLOC ? (int64_t)HMB_MAX_ALLOC : (int64_t)max_bytes;
   int64_t t = hmb__runner_release_early(r, max);
   if (returned)
     *returned = (size_t)t;

@@ -20,17 +20,18 @@ extern "C" {
 #endif
 
 /* X(name, value, message): the single source of codes and their text. */
-#define HMB_ERRNO_MAP(X)                                                          \
-  X(OK, 0, "success")                                                             \
-  X(EINVAL, -1, "invalid argument")                                               \
-  X(ENOMEM, -2, "physical memory allocation failed")                              \
-  X(ETIMEDOUT, -3, "timed out waiting for budget")                                \
-  X(ECANCELED, -4, "operation cancelled")                                         \
-  X(ESTATE, -5, "operation not valid in the current state")                       \
-  X(ETOOBIG, -6, "request can never be satisfied (larger than the pool allows)")  \
-  X(EBUSY, -7, "resource still in use")                                           \
-  X(ENOTSUP, -8, "not supported by this build or machine")                        \
-  X(ESHUTDOWN, -9, "executor is shutting down")                                   \
+#define HMB_ERRNO_MAP(X)                                                       \
+  X(OK, 0, "success")                                                          \
+  X(EINVAL, -1, "invalid argument")                                            \
+  X(ENOMEM, -2, "physical memory allocation failed")                           \
+  X(ETIMEDOUT, -3, "timed out waiting for budget")                             \
+  X(ECANCELED, -4, "operation cancelled")                                      \
+  X(ESTATE, -5, "operation not valid in the current state")                    \
+  X(ETOOBIG, -6,                                                               \
+    "request can never be satisfied (larger than the pool allows)")            \
+  X(EBUSY, -7, "resource still in use")                                        \
+  X(ENOTSUP, -8, "not supported by this build or machine")                     \
+  X(ESHUTDOWN, -9, "executor is shutting down")                                \
   X(EFAILED, -10, "task failed")
 
 /* Status codes. HMB_OK is 0; every error is negative. */

@@ -64,12 +64,12 @@ typedef struct hmb_executor_config {
 
 /* A task to submit; zero-initialise, then set fields. */
 typedef struct hmb_task_desc {
-  size_t estimate;      /* budget to acquire before running (bytes) */
-  int priority;         /* higher runs first */
-  hmb_task_fn run;      /* required */
-  void *user;           /* passed to run and done */
-  hmb_task_done_fn done; /* may be NULL */
-  const char *name;     /* copied into the runner's name; may be NULL */
+  size_t estimate;           /* budget to acquire before running (bytes) */
+  int priority;              /* higher runs first */
+  hmb_task_fn run;           /* required */
+  void *user;                /* passed to run and done */
+  hmb_task_done_fn done;     /* may be NULL */
+  const char *name;          /* copied into the runner's name; may be NULL */
   int64_t borrow_timeout_ns; /* the runner's borrow timeout; 0: none */
 } hmb_task_desc_t;
 
@@ -81,13 +81,13 @@ typedef enum hmb_shutdown_mode {
 
 /* Counters of an executor. */
 typedef struct hmb_executor_stats {
-  int64_t queued;     /* tasks waiting for admission now */
-  int64_t running;    /* tasks whose function is running now */
+  int64_t queued;  /* tasks waiting for admission now */
+  int64_t running; /* tasks whose function is running now */
   uint64_t submitted;
   uint64_t completed; /* finished with status 0 */
   uint64_t failed;    /* finished with a nonzero status other than cancel */
   uint64_t cancelled;
-  uint64_t requeues;  /* admissions that timed out and went back in line */
+  uint64_t requeues;      /* admissions that timed out and went back in line */
   uint64_t wait_ns_total; /* time tasks spent waiting for budget, summed */
   uint64_t wait_ns_max;   /* longest single task's wait for budget */
 } hmb_executor_stats_t;

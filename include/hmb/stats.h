@@ -49,15 +49,15 @@ typedef struct hmb_pool_stats {
 
 /* Physical memory of a pool (or of the default allocator). */
 typedef struct hmb_memory_stats {
-  int64_t pageable_live;   /* bytes of live pageable blocks */
-  int64_t pageable_peak;   /* highest pageable_live */
-  int64_t pinned_live;     /* bytes of live blocks in the pinned region */
-  int64_t pinned_peak;     /* highest pinned_live */
-  int64_t pinned_capacity; /* size of the pinned region (0 if none) */
-  int64_t cached_bytes;    /* freed pageable bytes kept warm for reuse */
-  int64_t cache_cap;       /* configured cap of the warm cache */
-  uint64_t cache_hits;     /* allocations served from the warm cache */
-  uint64_t cache_misses;   /* cacheable allocations that went to the OS */
+  int64_t pageable_live;     /* bytes of live pageable blocks */
+  int64_t pageable_peak;     /* highest pageable_live */
+  int64_t pinned_live;       /* bytes of live blocks in the pinned region */
+  int64_t pinned_peak;       /* highest pinned_live */
+  int64_t pinned_capacity;   /* size of the pinned region (0 if none) */
+  int64_t cached_bytes;      /* freed pageable bytes kept warm for reuse */
+  int64_t cache_cap;         /* configured cap of the warm cache */
+  uint64_t cache_hits;       /* allocations served from the warm cache */
+  uint64_t cache_misses;     /* cacheable allocations that went to the OS */
   uint64_t pinned_fallbacks; /* HMB_ALLOC_PINNED requests served pageable */
   /* Why pinned memory is not available ("" when it is); static storage. */
   const char *pinned_reason;
@@ -76,22 +76,22 @@ typedef enum hmb_runner_state {
 
 /* One runner's budget and usage. */
 typedef struct hmb_runner_stats {
-  int32_t state;          /* an hmb_runner_state_t */
+  int32_t state; /* an hmb_runner_state_t */
   int32_t priority;
-  uint64_t id;            /* unique per pool, in creation order */
-  int64_t estimate;       /* budget asked for at start */
-  int64_t real_need;      /* last value declared by set-need, or -1 */
-  int64_t held;           /* budget held now */
+  uint64_t id;       /* unique per pool, in creation order */
+  int64_t estimate;  /* budget asked for at start */
+  int64_t real_need; /* last value declared by set-need, or -1 */
+  int64_t held;      /* budget held now */
   int64_t peak_held;
-  int64_t live;           /* bytes of live buffers now */
+  int64_t live; /* bytes of live buffers now */
   int64_t peak_live;
-  int64_t live_buffers;   /* live buffers (roots) */
-  int64_t borrowed;       /* bytes borrowed beyond held, summed */
-  uint64_t borrows;       /* borrow requests granted */
-  uint64_t allocations;   /* successful allocations */
-  int64_t returned_early; /* bytes returned by try-free / set-need */
+  int64_t live_buffers;       /* live buffers (roots) */
+  int64_t borrowed;           /* bytes borrowed beyond held, summed */
+  uint64_t borrows;           /* borrow requests granted */
+  uint64_t allocations;       /* successful allocations */
+  int64_t returned_early;     /* bytes returned by try-free / set-need */
   int64_t returned_at_finish; /* over-claim returned by finish */
-  uint64_t wait_ns;       /* time spent waiting for budget (start + borrow) */
+  uint64_t wait_ns; /* time spent waiting for budget (start + borrow) */
 } hmb_runner_stats_t;
 
 #ifdef __cplusplus

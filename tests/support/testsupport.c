@@ -66,7 +66,8 @@ static int ts_fb_alloc(void *ctx, size_t size, size_t align, int prefer_pinned,
   ts_failing_backend_t *fb = ctx;
   (void)prefer_pinned;
   long n = __atomic_add_fetch(&fb->calls, 1, __ATOMIC_SEQ_CST);
-  if (fb->fail_at > 0 && (n == fb->fail_at || (fb->sticky && n > fb->fail_at))) {
+  if (fb->fail_at > 0 &&
+      (n == fb->fail_at || (fb->sticky && n > fb->fail_at))) {
     __atomic_add_fetch(&fb->failures, 1, __ATOMIC_SEQ_CST);
     return HMB_ENOMEM;
   }
@@ -87,7 +88,8 @@ static void ts_fb_free(void *ctx, void *ptr, size_t size, int pinned) {
   free(ptr);
 }
 
-void ts_failing_backend_init(ts_failing_backend_t *fb, long fail_at, int sticky) {
+void ts_failing_backend_init(ts_failing_backend_t *fb, long fail_at,
+                             int sticky) {
   memset(fb, 0, sizeof *fb);
   fb->vtable.ctx = fb;
   fb->vtable.alloc = ts_fb_alloc;
@@ -96,7 +98,8 @@ void ts_failing_backend_init(ts_failing_backend_t *fb, long fail_at, int sticky)
   fb->sticky = sticky;
 }
 
-/* ---- log capture ---------------------------------------------------------- */
+/* ---- log capture ----------------------------------------------------------
+ */
 
 static pthread_mutex_t ts_log_mu = PTHREAD_MUTEX_INITIALIZER;
 

@@ -30,11 +30,12 @@ typedef struct ts_failing_backend {
   hmb_backend_t vtable; /* pass &fb.vtable as hmb_pool_config_t.backend */
   long fail_at;
   int sticky;
-  long calls;   /* allocation calls seen (atomic in practice) */
+  long calls; /* allocation calls seen (atomic in practice) */
   long failures;
-  long live;    /* blocks not yet freed */
+  long live; /* blocks not yet freed */
 } ts_failing_backend_t;
-void ts_failing_backend_init(ts_failing_backend_t *fb, long fail_at, int sticky);
+void ts_failing_backend_init(ts_failing_backend_t *fb, long fail_at,
+                             int sticky);
 
 /* Log capture: install with the pool config (log_fn = ts_log_capture). */
 typedef struct ts_log {

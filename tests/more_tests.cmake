@@ -1,0 +1,1 @@
+# Tests registered by area; each line: hmb_add_test(name source... [TIMEOUT s]).
