@@ -32,3 +32,10 @@ static const hmb_allocator_t hmb__default_allocator = {
 const hmb_allocator_t *hmb_default_allocator(void) {
   return &hmb__default_allocator;
 }
+
+int hmb_default_memory_stats(hmb_memory_stats_t *out) {
+  if (!out)
+    return HMB_EINVAL;
+  hmb__memory_stats(hmb__memory_default(), out);
+  return 0;
+}

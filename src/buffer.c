@@ -43,10 +43,10 @@ int hmb__buffer_create(hmb__memory_t *mem, size_t bytes, unsigned flags,
   hmb_buffer_t *b = malloc(sizeof *b);
   if (!b)
     return HMB_ENOMEM;
-  void *data;
-  int pinned;
-  if (hmb__memory_alloc(mem, bytes, (flags & HMB_ALLOC_PINNED) != 0, &data,
-                        &pinned) != 0) {
+  void *data = NULL;
+  int pinned = 0;
+  if (mem && hmb__memory_alloc(mem, bytes, (flags & HMB_ALLOC_PINNED) != 0,
+                               &data, &pinned) != 0) {
     free(b);
     return HMB_ENOMEM;
   }
@@ -107,7 +107,8 @@ static void hmb__buffer_teardown(hmb_buffer_t *b) {
   if (b->parent) {
     hmb_buffer_close(b->parent);
   } else {
-    hmb__memory_free(b->mem, data, b->size, b->pinned);
+    if (b->mem) /* NULL for a budget-only reservation */
+      hmb__memory_free(b->mem, data, b->size, b->pinned);
     if (b->owner)
       hmb__runner_buffer_freed(b->owner, (int64_t)b->size);
   }
@@ -161,7 +162,7 @@ int hmb_buffer_slice(hmb_buffer_t *buf, size_t offset, size_t length,
   atomic_init(&s->refs, 1);
   s->magic = HMB__BUF_MAGIC;
   s->pinned = buf->pinned;
-  s->data = (char *)buf->data + offset;
+  s->data = buf->data ? (char *)buf->data + offset : NULL;
   s->size = length;
   s->parent = buf;
   s->mem = NULL;

@@ -177,8 +177,9 @@ struct hmb_buffer {
 };
 
 /*
- * Allocate a root buffer of `bytes` from `mem`, owned by `owner` (may be
- * NULL). Budget is not touched here. 0 or HMB_ENOMEM.
+ * Allocate a root buffer of `bytes` from `mem` (NULL: no memory, a
+ * reservation), owned by `owner` (may be NULL). Budget is not touched here.
+ * 0 or HMB_ENOMEM.
  */
 int hmb__buffer_create(hmb__memory_t *mem, size_t bytes, unsigned flags,
                        hmb_runner_t *owner, hmb_buffer_t **out);

@@ -203,9 +203,14 @@ static int hmb__runner_borrow(hmb_runner_t *r, int64_t bytes, int64_t *borrowed,
   return 0;
 }
 
-static int hmb__runner_allocate(void *ctx, size_t bytes, unsigned flags,
-                                hmb_buffer_t **out) {
-  hmb_runner_t *r = ctx;
+/*
+ * Charge `bytes` to the runner and create the buffer (with memory from the
+ * pool's backends, or none for a reservation). The budget is reserved first
+ * (fast path: one CAS on spare), so live <= held holds before the buffer
+ * exists; a failed physical allocation undoes the charge.
+ */
+static int hmb__runner_charge(hmb_runner_t *r, size_t bytes, unsigned flags,
+                              int with_memory, hmb_buffer_t **out) {
   hmb_pool_t *p = r->pool;
   int64_t b = (int64_t)bytes;
   if (HMB__UNLIKELY(atomic_load_explicit(&r->state, memory_order_acquire) !=
@@ -230,7 +235,8 @@ static int hmb__runner_allocate(void *ctx, size_t bytes, unsigned flags,
   }
 
   atomic_fetch_add_explicit(&r->refs, 1, memory_order_relaxed);
-  if (HMB__UNLIKELY(hmb__buffer_create(p->mem, bytes, flags, r, out) != 0)) {
+  if (HMB__UNLIKELY(hmb__buffer_create(with_memory ? p->mem : NULL, bytes,
+                                       flags, r, out) != 0)) {
     atomic_fetch_sub_explicit(&r->refs, 1, memory_order_relaxed);
     hmb__runner_rollback(r, b, borrowed, over);
     return HMB_ENOMEM;
@@ -244,6 +250,21 @@ static int hmb__runner_allocate(void *ctx, size_t bytes, unsigned flags,
   hmb__peak_update(&p->peak_live, pl);
   atomic_fetch_add_explicit(&p->live_buffers, 1, memory_order_relaxed);
   return 0;
+}
+
+static int hmb__runner_allocate(void *ctx, size_t bytes, unsigned flags,
+                                hmb_buffer_t **out) {
+  return hmb__runner_charge(ctx, bytes, flags, 1, out);
+}
+
+int hmb_runner_reserve(hmb_runner_t *r, size_t bytes, hmb_buffer_t **out) {
+  if (out)
+    *out = NULL;
+  if (!r || !out || bytes == 0)
+    return HMB_EINVAL;
+  if (bytes > HMB_MAX_ALLOC)
+    return HMB_ETOOBIG;
+  return hmb__runner_charge(r, bytes, 0, 0, out);
 }
 
 const hmb_allocator_t *hmb_runner_allocator(hmb_runner_t *r) {

@@ -15,6 +15,7 @@
 
 #include "buffer.h"
 #include "export.h"
+#include "stats.h"
 
 #ifdef __cplusplus
 extern "C" {
@@ -63,6 +64,12 @@ HMB_API int hmb_allocate(const hmb_allocator_t *alloc, size_t bytes,
  * vtable is static. Thread-safe.
  */
 HMB_API const hmb_allocator_t *hmb_default_allocator(void);
+
+/*
+ * Physical memory counters of the default allocator (process-wide): bytes
+ * live and peak, pinned fallbacks. HMB_EINVAL for NULL. Thread-safe.
+ */
+HMB_API int hmb_default_memory_stats(hmb_memory_stats_t *out);
 
 #ifdef __cplusplus
 }

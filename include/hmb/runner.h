@@ -104,6 +104,19 @@ HMB_API int hmb_runner_alloc(hmb_runner_t *runner, size_t bytes, unsigned flags,
                              hmb_buffer_t **out);
 
 /*
+ * Reserve `bytes` of budget with no memory behind it: *out is a buffer whose
+ * data is NULL and whose size is `bytes`. It is charged exactly like an
+ * allocation (counts as live, borrows the deficit if needed, same errors
+ * except HMB_ENOMEM only for the handle) and gives its budget back when its
+ * last reference is closed. For memory that does not come through the runner
+ * (a decoder's own allocator, a legacy path, a consumer-held result) that
+ * must still be bounded. Slices of a reservation have NULL data too.
+ * Thread-safe.
+ */
+HMB_API int hmb_runner_reserve(hmb_runner_t *runner, size_t bytes,
+                               hmb_buffer_t **out);
+
+/*
  * Return up to `max_bytes` of unused budget (held - live) to the pool now
  * and store the amount returned in *returned (may be NULL). Works in every
  * state but CLOSED; returns 0 with nothing to give. Thread-safe.
