@@ -2,9 +2,11 @@
  * buffer.c - refcounted buffers, slices and close events.
  *
  * Reference counting follows kref: retain is a relaxed increment; the
- * decrement uses release ordering, and the thread that drops the count to
- * zero issues an acquire fence before tearing down, so every write made
- * through any reference happens-before the memory is returned.
+ * decrement is acquire-release, so every write made through any reference
+ * happens-before the teardown by the thread that drops the count to zero.
+ * (kref uses a release decrement plus an acquire fence on the last one; the
+ * single acq_rel RMW costs the same on x86 and, unlike a standalone fence,
+ * is understood by ThreadSanitizer.)
  *
  * Teardown order of a root buffer at zero: block back to its memory, bytes
  * back to the owning runner (budget released at this exact moment), then the
@@ -125,7 +127,7 @@ int hmb_buffer_close(hmb_buffer_t *buf) {
   /* Copied before the decrement: once our reference is dropped, another
    * thread's final close may free the handle at any moment. */
   hmb_buffer_handler_t h = buf->handler;
-  long old = atomic_fetch_sub_explicit(&buf->refs, 1, memory_order_release);
+  long old = atomic_fetch_sub_explicit(&buf->refs, 1, memory_order_acq_rel);
   if (HMB__UNLIKELY(old <= 0)) {
     atomic_fetch_add_explicit(&buf->refs, 1, memory_order_relaxed);
     hmb__log(NULL, HMB_LOG_ERROR,
@@ -138,7 +140,6 @@ int hmb_buffer_close(hmb_buffer_t *buf) {
       h.fn(h.user, buf, old - 1);
     return 0;
   }
-  atomic_thread_fence(memory_order_acquire);
   hmb__buffer_teardown(buf);
   return 0;
 }

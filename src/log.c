@@ -19,7 +19,8 @@ typedef struct hmb__global_log {
   _Atomic int level;
 } hmb__global_log_t;
 
-static hmb__global_log_t hmb__glog = {NULL, NULL, HMB_LOG_ERROR};
+/* Zero-initialised: no sink, level HMB_LOG_ERROR (0). */
+static hmb__global_log_t hmb__glog;
 
 void hmb_set_log(hmb_log_fn fn, void *user, int max_level) {
   atomic_store(&hmb__glog.user, user);

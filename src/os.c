@@ -1,16 +1,82 @@
 /*
- * os.c - POSIX implementation of os.h: aligned pageable memory, the
+ * os.c - POSIX implementation of os.h: aligned pageable memory (libc for
+ * small blocks, one anonymous mapping per large block), page-granular
+ * mappings with any power-of-two alignment, parallel pre-touch, the
  * monotonic clock, and condition variables that wait on it (so that
  * timeouts are immune to wall-clock changes).
+ *
+ * Over-aligned mappings are made by mapping size + align and unmapping the
+ * unaligned head and the tail, so the block always starts on `align` and
+ * occupies exactly round_up(size, page) mapped bytes: hmb__os_unmap() can
+ * then give back the same range from (ptr, size) alone.
  */
-#define _POSIX_C_SOURCE 200809L
+#define _DEFAULT_SOURCE /* MAP_ANONYMOUS on glibc */
 #include "os.h"
 
 #include <errno.h>
 #include <stdlib.h>
+#include <sys/mman.h>
 #include <time.h>
+#include <unistd.h>
+
+#if !defined(MAP_ANONYMOUS) && defined(MAP_ANON)
+#define MAP_ANONYMOUS MAP_ANON
+#endif
+
+size_t hmb__os_page_size(void) {
+  static size_t page; /* benign race: every thread stores the same value */
+  size_t p = __atomic_load_n(&page, __ATOMIC_RELAXED);
+  if (p == 0) {
+    long v = sysconf(_SC_PAGESIZE);
+    p = (v > 0 && (v & (v - 1)) == 0) ? (size_t)v : 4096;
+    __atomic_store_n(&page, p, __ATOMIC_RELAXED);
+  }
+  return p;
+}
+
+int hmb__os_cpus(void) {
+  long n = sysconf(_SC_NPROCESSORS_ONLN);
+  return n > 0 ? (int)n : 1;
+}
+
+static size_t hmb__round_up(size_t v, size_t to) {
+  return (v + to - 1) & ~(to - 1);
+}
+
+void *hmb__os_map(size_t size, size_t align) {
+  size_t page = hmb__os_page_size();
+  if (size == 0 || size > SIZE_MAX / 2)
+    return NULL;
+  size_t len = hmb__round_up(size, page);
+  if (align <= page) {
+    void *p = mmap(NULL, len, PROT_READ | PROT_WRITE,
+                   MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
+    return p == MAP_FAILED ? NULL : p;
+  }
+  /* Over-map, then give back the unaligned head and the tail. */
+  size_t total = len + align;
+  char *raw = mmap(NULL, total, PROT_READ | PROT_WRITE,
+                   MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
+  if (raw == MAP_FAILED)
+    return NULL;
+  char *start = (char *)hmb__round_up((size_t)(uintptr_t)raw, align);
+  size_t head = (size_t)(start - raw);
+  size_t tail = total - head - len;
+  if (head)
+    munmap(raw, head);
+  if (tail)
+    munmap(start + len, tail);
+  return start;
+}
+
+void hmb__os_unmap(void *ptr, size_t size) {
+  if (ptr)
+    munmap(ptr, hmb__round_up(size, hmb__os_page_size()));
+}
 
 void *hmb__os_alloc(size_t size, size_t align) {
+  if (size >= HMB__OS_MAP_MIN)
+    return hmb__os_map(size, align);
   void *p = NULL;
   if (posix_memalign(&p, align, size) != 0)
     return NULL;
@@ -18,9 +84,66 @@ void *hmb__os_alloc(size_t size, size_t align) {
 }
 
 void hmb__os_free(void *ptr, size_t size) {
-  (void)size;
-  free(ptr);
+  if (size >= HMB__OS_MAP_MIN)
+    hmb__os_unmap(ptr, size);
+  else
+    free(ptr);
 }
+
+/* ---- parallel pre-touch ------------------------------------------------ */
+
+typedef struct hmb__touch_job {
+  char *begin, *end;
+  size_t page;
+  pthread_t thread;
+  int started;
+} hmb__touch_job_t;
+
+static void *hmb__touch_main(void *arg) {
+  hmb__touch_job_t *j = arg;
+  for (volatile char *c = j->begin; c < j->end; c += j->page)
+    *c = 0;
+  return NULL;
+}
+
+enum { HMB__TOUCH_MAX_THREADS = 16 };
+
+void hmb__os_touch(void *ptr, size_t size, int threads) {
+  if (!ptr || size == 0)
+    return;
+  size_t page = hmb__os_page_size();
+  size_t pages = (size + page - 1) / page;
+  if (threads <= 0)
+    threads = hmb__os_cpus();
+  if (threads > HMB__TOUCH_MAX_THREADS)
+    threads = HMB__TOUCH_MAX_THREADS;
+  if ((size_t)threads > pages)
+    threads = (int)pages;
+  hmb__touch_job_t jobs[HMB__TOUCH_MAX_THREADS];
+  size_t per = pages / (size_t)threads, extra = pages % (size_t)threads;
+  char *at = ptr, *end = (char *)ptr + size;
+  for (int i = 0; i < threads; i++) {
+    size_t n = per + ((size_t)i < extra ? 1 : 0);
+    jobs[i].begin = at;
+    at = (i == threads - 1) ? end : at + n * page;
+    jobs[i].end = at;
+    jobs[i].page = page;
+    jobs[i].started = 0;
+  }
+  /* Job 0 runs on the calling thread; the others on their own threads. */
+  for (int i = 1; i < threads; i++)
+    jobs[i].started =
+        pthread_create(&jobs[i].thread, NULL, hmb__touch_main, &jobs[i]) == 0;
+  hmb__touch_main(&jobs[0]);
+  for (int i = 1; i < threads; i++) {
+    if (jobs[i].started)
+      pthread_join(jobs[i].thread, NULL);
+    else
+      hmb__touch_main(&jobs[i]);
+  }
+}
+
+/* ---- time -------------------------------------------------------------- */
 
 uint64_t hmb__os_now_ns(void) {
   struct timespec ts;

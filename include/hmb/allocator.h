@@ -40,8 +40,11 @@ enum {
  * - name (optional, may be NULL): a short static name for diagnostics.
  */
 typedef struct hmb_allocator {
+  /* Implementation state, passed first to every function; may be NULL. */
   void *ctx;
+  /* Allocate one buffer (required; thread-safe; see above). */
   int (*allocate)(void *ctx, size_t bytes, unsigned flags, hmb_buffer_t **out);
+  /* Short static name for diagnostics; may be NULL. */
   const char *name;
 } hmb_allocator_t;
 

@@ -30,9 +30,12 @@ extern "C" {
  *   pinned value alloc reported.
  */
 typedef struct hmb_backend {
+  /* Backend state, passed first to both functions; may be NULL. */
   void *ctx;
+  /* Allocate a block (required; thread-safe; see above). */
   int (*alloc)(void *ctx, size_t size, size_t align, int prefer_pinned,
                void **ptr, int *pinned);
+  /* Give a block back (required; thread-safe; see above). */
   void (*free)(void *ctx, void *ptr, size_t size, int pinned);
 } hmb_backend_t;
 

@@ -49,7 +49,9 @@ typedef void (*hmb_buffer_event_fn)(void *user, hmb_buffer_t *buf, long refs);
 
 /* A handler and its user pointer. fn == NULL means "no handler". */
 typedef struct hmb_buffer_handler {
+  /* The function called on each close; NULL: no handler. */
   hmb_buffer_event_fn fn;
+  /* Passed to fn as its first argument; may be NULL. */
   void *user;
 } hmb_buffer_handler_t;
 

@@ -9,11 +9,16 @@
 #ifndef HMB_EXPORT_H
 #define HMB_EXPORT_H
 
+/* Major version: changes break the API or ABI (0: anything may change). */
 #define HMB_VERSION_MAJOR 0
+/* Minor version: new features. */
 #define HMB_VERSION_MINOR 1
+/* Patch version: fixes only. */
 #define HMB_VERSION_PATCH 0
+/* The version as a string, "MAJOR.MINOR.PATCH". */
 #define HMB_VERSION_STRING "0.1.0"
 
+/* Marks a public declaration: exported from the shared library. */
 #if defined(HMB_STATIC_DEFINE)
 #define HMB_API
 #elif defined(_WIN32)

@@ -16,6 +16,7 @@
 extern "C" {
 #endif
 
+/* Severity of a diagnostic message; lower is more severe. */
 typedef enum hmb_log_level {
   HMB_LOG_ERROR = 0, /* misuse or leaks: something is wrong */
   HMB_LOG_WARN = 1,  /* over-commit, long waits, timeouts */

@@ -89,6 +89,7 @@ typedef struct hmb_pool_config {
   size_t cache_bytes;
   /* Diagnostics sink for this pool; NULL: the process-wide one. */
   hmb_log_fn log_fn;
+  /* Passed to log_fn as its first argument; may be NULL. */
   void *log_user;
   /* Highest level passed to log_fn; 0 means HMB_LOG_WARN. */
   int log_level;

@@ -76,15 +76,15 @@ typedef enum hmb_runner_state {
 
 /* One runner's budget and usage. */
 typedef struct hmb_runner_stats {
-  int32_t state; /* an hmb_runner_state_t */
-  int32_t priority;
-  uint64_t id;       /* unique per pool, in creation order */
-  int64_t estimate;  /* budget asked for at start */
-  int64_t real_need; /* last value declared by set-need, or -1 */
-  int64_t held;      /* budget held now */
-  int64_t peak_held;
-  int64_t live; /* bytes of live buffers now */
-  int64_t peak_live;
+  int32_t state;              /* an hmb_runner_state_t */
+  int32_t priority;           /* start priority from the configuration */
+  uint64_t id;                /* unique per pool, in creation order */
+  int64_t estimate;           /* budget asked for at start */
+  int64_t real_need;          /* last value declared by set-need, or -1 */
+  int64_t held;               /* budget held now */
+  int64_t peak_held;          /* highest `held` ever */
+  int64_t live;               /* bytes of live buffers now */
+  int64_t peak_live;          /* highest `live` ever */
   int64_t live_buffers;       /* live buffers (roots) */
   int64_t borrowed;           /* bytes borrowed beyond held, summed */
   uint64_t borrows;           /* borrow requests granted */

@@ -1,0 +1,634 @@
+/*
+ * executor.c - a fixed set of worker threads that admit scan tasks only when
+ * their budget can be had.
+ *
+ * Every task is, at any instant, in exactly one of these places:
+ *   QUEUED     - in the executor's queue, sorted by priority (desc) and
+ *                submission sequence (asc);
+ *   ADMITTING  - taken by a worker, which creates its runner and waits in
+ *                hmb_runner_start() for at most the acquisition timeout;
+ *   RUNNING    - its function runs on the worker with a RUNNING runner;
+ *   FINISHING  - its status is decided; the completion callback is due;
+ *   DONE       - the callback has returned; waiters are released.
+ * ADMITTING, RUNNING and FINISHING tasks taken by a worker sit on the active
+ * list, so that shutdown can cancel them. A task whose admission times out
+ * goes back into the queue with its original sequence number (its fair
+ * place) and the worker takes the head again; the pool's own waiter queue
+ * decides who is served, so no worker ever polls the budget.
+ *
+ * Locks: the executor lock protects the queue, the active list, task states,
+ * the runner pointer of each task and the counters. It is taken before the
+ * pool lock: the only library call made while holding it is
+ * hmb_runner_cancel(), which takes the pool lock and calls no user code.
+ * Runners are created, started, finished and destroyed with the executor
+ * lock released, and task functions and completion callbacks (user code) are
+ * never called with any lock held. A task's runner pointer is cleared under
+ * the lock before the runner is finished or destroyed, so a cancel that finds
+ * a runner there may use it.
+ *
+ * Task lifetime: a task has one reference for the executor (dropped after
+ * its completion) and one for the submitter's handle. Completion is
+ * published through the task's own mutex and condition variable, so
+ * waiting on, polling or releasing a handle never touches the executor:
+ * handles stay valid after the executor is destroyed.
+ */
+#include <inttypes.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "internal.h"
+#include "os.h"
+
+enum {
+  HMB__TASK_QUEUED,
+  HMB__TASK_ADMITTING,
+  HMB__TASK_RUNNING,
+  HMB__TASK_FINISHING,
+  HMB__TASK_DONE
+};
+
+#define HMB__EXEC_DEFAULT_THREADS 20
+#define HMB__EXEC_MAX_THREADS 4096
+#define HMB__EXEC_DEFAULT_TIMEOUT_NS INT64_C(30000000000)
+
+struct hmb_task {
+  _Atomic long refs; /* executor's reference + the submitter's handle */
+  _Atomic int done;  /* 1 once the callback has returned */
+  hmb_executor_t *ex;
+
+  /* copied from the descriptor; immutable after submit */
+  hmb_task_fn run;
+  hmb_task_done_fn done_fn;
+  void *user;
+  size_t estimate;
+  int priority;
+  int64_t borrow_timeout_ns;
+  char name[32];
+
+  /* --- under ex->lock --- */
+  uint64_t seq;
+  int state;
+  int cancel_requested;
+  int on_active;
+  hmb_runner_t *runner;    /* set while admitting or running */
+  hmb_task_t *next, *prev; /* queue or active list */
+  uint64_t wait_ns;        /* waiting for budget, summed over attempts */
+
+  /* --- completion, under mu --- */
+  pthread_mutex_t mu;
+  pthread_cond_t cond;
+  int status;
+};
+
+struct hmb_executor {
+  hmb_pool_t *pool;
+  int64_t acquire_timeout_ns;
+  int nthreads;
+  pthread_t *threads;
+  char name[32];
+
+  pthread_mutex_t lock;
+  pthread_cond_t work_cond; /* a task was queued, or shutdown began */
+  pthread_cond_t join_cond; /* the workers have been joined */
+
+  /* --- under lock --- */
+  hmb_task_t *head, *tail; /* the queue */
+  hmb_task_t *active;      /* taken by a worker, not yet done */
+  uint64_t seq;
+  int shutting;   /* no more submissions */
+  int cancelling; /* shutdown in CANCEL mode began */
+  int joining, joined;
+  int64_t nqueued, nadmitting, nrunning;
+  uint64_t submitted, completed, failed, cancelled, requeues;
+  uint64_t wait_total, wait_max;
+};
+
+/* The executor whose worker or callback this thread is in (shutdown check). */
+static _Thread_local hmb_executor_t *hmb__exec_current;
+
+/* ---- task references and completion ------------------------------------ */
+
+static void hmb__task_free(hmb_task_t *t) {
+  pthread_cond_destroy(&t->cond);
+  pthread_mutex_destroy(&t->mu);
+  free(t);
+}
+
+void hmb_task_release(hmb_task_t *t) {
+  if (!t)
+    return;
+  long old = atomic_fetch_sub_explicit(&t->refs, 1, memory_order_release);
+  if (old > 1)
+    return;
+  if (HMB__UNLIKELY(old <= 0)) {
+    atomic_fetch_add_explicit(&t->refs, 1, memory_order_relaxed);
+    hmb__log(NULL, HMB_LOG_ERROR,
+             "task %p released more times than referenced (refs %ld)",
+             (void *)t, old);
+    return;
+  }
+  atomic_thread_fence(memory_order_acquire);
+  hmb__task_free(t);
+}
+
+/* Queue order: higher priority first, then lower sequence number. */
+static int hmb__task_before(const hmb_task_t *a, const hmb_task_t *b) {
+  if (a->priority != b->priority)
+    return a->priority > b->priority;
+  return a->seq < b->seq;
+}
+
+/* Link `t` after `at` (at NULL: at the front) of the list head/tail. */
+static void hmb__link_after(hmb_task_t **head, hmb_task_t **tail,
+                            hmb_task_t *at, hmb_task_t *t) {
+  t->prev = at;
+  t->next = at ? at->next : *head;
+  if (t->next)
+    t->next->prev = t;
+  else if (tail)
+    *tail = t;
+  if (at)
+    at->next = t;
+  else
+    *head = t;
+}
+
+static void hmb__unlink(hmb_task_t **head, hmb_task_t **tail, hmb_task_t *t) {
+  if (t->prev)
+    t->prev->next = t->next;
+  else
+    *head = t->next;
+  if (t->next)
+    t->next->prev = t->prev;
+  else if (tail)
+    *tail = t->prev;
+  t->next = t->prev = NULL;
+}
+
+/*
+ * Insert into the queue at its place. New tasks have the highest sequence
+ * number and are placed from the tail; requeued tasks were near the head
+ * and are placed from the head. Both walks stop at the first fitting spot.
+ */
+static void hmb__enqueue_locked(hmb_executor_t *ex, hmb_task_t *t,
+                                int from_head) {
+  hmb_task_t *at;
+  if (from_head) {
+    at = NULL;
+    while ((at ? at->next : ex->head) &&
+           hmb__task_before(at ? at->next : ex->head, t))
+      at = at ? at->next : ex->head;
+  } else {
+    at = ex->tail;
+    while (at && hmb__task_before(t, at))
+      at = at->prev;
+  }
+  hmb__link_after(&ex->head, &ex->tail, at, t);
+  t->state = HMB__TASK_QUEUED;
+  ex->nqueued++;
+}
+
+static void hmb__active_add_locked(hmb_executor_t *ex, hmb_task_t *t) {
+  hmb__link_after(&ex->active, NULL, NULL, t);
+  t->on_active = 1;
+}
+
+static void hmb__active_remove_locked(hmb_executor_t *ex, hmb_task_t *t) {
+  if (t->on_active) {
+    hmb__unlink(&ex->active, NULL, t);
+    t->on_active = 0;
+  }
+}
+
+/* A task's wait for budget is over (admitted or ended): account its max. */
+static void hmb__wait_end_locked(hmb_executor_t *ex, const hmb_task_t *t) {
+  if (t->wait_ns > ex->wait_max)
+    ex->wait_max = t->wait_ns;
+}
+
+/* The task leaves admission (granted, cancelled or failed). */
+static void hmb__admission_end_locked(hmb_executor_t *ex, hmb_task_t *t) {
+  ex->nadmitting--;
+  hmb__wait_end_locked(ex, t);
+}
+
+/*
+ * Deliver the final status: callback first (no lock held), then counters,
+ * then release waiters, then drop the executor's reference. The caller holds
+ * no lock and the task is FINISHING, so nobody else touches it.
+ */
+static void hmb__complete(hmb_executor_t *ex, hmb_task_t *t, int status) {
+  if (t->done_fn) {
+    hmb_executor_t *saved = hmb__exec_current;
+    hmb__exec_current = ex;
+    t->done_fn(t->user, t, status);
+    hmb__exec_current = saved;
+  }
+  pthread_mutex_lock(&ex->lock);
+  if (status == 0)
+    ex->completed++;
+  else if (status == HMB_ECANCELED)
+    ex->cancelled++;
+  else
+    ex->failed++;
+  hmb__wait_end_locked(ex, t); /* also for tasks cancelled after a requeue */
+  hmb__active_remove_locked(ex, t);
+  t->state = HMB__TASK_DONE;
+  pthread_mutex_unlock(&ex->lock);
+
+  pthread_mutex_lock(&t->mu);
+  t->status = status;
+  atomic_store_explicit(&t->done, 1, memory_order_release);
+  pthread_cond_broadcast(&t->cond);
+  pthread_mutex_unlock(&t->mu);
+  hmb_task_release(t);
+}
+
+/* ---- workers --------------------------------------------------------------
+ */
+
+/* Run the task's function with its granted runner, then finish and detach. */
+static void hmb__run_admitted(hmb_executor_t *ex, hmb_task_t *t,
+                              hmb_runner_t *r) {
+  int rc = t->run(t->user, r);
+  pthread_mutex_lock(&ex->lock);
+  ex->nrunning--;
+  t->runner = NULL; /* from now on cancel cannot reach the runner */
+  t->state = HMB__TASK_FINISHING;
+  int cancelled = t->cancel_requested || hmb_runner_is_cancelled(r);
+  pthread_mutex_unlock(&ex->lock);
+  /* Over-claim goes back now; live buffers return budget as they close.
+   * finish fails only if the task misused its runner (finished it itself);
+   * destroy copes with every state. */
+  (void)hmb_runner_finish(r, rc, NULL);
+  hmb_runner_destroy(r);
+  hmb__complete(ex, t, cancelled ? HMB_ECANCELED : rc);
+}
+
+/*
+ * One admission attempt of a task taken from the queue (ADMITTING, on the
+ * active list). Ends with the task run, requeued, or completed. Called and
+ * returns without the executor lock.
+ */
+static void hmb__attempt(hmb_executor_t *ex, hmb_task_t *t) {
+  hmb_runner_config_t cfg;
+  memset(&cfg, 0, sizeof cfg);
+  cfg.estimate = t->estimate;
+  cfg.priority = t->priority;
+  cfg.borrow_timeout_ns = t->borrow_timeout_ns;
+  cfg.name = t->name;
+  hmb_runner_t *r = NULL;
+  int rc = hmb_runner_create(ex->pool, &cfg, &r);
+
+  pthread_mutex_lock(&ex->lock);
+  if (rc == 0 && t->cancel_requested)
+    rc = HMB_ECANCELED;
+  if (rc != 0) {
+    hmb__admission_end_locked(ex, t);
+    t->state = HMB__TASK_FINISHING;
+    pthread_mutex_unlock(&ex->lock);
+    hmb_runner_destroy(r);
+    hmb__complete(ex, t, rc);
+    return;
+  }
+  t->runner = r; /* a cancel from now on wakes the start below at once */
+  pthread_mutex_unlock(&ex->lock);
+
+  uint64_t t0 = hmb__os_now_ns();
+  rc = hmb_runner_start(r, ex->acquire_timeout_ns);
+  uint64_t waited = hmb__os_now_ns() - t0;
+
+  pthread_mutex_lock(&ex->lock);
+  t->wait_ns += waited;
+  ex->wait_total += waited;
+  if (rc == 0 && !t->cancel_requested) {
+    hmb__admission_end_locked(ex, t);
+    t->state = HMB__TASK_RUNNING;
+    ex->nrunning++;
+    pthread_mutex_unlock(&ex->lock);
+    hmb__run_admitted(ex, t, r);
+    return;
+  }
+  t->runner = NULL;
+  if (rc == HMB_ETIMEDOUT && !t->cancel_requested && !ex->cancelling) {
+    /* Not admitted in time: back to its place in line; it held nothing. */
+    hmb__active_remove_locked(ex, t);
+    ex->nadmitting--;
+    ex->requeues++;
+    hmb__enqueue_locked(ex, t, 1);
+    pthread_cond_signal(&ex->work_cond);
+    pthread_mutex_unlock(&ex->lock);
+    hmb_runner_destroy(r);
+    return;
+  }
+  /* Cancelled (while waiting, or just after the grant) or a hard error. */
+  if (rc == 0 || rc == HMB_ETIMEDOUT || t->cancel_requested)
+    rc = HMB_ECANCELED;
+  hmb__admission_end_locked(ex, t);
+  t->state = HMB__TASK_FINISHING;
+  pthread_mutex_unlock(&ex->lock);
+  hmb_runner_destroy(r); /* a granted budget goes back here */
+  hmb__complete(ex, t, rc);
+}
+
+static void *hmb__worker_main(void *arg) {
+  hmb_executor_t *ex = arg;
+  hmb__exec_current = ex;
+  pthread_mutex_lock(&ex->lock);
+  for (;;) {
+    while (!ex->head && !ex->shutting)
+      pthread_cond_wait(&ex->work_cond, &ex->lock);
+    hmb_task_t *t = ex->head;
+    if (!t)
+      break; /* shutting down and nothing left to run */
+    hmb__unlink(&ex->head, &ex->tail, t);
+    ex->nqueued--;
+    ex->nadmitting++;
+    t->state = HMB__TASK_ADMITTING;
+    hmb__active_add_locked(ex, t);
+    pthread_mutex_unlock(&ex->lock);
+    hmb__attempt(ex, t);
+    pthread_mutex_lock(&ex->lock);
+  }
+  pthread_mutex_unlock(&ex->lock);
+  return NULL;
+}
+
+/* ---- executor --------------------------------------------------------------
+ */
+
+/* Join the first `n` workers; `shutting` must be set and broadcast. */
+static void hmb__join_workers(hmb_executor_t *ex, int n) {
+  for (int i = 0; i < n; i++)
+    pthread_join(ex->threads[i], NULL);
+}
+
+int hmb_executor_create(hmb_pool_t *pool, const hmb_executor_config_t *cfg,
+                        hmb_executor_t **out) {
+  if (out)
+    *out = NULL;
+  if (!pool || !out)
+    return HMB_EINVAL;
+  hmb_executor_config_t c;
+  memset(&c, 0, sizeof c);
+  if (cfg)
+    c = *cfg;
+  if (c.threads < 0 || c.threads > HMB__EXEC_MAX_THREADS ||
+      c.acquire_timeout_ns < HMB_WAIT_FOREVER)
+    return HMB_EINVAL;
+
+  hmb_executor_t *ex = calloc(1, sizeof *ex);
+  if (!ex)
+    return HMB_ENOMEM;
+  ex->pool = pool;
+  ex->nthreads = c.threads ? c.threads : HMB__EXEC_DEFAULT_THREADS;
+  ex->acquire_timeout_ns = c.acquire_timeout_ns ? c.acquire_timeout_ns
+                                                : HMB__EXEC_DEFAULT_TIMEOUT_NS;
+  if (c.name) {
+    strncpy(ex->name, c.name, sizeof ex->name - 1);
+    ex->name[sizeof ex->name - 1] = '\0';
+  }
+  ex->threads = calloc((size_t)ex->nthreads, sizeof *ex->threads);
+  if (!ex->threads) {
+    free(ex);
+    return HMB_ENOMEM;
+  }
+  if (pthread_mutex_init(&ex->lock, NULL) != 0) {
+    free(ex->threads);
+    free(ex);
+    return HMB_ENOMEM;
+  }
+  if (pthread_cond_init(&ex->work_cond, NULL) != 0) {
+    pthread_mutex_destroy(&ex->lock);
+    free(ex->threads);
+    free(ex);
+    return HMB_ENOMEM;
+  }
+  if (pthread_cond_init(&ex->join_cond, NULL) != 0) {
+    pthread_cond_destroy(&ex->work_cond);
+    pthread_mutex_destroy(&ex->lock);
+    free(ex->threads);
+    free(ex);
+    return HMB_ENOMEM;
+  }
+  int nthreads = ex->nthreads;
+  for (int i = 0; i < nthreads; i++) {
+    if (pthread_create(&ex->threads[i], NULL, hmb__worker_main, ex) != 0) {
+      /* The queue is empty: the started workers exit as soon as told. */
+      pthread_mutex_lock(&ex->lock);
+      ex->shutting = 1;
+      pthread_cond_broadcast(&ex->work_cond);
+      pthread_mutex_unlock(&ex->lock);
+      hmb__join_workers(ex, i);
+      pthread_cond_destroy(&ex->join_cond);
+      pthread_cond_destroy(&ex->work_cond);
+      pthread_mutex_destroy(&ex->lock);
+      free(ex->threads);
+      free(ex);
+      hmb__log(&pool->log, HMB_LOG_ERROR,
+               "executor '%s': could not start worker thread %d of %d",
+               c.name ? c.name : "", i + 1, nthreads);
+      return HMB_ENOMEM;
+    }
+  }
+  *out = ex;
+  return 0;
+}
+
+int hmb_executor_submit(hmb_executor_t *ex, const hmb_task_desc_t *desc,
+                        hmb_task_t **out) {
+  if (out)
+    *out = NULL;
+  if (!ex || !desc || !desc->run || desc->borrow_timeout_ns < HMB_WAIT_FOREVER)
+    return HMB_EINVAL;
+  if (desc->estimate > (size_t)ex->pool->max_request)
+    return HMB_ETOOBIG;
+  hmb_task_t *t = calloc(1, sizeof *t);
+  if (!t)
+    return HMB_ENOMEM;
+  if (pthread_mutex_init(&t->mu, NULL) != 0) {
+    free(t);
+    return HMB_ENOMEM;
+  }
+  if (hmb__os_cond_init(&t->cond) != 0) {
+    pthread_mutex_destroy(&t->mu);
+    free(t);
+    return HMB_ENOMEM;
+  }
+  atomic_init(&t->refs, out ? 2 : 1);
+  atomic_init(&t->done, 0);
+  t->ex = ex;
+  t->run = desc->run;
+  t->done_fn = desc->done;
+  t->user = desc->user;
+  t->estimate = desc->estimate;
+  t->priority = desc->priority;
+  t->borrow_timeout_ns = desc->borrow_timeout_ns;
+  if (desc->name) {
+    strncpy(t->name, desc->name, sizeof t->name - 1);
+    t->name[sizeof t->name - 1] = '\0';
+  }
+
+  pthread_mutex_lock(&ex->lock);
+  if (ex->shutting) {
+    pthread_mutex_unlock(&ex->lock);
+    hmb__task_free(t);
+    return HMB_ESHUTDOWN;
+  }
+  t->seq = ex->seq++;
+  ex->submitted++;
+  hmb__enqueue_locked(ex, t, 0);
+  pthread_cond_signal(&ex->work_cond);
+  pthread_mutex_unlock(&ex->lock);
+  if (out)
+    *out = t; /* our own reference: valid even if the task already ended */
+  return 0;
+}
+
+int hmb_task_wait(hmb_task_t *t, int64_t timeout_ns, int *status) {
+  if (!t || timeout_ns < HMB_WAIT_FOREVER)
+    return HMB_EINVAL;
+  uint64_t deadline = hmb__os_deadline(timeout_ns);
+  int rc = 0;
+  pthread_mutex_lock(&t->mu);
+  while (!atomic_load_explicit(&t->done, memory_order_acquire)) {
+    if (hmb__os_cond_wait_until(&t->cond, &t->mu, deadline) != 0 &&
+        !atomic_load_explicit(&t->done, memory_order_acquire)) {
+      rc = HMB_ETIMEDOUT;
+      break;
+    }
+  }
+  if (rc == 0 && status)
+    *status = t->status;
+  pthread_mutex_unlock(&t->mu);
+  return rc;
+}
+
+int hmb_task_done(const hmb_task_t *t) {
+  return t ? atomic_load_explicit(&t->done, memory_order_acquire) : 0;
+}
+
+int hmb_task_cancel(hmb_task_t *t) {
+  if (!t)
+    return HMB_EINVAL;
+  if (atomic_load_explicit(&t->done, memory_order_acquire))
+    return HMB_ESTATE; /* never touches a possibly destroyed executor */
+  hmb_executor_t *ex = t->ex;
+  pthread_mutex_lock(&ex->lock);
+  switch (t->state) {
+  case HMB__TASK_QUEUED:
+    hmb__unlink(&ex->head, &ex->tail, t);
+    ex->nqueued--;
+    t->state = HMB__TASK_FINISHING;
+    pthread_mutex_unlock(&ex->lock);
+    hmb__complete(ex, t, HMB_ECANCELED);
+    return 0;
+  case HMB__TASK_ADMITTING:
+  case HMB__TASK_RUNNING:
+    if (!t->cancel_requested) {
+      t->cancel_requested = 1;
+      /* Lock order executor -> pool; wakes a waiting start at once. */
+      if (t->runner)
+        (void)hmb_runner_cancel(t->runner);
+    }
+    pthread_mutex_unlock(&ex->lock);
+    return 0;
+  default:
+    pthread_mutex_unlock(&ex->lock);
+    return HMB_ESTATE;
+  }
+}
+
+int hmb_executor_shutdown(hmb_executor_t *ex, int mode) {
+  if (!ex || (mode != HMB_SHUTDOWN_DRAIN && mode != HMB_SHUTDOWN_CANCEL))
+    return HMB_EINVAL;
+  if (hmb__exec_current == ex)
+    return HMB_ESTATE; /* joining from a worker would wait for itself */
+
+  hmb_task_t *dropped = NULL;
+  int64_t ndropped = 0, nsignalled = 0;
+  pthread_mutex_lock(&ex->lock);
+  ex->shutting = 1;
+  if (mode == HMB_SHUTDOWN_CANCEL && !ex->cancelling) {
+    ex->cancelling = 1;
+    dropped = ex->head;
+    ndropped = ex->nqueued;
+    for (hmb_task_t *t = dropped; t; t = t->next)
+      t->state = HMB__TASK_FINISHING;
+    ex->head = ex->tail = NULL;
+    ex->nqueued = 0;
+    for (hmb_task_t *t = ex->active; t; t = t->next) {
+      if (t->state == HMB__TASK_FINISHING || t->cancel_requested)
+        continue;
+      t->cancel_requested = 1;
+      nsignalled++;
+      if (t->runner)
+        (void)hmb_runner_cancel(t->runner);
+    }
+  }
+  pthread_cond_broadcast(&ex->work_cond);
+  pthread_mutex_unlock(&ex->lock);
+
+  if (mode == HMB_SHUTDOWN_CANCEL && (ndropped || nsignalled))
+    hmb__log(&ex->pool->log, HMB_LOG_INFO,
+             "executor '%s': shutdown cancels %" PRId64 " queued and %" PRId64
+             " running task(s)",
+             ex->name, ndropped, nsignalled);
+  while (dropped) {
+    hmb_task_t *t = dropped;
+    dropped = t->next;
+    t->next = t->prev = NULL;
+    hmb__complete(ex, t, HMB_ECANCELED);
+  }
+
+  pthread_mutex_lock(&ex->lock);
+  if (!ex->joining) {
+    ex->joining = 1;
+    pthread_mutex_unlock(&ex->lock);
+    hmb__join_workers(ex, ex->nthreads);
+    pthread_mutex_lock(&ex->lock);
+    ex->joined = 1;
+    pthread_cond_broadcast(&ex->join_cond);
+  }
+  while (!ex->joined)
+    pthread_cond_wait(&ex->join_cond, &ex->lock);
+  pthread_mutex_unlock(&ex->lock);
+  return 0;
+}
+
+void hmb_executor_destroy(hmb_executor_t *ex) {
+  if (!ex)
+    return;
+  if (hmb__exec_current == ex) {
+    hmb__log(&ex->pool->log, HMB_LOG_ERROR,
+             "executor '%s': destroy called from its own task or callback; "
+             "ignored (it would wait for itself)",
+             ex->name);
+    return;
+  }
+  /* Cancels what is left (a no-op after an earlier shutdown) and joins. */
+  (void)hmb_executor_shutdown(ex, HMB_SHUTDOWN_CANCEL);
+  pthread_cond_destroy(&ex->join_cond);
+  pthread_cond_destroy(&ex->work_cond);
+  pthread_mutex_destroy(&ex->lock);
+  free(ex->threads);
+  free(ex);
+}
+
+int hmb_executor_stats(hmb_executor_t *ex, hmb_executor_stats_t *out) {
+  if (!ex || !out)
+    return HMB_EINVAL;
+  memset(out, 0, sizeof *out);
+  pthread_mutex_lock(&ex->lock);
+  out->queued = ex->nqueued + ex->nadmitting;
+  out->running = ex->nrunning;
+  out->submitted = ex->submitted;
+  out->completed = ex->completed;
+  out->failed = ex->failed;
+  out->cancelled = ex->cancelled;
+  out->requeues = ex->requeues;
+  out->wait_ns_total = ex->wait_total;
+  out->wait_ns_max = ex->wait_max;
+  pthread_mutex_unlock(&ex->lock);
+  return 0;
+}
