@@ -1,3 +1,10 @@
 # Extra library sources. HMB_CUDA_SOURCES is compiled only when CUDA is on.
 list(APPEND HMB_SOURCES)
 set(HMB_CUDA_SOURCES)
+list(APPEND HMB_SOURCES src/executor.c)
+list(APPEND HMB_SOURCES src/arena.c src/cache.c)
+if(HMB_HAVE_CUDA)
+  list(APPEND HMB_CUDA_SOURCES src/cuda.c)
+else()
+  list(APPEND HMB_CUDA_SOURCES src/cuda_none.c)
+endif()

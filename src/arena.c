@@ -65,10 +65,10 @@ typedef struct hmb__achunk {
 struct hmb__arena {
   pthread_mutex_t lock;
   char *base;
-  size_t gran;      /* alignment in bytes */
-  unsigned shift;   /* log2(gran) */
-  size_t total;     /* granules */
-  char *end;        /* base + total * gran */
+  size_t gran;    /* alignment in bytes */
+  unsigned shift; /* log2(gran) */
+  size_t total;   /* granules */
+  char *end;      /* base + total * gran */
   hmb__ablk_t *first;
   uint64_t fl_map;
   uint32_t sl_map[HMB__ARENA_FL];
@@ -134,14 +134,13 @@ static void hmb__list_remove(hmb__arena_t *a, hmb__ablk_t *b) {
 }
 
 /* First non-empty list at class (fl, sl) or above; NULL if none. */
-static hmb__ablk_t *hmb__find_class(hmb__arena_t *a, unsigned fl,
-                                    unsigned sl) {
+static hmb__ablk_t *hmb__find_class(hmb__arena_t *a, unsigned fl, unsigned sl) {
   if (fl >= HMB__ARENA_FL)
     return NULL;
   uint32_t sbits = a->sl_map[fl] & (~0u << sl);
   if (!sbits) {
-    uint64_t fbits = fl + 1 < HMB__ARENA_FL ? a->fl_map & (~0ull << (fl + 1))
-                                            : 0;
+    uint64_t fbits =
+        fl + 1 < HMB__ARENA_FL ? a->fl_map & (~0ull << (fl + 1)) : 0;
     if (!fbits)
       return NULL;
     fl = (unsigned)__builtin_ctzll(fbits);
@@ -298,8 +297,7 @@ static hmb__ablk_t *hmb__find_fit(hmb__arena_t *a, size_t n) {
   hmb__mapping(n, &fl, &sl);
   hmb__ablk_t *own = a->lists[fl][sl];
   int peek = 0;
-  for (hmb__ablk_t *b = own; b && peek < HMB__ARENA_PEEK;
-       b = b->fnext, peek++)
+  for (hmb__ablk_t *b = own; b && peek < HMB__ARENA_PEEK; b = b->fnext, peek++)
     if (b->len >= n)
       return b;
   /* Round up to the next class boundary: any block there is large enough. */

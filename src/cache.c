@@ -202,7 +202,8 @@ void hmb__cache_stats(hmb__cache_t *c, hmb__cache_stats_t *out) {
   out->cap = (int64_t)c->cap;
   out->hits = out->misses = 0;
   for (int k = 0; k < c->nclasses; k++) {
-    out->hits += atomic_load_explicit(&c->classes[k].hits, memory_order_relaxed);
+    out->hits +=
+        atomic_load_explicit(&c->classes[k].hits, memory_order_relaxed);
     out->misses +=
         atomic_load_explicit(&c->classes[k].misses, memory_order_relaxed);
   }

@@ -30,12 +30,12 @@
 typedef struct hmb__cache hmb__cache_t;
 
 typedef struct hmb__cache_stats {
-  int64_t cached;    /* bytes kept now (<= cap) */
-  int64_t cap;       /* the configured cap */
-  uint64_t hits;     /* allocations served from the cache */
-  uint64_t misses;   /* cacheable allocations that went to the OS */
-  uint64_t rejects;  /* frees that found the cache full (went to the OS) */
-  uint64_t trimmed;  /* bytes given back by trims */
+  int64_t cached;   /* bytes kept now (<= cap) */
+  int64_t cap;      /* the configured cap */
+  uint64_t hits;    /* allocations served from the cache */
+  uint64_t misses;  /* cacheable allocations that went to the OS */
+  uint64_t rejects; /* frees that found the cache full (went to the OS) */
+  uint64_t trimmed; /* bytes given back by trims */
 } hmb__cache_stats_t;
 
 /*

@@ -33,7 +33,7 @@ static void hmb__probe_run(void) {
              "no usable CUDA driver or device: cudaGetDeviceCount failed: "
              "%s (%s)",
              cudaGetErrorString(e), cudaGetErrorName(e));
-    cudaGetLastError(); /* clear the sticky-free error state */
+    cudaGetLastError(); /* reset the runtime's last-error slot */
     return;
   }
   if (n <= 0) {

@@ -10,7 +10,7 @@
 #include "cuda.h"
 #include "hmb/errors.h"
 
-static const char hmb__no_cuda[] =
+static const char hmb__reason_off[] =
     "built without CUDA support (HMB_WITH_CUDA=OFF)";
 
 int hmb__cuda_built(void) {
@@ -19,7 +19,7 @@ int hmb__cuda_built(void) {
 
 int hmb__cuda_probe(const char **reason) {
   if (reason)
-    *reason = hmb__no_cuda;
+    *reason = hmb__reason_off;
   return 0;
 }
 
@@ -29,7 +29,7 @@ int hmb__cuda_region_create(size_t size, int method, void **base, char *why,
   (void)method;
   (void)base;
   if (why && why_len)
-    snprintf(why, why_len, "%s", hmb__no_cuda);
+    snprintf(why, why_len, "%s", hmb__reason_off);
   return HMB_ENOTSUP;
 }
 

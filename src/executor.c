@@ -117,7 +117,9 @@ static void hmb__task_free(hmb_task_t *t) {
 void hmb_task_release(hmb_task_t *t) {
   if (!t)
     return;
-  long old = atomic_fetch_sub_explicit(&t->refs, 1, memory_order_release);
+  /* acq_rel: the last release sees every write made through other refs
+   * (an acquire on the RMW itself, which ThreadSanitizer understands). */
+  long old = atomic_fetch_sub_explicit(&t->refs, 1, memory_order_acq_rel);
   if (old > 1)
     return;
   if (HMB__UNLIKELY(old <= 0)) {
@@ -127,7 +129,6 @@ void hmb_task_release(hmb_task_t *t) {
              (void *)t, old);
     return;
   }
-  atomic_thread_fence(memory_order_acquire);
   hmb__task_free(t);
 }
 

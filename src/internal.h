@@ -74,6 +74,10 @@ typedef struct hmb__waiter {
   int kind;       /* hmb__wait_kind_t */
   int result;     /* 1: pending, 0: granted, or HMB_ETIMEDOUT/HMB_ECANCELED */
   int overcommit; /* granted beyond the limit (and by which rule) */
+  /* At the grant, for its log line: bytes beyond the limit it added, pool
+   * held after it, runners running. */
+  int64_t over_bytes, held_after;
+  int32_t running_at_grant;
 } hmb__waiter_t;
 
 struct hmb_pool {
@@ -92,6 +96,7 @@ struct hmb_pool {
   int64_t peak_over;
   int32_t running;
   int32_t acq_waiters, bor_waiters;
+  int32_t bor_runners; /* distinct runners with a queued borrow */
   hmb__waiter_t *acq_head, *acq_tail; /* sorted: priority desc, seq asc */
   hmb__waiter_t *bor_head, *bor_tail; /* FIFO */
   uint64_t seq;
@@ -123,7 +128,11 @@ void hmb__pool_unborrow(hmb_pool_t *pool, int64_t bytes, int overcommit);
 
 /* Grant/queue bookkeeping called by runner.c with the lock held. */
 void hmb__pool_dispatch_locked(hmb_pool_t *pool);
-void hmb__pool_cancel_waiter_locked(hmb_pool_t *pool, hmb__waiter_t *w);
+/*
+ * Cancel every queued request of `runner` (several threads may borrow for
+ * one runner at once), then re-run admission.
+ */
+void hmb__pool_cancel_runner_locked(hmb_pool_t *pool, hmb_runner_t *runner);
 
 /* ---- runner (runner.c) ------------------------------------------------ */
 
@@ -154,7 +163,8 @@ struct hmb_runner {
   _Atomic uint64_t borrows, wait_ns;
 
   /* --- under pool lock --- */
-  hmb__waiter_t *waiter;     /* the request this runner waits in, or NULL */
+  hmb__waiter_t *waiter;     /* the request it queued last, or NULL */
+  int nwait;                 /* its requests now queued */
   hmb_runner_t *next, *prev; /* pool list */
   int closed;                /* handle destroyed */
 };

@@ -47,4 +47,14 @@ void hmb__memory_stats(hmb__memory_t *mem, hmb_memory_stats_t *out);
 /* Release cached blocks until at most keep_bytes remain cached. */
 void hmb__memory_trim(hmb__memory_t *mem, size_t keep_bytes);
 
+/*
+ * Use [base, base + size), owned by the caller, as this object's pinned
+ * region: prefer_pinned requests are sub-allocated from it and reported as
+ * pinned. For tests of the pinned path on ordinary memory (no GPU needed);
+ * call before any allocation. The region is not freed by destroy.
+ * 0, HMB_ESTATE (custom backend or a region already present), HMB_EINVAL,
+ * HMB_ENOMEM. Not thread-safe.
+ */
+int hmb__memory_attach_region(hmb__memory_t *mem, void *base, size_t size);
+
 #endif /* HMB_SRC_MEMORY_H */

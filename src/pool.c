@@ -102,7 +102,11 @@ static void hmb__remove_locked(hmb_pool_t *p, hmb__waiter_t *w) {
     hmb__unlink(&p->acq_head, &p->acq_tail, w);
     p->acq_waiters--;
   }
-  w->runner->waiter = NULL;
+  /* A runner's queued requests are all of one kind (start xor borrow). */
+  if (--w->runner->nwait == 0 && w->kind == HMB__WAIT_BORROW)
+    p->bor_runners--;
+  if (w->runner->waiter == w)
+    w->runner->waiter = NULL;
 }
 
 static void hmb__enqueue_locked(hmb_pool_t *p, hmb__waiter_t *w) {
@@ -133,6 +137,8 @@ static void hmb__enqueue_locked(hmb_pool_t *p, hmb__waiter_t *w) {
       p->acq_head = w;
     p->acq_waiters++;
   }
+  if (w->runner->nwait++ == 0 && w->kind == HMB__WAIT_BORROW)
+    p->bor_runners++;
   w->runner->waiter = w;
 }
 
@@ -147,6 +153,9 @@ static void hmb__grant_locked(hmb_pool_t *p, hmb__waiter_t *w, int over) {
   if (now_over > p->peak_over)
     p->peak_over = now_over;
   w->overcommit = over;
+  w->over_bytes = now_over - before_over;
+  w->held_after = p->held;
+  w->running_at_grant = p->running;
   if (over) {
     p->ev.overcommitted_total += (uint64_t)(now_over - before_over);
     if (w->kind == HMB__WAIT_BORROW)
@@ -174,7 +183,7 @@ void hmb__pool_dispatch_locked(hmb_pool_t *p) {
   while ((w = p->bor_head) != NULL) {
     if (p->limit - p->held >= w->need)
       hmb__grant_locked(p, w, HMB__OVER_NONE);
-    else if (p->bor_waiters >= p->running)
+    else if (p->bor_runners >= p->running) /* runners, not requests */
       hmb__grant_locked(p, w, HMB__OVER_ALL_BORROWING);
     else
       break;
@@ -191,14 +200,24 @@ void hmb__pool_dispatch_locked(hmb_pool_t *p) {
   }
 }
 
-void hmb__pool_cancel_waiter_locked(hmb_pool_t *p, hmb__waiter_t *w) {
-  if (w->kind == HMB__WAIT_BORROW)
-    p->ev.borrow_cancels++;
-  else
-    p->ev.acquire_cancels++;
-  hmb__remove_locked(p, w);
-  w->result = HMB_ECANCELED;
-  pthread_cond_signal(&w->cond);
+void hmb__pool_cancel_runner_locked(hmb_pool_t *p, hmb_runner_t *r) {
+  /* Remove them all before dispatching: a grant must never reach one. */
+  hmb__waiter_t *heads[2] = {p->bor_head, p->acq_head};
+  for (int q = 0; q < 2; q++) {
+    hmb__waiter_t *next;
+    for (hmb__waiter_t *w = heads[q]; w; w = next) {
+      next = w->next;
+      if (w->runner != r)
+        continue;
+      if (w->kind == HMB__WAIT_BORROW)
+        p->ev.borrow_cancels++;
+      else
+        p->ev.acquire_cancels++;
+      hmb__remove_locked(p, w);
+      w->result = HMB_ECANCELED;
+      pthread_cond_signal(&w->cond);
+    }
+  }
   hmb__pool_dispatch_locked(p);
 }
 
@@ -306,8 +325,6 @@ int hmb__pool_wait_grant(hmb_pool_t *p, hmb_runner_t *r, int kind, int64_t need,
       pthread_mutex_lock(&p->lock);
     }
   }
-  int64_t held_now = p->held;
-  int32_t running_now = p->running;
   pthread_mutex_unlock(&p->lock);
   pthread_cond_destroy(&w.cond);
 
@@ -318,15 +335,17 @@ int hmb__pool_wait_grant(hmb_pool_t *p, hmb_runner_t *r, int kind, int64_t need,
     if (w.overcommit == HMB__OVER_IDLE)
       hmb__log(&p->log, HMB_LOG_WARN,
                "over-commit: runner #%" PRIu64 " '%s' started with %" PRId64
-               " bytes beyond the free budget because no runner was running "
-               "(held %" PRId64 " of limit %" PRId64 ")",
-               r->id, r->name, need, held_now, p->limit);
+               " bytes, %" PRId64 " beyond the limit, because no runner was "
+               "running (held %" PRId64 " of limit %" PRId64 ")",
+               r->id, r->name, need, w.over_bytes, w.held_after, p->limit);
     else
       hmb__log(&p->log, HMB_LOG_WARN,
                "deadlock prevention: runner #%" PRIu64 " '%s' borrowed %" PRId64
-               " bytes beyond the limit because every running runner (%d) "
-               "was waiting to borrow (held %" PRId64 " of limit %" PRId64 ")",
-               r->id, r->name, need, (int)running_now, held_now, p->limit);
+               " bytes, %" PRId64 " beyond the limit, because every running "
+               "runner (%d) was waiting to borrow (held %" PRId64
+               " of limit %" PRId64 ")",
+               r->id, r->name, need, w.over_bytes, (int)w.running_at_grant,
+               w.held_after, p->limit);
   } else if (w.result == HMB_ETIMEDOUT &&
              hmb__log_enabled(&p->log, HMB_LOG_WARN)) {
     char desc[768];
@@ -454,6 +473,13 @@ int hmb_pool_describe(hmb_pool_t *p, int top, char *buf, size_t len) {
   return w;
 }
 
+typedef struct hmb__runner_leak {
+  uint64_t id;
+  char name[32];
+  int state;
+  int64_t held, live, buffers;
+} hmb__runner_leak_t;
+
 int hmb_pool_destroy(hmb_pool_t *p) {
   if (!p)
     return 0;
@@ -461,14 +487,43 @@ int hmb_pool_destroy(hmb_pool_t *p) {
   int nr = p->nrunners;
   pthread_mutex_unlock(&p->lock);
   if (nr > 0) {
+    /* One line for the pool, then one per runner still alive (a single
+     * line would be cut at the sink's length limit). */
     char desc[2048];
-    hmb_pool_describe(p, HMB__DESCRIBE_MAX, desc, sizeof desc);
+    hmb_pool_describe(p, 1, desc, sizeof desc);
+    char *cut = strstr(desc, "; #"); /* the pool part only */
+    if (cut)
+      *cut = '\0';
     hmb__log(&p->log, HMB_LOG_ERROR,
              "leak: pool destroyed with %d runner(s) and %" PRId64
              " live buffer(s) (%" PRId64 " bytes) still alive; nothing was "
              "destroyed; %s",
              nr, (int64_t)atomic_load(&p->live_buffers),
              (int64_t)atomic_load(&p->live_bytes), desc);
+    hmb__runner_leak_t lk[HMB__DESCRIBE_MAX];
+    int n = 0;
+    pthread_mutex_lock(&p->lock);
+    for (hmb_runner_t *r = p->runners; r && n < HMB__DESCRIBE_MAX;
+         r = r->next, n++) {
+      lk[n].id = r->id;
+      memcpy(lk[n].name, r->name, sizeof lk[n].name);
+      lk[n].state = atomic_load(&r->state);
+      lk[n].held = atomic_load(&r->held);
+      lk[n].live = atomic_load(&r->live);
+      lk[n].buffers = atomic_load(&r->live_buffers);
+    }
+    pthread_mutex_unlock(&p->lock);
+    for (int i = 0; i < n; i++)
+      hmb__log(&p->log, HMB_LOG_ERROR,
+               "leak: runner #%" PRIu64 " '%s' %s%s holds %" PRId64
+               " bytes of budget, %" PRId64 " live bytes in %" PRId64
+               " buffer(s)",
+               lk[i].id, lk[i].name, hmb_runner_state_name(lk[i].state),
+               lk[i].state == HMB_RUNNER_CLOSED ? " (handle destroyed)" : "",
+               lk[i].held, lk[i].live, lk[i].buffers);
+    if (nr > n)
+      hmb__log(&p->log, HMB_LOG_ERROR, "leak: ... and %d more runner(s)",
+               nr - n);
     return HMB_EBUSY;
   }
   hmb__memory_destroy(p->mem);

@@ -344,7 +344,7 @@ int hmb_runner_finish(hmb_runner_t *r, int status, size_t *returned) {
   pthread_mutex_lock(&p->lock);
   int st = atomic_load(&r->state);
   if ((st != HMB_RUNNER_RUNNING && st != HMB_RUNNER_CANCELLED) ||
-      atomic_load(&r->returning) || r->waiter) {
+      atomic_load(&r->returning) || r->nwait) {
     pthread_mutex_unlock(&p->lock);
     return HMB_ESTATE;
   }
@@ -375,10 +375,7 @@ int hmb_runner_cancel(hmb_runner_t *r) {
   if (!atomic_load(&r->cancelled)) {
     atomic_store(&r->cancelled, 1);
     hmb__runner_stop_locked(r, HMB_RUNNER_CANCELLED);
-    if (r->waiter)
-      hmb__pool_cancel_waiter_locked(p, r->waiter);
-    else
-      hmb__pool_dispatch_locked(p);
+    hmb__pool_cancel_runner_locked(p, r); /* wakes all; re-runs admission */
   }
   pthread_mutex_unlock(&p->lock);
   return 0;
@@ -417,8 +414,8 @@ void hmb_runner_destroy(hmb_runner_t *r) {
     return;
   hmb_pool_t *p = r->pool;
   pthread_mutex_lock(&p->lock);
-  if (r->waiter) /* misuse (a call in flight); never leave it queued */
-    hmb__pool_cancel_waiter_locked(p, r->waiter);
+  if (r->nwait) /* misuse (a call in flight); never leave it queued */
+    hmb__pool_cancel_runner_locked(p, r);
   int st = atomic_load(&r->state);
   if (st == HMB_RUNNER_RUNNING)
     hmb__runner_stop_locked(r, HMB_RUNNER_COMPLETED);

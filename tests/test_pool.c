@@ -166,36 +166,46 @@ static void test_borrowers_before_acquirers(void **state) {
   assert_int_equal(hmb_runner_start(r1, 0), HMB_OK);
   assert_int_equal(hmb_runner_start(r2, 0), HMB_OK); /* available: 100 */
 
-  /* An acquirer arrives first and waits for 200. */
-  hmb_runner_t *r3 = runner_new(pool, 200, 100);
+  /* An acquirer arrives first and waits for 150 (highest priority). */
+  hmb_runner_t *r3 = runner_new(pool, 150, 100);
   op_t acq = {0};
   op_run(&acq, r3, 0, 0, HMB_WAIT_FOREVER);
   await_waiters(pool, 1, 0);
-  /* Then a running runner needs 200 more than it holds. */
+  /* Then a running runner needs 250 more than it holds. */
   op_t bor = {0};
-  op_run(&bor, r1, 1, 800, HMB_WAIT_FOREVER);
+  op_run(&bor, r1, 1, 850, HMB_WAIT_FOREVER);
   await_waiters(pool, 1, 1);
 
-  /* 200 comes back: it goes to the borrower, not to the earlier acquirer. */
+  /* 200 free: enough for the acquirer, not for the borrower. The borrower
+   * is first, so nobody is served (grants are decided inside try-free). */
   size_t ret = 0;
-  assert_int_equal(hmb_runner_try_free(r2, 200, &ret), HMB_OK);
-  assert_int_equal(ret, 200);
+  assert_int_equal(hmb_runner_try_free(r2, 100, &ret), HMB_OK);
+  assert_int_equal(ret, 100);
+  hmb_pool_stats_t st = stats_of(pool);
+  assert_int_equal(st.acquire_waiters, 1);
+  assert_int_equal(st.borrow_waiters, 1);
+  assert_int_equal(st.held, 800);
+
+  /* 300 free: the borrower takes its 250; the acquirer still waits. */
+  assert_int_equal(hmb_runner_try_free(r2, 100, &ret), HMB_OK);
   op_join(&bor);
   assert_int_equal(bor.rc, HMB_OK);
   hmb_runner_stats_t rs;
   hmb_runner_stats(r1, &rs);
-  assert_int_equal(rs.held, 800);
-  assert_int_equal(rs.borrowed, 200);
-  assert_int_equal(rs.live, 800);
+  assert_int_equal(rs.held, 850);
+  assert_int_equal(rs.borrowed, 250);
+  assert_int_equal(rs.live, 850);
+  st = stats_of(pool);
+  assert_int_equal(st.acquire_waiters, 1);
+  assert_int_equal(st.borrow_waiters, 0);
   assert_int_equal(atomic_load(&acq.done), 0);
-  await_waiters(pool, 1, 0);
 
   /* The rest of r2's budget admits the acquirer. */
   assert_int_equal(hmb_runner_try_free(r2, SIZE_MAX, &ret), HMB_OK);
   assert_int_equal(ret, 100);
   op_join(&acq);
   assert_int_equal(acq.rc, HMB_OK);
-  hmb_pool_stats_t st = stats_of(pool);
+  st = stats_of(pool);
   assert_int_equal(st.held, 1000);
   assert_int_equal(st.overcommitted, 0);
   assert_int_equal(st.borrows, 1);

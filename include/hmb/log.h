@@ -19,8 +19,9 @@ extern "C" {
 /* Severity of a diagnostic message; lower is more severe. */
 typedef enum hmb_log_level {
   HMB_LOG_ERROR = 0, /* misuse or leaks: something is wrong */
-  HMB_LOG_WARN = 1,  /* over-commit, long waits, timeouts */
-  HMB_LOG_INFO = 2,  /* deadlock-prevention grants, lifecycle */
+  HMB_LOG_WARN = 1,  /* over-commit (idle start or deadlock prevention),
+                        long waits, timeouts */
+  HMB_LOG_INFO = 2,  /* lifecycle */
   HMB_LOG_DEBUG = 3  /* per-operation detail */
 } hmb_log_level_t;
 

@@ -77,14 +77,37 @@ typedef struct hmb_pool_config {
   const hmb_backend_t *backend;
   /*
    * Size of the CUDA pinned region sub-allocated for HMB_ALLOC_PINNED
-   * requests; 0: no region. Ignored (with the reason in the memory stats)
-   * when the build has no CUDA or there is no usable GPU.
+   * requests; 0: no region. The region is created once, by
+   * hmb_pool_create(), and stays mapped (and pinned) until
+   * hmb_pool_destroy(), whatever is live. Blocks in it are 256-byte aligned
+   * (or `alignment` if larger). Ignored (with the reason in the memory stats)
+   * when the build has no CUDA, there is no usable GPU or driver, or the
+   * region cannot be created: HMB_ALLOC_PINNED requests are then served
+   * from pageable memory and counted as fallbacks, as are those that find
+   * the region full. Either way each request is charged to the budget.
    */
   size_t pinned_bytes;
-  int pinned_method; /* an hmb_pinned_method_t */
+  /* An hmb_pinned_method_t; any other value: HMB_EINVAL from create. */
+  int pinned_method;
   /*
    * Cap in bytes of the warm cache of freed pageable blocks; 0: no cache.
-   * Physical memory of the pool is bounded by live + cached bytes.
+   * Freed pageable blocks of 4 KiB or more are kept (up to the cap) and
+   * reused by later requests of the same size class instead of going back
+   * to the OS; hmb_pool_trim() and hmb_pool_destroy() give them back.
+   *
+   * Physical bound. The budget is charged the requested size of every
+   * buffer, whatever the backend rounds to. With a cache, pageable
+   * requests of 4 KiB or more are rounded up to a size class (8 per power
+   * of two), so each such block occupies less than 9/8 of its request, and
+   * the cached blocks never total more than cache_bytes, at any instant
+   * (room is reserved before a block is kept). Hence the pageable memory
+   * the pool holds is at most
+   *   9/8 x (live pageable bytes) + cache_bytes,
+   * and the memory stats report its two parts: pageable_physical (live
+   * blocks after rounding) + cached_bytes. The OS adds its own granularity
+   * on top: blocks of 256 KiB or more are mapped in whole pages, smaller
+   * ones carry the C library's per-block overhead and alignment padding.
+   * The pinned region is fixed (pinned_bytes) and is not part of this sum.
    */
   size_t cache_bytes;
   /* Diagnostics sink for this pool; NULL: the process-wide one. */

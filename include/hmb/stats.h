@@ -61,6 +61,16 @@ typedef struct hmb_memory_stats {
   uint64_t pinned_fallbacks; /* HMB_ALLOC_PINNED requests served pageable */
   /* Why pinned memory is not available ("" when it is); static storage. */
   const char *pinned_reason;
+  /*
+   * Bytes the live pageable blocks really occupy: pageable_live plus the
+   * warm cache's size-class rounding (below 1/8 of each cached-class block).
+   * Physical pageable memory of the pool = pageable_physical + cached_bytes.
+   */
+  int64_t pageable_physical;
+  uint64_t pinned_full_fallbacks; /* fallbacks because the region was full */
+  uint64_t cache_rejects; /* freed blocks sent to the OS: cache at its cap */
+  uint64_t cache_trimmed; /* bytes given back to the OS by trims */
+  uint64_t pinned_setup_ns; /* time taken to create the pinned region */
 } hmb_memory_stats_t;
 
 /* Runner states (see hmb/runner.h for the transitions). */

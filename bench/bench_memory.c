@@ -1,0 +1,328 @@
+/*
+ * bench_memory.c - the memory backends, measured against raw alternatives in
+ * one run.
+ *
+ *   1. alloc + fill + close through a runner, 4 KiB .. 64 MiB:
+ *      warm cache vs no cache vs raw malloc/free, with ratios;
+ *   2. a fresh 8 MiB mapping (mmap + fill + munmap) vs refilling a reused
+ *      8 MiB buffer: the price of a cold page;
+ *   3. with a usable GPU: region set-up time for both creation methods,
+ *      whether pool blocks are really pinned, and host-to-device copy speed
+ *      from a pinned vs a pageable buffer. Without one, the section says it
+ *      was skipped and why (the library's own probe reason).
+ *
+ * Each figure is the median of REPS timed repetitions after one warm-up
+ * repetition; a sink keeps the fills alive. The human table goes to stdout,
+ * followed by the same figures as CSV lines starting with "csv,".
+ * Environment: HMB_BENCH_QUICK=1 runs about 8x less work.
+ */
+#include <inttypes.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "cuda.h"
+#include "hmb.h"
+#include "os.h"
+
+enum { REPS = 5 };
+
+static volatile uint64_t sink;
+static char csv[16384];
+static size_t csv_len;
+
+static void csv_add(const char *line) {
+  int n = snprintf(csv + csv_len, sizeof csv - csv_len, "csv,%s\n", line);
+  if (n > 0 && (size_t)n < sizeof csv - csv_len)
+    csv_len += (size_t)n;
+}
+
+static int cmp_u64(const void *a, const void *b) {
+  uint64_t x = *(const uint64_t *)a, y = *(const uint64_t *)b;
+  return x < y ? -1 : x > y;
+}
+
+static uint64_t median(uint64_t *v, int n) {
+  qsort(v, (size_t)n, sizeof *v, cmp_u64);
+  return v[n / 2];
+}
+
+static void die(const char *what, int rc) {
+  fprintf(stderr, "bench_memory: %s failed: %s\n", what, hmb_strerror(rc));
+  exit(1);
+}
+
+/* ---- 1. alloc + fill + close ------------------------------------------------
+ */
+
+enum { MODE_CACHE = 0, MODE_NOCACHE = 1, MODE_MALLOC = 2, NMODES = 3 };
+static const char *const mode_names[NMODES] = {"warm cache", "no cache",
+                                               "malloc"};
+
+/* ns per alloc+fill+close of `size`, median over REPS runs of `iters`. */
+static uint64_t run_mode(int mode, size_t size, long iters) {
+  hmb_pool_t *pool = NULL;
+  hmb_runner_t *runner = NULL;
+  if (mode != MODE_MALLOC) {
+    hmb_pool_config_t cfg;
+    hmb_pool_config_init(&cfg);
+    cfg.limit = (size_t)1 << 30;
+    cfg.cache_bytes = mode == MODE_CACHE ? (size_t)256 << 20 : 0;
+    int rc = hmb_pool_create(&cfg, &pool);
+    if (rc)
+      die("hmb_pool_create", rc);
+    hmb_runner_config_t rcfg = {0};
+    rcfg.estimate = size;
+    rcfg.name = "bench";
+    if ((rc = hmb_runner_create(pool, &rcfg, &runner)) != 0)
+      die("hmb_runner_create", rc);
+    if ((rc = hmb_runner_start(runner, 0)) != 0)
+      die("hmb_runner_start", rc);
+  }
+  uint64_t t[REPS];
+  for (int rep = -1; rep < REPS; rep++) { /* rep -1: warm-up */
+    uint64_t t0 = hmb__os_now_ns();
+    for (long i = 0; i < iters; i++) {
+      unsigned char *p;
+      hmb_buffer_t *b = NULL;
+      if (mode == MODE_MALLOC) {
+        p = malloc(size);
+        if (!p)
+          die("malloc", HMB_ENOMEM);
+      } else {
+        int rc = hmb_runner_alloc(runner, size, 0, &b);
+        if (rc)
+          die("hmb_runner_alloc", rc);
+        p = hmb_buffer_data(b);
+      }
+      memset(p, (int)(i & 0x7f) + 1, size);
+      sink += p[0] + p[size - 1];
+      if (mode == MODE_MALLOC)
+        free(p);
+      else
+        hmb_buffer_close(b);
+    }
+    uint64_t dt = hmb__os_now_ns() - t0;
+    if (rep >= 0)
+      t[rep] = dt;
+  }
+  if (pool) {
+    hmb_runner_finish(runner, 0, NULL);
+    hmb_runner_destroy(runner);
+    int rc = hmb_pool_destroy(pool);
+    if (rc)
+      die("hmb_pool_destroy", rc);
+  }
+  return median(t, REPS) / (uint64_t)iters;
+}
+
+static void bench_alloc_fill_close(size_t work) {
+  static const size_t sizes[] = {4 << 10, 16 << 10, 64 << 10, 256 << 10,
+                                 1 << 20, 4 << 20,  16 << 20, 64 << 20};
+  printf("\n1. alloc + fill + close through a runner (ns per operation, "
+         "median of %d)\n",
+         REPS);
+  printf("%10s %8s %12s %12s %12s %10s %10s\n", "size", "iters", mode_names[0],
+         mode_names[1], mode_names[2], "nocache/", "malloc/");
+  printf("%10s %8s %12s %12s %12s %10s %10s\n", "", "", "", "", "", "cache",
+         "cache");
+  csv_add("alloc_fill_close,size,iters,cache_ns,nocache_ns,malloc_ns,"
+          "nocache_over_cache,malloc_over_cache");
+  for (size_t i = 0; i < sizeof sizes / sizeof sizes[0]; i++) {
+    size_t size = sizes[i];
+    long iters = (long)(work / size);
+    if (iters < 4)
+      iters = 4;
+    if (iters > 50000)
+      iters = 50000;
+    uint64_t ns[NMODES];
+    for (int m = 0; m < NMODES; m++)
+      ns[m] = run_mode(m, size, iters);
+    double r1 = (double)ns[MODE_NOCACHE] / (double)ns[MODE_CACHE];
+    double r2 = (double)ns[MODE_MALLOC] / (double)ns[MODE_CACHE];
+    char label[32];
+    if (size >= (1 << 20))
+      snprintf(label, sizeof label, "%zu MiB", size >> 20);
+    else
+      snprintf(label, sizeof label, "%zu KiB", size >> 10);
+    printf("%10s %8ld %12" PRIu64 " %12" PRIu64 " %12" PRIu64
+           " %9.2fx %9.2fx\n",
+           label, iters, ns[0], ns[1], ns[2], r1, r2);
+    char line[256];
+    snprintf(line, sizeof line,
+             "alloc_fill_close,%zu,%ld,%" PRIu64 ",%" PRIu64 ",%" PRIu64
+             ",%.3f,%.3f",
+             size, iters, ns[0], ns[1], ns[2], r1, r2);
+    csv_add(line);
+  }
+}
+
+/* ---- 2. fresh mapping vs reused buffer
+ * --------------------------------------- */
+
+static void bench_fresh_vs_reused(long iters) {
+  size_t size = (size_t)8 << 20;
+  uint64_t fresh[REPS], reused[REPS];
+  unsigned char *keep = hmb__os_map(size, 4096);
+  if (!keep)
+    die("mmap", HMB_ENOMEM);
+  memset(keep, 1, size);
+  for (int rep = -1; rep < REPS; rep++) {
+    uint64_t t0 = hmb__os_now_ns();
+    for (long i = 0; i < iters; i++) {
+      unsigned char *p = hmb__os_map(size, 4096);
+      if (!p)
+        die("mmap", HMB_ENOMEM);
+      memset(p, (int)(i & 0x7f) + 1, size);
+      sink += p[size - 1];
+      hmb__os_unmap(p, size);
+    }
+    uint64_t t1 = hmb__os_now_ns();
+    for (long i = 0; i < iters; i++) {
+      memset(keep, (int)(i & 0x7f) + 1, size);
+      sink += keep[size - 1];
+    }
+    uint64_t t2 = hmb__os_now_ns();
+    if (rep >= 0) {
+      fresh[rep] = (t1 - t0) / (uint64_t)iters;
+      reused[rep] = (t2 - t1) / (uint64_t)iters;
+    }
+  }
+  hmb__os_unmap(keep, size);
+  uint64_t f = median(fresh, REPS), r = median(reused, REPS);
+  size_t pages = size / hmb__os_page_size();
+  printf("\n2. 8 MiB: mmap + fill + munmap vs refill of a reused buffer "
+         "(median of %d x %ld)\n",
+         REPS, iters);
+  printf("   fresh mapping %8.3f ms  (%.2f GB/s)\n", (double)f / 1e6,
+         (double)size / (double)f);
+  printf("   reused buffer %8.3f ms  (%.2f GB/s)\n", (double)r / 1e6,
+         (double)size / (double)r);
+  printf("   fresh / reused = %.2fx; cost of a cold page ~ %.0f ns "
+         "(%zu pages)\n",
+         (double)f / (double)r, (double)(f > r ? f - r : 0) / (double)pages,
+         pages);
+  char line[256];
+  csv_add("fresh_vs_reused,size,fresh_ns,reused_ns,ratio,cold_page_ns");
+  snprintf(line, sizeof line,
+           "fresh_vs_reused,%zu,%" PRIu64 ",%" PRIu64 ",%.3f,%.1f", size, f, r,
+           (double)f / (double)r, (double)(f > r ? f - r : 0) / (double)pages);
+  csv_add(line);
+}
+
+/* ---- 3. GPU
+ * ------------------------------------------------------------------ */
+
+static double copy_gbps(void *dev, const void *host, size_t size, int reps) {
+  uint64_t t[REPS];
+  if (reps > REPS)
+    reps = REPS;
+  if (hmb__cuda_copy_to_device(dev, host, size) != 0) /* warm-up */
+    return 0.0;
+  for (int i = 0; i < reps; i++) {
+    uint64_t t0 = hmb__os_now_ns();
+    if (hmb__cuda_copy_to_device(dev, host, size) != 0)
+      return 0.0;
+    t[i] = hmb__os_now_ns() - t0;
+  }
+  return (double)size / (double)median(t, reps);
+}
+
+static void bench_gpu(void) {
+  const char *reason = "";
+  printf("\n3. pinned memory (CUDA)\n");
+  if (!hmb__cuda_probe(&reason)) {
+    printf("   GPU measurements skipped: %s\n", reason);
+    printf("   (no region set-up time, pinned check or copy speed was "
+           "measured in this run)\n");
+    csv_add("gpu,skipped");
+    return;
+  }
+  static const size_t region_sizes[] = {(size_t)256 << 20, (size_t)1 << 30};
+  static const char *const methods[] = {"cudaHostAlloc",
+                                        "map+pre-touch+cudaHostRegister"};
+  csv_add("gpu_setup,method,bytes,ns");
+  for (size_t s = 0; s < 2; s++) {
+    for (int m = 0; m < 2; m++) {
+      char why[256] = "";
+      void *base = NULL;
+      uint64_t t0 = hmb__os_now_ns();
+      int rc =
+          hmb__cuda_region_create(region_sizes[s], m, &base, why, sizeof why);
+      uint64_t dt = hmb__os_now_ns() - t0;
+      if (rc) {
+        printf("   set-up %-31s %5zu MiB: failed: %s\n", methods[m],
+               region_sizes[s] >> 20, why);
+        continue;
+      }
+      hmb__cuda_region_destroy(base, region_sizes[s], m);
+      printf("   set-up %-31s %5zu MiB: %9.1f ms\n", methods[m],
+             region_sizes[s] >> 20, (double)dt / 1e6);
+      char line[160];
+      snprintf(line, sizeof line, "gpu_setup,%d,%zu,%" PRIu64, m,
+               region_sizes[s], dt);
+      csv_add(line);
+    }
+  }
+  /* A pool with a pinned region: one block pinned, one pageable. */
+  size_t size = (size_t)64 << 20;
+  hmb_pool_config_t cfg;
+  hmb_pool_config_init(&cfg);
+  cfg.limit = (size_t)1 << 30;
+  cfg.pinned_bytes = (size_t)256 << 20;
+  hmb_pool_t *pool = NULL;
+  int rc = hmb_pool_create(&cfg, &pool);
+  if (rc)
+    die("hmb_pool_create", rc);
+  hmb_runner_config_t rcfg = {0};
+  rcfg.estimate = 2 * size;
+  hmb_runner_t *runner = NULL;
+  if ((rc = hmb_runner_create(pool, &rcfg, &runner)) != 0 ||
+      (rc = hmb_runner_start(runner, 0)) != 0)
+    die("runner", rc);
+  hmb_buffer_t *pin = NULL, *pag = NULL;
+  if ((rc = hmb_runner_alloc(runner, size, HMB_ALLOC_PINNED, &pin)) != 0 ||
+      (rc = hmb_runner_alloc(runner, size, 0, &pag)) != 0)
+    die("hmb_runner_alloc", rc);
+  memset(hmb_buffer_data(pin), 1, size);
+  memset(hmb_buffer_data(pag), 2, size);
+  int pinned_attr = hmb__cuda_is_pinned(hmb_buffer_data(pin));
+  int pageable_attr = hmb__cuda_is_pinned(hmb_buffer_data(pag));
+  printf("   pool block: hmb_buffer_is_pinned=%d, runtime says pinned host=%d;"
+         " pageable block: runtime says pinned host=%d\n",
+         hmb_buffer_is_pinned(pin), pinned_attr, pageable_attr);
+  void *dev = NULL;
+  if ((rc = hmb__cuda_device_alloc(size, &dev)) != 0)
+    die("cudaMalloc", rc);
+  double gp = copy_gbps(dev, hmb_buffer_data(pin), size, REPS);
+  double gq = copy_gbps(dev, hmb_buffer_data(pag), size, REPS);
+  printf("   host-to-device copy of 64 MiB: pinned %.2f GB/s, pageable %.2f "
+         "GB/s, ratio %.2fx\n",
+         gp, gq, gq > 0 ? gp / gq : 0.0);
+  char line[160];
+  csv_add("gpu_copy,bytes,pinned_gbps,pageable_gbps,pinned_attr,pageable_attr");
+  snprintf(line, sizeof line, "gpu_copy,%zu,%.3f,%.3f,%d,%d", size, gp, gq,
+           pinned_attr, pageable_attr);
+  csv_add(line);
+  hmb__cuda_device_free(dev);
+  hmb_buffer_close(pin);
+  hmb_buffer_close(pag);
+  hmb_runner_finish(runner, 0, NULL);
+  hmb_runner_destroy(runner);
+  hmb_pool_destroy(pool);
+}
+
+int main(void) {
+  const char *q = getenv("HMB_BENCH_QUICK");
+  int quick = q && *q && *q != '0';
+  size_t work = quick ? (size_t)32 << 20 : (size_t)256 << 20;
+  printf("bench_memory: page size %zu, %d online CPUs, CUDA built in: %s%s\n",
+         hmb__os_page_size(), hmb__os_cpus(), hmb__cuda_built() ? "yes" : "no",
+         quick ? " (quick)" : "");
+  bench_alloc_fill_close(work);
+  bench_fresh_vs_reused(quick ? 4 : 32);
+  bench_gpu();
+  printf("\n%s", csv);
+  printf("sink %" PRIu64 "\n", (uint64_t)sink);
+  return 0;
+}

@@ -1,0 +1,744 @@
+/*
+ * hmb_bench_scan.c - the scan scenario, run through the real library API.
+ *
+ * A split is a byte range of a columnar file. Its estimate is its length.
+ * The reader reads the file footer first (sometimes outside the split, so
+ * not covered by the estimate), then only the column chunks it keeps after
+ * pruning. Real need = footer + kept chunks: usually far below the estimate,
+ * above it for short splits whose footer lies outside.
+ *
+ * One scan task per split runs on an hmb executor. For each piece (the
+ * footer, then each kept chunk) the task allocates a buffer, sleeps for the
+ * storage latency plus size / per-stream bandwidth (the transfer into that
+ * buffer), writes real bytes with a stamp, and hands the buffer to the
+ * consumer. One consumer thread (the "copy to GPU" side) takes buffers in
+ * split order (default; a split's buffers are consumed as they arrive, and
+ * the next split is started only after the end of the previous one) or in
+ * completion order, verifies the stamp, copies the bytes into a sink at a
+ * paced rate and closes the buffer.
+ *
+ * Policies differ only in how the task uses the library (see bench_policy_t
+ * and docs/BENCHMARKS.md); splits, threads, storage and consumer are the
+ * same. Task priority is the reverse split index, so admission follows split
+ * order and the head split is always first in line.
+ *
+ * Invariants checked after every run (a failure makes the bench exit
+ * nonzero): every task finished with status 0; every byte arrived with its
+ * stamp; for runner-bound policies, peak live bytes <= limit + peak
+ * over-committed; peak held <= limit + peak over-committed; the pool is back
+ * at rest (held 0, live 0, no runner left) and destroyable; the default
+ * allocator is back to its live bytes before the run; the oracle never
+ * borrows; the unlimited pool never waits.
+ */
+#define _POSIX_C_SOURCE 200809L
+
+#include <inttypes.h>
+#include <math.h>
+#include <pthread.h>
+#include <stdarg.h>
+#include <stdatomic.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+#include <unistd.h>
+
+#include "hmb.h"
+#include "hmb_bench.h"
+
+/* ---- clock ------------------------------------------------------------- */
+
+uint64_t bench_now_ns(void) {
+  struct timespec ts;
+  clock_gettime(CLOCK_MONOTONIC, &ts);
+  return (uint64_t)ts.tv_sec * 1000000000u + (uint64_t)ts.tv_nsec;
+}
+
+void bench_sleep_ns(uint64_t ns) {
+  struct timespec ts;
+  ts.tv_sec = (time_t)(ns / 1000000000u);
+  ts.tv_nsec = (long)(ns % 1000000000u);
+  while (nanosleep(&ts, &ts) != 0) {
+  }
+}
+
+const char *bench_policy_name(int policy) {
+  static const char *const names[BENCH_NPOLICIES] = {
+      "unlimited", "virtual", "bound", "early", "oracle"};
+  return policy >= 0 && policy < BENCH_NPOLICIES ? names[policy] : "?";
+}
+
+/* ---- scenario ------------------------------------------------------------ */
+
+typedef struct bench_split {
+  size_t len;    /* the estimate */
+  size_t footer; /* footer bytes (read first) */
+  int footer_outside;
+  size_t need; /* footer + kept chunks */
+  int nkept;
+  size_t *kept; /* sizes of the kept chunks, in file order */
+} bench_split_t;
+
+struct bench_scenario {
+  int n;
+  bench_split_t *splits;
+};
+
+/* splitmix64: small, deterministic, good enough for a scenario. */
+static uint64_t bench_rand(uint64_t *s) {
+  uint64_t z = (*s += UINT64_C(0x9e3779b97f4a7c15));
+  z = (z ^ (z >> 30)) * UINT64_C(0xbf58476d1ce4e5b9);
+  z = (z ^ (z >> 27)) * UINT64_C(0x94d049bb133111eb);
+  return z ^ (z >> 31);
+}
+
+static double bench_unit(uint64_t *s) {
+  return (double)(bench_rand(s) >> 11) / 9007199254740992.0; /* [0, 1) */
+}
+
+/* Log-uniform in [lo, hi], rounded down to 4 KiB, at least 4 KiB. */
+static size_t bench_loguniform(uint64_t *s, size_t lo, size_t hi) {
+  if (hi <= lo)
+    return lo < 4096 ? 4096 : lo;
+  double v = exp(log((double)lo) + bench_unit(s) * log((double)hi / lo));
+  size_t r = (size_t)v & ~(size_t)4095;
+  return r < 4096 ? 4096 : r;
+}
+
+bench_scenario_t *bench_scenario_create(const bench_opts_t *o) {
+  bench_scenario_t *sc = calloc(1, sizeof *sc);
+  if (!sc)
+    return NULL;
+  sc->n = o->splits;
+  sc->splits = calloc((size_t)o->splits, sizeof *sc->splits);
+  if (!sc->splits) {
+    free(sc);
+    return NULL;
+  }
+  uint64_t st = o->seed;
+  for (int i = 0; i < o->splits; i++) {
+    bench_split_t *sp = &sc->splits[i];
+    sp->len = bench_loguniform(&st, o->split_min, o->split_max);
+    sp->footer = bench_loguniform(&st, o->footer_min, o->footer_max);
+    sp->footer_outside =
+        bench_unit(&st) < o->footer_outside || sp->footer >= sp->len;
+    size_t data = sp->footer_outside ? sp->len : sp->len - sp->footer;
+    size_t nchunks = (data + o->chunk - 1) / o->chunk;
+    sp->kept = calloc(nchunks ? nchunks : 1, sizeof *sp->kept);
+    if (!sp->kept) {
+      bench_scenario_destroy(sc);
+      return NULL;
+    }
+    sp->need = sp->footer;
+    for (size_t c = 0; c < nchunks; c++) {
+      size_t sz = c + 1 < nchunks ? o->chunk : data - c * o->chunk;
+      if (bench_unit(&st) < o->keep && sz >= 64) {
+        sp->kept[sp->nkept++] = sz;
+        sp->need += sz;
+      }
+    }
+  }
+  return sc;
+}
+
+void bench_scenario_destroy(bench_scenario_t *sc) {
+  if (!sc)
+    return;
+  for (int i = 0; i < sc->n && sc->splits; i++)
+    free(sc->splits[i].kept);
+  free(sc->splits);
+  free(sc);
+}
+
+void bench_scenario_describe(const bench_scenario_t *sc,
+                             bench_scenario_info_t *out) {
+  memset(out, 0, sizeof *out);
+  out->splits = sc->n;
+  for (int i = 0; i < sc->n; i++) {
+    const bench_split_t *sp = &sc->splits[i];
+    out->total_estimate += sp->len;
+    out->total_need += sp->need;
+    if (sp->len > out->max_estimate)
+      out->max_estimate = sp->len;
+    if (sp->need > out->max_need)
+      out->max_need = sp->need;
+    if (sp->need > sp->len)
+      out->need_above_estimate++;
+    out->pieces += 1 + (uint64_t)sp->nkept;
+  }
+}
+
+/* ---- one run ------------------------------------------------------------- */
+
+/* A buffer on its way to the consumer, or a split's end marker (buf NULL). */
+typedef struct bench_piece {
+  struct bench_piece *next;
+  hmb_buffer_t *buf;
+  int split;
+  int seq; /* 0: footer, k: k-th kept chunk */
+  int end; /* end marker: the split's task has completed */
+} bench_piece_t;
+
+typedef struct bench_queue {
+  bench_piece_t *head, *tail;
+} bench_queue_t;
+
+typedef struct bench_run bench_run_t;
+
+typedef struct bench_slot {
+  bench_run_t *run;
+  int idx;
+  bench_queue_t q;           /* split order: this split's pieces */
+  hmb_buffer_t *reservation; /* virtual: the budget-only buffer */
+  int status;                /* task status, set by the done callback */
+} bench_slot_t;
+
+struct bench_run {
+  const bench_opts_t *o;
+  const bench_scenario_t *sc;
+  int policy;
+  hmb_pool_t *pool;
+  hmb_executor_t *ex;
+  bench_slot_t *slots;
+  bench_queue_t global; /* completion order: every piece */
+  pthread_mutex_t mu;   /* queues, slot status and reservation */
+  pthread_cond_t cv;
+
+  _Atomic int64_t live, peak; /* bench-counted live data bytes */
+  _Atomic uint64_t delivered, pieces, bad_stamps, splits_done;
+  _Atomic uint64_t run_ns; /* time inside task functions, summed */
+  _Atomic uint64_t failed;
+  _Atomic int first_error;
+  _Atomic uint64_t log_warnings;
+
+  /* sampler */
+  _Atomic int stop;
+  double running_sum;
+  uint64_t samples;
+  uint64_t t0;
+  int progress;
+};
+
+static void bench_live_add(bench_run_t *r, int64_t d) {
+  int64_t v = atomic_fetch_add(&r->live, d) + d;
+  int64_t p = atomic_load(&r->peak);
+  while (v > p && !atomic_compare_exchange_weak(&r->peak, &p, v)) {
+  }
+}
+
+static void bench_push(bench_run_t *r, bench_slot_t *s, bench_piece_t *pc) {
+  bench_queue_t *q = r->o->order == BENCH_ORDER_SPLIT ? &s->q : &r->global;
+  pthread_mutex_lock(&r->mu);
+  if (q->tail)
+    q->tail->next = pc;
+  else
+    q->head = pc;
+  q->tail = pc;
+  pthread_cond_broadcast(&r->cv);
+  pthread_mutex_unlock(&r->mu);
+}
+
+static uint64_t bench_stamp(int split, int seq) {
+  return UINT64_C(0x686d625f62656e63) ^ ((uint64_t)split << 24) ^ (uint64_t)seq;
+}
+
+static unsigned char bench_fill_byte(int split, int seq) {
+  return (unsigned char)(split * 31 + seq * 7 + 1);
+}
+
+/*
+ * Read one piece: allocate the buffer, wait for the simulated transfer into
+ * it, write its bytes, hand it over. The buffer is live during the transfer,
+ * as it would be with a real asynchronous read.
+ */
+static int bench_read_piece(bench_slot_t *s, const hmb_allocator_t *alloc,
+                            size_t bytes, int seq) {
+  bench_run_t *r = s->run;
+  bench_piece_t *pc = calloc(1, sizeof *pc);
+  if (!pc)
+    return HMB_ENOMEM;
+  int rc = hmb_allocate(alloc, bytes, 0, &pc->buf);
+  if (rc) {
+    free(pc);
+    return rc;
+  }
+  bench_live_add(r, (int64_t)bytes);
+  double secs = r->o->latency_ms / 1e3 +
+                (r->o->stream_mbps > 0 ? bytes / (r->o->stream_mbps * 1e6) : 0);
+  if (secs > 0)
+    bench_sleep_ns((uint64_t)(secs * 1e9));
+  unsigned char *d = hmb_buffer_data(pc->buf);
+  memset(d, bench_fill_byte(s->idx, seq), bytes);
+  uint64_t st = bench_stamp(s->idx, seq);
+  memcpy(d, &st, sizeof st);
+  memcpy(d + bytes - sizeof st, &st, sizeof st);
+  pc->split = s->idx;
+  pc->seq = seq;
+  bench_push(r, s, pc);
+  return 0;
+}
+
+/* The scan task: one split, read the way the policy says. */
+static int bench_scan_task(void *user, hmb_runner_t *runner) {
+  bench_slot_t *s = user;
+  bench_run_t *r = s->run;
+  const bench_split_t *sp = &r->sc->splits[s->idx];
+  uint64_t t = bench_now_ns();
+  const hmb_allocator_t *alloc = hmb_runner_allocator(runner);
+  int rc = 0;
+  if (r->policy == BENCH_VIRTUAL) {
+    /* Budget = the estimate, held by the consumer until it has closed every
+     * buffer of the split; the bytes themselves are not bound to it. */
+    hmb_buffer_t *res = NULL;
+    rc = hmb_runner_reserve(runner, sp->len, &res);
+    if (rc)
+      goto out;
+    pthread_mutex_lock(&r->mu);
+    s->reservation = res;
+    pthread_mutex_unlock(&r->mu);
+    alloc = hmb_default_allocator();
+  }
+  rc = bench_read_piece(s, alloc, sp->footer, 0);
+  if (rc)
+    goto out;
+  if (r->policy == BENCH_EARLY) {
+    /* The footer tells which chunks are kept: the real need is known. */
+    rc = hmb_runner_set_need(runner, sp->need, NULL);
+    if (rc)
+      goto out;
+  }
+  for (int k = 0; k < sp->nkept && !rc; k++) {
+    if (hmb_runner_is_cancelled(runner))
+      rc = HMB_ECANCELED;
+    else
+      rc = bench_read_piece(s, alloc, sp->kept[k], k + 1);
+  }
+out:
+  atomic_fetch_add(&r->run_ns, bench_now_ns() - t);
+  return rc;
+}
+
+/* Called once per task after its runner finished: end the split's stream. */
+static void bench_task_done(void *user, hmb_task_t *task, int status) {
+  (void)task;
+  bench_slot_t *s = user;
+  bench_run_t *r = s->run;
+  if (status != 0) {
+    atomic_fetch_add(&r->failed, 1);
+    int zero = 0;
+    atomic_compare_exchange_strong(&r->first_error, &zero, status);
+  }
+  pthread_mutex_lock(&r->mu);
+  s->status = status;
+  pthread_mutex_unlock(&r->mu);
+  bench_piece_t *pc = calloc(1, sizeof *pc);
+  if (!pc) { /* the consumer would wait for this marker forever */
+    fprintf(stderr, "hmb_bench: out of memory ending split %d\n", s->idx);
+    abort();
+  }
+  pc->split = s->idx;
+  pc->end = 1;
+  bench_push(r, s, pc);
+}
+
+/* ---- consumer ------------------------------------------------------------ */
+
+typedef struct bench_consumer {
+  bench_run_t *run;
+  unsigned char *sink;
+  size_t sink_size;
+  double clock_ns; /* the link's virtual clock (pacing) */
+  uint64_t checksum;
+} bench_consumer_t;
+
+static volatile uint64_t bench_scan_sink; /* keeps the copies observable */
+
+static void bench_consume(bench_consumer_t *c, bench_piece_t *pc) {
+  bench_run_t *r = c->run;
+  const bench_split_t *sp = &r->sc->splits[pc->split];
+  size_t bytes = hmb_buffer_size(pc->buf);
+  const unsigned char *d = hmb_buffer_data(pc->buf);
+  size_t want = pc->seq == 0 ? sp->footer : sp->kept[pc->seq - 1];
+  uint64_t st = bench_stamp(pc->split, pc->seq), a, b;
+  memcpy(&a, d, sizeof a);
+  memcpy(&b, d + bytes - sizeof b, sizeof b);
+  if (bytes != want || a != st || b != st ||
+      (bytes > 32 && d[bytes / 2] != bench_fill_byte(pc->split, pc->seq)))
+    atomic_fetch_add(&r->bad_stamps, 1);
+
+  /* The link: a fixed-rate pipe. Idle time is not banked. */
+  double now = (double)bench_now_ns();
+  if (c->clock_ns < now)
+    c->clock_ns = now;
+  for (size_t off = 0; off < bytes; off += c->sink_size) {
+    size_t n = bytes - off < c->sink_size ? bytes - off : c->sink_size;
+    memcpy(c->sink, d + off, n);
+    c->checksum += c->sink[n - 1];
+  }
+  if (r->o->sink_mbps > 0) {
+    c->clock_ns += bytes / (r->o->sink_mbps * 1e6) * 1e9;
+    now = (double)bench_now_ns();
+    if (c->clock_ns > now)
+      bench_sleep_ns((uint64_t)(c->clock_ns - now));
+  }
+  bench_live_add(r, -(int64_t)bytes);
+  hmb_buffer_close(pc->buf);
+  atomic_fetch_add(&r->delivered, bytes);
+  atomic_fetch_add(&r->pieces, 1);
+}
+
+/* A split's stream ended: give its budget back (virtual), count it. */
+static void bench_end_split(bench_run_t *r, int idx) {
+  pthread_mutex_lock(&r->mu);
+  hmb_buffer_t *res = r->slots[idx].reservation;
+  r->slots[idx].reservation = NULL;
+  pthread_mutex_unlock(&r->mu);
+  if (res)
+    hmb_buffer_close(res);
+  atomic_fetch_add(&r->splits_done, 1);
+}
+
+static bench_piece_t *bench_pop(bench_run_t *r, bench_queue_t *q) {
+  pthread_mutex_lock(&r->mu);
+  while (!q->head)
+    pthread_cond_wait(&r->cv, &r->mu);
+  bench_piece_t *pc = q->head;
+  q->head = pc->next;
+  if (!q->head)
+    q->tail = NULL;
+  pthread_mutex_unlock(&r->mu);
+  return pc;
+}
+
+static void *bench_consumer_main(void *arg) {
+  bench_consumer_t *c = arg;
+  bench_run_t *r = c->run;
+  int n = r->sc->n;
+  if (r->o->order == BENCH_ORDER_SPLIT) {
+    for (int i = 0; i < n; i++) {
+      for (;;) {
+        bench_piece_t *pc = bench_pop(r, &r->slots[i].q);
+        int end = pc->end;
+        if (!end)
+          bench_consume(c, pc);
+        free(pc);
+        if (end)
+          break;
+      }
+      bench_end_split(r, i);
+    }
+  } else {
+    for (int ended = 0; ended < n;) {
+      bench_piece_t *pc = bench_pop(r, &r->global);
+      if (pc->end) {
+        bench_end_split(r, pc->split);
+        ended++;
+      } else {
+        bench_consume(c, pc);
+      }
+      free(pc);
+    }
+  }
+  bench_scan_sink += c->checksum;
+  return NULL;
+}
+
+/* ---- sampler and progress -------------------------------------------- */
+
+static void *bench_sampler_main(void *arg) {
+  bench_run_t *r = arg;
+  uint64_t last_print = 0;
+  const uint64_t period = 5000000; /* 5 ms */
+  while (!atomic_load(&r->stop)) {
+    bench_sleep_ns(period);
+    hmb_executor_stats_t es;
+    if (hmb_executor_stats(r->ex, &es) == 0) {
+      r->running_sum += (double)es.running;
+      r->samples++;
+    }
+    uint64_t now = bench_now_ns();
+    if (r->progress && now - r->t0 > 2000000000u &&
+        now - last_print > 250000000u) {
+      hmb_pool_stats_t ps;
+      hmb_pool_stats(r->pool, &ps);
+      fprintf(stderr,
+              "\r\033[K  %-9s %5.1fs  splits %" PRIu64 "/%d  delivered %7.1f "
+              "MiB  running %2" PRId64 "  queued %4" PRId64 "  held %7.1f MiB",
+              bench_policy_name(r->policy), (now - r->t0) / 1e9,
+              atomic_load(&r->splits_done), r->sc->n,
+              atomic_load(&r->delivered) / (double)BENCH_MIB, es.running,
+              es.queued, ps.held / (double)BENCH_MIB);
+      last_print = now;
+    }
+  }
+  if (last_print)
+    fprintf(stderr, "\r\033[K");
+  return NULL;
+}
+
+/* Library log sink of the bench: count warnings, print errors. */
+static void bench_log(void *user, int level, const char *msg) {
+  bench_run_t *r = user;
+  if (level <= HMB_LOG_WARN)
+    atomic_fetch_add(&r->log_warnings, 1);
+  if (level == HMB_LOG_ERROR)
+    fprintf(stderr, "hmb_bench: library error: %s\n", msg);
+}
+
+/* ---- invariants -------------------------------------------------------- */
+
+BENCH_PRINTF(2, 3)
+static void bench_fail(bench_result_t *res, const char *fmt, ...) {
+  if (!res->ok)
+    return; /* keep the first */
+  res->ok = 0;
+  va_list ap;
+  va_start(ap, fmt);
+  vsnprintf(res->error, sizeof res->error, fmt, ap);
+  va_end(ap);
+}
+
+static int bench_bound_policy(int policy) {
+  return policy != BENCH_VIRTUAL;
+}
+
+static void bench_check(bench_run_t *r, bench_result_t *res,
+                        const hmb_pool_stats_t *ps,
+                        const hmb_memory_stats_t *ms,
+                        const hmb_executor_stats_t *es) {
+  bench_scenario_info_t info;
+  bench_scenario_describe(r->sc, &info);
+  if (res->failed || es->failed || es->cancelled ||
+      es->completed != (uint64_t)r->sc->n)
+    bench_fail(res,
+               "every task completes with status 0: %" PRIu64 " failed (first "
+               "status %d: %s), executor completed %" PRIu64 " of %d",
+               res->failed, atomic_load(&r->first_error),
+               hmb_strerror(atomic_load(&r->first_error)), es->completed,
+               r->sc->n);
+  if (res->delivered != info.total_need || res->pieces != info.pieces)
+    bench_fail(res,
+               "every byte is delivered: %" PRIu64 " of %" PRIu64
+               " bytes, %" PRIu64 " of %" PRIu64 " buffers",
+               res->delivered, info.total_need, res->pieces, info.pieces);
+  if (atomic_load(&r->bad_stamps))
+    bench_fail(res, "data arrives intact: %" PRIu64 " buffers had wrong bytes",
+               atomic_load(&r->bad_stamps));
+  if (bench_bound_policy(r->policy)) {
+    if (ps->peak_live_bytes > ps->limit + ps->peak_overcommitted)
+      bench_fail(res,
+                 "peak live <= limit + peak over-committed: %" PRId64
+                 " > %" PRId64 " + %" PRId64,
+                 ps->peak_live_bytes, ps->limit, ps->peak_overcommitted);
+    if (ms->pageable_peak + ms->pinned_peak >
+        ps->limit + ps->peak_overcommitted)
+      bench_fail(res,
+                 "physical peak <= limit + peak over-committed: %" PRId64
+                 " > %" PRId64 " + %" PRId64,
+                 ms->pageable_peak + ms->pinned_peak, ps->limit,
+                 ps->peak_overcommitted);
+    if (res->phys_peak > ps->peak_live_bytes)
+      bench_fail(res,
+                 "bench-counted peak <= library peak live: %" PRId64
+                 " > %" PRId64,
+                 res->phys_peak, ps->peak_live_bytes);
+  }
+  if (ps->peak_held > ps->limit + ps->peak_overcommitted)
+    bench_fail(res,
+               "peak held <= limit + peak over-committed: %" PRId64
+               " > %" PRId64 " + %" PRId64,
+               ps->peak_held, ps->limit, ps->peak_overcommitted);
+  if (ps->held != 0 || ps->live_bytes != 0 || ps->live_buffers != 0 ||
+      ps->running != 0 || ps->runners != 0 || ps->acquire_waiters != 0 ||
+      ps->borrow_waiters != 0)
+    bench_fail(res,
+               "pool back at rest: held %" PRId64 ", live %" PRId64
+               " bytes in %" PRId64 " buffers, %d running, %d runners",
+               ps->held, ps->live_bytes, ps->live_buffers, ps->running,
+               ps->runners);
+  if (ms->pageable_live != 0 || ms->pinned_live != 0)
+    bench_fail(res, "pool memory back at rest: %" PRId64 " bytes live",
+               ms->pageable_live + ms->pinned_live);
+  if (atomic_load(&r->live) != 0)
+    bench_fail(res, "bench live counter back at 0: %" PRId64,
+               atomic_load(&r->live));
+  if (r->policy == BENCH_ORACLE && ps->borrows != 0)
+    bench_fail(res, "oracle never borrows: %" PRIu64 " borrows", ps->borrows);
+  if (r->policy == BENCH_UNLIMITED &&
+      (ps->borrow_waits || es->requeues || ps->acquire_overcommits))
+    bench_fail(res,
+               "unlimited never waits: %" PRIu64 " borrow waits, %" PRIu64
+               " requeues",
+               ps->borrow_waits, es->requeues);
+  if (r->policy == BENCH_EARLY && info.total_need < info.total_estimate &&
+      ps->released_early == 0)
+    bench_fail(res, "early returns over-claim: nothing released early");
+}
+
+/* ---- the run ------------------------------------------------------------- */
+
+int bench_run_policy(const bench_opts_t *o, const bench_scenario_t *sc,
+                     int policy, size_t limit, bench_result_t *res) {
+  memset(res, 0, sizeof *res);
+  res->policy = policy;
+  res->ok = 1;
+  bench_run_t *r = calloc(1, sizeof *r);
+  if (!r)
+    return HMB_ENOMEM;
+  r->o = o;
+  r->sc = sc;
+  r->policy = policy;
+  r->progress = o->progress;
+  r->slots = calloc((size_t)sc->n, sizeof *r->slots);
+  bench_consumer_t cons;
+  memset(&cons, 0, sizeof cons);
+  cons.run = r;
+  cons.sink_size = 4 * BENCH_MIB;
+  cons.sink = malloc(cons.sink_size);
+  if (!r->slots || !cons.sink) {
+    free(cons.sink);
+    free(r->slots);
+    free(r);
+    return HMB_ENOMEM;
+  }
+  memset(cons.sink, 0, cons.sink_size); /* fault it in before timing */
+  pthread_mutex_init(&r->mu, NULL);
+  pthread_cond_init(&r->cv, NULL);
+
+  hmb_memory_stats_t dm0, dm1;
+  hmb_default_memory_stats(&dm0);
+
+  hmb_pool_config_t pc;
+  hmb_pool_config_init(&pc);
+  pc.limit = policy == BENCH_UNLIMITED ? (size_t)1 << 60 : limit;
+  pc.log_fn = bench_log;
+  pc.log_user = r;
+  pc.log_level = HMB_LOG_WARN;
+  int rc = hmb_pool_create(&pc, &r->pool);
+  if (rc)
+    goto fail_pool;
+  res->limit = (int64_t)pc.limit;
+
+  hmb_executor_config_t ec;
+  memset(&ec, 0, sizeof ec);
+  ec.threads = o->threads;
+  ec.acquire_timeout_ns = (int64_t)(o->acquire_timeout_ms * 1e6);
+  if (ec.acquire_timeout_ns <= 0)
+    ec.acquire_timeout_ns = 1;
+  ec.name = bench_policy_name(policy);
+  rc = hmb_executor_create(r->pool, &ec, &r->ex);
+  if (rc)
+    goto fail_ex;
+
+  pthread_t consumer, sampler;
+  r->t0 = bench_now_ns();
+  if (pthread_create(&consumer, NULL, bench_consumer_main, &cons) != 0) {
+    rc = HMB_ENOMEM;
+    goto fail_threads;
+  }
+  if (pthread_create(&sampler, NULL, bench_sampler_main, r) != 0) {
+    /* The consumer would wait forever: there is no clean way out. */
+    fprintf(stderr, "hmb_bench: cannot start the sampler thread\n");
+    abort();
+  }
+  for (int i = 0; i < sc->n; i++) {
+    const bench_split_t *sp = &sc->splits[i];
+    bench_slot_t *s = &r->slots[i];
+    char name[32];
+    snprintf(name, sizeof name, "split-%d", i);
+    s->run = r;
+    s->idx = i;
+    hmb_task_desc_t d;
+    memset(&d, 0, sizeof d);
+    d.estimate = policy == BENCH_ORACLE ? sp->need : sp->len;
+    d.priority = sc->n - i;
+    d.run = bench_scan_task;
+    d.user = s;
+    d.done = bench_task_done;
+    d.name = name;
+    int src = hmb_executor_submit(r->ex, &d, NULL);
+    if (src) {
+      /* End the split's stream so the consumer still terminates. */
+      bench_task_done(s, NULL, src);
+    }
+  }
+  pthread_join(consumer, NULL);
+  uint64_t t1 = bench_now_ns();
+
+  hmb_executor_stats_t es;
+  hmb_executor_shutdown(r->ex, HMB_SHUTDOWN_DRAIN);
+  hmb_executor_stats(r->ex, &es);
+  atomic_store(&r->stop, 1);
+  pthread_join(sampler, NULL);
+  hmb_executor_destroy(r->ex);
+  r->ex = NULL;
+
+  hmb_pool_stats_t ps;
+  hmb_memory_stats_t ms;
+  hmb_pool_stats(r->pool, &ps);
+  hmb_pool_memory_stats(r->pool, &ms);
+  hmb_default_memory_stats(&dm1);
+
+  res->wall_s = (t1 - r->t0) / 1e9;
+  res->delivered = atomic_load(&r->delivered);
+  res->pieces = atomic_load(&r->pieces);
+  res->gbps = res->wall_s > 0 ? res->delivered / res->wall_s / 1e9 : 0;
+  res->peak_live = ps.peak_live_bytes;
+  res->peak_held = ps.peak_held;
+  res->peak_over = ps.peak_overcommitted;
+  res->phys_peak = atomic_load(&r->peak);
+  /* Runner policies: this pool's own pageable peak. Virtual: the default
+   * allocator's, which is process-wide and cannot be reset (so it is the
+   * highest of every virtual run so far in this process). */
+  res->lib_phys_peak = policy == BENCH_VIRTUAL
+                           ? dm1.pageable_peak + dm1.pinned_peak
+                           : ms.pageable_peak + ms.pinned_peak;
+  res->mean_running =
+      res->wall_s > 0 ? atomic_load(&r->run_ns) / 1e9 / res->wall_s : 0;
+  res->sampled_running = r->samples ? r->running_sum / r->samples : 0;
+  res->wait_s = es.wait_ns_total / 1e9;
+  res->wait_max_s = es.wait_ns_max / 1e9;
+  res->borrows = ps.borrows;
+  res->borrow_waits = ps.borrow_waits;
+  res->borrow_overcommits = ps.borrow_overcommits;
+  res->acquire_overcommits = ps.acquire_overcommits;
+  res->requeues = es.requeues;
+  res->released_early = ps.released_early;
+  res->failed = atomic_load(&r->failed);
+  res->log_warnings = atomic_load(&r->log_warnings);
+
+  bench_check(r, res, &ps, &ms, &es);
+  if (dm1.pageable_live != dm0.pageable_live)
+    bench_fail(res,
+               "default allocator back to its live bytes: %" PRId64
+               " before, %" PRId64 " after",
+               dm0.pageable_live, dm1.pageable_live);
+  int drc = hmb_pool_destroy(r->pool);
+  if (drc)
+    bench_fail(res, "pool destroyable at the end: %s", hmb_strerror(drc));
+  /* A refused destroy leaves the pool alive; it is leaked on purpose. */
+  for (int i = -1; i < sc->n; i++) /* leftovers only after a failure */
+    for (bench_piece_t *p = i < 0 ? r->global.head : r->slots[i].q.head, *nx; p;
+         p = nx) {
+      nx = p->next;
+      free(p);
+    }
+  pthread_cond_destroy(&r->cv);
+  pthread_mutex_destroy(&r->mu);
+  free(cons.sink);
+  free(r->slots);
+  free(r);
+  return res->ok ? 0 : 1;
+
+fail_threads:
+  hmb_executor_destroy(r->ex);
+fail_ex:
+  hmb_pool_destroy(r->pool);
+fail_pool:
+  pthread_cond_destroy(&r->cv);
+  pthread_mutex_destroy(&r->mu);
+  free(cons.sink);
+  free(r->slots);
+  free(r);
+  return rc;
+}

@@ -1,0 +1,93 @@
+# install.cmake - `cmake --install` support: headers, both libraries, an
+# exported CMake package (find_package(hmb) -> hmb::hmb) and hmb.pc.
+#
+# Installed targets (namespace hmb::):
+#   hmb::hmb_shared  libhmb.so, hidden visibility, only HMB_API exported;
+#   hmb::hmb_static  libhmb.a, carries HMB_STATIC_DEFINE and, when built with
+#                    CUDA, a link-only dependency on CUDA::cudart;
+#   hmb::hmb         the one to use: an interface target over the shared
+#                    library, or over the static one when the consumer sets
+#                    HMB_USE_STATIC_LIBS=ON before find_package(hmb), or when
+#                    this package was configured with BUILD_SHARED_LIBS=OFF
+#                    (the consumer's HMB_USE_STATIC_LIBS=OFF still wins).
+#
+# hmb.pc describes the same library for pkg-config: `pkg-config --libs hmb`
+# links the shared library; `--static` adds the private dependencies
+# (pthreads and, with CUDA, cudart).
+include(CMakePackageConfigHelpers)
+
+set(HMB_INSTALL_CMAKEDIR "${CMAKE_INSTALL_LIBDIR}/cmake/hmb"
+    CACHE STRING "Where hmbConfig.cmake is installed (relative to the prefix)")
+
+# The shared library finds cudart through the same directory it was linked
+# with, even when that directory is not in the loader's default path.
+if(HMB_HAVE_CUDA)
+  set_target_properties(hmb_shared PROPERTIES INSTALL_RPATH_USE_LINK_PATH ON)
+endif()
+
+install(DIRECTORY ${PROJECT_SOURCE_DIR}/include/
+        DESTINATION ${CMAKE_INSTALL_INCLUDEDIR}
+        COMPONENT hmb_development
+        FILES_MATCHING PATTERN "*.h")
+
+install(TARGETS hmb_static hmb_shared
+        EXPORT hmbTargets
+        ARCHIVE DESTINATION ${CMAKE_INSTALL_LIBDIR} COMPONENT hmb_development
+        LIBRARY DESTINATION ${CMAKE_INSTALL_LIBDIR} COMPONENT hmb_runtime
+                NAMELINK_COMPONENT hmb_development
+        RUNTIME DESTINATION ${CMAKE_INSTALL_BINDIR} COMPONENT hmb_runtime
+        INCLUDES DESTINATION ${CMAKE_INSTALL_INCLUDEDIR})
+
+install(EXPORT hmbTargets
+        NAMESPACE hmb::
+        FILE hmbTargets.cmake
+        DESTINATION ${HMB_INSTALL_CMAKEDIR}
+        COMPONENT hmb_development)
+
+# What hmb::hmb means when the consumer does not say.
+if(DEFINED BUILD_SHARED_LIBS AND NOT BUILD_SHARED_LIBS)
+  set(HMB_DEFAULT_STATIC ON)
+else()
+  set(HMB_DEFAULT_STATIC OFF)
+endif()
+
+configure_package_config_file(
+  ${CMAKE_CURRENT_LIST_DIR}/hmbConfig.cmake.in
+  ${PROJECT_BINARY_DIR}/hmbConfig.cmake
+  INSTALL_DESTINATION ${HMB_INSTALL_CMAKEDIR})
+write_basic_package_version_file(
+  ${PROJECT_BINARY_DIR}/hmbConfigVersion.cmake
+  VERSION ${PROJECT_VERSION}
+  COMPATIBILITY SameMinorVersion) # 0.x: minor releases may break the API
+install(FILES ${PROJECT_BINARY_DIR}/hmbConfig.cmake
+              ${PROJECT_BINARY_DIR}/hmbConfigVersion.cmake
+        DESTINATION ${HMB_INSTALL_CMAKEDIR}
+        COMPONENT hmb_development)
+
+# ---- pkg-config -------------------------------------------------------------
+# The prefix is written at install time, so `cmake --install --prefix X`
+# (which overrides CMAKE_INSTALL_PREFIX after configuration) gets a correct
+# file. Directories under the prefix are written relative to ${prefix}.
+# -lpthread is harmless where pthreads live in libc (glibc >= 2.34).
+set(HMB_PC_LIBS_PRIVATE "-lpthread")
+if(HMB_HAVE_CUDA)
+  string(APPEND HMB_PC_LIBS_PRIVATE " -L${CUDAToolkit_LIBRARY_DIR} -lcudart")
+endif()
+foreach(dir LIBDIR INCLUDEDIR)
+  if(IS_ABSOLUTE "${CMAKE_INSTALL_${dir}}")
+    set(HMB_PC_${dir} "${CMAKE_INSTALL_${dir}}")
+  else()
+    set(HMB_PC_${dir} "\${prefix}/${CMAKE_INSTALL_${dir}}")
+  endif()
+endforeach()
+set(HMB_PC_PREFIX "@HMB_PC_PREFIX@") # left for the install step to fill
+configure_file(${CMAKE_CURRENT_LIST_DIR}/hmb.pc.in
+               ${PROJECT_BINARY_DIR}/hmb.pc.stage @ONLY)
+install(CODE "
+  set(HMB_PC_PREFIX \"\${CMAKE_INSTALL_PREFIX}\")
+  configure_file(\"${PROJECT_BINARY_DIR}/hmb.pc.stage\"
+                 \"${PROJECT_BINARY_DIR}/hmb.pc\" @ONLY)"
+  COMPONENT hmb_development)
+install(FILES ${PROJECT_BINARY_DIR}/hmb.pc
+        DESTINATION ${CMAKE_INSTALL_LIBDIR}/pkgconfig
+        COMPONENT hmb_development)
