@@ -48,6 +48,7 @@ static void bench_opts_defaults(bench_opts_t *o) {
   o->progress = -1;
   o->micro_ms = 200;
   o->micro_threads = "1,2";
+  o->fail_split = -1;
 }
 
 /* --quick: the same shape, scaled down to a few seconds for CI. */
@@ -91,6 +92,8 @@ static void bench_usage(FILE *f) {
       "  --acquire-timeout-ms F  one admission attempt [100]\n"
       "  --order split|completion  consumer order [split]\n"
       "  --policies LIST       subset of unlimited,virtual,bound,early,oracle\n"
+      "  --fail-split N        self-test: split N's task fails after its "
+      "footer\n"
       "output:\n"
       "  --csv FILE, --json FILE   one row per policy (or per micro case)\n"
       "  --sweep[=MiB,...]     budgets to sweep [0.5,0.75,1,1.5,2,3 x budget]\n"
@@ -221,6 +224,8 @@ static int bench_parse(int argc, char **argv, bench_opts_t *o) {
       o->budget = (size_t)(d * BENCH_MIB);
     else if (NUM("--acquire-timeout-ms", 0.001, 1e7))
       o->acquire_timeout_ms = d;
+    else if (NUM("--fail-split", 0, 1e6))
+      o->fail_split = (int)d;
     else if (NUM("--micro-ms", 1, 1e6))
       o->micro_ms = d;
     else if (strcmp(key, "--micro-threads") == 0)
@@ -312,12 +317,15 @@ static void bench_print_table(const bench_result_t *r, int n) {
       snprintf(budget, sizeof budget, "inf");
     else
       snprintf(budget, sizeof budget, "%.0f", mib(r[i].limit));
-    printf("%-9s %8s %7.2f %6.3f %6.2f %9.1f %9.1f %8.1f %9.1f %7.2f %8.2f "
+    char ratio[16] = "-";
+    if (r[i].ratio > 0)
+      snprintf(ratio, sizeof ratio, "%.2f", r[i].ratio);
+    printf("%-9s %8s %7.2f %6.3f %6s %9.1f %9.1f %8.1f %9.1f %7.2f %8.2f "
            "%7" PRIu64 " %8" PRIu64 "%s\n",
            bench_policy_name(r[i].policy), budget, r[i].wall_s, r[i].gbps,
-           r[i].ratio, mib(r[i].peak_live), mib(r[i].peak_held),
-           mib(r[i].peak_over), mib(r[i].phys_peak), r[i].mean_running,
-           r[i].wait_s, r[i].borrows, r[i].requeues, r[i].ok ? "" : "  FAIL");
+           ratio, mib(r[i].peak_live), mib(r[i].peak_held), mib(r[i].peak_over),
+           mib(r[i].phys_peak), r[i].mean_running, r[i].wait_s, r[i].borrows,
+           r[i].requeues, r[i].ok ? "" : "  FAIL");
   }
   printf("peak_live: bytes of live runner buffers (library); phys_peak: data "
          "bytes alive at once,\ncounted by the bench for every policy (virtual "

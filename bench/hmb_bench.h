@@ -56,6 +56,7 @@ typedef struct bench_opts {
   double acquire_timeout_ms;     /* one admission attempt of the executor */
   int order;                     /* BENCH_ORDER_* */
   unsigned policies;             /* bit mask of bench_policy_t */
+  int fail_split; /* self-test: this split's task fails (-1: none) */
   int quick;
   int quiet;
   int progress; /* -1: auto (stderr is a terminal), 0: off, 1: on */

@@ -307,6 +307,10 @@ static int bench_scan_task(void *user, hmb_runner_t *runner) {
     if (rc)
       goto out;
   }
+  if (s->idx == r->o->fail_split) {
+    rc = HMB_EFAILED; /* harness self-test: the run must be reported */
+    goto out;
+  }
   for (int k = 0; k < sp->nkept && !rc; k++) {
     if (hmb_runner_is_cancelled(runner))
       rc = HMB_ECANCELED;

@@ -176,9 +176,8 @@ static void hmb__enqueue_locked(hmb_executor_t *ex, hmb_task_t *t,
   hmb_task_t *at;
   if (from_head) {
     at = NULL;
-    while ((at ? at->next : ex->head) &&
-           hmb__task_before(at ? at->next : ex->head, t))
-      at = at ? at->next : ex->head;
+    for (hmb_task_t *n = ex->head; n && hmb__task_before(n, t); n = n->next)
+      at = n;
   } else {
     at = ex->tail;
     while (at && hmb__task_before(t, at))

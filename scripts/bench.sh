@@ -1,0 +1,9 @@
+#!/usr/bin/env bash
+# Build hmb and run the bench harness on its built-in default scenario.
+# Usage: scripts/bench.sh [hmb_bench options...]   (e.g. --quick, --sweep)
+set -euo pipefail
+cd "$(dirname "$0")/.."
+scripts/deps.sh
+cmake -S . -B build-release -DCMAKE_BUILD_TYPE=Release -DHMB_BUILD_TESTS=OFF >/dev/null
+cmake --build build-release -j"$(nproc)" --target hmb_bench
+exec ./build-release/bench/hmb_bench "$@"
