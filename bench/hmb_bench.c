@@ -344,10 +344,13 @@ static void bench_csv_header(FILE *f, int with_budget_col) {
           with_budget_col ? "budget_bytes," : "");
 }
 
-static void bench_csv_row(FILE *f, const bench_result_t *r,
-                          int64_t budget_col) {
-  if (budget_col >= 0)
-    fprintf(f, "%" PRId64 ",", budget_col);
+/* with_budget: a leading budget column (empty for unlimited: no budget). */
+static void bench_csv_row(FILE *f, const bench_result_t *r, int with_budget,
+                          int64_t budget) {
+  if (with_budget && budget >= 0)
+    fprintf(f, "%" PRId64 ",", budget);
+  else if (with_budget)
+    fputc(',', f);
   fprintf(f,
           "%s,%" PRId64 ",%.4f,%" PRIu64 ",%.5f,%.4f,%" PRId64 ",%" PRId64
           ",%" PRId64 ",%" PRId64 ",%" PRId64 ",%.3f,%.3f,%.4f,%.4f,%" PRIu64
@@ -369,7 +372,7 @@ static int bench_write_csv(const char *path, const bench_result_t *r, int n) {
   }
   bench_csv_header(f, 0);
   for (int i = 0; i < n; i++)
-    bench_csv_row(f, &r[i], -1);
+    bench_csv_row(f, &r[i], 0, 0);
   return fclose(f);
 }
 
@@ -451,9 +454,12 @@ static int bench_write_json(const char *path, const bench_opts_t *o,
 static int bench_one(const bench_opts_t *o, const bench_scenario_t *sc,
                      int policy, size_t limit, double unl_gbps,
                      bench_result_t *res) {
+  char budget[32] = "no budget";
+  if (policy != BENCH_UNLIMITED)
+    snprintf(budget, sizeof budget, "budget %.0f MiB", mib((int64_t)limit));
   if (o->progress)
-    fprintf(stderr, "  running %s (budget %.0f MiB)...\n",
-            bench_policy_name(policy), mib((int64_t)limit));
+    fprintf(stderr, "  running %s (%s)...\n", bench_policy_name(policy),
+            budget);
   int rc = bench_run_policy(o, sc, policy, limit, res);
   if (rc < 0) {
     fprintf(stderr, "hmb_bench: %s: run could not be set up: %s\n",
@@ -465,8 +471,8 @@ static int bench_one(const bench_opts_t *o, const bench_scenario_t *sc,
   }
   res->ratio = unl_gbps > 0 ? res->gbps / unl_gbps : 0;
   if (!res->ok)
-    fprintf(stderr, "hmb_bench: invariant broken: %s (budget %.0f MiB): %s\n",
-            bench_policy_name(policy), mib((int64_t)limit), res->error);
+    fprintf(stderr, "hmb_bench: invariant broken: %s (%s): %s\n",
+            bench_policy_name(policy), budget, res->error);
   return res->ok ? 0 : 1;
 }
 
@@ -549,7 +555,7 @@ static void bench_plot(const char *png, const bench_result_t *rows,
       first = 0;
     }
     if (panel)
-      fprintf(f, "%sx title 'budget' dashtype 3 lc rgb 'gray'",
+      fprintf(f, "%sx title 'budget' dashtype 3 lc rgb 'dark-gray'",
               first ? "" : ", ");
     fprintf(f, ", %.5f title 'unlimited' dashtype 2 lc rgb 'black'\n",
             panel ? up : ug);
@@ -616,7 +622,7 @@ static int bench_sweep(const bench_opts_t *o, const bench_scenario_t *sc) {
   if (f) {
     bench_csv_header(f, 1);
     for (int i = 0; i < n; i++)
-      bench_csv_row(f, &rows[i], rb[i]);
+      bench_csv_row(f, &rows[i], 1, rb[i]);
     fclose(f);
   } else {
     perror(csv);
@@ -625,14 +631,18 @@ static int bench_sweep(const bench_opts_t *o, const bench_scenario_t *sc) {
   printf("\n%-9s %8s %7s %6s %6s %9s %9s %8s %9s %7s %8s\n", "policy", "budget",
          "wall_s", "GB/s", "vs_unl", "peak_live", "peak_held", "over",
          "phys_peak", "running", "borrows");
-  for (int i = 0; i < n; i++)
-    printf("%-9s %8.0f %7.2f %6.3f %6.2f %9.1f %9.1f %8.1f %9.1f %7.2f "
+  for (int i = 0; i < n; i++) {
+    char budget[32] = "inf";
+    if (rb[i] >= 0)
+      snprintf(budget, sizeof budget, "%.0f", mib(rb[i]));
+    printf("%-9s %8s %7.2f %6.3f %6.2f %9.1f %9.1f %8.1f %9.1f %7.2f "
            "%8" PRIu64 "%s\n",
-           bench_policy_name(rows[i].policy), rb[i] < 0 ? 0 : mib(rb[i]),
-           rows[i].wall_s, rows[i].gbps, rows[i].ratio, mib(rows[i].peak_live),
+           bench_policy_name(rows[i].policy), budget, rows[i].wall_s,
+           rows[i].gbps, rows[i].ratio, mib(rows[i].peak_live),
            mib(rows[i].peak_held), mib(rows[i].peak_over),
            mib(rows[i].phys_peak), rows[i].mean_running, rows[i].borrows,
            rows[i].ok ? "" : "  FAIL");
+  }
   printf("sweep CSV: %s\n", csv);
   const char *png = o->sweep_png ? o->sweep_png : "hmb_sweep.png";
   if (bench_have_gnuplot())

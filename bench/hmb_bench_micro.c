@@ -20,7 +20,7 @@
  * * threads / operations (the mean latency of one operation on one thread).
  * "Touched" means one write per 4 KiB page plus the last byte, so page
  * faults are paid as a reader writing the buffer would pay them. The sum of
- * bytes read back goes to a volatile sink so no work can be dropped.
+ * bytes read back goes to an atomic sink so no work can be dropped.
  * Counters are checked after each case (the fast path never borrows, pools
  * end at rest): a broken check makes the program exit nonzero.
  */
@@ -36,7 +36,8 @@
 #include "hmb.h"
 #include "hmb_bench.h"
 
-static volatile uint64_t bench_micro_sink;
+/* Written by every thread: atomic, so the sum is observable and race-free. */
+static _Atomic uint64_t bench_micro_sink;
 
 enum { MICRO_RAW, MICRO_HMB, MICRO_HMB_CACHE, MICRO_ACQUIRE, MICRO_BORROW };
 
@@ -148,7 +149,7 @@ static void *micro_thread(void *arg) {
     hmb_runner_finish(r, 0, NULL);
     hmb_runner_destroy(r);
   }
-  bench_micro_sink += sink;
+  atomic_fetch_add_explicit(&bench_micro_sink, sink, memory_order_relaxed);
   return NULL;
 }
 

@@ -355,7 +355,7 @@ typedef struct bench_consumer {
   uint64_t checksum;
 } bench_consumer_t;
 
-static volatile uint64_t bench_scan_sink; /* keeps the copies observable */
+static _Atomic uint64_t bench_scan_sink; /* keeps the copies observable */
 
 static void bench_consume(bench_consumer_t *c, bench_piece_t *pc) {
   bench_run_t *r = c->run;
@@ -443,7 +443,8 @@ static void *bench_consumer_main(void *arg) {
       free(pc);
     }
   }
-  bench_scan_sink += c->checksum;
+  atomic_fetch_add_explicit(&bench_scan_sink, c->checksum,
+                            memory_order_relaxed);
   return NULL;
 }
 

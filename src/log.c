@@ -19,11 +19,13 @@ typedef struct hmb__global_log {
   _Atomic int level;
 } hmb__global_log_t;
 
-/* Zero-initialised: no sink, level HMB_LOG_ERROR (0). */
+/* Zero-initialised: no sink; level 0 reads as HMB_LOG_ERROR. */
 static hmb__global_log_t hmb__glog;
 
 void hmb_set_log(hmb_log_fn fn, void *user, int max_level) {
   atomic_store(&hmb__glog.user, user);
+  if (fn && max_level <= 0)
+    max_level = HMB_LOG_WARN;
   atomic_store(&hmb__glog.level, fn ? max_level : HMB_LOG_ERROR);
   atomic_store(&hmb__glog.fn, fn);
 }
@@ -31,14 +33,17 @@ void hmb_set_log(hmb_log_fn fn, void *user, int max_level) {
 int hmb__log_enabled(const hmb__logger_t *lg, int level) {
   if (lg && lg->fn)
     return level <= lg->level;
-  return level <= atomic_load_explicit(&hmb__glog.level, memory_order_relaxed);
+  int max = atomic_load_explicit(&hmb__glog.level, memory_order_relaxed);
+  return level <= (max > 0 ? max : HMB_LOG_ERROR);
 }
 
 static void hmb__log_stderr(void *user, int level, const char *msg) {
-  static const char *const names[] = {"error", "warn", "info", "debug"};
+  static const char *const names[] = {"log", "error", "warn", "info", "debug"};
   (void)user;
   fprintf(stderr, "hmb %s: %s\n",
-          (level >= 0 && level <= 3) ? names[level] : "log", msg);
+          (level >= HMB_LOG_ERROR && level <= HMB_LOG_DEBUG) ? names[level]
+                                                             : "log",
+          msg);
 }
 
 void hmb__log(const hmb__logger_t *lg, int level, const char *fmt, ...) {

@@ -352,9 +352,10 @@ int hmb__pool_wait_grant(hmb_pool_t *p, hmb_runner_t *r, int kind, int64_t need,
     hmb_pool_describe(p, 3, desc, sizeof desc);
     hmb__log(&p->log, HMB_LOG_WARN,
              "timeout: runner #%" PRIu64 " '%s' could not %s %" PRId64
-             " bytes within %" PRId64 " ms; %s",
-             r->id, r->name, hmb__kind_name(kind), need, timeout_ns / 1000000,
-             desc);
+             " bytes within %" PRId64 " %s; %s",
+             r->id, r->name, hmb__kind_name(kind), need,
+             timeout_ns >= 1000000 ? timeout_ns / 1000000 : timeout_ns / 1000,
+             timeout_ns >= 1000000 ? "ms" : "us", desc);
   }
   return w.result;
 }

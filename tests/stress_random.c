@@ -24,7 +24,7 @@
  * the pool can be destroyed.
  *
  * Sizes: HMB_STRESS_THREADS (default 8, 4 under sanitizers) and
- * HMB_STRESS_OPS (operations per thread; default 6000, a quarter under
+ * HMB_STRESS_OPS (operations per thread; default 50000, a quarter under
  * sanitizers). The seed is printed; HMB_TEST_SEED replays its random choices
  * (the thread interleaving is up to the scheduler).
  *
@@ -689,7 +689,7 @@ static void test_random_stress(void **state) {
     G.nthreads = 1;
   if (G.nthreads > MAX_THREADS)
     G.nthreads = MAX_THREADS;
-  G.ops = ts_env_long("HMB_STRESS_OPS", 6000);
+  G.ops = ts_env_long("HMB_STRESS_OPS", 50000);
   if (G.ops < 1)
     G.ops = 1;
   G.phase = 250;

@@ -18,11 +18,11 @@ extern "C" {
 
 /* Severity of a diagnostic message; lower is more severe. */
 typedef enum hmb_log_level {
-  HMB_LOG_ERROR = 0, /* misuse or leaks: something is wrong */
-  HMB_LOG_WARN = 1,  /* over-commit (idle start or deadlock prevention),
+  HMB_LOG_ERROR = 1, /* misuse or leaks: something is wrong */
+  HMB_LOG_WARN = 2,  /* over-commit (idle start or deadlock prevention),
                         long waits, timeouts */
-  HMB_LOG_INFO = 2,  /* lifecycle */
-  HMB_LOG_DEBUG = 3  /* per-operation detail */
+  HMB_LOG_INFO = 3,  /* lifecycle */
+  HMB_LOG_DEBUG = 4  /* per-operation detail */
 } hmb_log_level_t;
 
 /*
@@ -36,7 +36,7 @@ typedef void (*hmb_log_fn)(void *user, int level, const char *message);
  * default allocator, buffers without a runner) and by pools configured
  * without a sink. `fn` NULL restores the default: messages at
  * HMB_LOG_ERROR go to stderr, others are dropped. Messages above
- * `max_level` are not formatted at all.
+ * `max_level` (0: HMB_LOG_WARN) are not formatted at all.
  * Thread-safe, but not meant to race with heavy logging: install it at
  * start-up.
  */

@@ -147,8 +147,9 @@ HMB_API int hmb_runner_finish(hmb_runner_t *runner, int status,
 /*
  * Cancel: a runner waiting in start or in a borrow wakes at once with
  * HMB_ECANCELED; a running runner stops running and its later allocations
- * fail with HMB_ECANCELED. It keeps the budget it held; budget of buffers
- * closed afterwards goes straight back, and the unused rest comes back at
+ * fail with HMB_ECANCELED. It keeps the budget it held (including that of
+ * buffers closed afterwards, which returns to its spare), and all of it that
+ * is not live comes back at
  * finish or destroy. Idempotent; HMB_ESTATE if already finished.
  * Thread-safe (this is the call meant to come from another thread).
  */
