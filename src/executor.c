@@ -70,9 +70,12 @@ struct hmb_task {
   int state;
   int cancel_requested;
   int on_active;
-  hmb_runner_t *runner;    /* set while admitting or running */
-  hmb_task_t *next, *prev; /* queue or active list */
-  uint64_t wait_ns;        /* waiting for budget, summed over attempts */
+  hmb_runner_t *runner;      /* set while admitting or running */
+  hmb_runner_t *idle_runner; /* kept from a timed-out admission (CREATED,
+                                holding nothing): retried, so the task keeps
+                                its place in the pool's queue too */
+  hmb_task_t *next, *prev;   /* queue or active list */
+  uint64_t wait_ns;          /* waiting for budget, summed over attempts */
 
   /* --- completion, under mu --- */
   pthread_mutex_t mu;
@@ -218,6 +221,10 @@ static void hmb__admission_end_locked(hmb_executor_t *ex, hmb_task_t *t) {
  * no lock and the task is FINISHING, so nobody else touches it.
  */
 static void hmb__complete(hmb_executor_t *ex, hmb_task_t *t, int status) {
+  if (t->idle_runner) { /* cancelled while queued after a requeue */
+    hmb_runner_destroy(t->idle_runner);
+    t->idle_runner = NULL;
+  }
   if (t->done_fn) {
     hmb_executor_t *saved = hmb__exec_current;
     hmb__exec_current = ex;
@@ -277,8 +284,9 @@ static void hmb__attempt(hmb_executor_t *ex, hmb_task_t *t) {
   cfg.priority = t->priority;
   cfg.borrow_timeout_ns = t->borrow_timeout_ns;
   cfg.name = t->name;
-  hmb_runner_t *r = NULL;
-  int rc = hmb_runner_create(ex->pool, &cfg, &r);
+  hmb_runner_t *r = t->idle_runner; /* ours: the task is ADMITTING */
+  t->idle_runner = NULL;
+  int rc = r ? 0 : hmb_runner_create(ex->pool, &cfg, &r);
 
   pthread_mutex_lock(&ex->lock);
   if (rc == 0 && t->cancel_requested)
@@ -315,10 +323,10 @@ static void hmb__attempt(hmb_executor_t *ex, hmb_task_t *t) {
     hmb__active_remove_locked(ex, t);
     ex->nadmitting--;
     ex->requeues++;
+    t->idle_runner = r; /* CREATED again; retried with its pool ticket */
     hmb__enqueue_locked(ex, t, 1);
     pthread_cond_signal(&ex->work_cond);
     pthread_mutex_unlock(&ex->lock);
-    hmb_runner_destroy(r);
     return;
   }
   /* Cancelled (while waiting, or just after the grant) or a hard error. */

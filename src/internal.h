@@ -163,8 +163,10 @@ struct hmb_runner {
   _Atomic uint64_t borrows, wait_ns;
 
   /* --- under pool lock --- */
-  hmb__waiter_t *waiter;     /* the request it queued last, or NULL */
-  int nwait;                 /* its requests now queued */
+  hmb__waiter_t *waiter; /* the request it queued last, or NULL */
+  int nwait;             /* its requests now queued */
+  uint64_t ticket;       /* arrival order of its first start attempt; kept on
+                           retries so a timed-out start keeps its place */
   hmb_runner_t *next, *prev; /* pool list */
   int closed;                /* handle destroyed */
 };

@@ -110,7 +110,14 @@ static void hmb__remove_locked(hmb_pool_t *p, hmb__waiter_t *w) {
 }
 
 static void hmb__enqueue_locked(hmb_pool_t *p, hmb__waiter_t *w) {
-  w->seq = p->seq++;
+  if (w->kind == HMB__WAIT_START) {
+    /* A retried start keeps the place of its first attempt. */
+    if (w->runner->ticket == 0)
+      w->runner->ticket = ++p->seq;
+    w->seq = w->runner->ticket;
+  } else {
+    w->seq = ++p->seq;
+  }
   w->next = w->prev = NULL;
   if (w->kind == HMB__WAIT_BORROW) {
     w->prev = p->bor_tail;
@@ -121,9 +128,11 @@ static void hmb__enqueue_locked(hmb_pool_t *p, hmb__waiter_t *w) {
     p->bor_tail = w;
     p->bor_waiters++;
   } else {
-    /* Walk back past lower priorities; equal priority keeps arrival order. */
+    /* Walk back past lower priorities and later arrivals (a retry may be
+     * older than requests already waiting). */
     hmb__waiter_t *at = p->acq_tail;
-    while (at && at->priority < w->priority)
+    while (at && (at->priority < w->priority ||
+                  (at->priority == w->priority && at->seq > w->seq)))
       at = at->prev;
     w->prev = at;
     w->next = at ? at->next : p->acq_head;

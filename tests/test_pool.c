@@ -361,6 +361,45 @@ static void test_priority_then_arrival_order(void **state) {
   ts_watchdog_disarm();
 }
 
+static void test_retried_start_keeps_its_place(void **state) {
+  (void)state;
+  ts_watchdog_arm("retry keeps place", 30);
+  hmb_pool_t *pool = ts_pool(100, NULL, NULL);
+  hmb_runner_t *blocker = runner_new(pool, 100, 0);
+  assert_int_equal(hmb_runner_start(blocker, 0), HMB_OK);
+  hmb_runner_t *old = runner_new(pool, 100, 0);
+  hmb_runner_t *young = runner_new(pool, 100, 0);
+  /* `old` asks first and times out; `young` then queues. */
+  assert_int_equal(hmb_runner_start(old, 1000000), HMB_ETIMEDOUT);
+  int order[2], order_n = 0;
+  pthread_mutex_t mu = PTHREAD_MUTEX_INITIALIZER;
+  op_t ops[2];
+  memset(ops, 0, sizeof ops);
+  hmb_runner_t *rs[2] = {young, old};
+  for (int i = 0; i < 2; i++) {
+    ops[i].order = order;
+    ops[i].order_mu = &mu;
+    ops[i].order_n = &order_n;
+    ops[i].tag = i;
+    ops[i].finish_after = 1;
+    op_run(&ops[i], rs[i], 0, 0, HMB_WAIT_FOREVER);
+    await_waiters(pool, i + 1, 0);
+  }
+  /* The retry of `old` is served before `young`, which arrived later. */
+  hmb_runner_finish(blocker, 0, NULL);
+  for (int i = 0; i < 2; i++)
+    op_join(&ops[i]);
+  assert_int_equal(order_n, 2);
+  assert_int_equal(order[0], 1);
+  assert_int_equal(order[1], 0);
+  hmb_runner_destroy(old);
+  hmb_runner_destroy(young);
+  hmb_runner_destroy(blocker);
+  ts_assert_pool_idle(pool);
+  assert_int_equal(hmb_pool_destroy(pool), HMB_OK);
+  ts_watchdog_disarm();
+}
+
 static void test_large_request_not_bypassed(void **state) {
   (void)state;
   ts_watchdog_arm("head of line", 30);
@@ -582,6 +621,7 @@ int main(void) {
       cmocka_unit_test(test_all_borrowers_rule),
       cmocka_unit_test(test_timeout_leaves_nothing_taken),
       cmocka_unit_test(test_priority_then_arrival_order),
+      cmocka_unit_test(test_retried_start_keeps_its_place),
       cmocka_unit_test(test_large_request_not_bypassed),
       cmocka_unit_test(test_cancel_wakes_waiters),
       cmocka_unit_test(test_zero_request_granted_at_once),
