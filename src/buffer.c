@@ -40,6 +40,21 @@
 #define HMB__CHECK_MAGIC(b) ((void)0)
 #endif
 
+/* A handle with one reference, no handler, no memory owner or runner. */
+static void hmb__buffer_init(hmb_buffer_t *b, void *data, size_t size,
+                             int pinned, hmb_buffer_t *parent) {
+  atomic_init(&b->refs, 1);
+  b->magic = HMB__BUF_MAGIC;
+  b->pinned = pinned;
+  b->data = data;
+  b->size = size;
+  b->parent = parent;
+  b->mem = NULL;
+  b->owner = NULL;
+  b->handler.fn = NULL;
+  b->handler.user = NULL;
+}
+
 int hmb__buffer_create(hmb__memory_t *mem, size_t bytes, unsigned flags,
                        hmb_runner_t *owner, hmb_buffer_t **out) {
   hmb_buffer_t *b = malloc(sizeof *b);
@@ -52,16 +67,9 @@ int hmb__buffer_create(hmb__memory_t *mem, size_t bytes, unsigned flags,
     free(b);
     return HMB_ENOMEM;
   }
-  atomic_init(&b->refs, 1);
-  b->magic = HMB__BUF_MAGIC;
-  b->pinned = pinned;
-  b->data = data;
-  b->size = bytes;
-  b->parent = NULL;
+  hmb__buffer_init(b, data, bytes, pinned, NULL);
   b->mem = mem;
   b->owner = owner;
-  b->handler.fn = NULL;
-  b->handler.user = NULL;
   *out = b;
   return 0;
 }
@@ -160,16 +168,8 @@ int hmb_buffer_slice(hmb_buffer_t *buf, size_t offset, size_t length,
     free(s);
     return rc;
   }
-  atomic_init(&s->refs, 1);
-  s->magic = HMB__BUF_MAGIC;
-  s->pinned = buf->pinned;
-  s->data = buf->data ? (char *)buf->data + offset : NULL;
-  s->size = length;
-  s->parent = buf;
-  s->mem = NULL;
-  s->owner = NULL;
-  s->handler.fn = NULL;
-  s->handler.user = NULL;
+  hmb__buffer_init(s, buf->data ? (char *)buf->data + offset : NULL, length,
+                   buf->pinned, buf);
   *out = s;
   return 0;
 }
