@@ -41,6 +41,7 @@ static void bench_opts_defaults(bench_opts_t *o) {
   o->latency_ms = 4;
   o->stream_mbps = 64;
   o->sink_mbps = 1000;
+  o->gpu = -1;
   o->budget = 128 * BENCH_MIB;
   o->acquire_timeout_ms = 100;
   o->order = BENCH_ORDER_SPLIT;
@@ -88,6 +89,10 @@ static void bench_usage(FILE *f) {
       "  --latency-ms F        storage latency per read [4]\n"
       "  --stream-mbps F       storage bandwidth per stream, MB/s [64]\n"
       "  --sink-mbps F         consumer copy rate, MB/s; 0 unpaced [1000]\n"
+      "  --gpu auto|on|off     consumer copies to the GPU when one is "
+      "usable [auto]\n"
+      "  --pinned-mib X        pinned region per pool; buffers prefer it "
+      "[0]\n"
       "  --budget-mib X        pool limit of the budgeted policies [128]\n"
       "  --acquire-timeout-ms F  one admission attempt [100]\n"
       "  --order split|completion  consumer order [split]\n"
@@ -220,6 +225,12 @@ static int bench_parse(int argc, char **argv, bench_opts_t *o) {
       o->stream_mbps = d;
     else if (NUM("--sink-mbps", 0, 1e6))
       o->sink_mbps = d;
+    else if (NUM("--pinned-mib", 0, 1e7))
+      o->pinned = (size_t)(d * BENCH_MIB);
+    else if (strcmp(key, "--gpu") == 0 && val &&
+             (!strcmp(val, "auto") || !strcmp(val, "on") ||
+              !strcmp(val, "off")))
+      o->gpu = !strcmp(val, "auto") ? -1 : !strcmp(val, "on");
     else if (NUM("--budget-mib", 0.004, 1e9))
       o->budget = (size_t)(d * BENCH_MIB);
     else if (NUM("--acquire-timeout-ms", 0.001, 1e7))
@@ -299,6 +310,10 @@ static void bench_print_scenario(const bench_opts_t *o,
          o->threads, o->latency_ms, o->stream_mbps,
          o->sink_mbps > 0 ? "" : "unpaced ", o->sink_mbps,
          o->order == BENCH_ORDER_SPLIT ? "split" : "completion");
+  const char *why = "";
+  bench_gpu_target(o, &why);
+  printf("  consumer target: %s; pinned region per pool %.1f MiB\n", why,
+         mib((int64_t)o->pinned));
   printf("  budget %.1f MiB for virtual/bound/early/oracle, acquire timeout "
          "%.0f ms\n",
          mib((int64_t)o->budget), o->acquire_timeout_ms);
@@ -673,6 +688,11 @@ int main(int argc, char **argv) {
   }
   if (o.micro)
     return bench_micro_main(&o);
+  const char *gpu_why = "";
+  if (bench_gpu_target(&o, &gpu_why) < 0) {
+    fprintf(stderr, "hmb_bench: --gpu on, but no GPU is usable: %s\n", gpu_why);
+    return 2;
+  }
 
   bench_scenario_t *sc = bench_scenario_create(&o);
   if (!sc) {

@@ -52,11 +52,13 @@ typedef struct bench_opts {
   double latency_ms;             /* storage latency per read request */
   double stream_mbps;            /* per-stream storage bandwidth (MB/s) */
   double sink_mbps;              /* consumer copy rate (MB/s); 0: unpaced */
-  size_t budget;                 /* pool limit of the budgeted policies */
-  double acquire_timeout_ms;     /* one admission attempt of the executor */
-  int order;                     /* BENCH_ORDER_* */
-  unsigned policies;             /* bit mask of bench_policy_t */
-  int fail_split; /* self-test: this split's task fails (-1: none) */
+  int gpu;       /* consumer copies to the GPU: -1 auto, 0 never, 1 required */
+  size_t pinned; /* pinned region of each pool (0: none); buffers prefer it */
+  size_t budget; /* pool limit of the budgeted policies */
+  double acquire_timeout_ms; /* one admission attempt of the executor */
+  int order;                 /* BENCH_ORDER_* */
+  unsigned policies;         /* bit mask of bench_policy_t */
+  int fail_split;            /* self-test: this split's task fails (-1: none) */
   int quick;
   int quiet;
   int progress; /* -1: auto (stderr is a terminal), 0: off, 1: on */
@@ -106,6 +108,13 @@ typedef struct bench_scenario_info {
 } bench_scenario_info_t;
 
 typedef struct bench_scenario bench_scenario_t;
+
+/*
+ * Where the consumer copies: 1 to GPU memory (cudaMemcpy through the
+ * library's CUDA contract), 0 to a host sink. With gpu == 1 and no usable
+ * GPU, returns -1. *why says what was chosen and why.
+ */
+int bench_gpu_target(const bench_opts_t *o, const char **why);
 
 /* Clock and sleep (monotonic). */
 uint64_t bench_now_ns(void);

@@ -43,6 +43,7 @@
 #include <time.h>
 #include <unistd.h>
 
+#include "cuda.h" /* the library's internal CUDA contract (src/cuda.h) */
 #include "hmb.h"
 #include "hmb_bench.h"
 
@@ -257,7 +258,8 @@ static int bench_read_piece(bench_slot_t *s, const hmb_allocator_t *alloc,
   bench_piece_t *pc = calloc(1, sizeof *pc);
   if (!pc)
     return HMB_ENOMEM;
-  int rc = hmb_allocate(alloc, bytes, 0, &pc->buf);
+  int rc =
+      hmb_allocate(alloc, bytes, r->o->pinned ? HMB_ALLOC_PINNED : 0, &pc->buf);
   if (rc) {
     free(pc);
     return rc;
@@ -351,6 +353,7 @@ typedef struct bench_consumer {
   bench_run_t *run;
   unsigned char *sink;
   size_t sink_size;
+  void *dev;       /* GPU sink when the consumer copies to the device */
   double clock_ns; /* the link's virtual clock (pacing) */
   uint64_t checksum;
 } bench_consumer_t;
@@ -376,8 +379,14 @@ static void bench_consume(bench_consumer_t *c, bench_piece_t *pc) {
     c->clock_ns = now;
   for (size_t off = 0; off < bytes; off += c->sink_size) {
     size_t n = bytes - off < c->sink_size ? bytes - off : c->sink_size;
-    memcpy(c->sink, d + off, n);
-    c->checksum += c->sink[n - 1];
+    if (c->dev) {
+      if (hmb__cuda_copy_to_device(c->dev, d + off, n) != 0)
+        atomic_fetch_add(&r->bad_stamps, 1); /* a failed copy is an error */
+      c->checksum += d[off + n - 1];
+    } else {
+      memcpy(c->sink, d + off, n);
+      c->checksum += c->sink[n - 1];
+    }
   }
   if (r->o->sink_mbps > 0) {
     c->clock_ns += bytes / (r->o->sink_mbps * 1e6) * 1e9;
@@ -601,12 +610,16 @@ int bench_run_policy(const bench_opts_t *o, const bench_scenario_t *sc,
   cons.sink_size = 4 * BENCH_MIB;
   cons.sink = malloc(cons.sink_size);
   if (!r->slots || !cons.sink) {
+    hmb__cuda_device_free(cons.dev);
     free(cons.sink);
     free(r->slots);
     free(r);
     return HMB_ENOMEM;
   }
   memset(cons.sink, 0, cons.sink_size); /* fault it in before timing */
+  if (bench_gpu_target(o, NULL) == 1 &&
+      hmb__cuda_device_alloc(cons.sink_size, &cons.dev) != 0)
+    cons.dev = NULL; /* reported by bench_gpu_target(); copy to the host */
   pthread_mutex_init(&r->mu, NULL);
   pthread_cond_init(&r->cv, NULL);
 
@@ -616,6 +629,7 @@ int bench_run_policy(const bench_opts_t *o, const bench_scenario_t *sc,
   hmb_pool_config_t pc;
   hmb_pool_config_init(&pc);
   pc.limit = policy == BENCH_UNLIMITED ? (size_t)1 << 60 : limit;
+  pc.pinned_bytes = o->pinned;
   pc.log_fn = bench_log;
   pc.log_user = r;
   pc.log_level = HMB_LOG_WARN;
@@ -730,6 +744,7 @@ int bench_run_policy(const bench_opts_t *o, const bench_scenario_t *sc,
     }
   pthread_cond_destroy(&r->cv);
   pthread_mutex_destroy(&r->mu);
+  hmb__cuda_device_free(cons.dev);
   free(cons.sink);
   free(r->slots);
   free(r);
@@ -742,8 +757,28 @@ fail_ex:
 fail_pool:
   pthread_cond_destroy(&r->cv);
   pthread_mutex_destroy(&r->mu);
+  hmb__cuda_device_free(cons.dev);
   free(cons.sink);
   free(r->slots);
   free(r);
   return rc;
+}
+
+int bench_gpu_target(const bench_opts_t *o, const char **why) {
+  static char text[320]; /* the bench's main thread only */
+  const char *reason = "";
+  int usable = o->gpu != 0 && hmb__cuda_probe(&reason);
+  if (usable)
+    snprintf(text, sizeof text,
+             "GPU memory (synchronous host-to-device "
+             "copies)");
+  else if (o->gpu == 0)
+    snprintf(text, sizeof text, "host memory sink (--gpu off)");
+  else
+    snprintf(text, sizeof text, "host memory sink (no GPU: %s)", reason);
+  if (why)
+    *why = text;
+  if (usable)
+    return 1;
+  return o->gpu == 1 ? -1 : 0;
 }

@@ -2,7 +2,7 @@
 # Install what building and testing hmb needs on Debian/Ubuntu, if missing.
 # Usage: scripts/deps.sh [extra-package...]
 set -euo pipefail
-pkgs=(cmake make gcc pkg-config libcmocka-dev "$@")
+pkgs=(cmake make gcc libc6-dev pkg-config libcmocka-dev "$@")
 missing=()
 for p in "${pkgs[@]}"; do
   dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" ||

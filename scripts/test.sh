@@ -14,9 +14,13 @@ case "$mode" in
   nocuda) dir=build-nocuda; args+=(-DHMB_WITH_CUDA=OFF) ;;
   *) echo "usage: $0 [normal|asan|tsan|nocuda]" >&2; exit 2 ;;
 esac
-extra=()
-[ "$cc" = clang ] && extra+=(clang libclang-rt-14-dev)
-scripts/deps.sh "${extra[@]}"
+scripts/deps.sh
+if [ "$cc" = clang ]; then
+  scripts/deps.sh clang
+  # The sanitizer runtimes come with the compiler-rt of the installed clang.
+  v=$(clang -dumpversion | cut -d. -f1)
+  scripts/deps.sh "libclang-rt-$v-dev"
+fi
 CC=$cc cmake -S . -B "$dir" "${args[@]}" >/dev/null
 cmake --build "$dir" -j"$(nproc)"
 ctest --test-dir "$dir" --output-on-failure -j2

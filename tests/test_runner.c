@@ -6,6 +6,9 @@
 #include <pthread.h>
 #include <string.h>
 
+#include <stdatomic.h>
+
+#include "internal.h" /* white-box: the pool lock */
 #include "testsupport.h"
 
 static hmb_runner_stats_t rstats(hmb_runner_t *r) {
@@ -342,6 +345,57 @@ static void test_reservation(void **state) {
   assert_int_equal(hmb_pool_destroy(pool), HMB_OK);
 }
 
+typedef struct hot {
+  hmb_runner_t *r;
+  atomic_int done;
+  int rc;
+} hot_t;
+
+static void *hot_path_worker(void *arg) {
+  hot_t *h = arg;
+  for (int i = 0; i < 1000 && h->rc == 0; i++) {
+    hmb_buffer_t *b = NULL, *s = NULL;
+    h->rc = hmb_runner_alloc(h->r, 1024, 0, &b);
+    if (h->rc == 0)
+      h->rc = hmb_buffer_slice(b, 0, 512, &s);
+    if (h->rc == 0) {
+      hmb_buffer_close(b);
+      hmb_buffer_close(s);
+    }
+  }
+  atomic_store(&h->done, 1);
+  return NULL;
+}
+
+static int hot_done(void *arg) {
+  return atomic_load(&((hot_t *)arg)->done);
+}
+
+/* Allocating and freeing within held budget never takes the pool lock. */
+static void test_hot_path_takes_no_pool_lock(void **state) {
+  (void)state;
+  ts_watchdog_arm("hot path lock-free", 60);
+  hmb_pool_t *pool = ts_pool(1 << 20, NULL, NULL);
+  hot_t h = {ts_started_runner(pool, 1 << 20), 0, 0};
+  pthread_mutex_lock(&pool->lock); /* held for the whole run below */
+  pthread_t th;
+  pthread_create(&th, NULL, hot_path_worker, &h);
+  int finished = ts_wait_for(hot_done, &h, 20000);
+  pthread_mutex_unlock(&pool->lock);
+  pthread_join(th, NULL);
+  assert_true(finished);
+  assert_int_equal(h.rc, HMB_OK);
+  hmb_runner_stats_t s = rstats(h.r);
+  assert_int_equal(s.allocations, 1000);
+  assert_int_equal(s.live, 0);
+  assert_int_equal(s.held, 1 << 20);
+  assert_int_equal(s.borrows, 0);
+  hmb_runner_destroy(h.r);
+  ts_assert_pool_idle(pool);
+  assert_int_equal(hmb_pool_destroy(pool), HMB_OK);
+  ts_watchdog_disarm();
+}
+
 int main(void) {
   const struct CMUnitTest tests[] = {
       cmocka_unit_test(test_fast_path_uses_held_budget),
@@ -354,6 +408,7 @@ int main(void) {
       cmocka_unit_test(test_wait_idle),
       cmocka_unit_test(test_states),
       cmocka_unit_test(test_reservation),
+      cmocka_unit_test(test_hot_path_takes_no_pool_lock),
   };
   return cmocka_run_group_tests(tests, NULL, NULL);
 }

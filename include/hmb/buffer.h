@@ -89,8 +89,9 @@ HMB_API int hmb_buffer_retain(hmb_buffer_t *buf);
  * fires the handler (see the file comment). Closing more times than retained
  * is a caller bug: when detectable (the handle is still alive, e.g. a close
  * from inside the refs == 0 handler) it returns HMB_ESTATE, changes nothing
- * and, in debug builds, prints a report to stderr; once the handle is freed
- * AddressSanitizer reports the use-after-free. HMB_EINVAL for NULL.
+ * and logs an error (process-wide sink, stderr by default); once the handle
+ * is freed AddressSanitizer reports the use-after-free, and debug builds
+ * abort on a pointer whose handle check fails. HMB_EINVAL for NULL.
  * Thread-safe: any thread holding a reference may close it.
  */
 HMB_API int hmb_buffer_close(hmb_buffer_t *buf);

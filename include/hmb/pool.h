@@ -120,13 +120,17 @@ typedef struct hmb_pool_config {
   int64_t long_wait_ns;
 } hmb_pool_config_t;
 
-/* Fill `cfg` with defaults (all zero, which means defaults). */
+/*
+ * Fill `cfg` with defaults (all zero, which means defaults). NULL is a
+ * no-op. Thread-safe (touches only `cfg`).
+ */
 HMB_API void hmb_pool_config_init(hmb_pool_config_t *cfg);
 
 /*
  * Create a pool. Errors: HMB_EINVAL (NULL arguments, limit 0 or above
- * HMB_MAX_ALLOC, alignment not a power of two, an incomplete backend),
- * HMB_ENOMEM. On error *out is NULL.
+ * HMB_MAX_ALLOC, max_request above HMB_MAX_ALLOC, alignment not a power of
+ * two, an incomplete backend, a negative log_level, an unknown
+ * pinned_method), HMB_ENOMEM. On error *out is NULL.
  * Thread-safe (creates independent objects).
  */
 HMB_API int hmb_pool_create(const hmb_pool_config_t *cfg, hmb_pool_t **out);
@@ -154,13 +158,14 @@ HMB_API int hmb_pool_memory_stats(hmb_pool_t *pool, hmb_memory_stats_t *out);
 
 /*
  * Give cached (warm) pageable blocks back to the OS until at most
- * `keep_bytes` remain cached. Thread-safe.
+ * `keep_bytes` remain cached. 0, or HMB_EINVAL for NULL. Thread-safe.
  */
 HMB_API int hmb_pool_trim(hmb_pool_t *pool, size_t keep_bytes);
 
 /*
  * Describe the pool for an error report: budget, waiters, and the `top`
- * runners by held budget with their live and peak bytes (top 0: 5). Writes
+ * runners by held budget with their live and peak bytes (top 0: 5; at most
+ * 32 are listed). Writes
  * a NUL-terminated text into buf (truncated to len) and returns the length
  * it needed, like snprintf; negative HMB_EINVAL for bad arguments.
  * Thread-safe; takes the pool lock.

@@ -18,10 +18,9 @@
  * State machine (hmb_runner_state_t):
  *
  *   CREATED --start--> WAITING --granted--> RUNNING --finish--> COMPLETED
- *      ^                  |  |                 |    \-finish(err)-> FAILED
- *      +----timed out-----+  +--cancel--+      +--cancel--> CANCELLED
- *                                       v
- *                                   CANCELLED
+ *    |  ^                 |  |                 |    \-finish(err)-> FAILED
+ *    |  +----timed out----+  +--cancel--+      +--cancel--> CANCELLED
+ *    +--cancel------------------------> CANCELLED
  *   any state --destroy--> CLOSED (the handle is gone; see destroy)
  *
  * Early release: as soon as the reader knows its real size (after column
@@ -73,8 +72,9 @@ typedef struct hmb_runner_config {
 
 /*
  * Create a runner in the CREATED state; it holds no budget yet.
- * Errors: HMB_EINVAL (NULL arguments), HMB_ETOOBIG (estimate above the
- * pool's max_request), HMB_ENOMEM. Thread-safe.
+ * Errors: HMB_EINVAL (NULL arguments, borrow_timeout_ns below
+ * HMB_WAIT_FOREVER), HMB_ETOOBIG (estimate above the pool's max_request),
+ * HMB_ENOMEM. On error *out is NULL. Thread-safe.
  */
 HMB_API int hmb_runner_create(hmb_pool_t *pool, const hmb_runner_config_t *cfg,
                               hmb_runner_t **out);
@@ -84,7 +84,10 @@ HMB_API int hmb_runner_create(hmb_pool_t *pool, const hmb_runner_config_t *cfg,
  * (0: do not wait; HMB_WAIT_FOREVER: no limit). Errors: HMB_ETIMEDOUT
  * (nothing was taken; the runner is CREATED again and start may be retried),
  * HMB_ECANCELED (cancelled while waiting or before), HMB_ESTATE (not
- * CREATED), HMB_EINVAL.
+ * CREATED), HMB_EINVAL (NULL, or a timeout below HMB_WAIT_FOREVER).
+ * A retried start keeps the place in the pool's queue of its first attempt.
+ * Lifecycle call: not concurrently with finish/destroy of this runner; may
+ * run concurrently with cancel, which wakes it.
  */
 HMB_API int hmb_runner_start(hmb_runner_t *runner, int64_t timeout_ns);
 
@@ -99,7 +102,11 @@ HMB_API int hmb_runner_start(hmb_runner_t *runner, int64_t timeout_ns);
  */
 HMB_API const hmb_allocator_t *hmb_runner_allocator(hmb_runner_t *runner);
 
-/* Shorthand for hmb_allocate(hmb_runner_allocator(runner), ...). */
+/*
+ * Shorthand for hmb_allocate(hmb_runner_allocator(runner), ...), with the
+ * same errors (see hmb_runner_allocator() and hmb_allocate()); HMB_EINVAL
+ * for a NULL runner. Thread-safe.
+ */
 HMB_API int hmb_runner_alloc(hmb_runner_t *runner, size_t bytes, unsigned flags,
                              hmb_buffer_t **out);
 
@@ -119,7 +126,8 @@ HMB_API int hmb_runner_reserve(hmb_runner_t *runner, size_t bytes,
 /*
  * Return up to `max_bytes` of unused budget (held - live) to the pool now
  * and store the amount returned in *returned (may be NULL). Works in every
- * state but CLOSED; returns 0 with nothing to give. Thread-safe.
+ * state until destroy; returns 0 with nothing to give. HMB_EINVAL for NULL.
+ * Thread-safe.
  */
 HMB_API int hmb_runner_try_free(hmb_runner_t *runner, size_t max_bytes,
                                 size_t *returned);
@@ -128,7 +136,8 @@ HMB_API int hmb_runner_try_free(hmb_runner_t *runner, size_t max_bytes,
  * Declare the real need once known: trim held to max(live, need) and return
  * the rest to the pool now (the early release). A need above held returns
  * nothing (the runner borrows later, if it must). *returned (may be NULL)
- * gets the bytes returned. HMB_ESTATE when CLOSED. Thread-safe.
+ * gets the bytes returned. Errors: HMB_EINVAL (NULL), HMB_ETOOBIG (need
+ * above HMB_MAX_ALLOC; nothing changes). Thread-safe.
  */
 HMB_API int hmb_runner_set_need(hmb_runner_t *runner, size_t need,
                                 size_t *returned);
@@ -139,7 +148,10 @@ HMB_API int hmb_runner_set_need(hmb_runner_t *runner, size_t need,
  * its over-claim (held - live) at once (stored in *returned, may be NULL),
  * and from now on every closed buffer returns its bytes to the pool.
  * Allowed in RUNNING, and in CANCELLED (the state stays CANCELLED).
- * HMB_ESTATE otherwise (for example a second finish).
+ * HMB_ESTATE otherwise (for example a second finish, or while another
+ * thread of the task is still waiting in a borrow), HMB_EINVAL for NULL.
+ * Lifecycle call: not concurrently with start/destroy of this runner; other
+ * threads may allocate (they then fail with HMB_ESTATE) or close buffers.
  */
 HMB_API int hmb_runner_finish(hmb_runner_t *runner, int status,
                               size_t *returned);
@@ -149,21 +161,28 @@ HMB_API int hmb_runner_finish(hmb_runner_t *runner, int status,
  * HMB_ECANCELED; a running runner stops running and its later allocations
  * fail with HMB_ECANCELED. It keeps the budget it held (including that of
  * buffers closed afterwards, which returns to its spare), and all of it that
- * is not live comes back at
- * finish or destroy. Idempotent; HMB_ESTATE if already finished.
+ * is not live comes back at finish or destroy. Idempotent; HMB_ESTATE if
+ * already finished, HMB_EINVAL for NULL.
  * Thread-safe (this is the call meant to come from another thread).
  */
 HMB_API int hmb_runner_cancel(hmb_runner_t *runner);
 
-/* 1 once hmb_runner_cancel() was called, else 0. Thread-safe, lock-free. */
+/*
+ * 1 once hmb_runner_cancel() was called, else 0 (also for NULL).
+ * Thread-safe, lock-free.
+ */
 HMB_API int hmb_runner_is_cancelled(const hmb_runner_t *runner);
 
-/* The current state (an hmb_runner_state_t). Thread-safe, lock-free. */
+/*
+ * The current state (an hmb_runner_state_t); HMB_RUNNER_CLOSED for NULL.
+ * Thread-safe, lock-free.
+ */
 HMB_API int hmb_runner_state(const hmb_runner_t *runner);
 
 /*
- * Wait until no buffer of this runner is live, up to `timeout_ns`.
- * 0 or HMB_ETIMEDOUT. Thread-safe.
+ * Wait until no buffer of this runner is live, up to `timeout_ns`
+ * (HMB_WAIT_FOREVER: no limit). 0, HMB_ETIMEDOUT, or HMB_EINVAL (NULL, or a
+ * timeout below HMB_WAIT_FOREVER). Thread-safe.
  */
 HMB_API int hmb_runner_wait_idle(hmb_runner_t *runner, int64_t timeout_ns);
 
@@ -182,7 +201,10 @@ HMB_API void hmb_runner_destroy(hmb_runner_t *runner);
 HMB_API int hmb_runner_stats(const hmb_runner_t *runner,
                              hmb_runner_stats_t *out);
 
-/* Name of a runner state ("RUNNING"); "UNKNOWN" if out of range. */
+/*
+ * Name of a runner state ("RUNNING"); "UNKNOWN" if out of range. Never NULL.
+ * Thread-safe (static strings).
+ */
 HMB_API const char *hmb_runner_state_name(int state);
 
 #ifdef __cplusplus

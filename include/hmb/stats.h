@@ -68,8 +68,8 @@ typedef struct hmb_memory_stats {
    */
   int64_t pageable_physical;
   uint64_t pinned_full_fallbacks; /* fallbacks because the region was full */
-  uint64_t cache_rejects; /* freed blocks sent to the OS: cache at its cap */
-  uint64_t cache_trimmed; /* bytes given back to the OS by trims */
+  uint64_t cache_rejects;   /* freed blocks sent to the OS: cache at its cap */
+  uint64_t cache_trimmed;   /* bytes given back to the OS by trims */
   uint64_t pinned_setup_ns; /* time taken to create the pinned region */
 } hmb_memory_stats_t;
 
