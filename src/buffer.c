@@ -109,23 +109,57 @@ int hmb_buffer_retain(hmb_buffer_t *buf) {
   return 0;
 }
 
-/* The last reference is gone: return memory and budget, fire, free. */
+/*
+ * The last reference of `b` is gone. A slice's end drops a reference on its
+ * parent, which may end the parent too, and so on up a chain of slices: the
+ * walk is a loop (a deep chain cannot exhaust the stack). Handles that end
+ * are linked through their (no longer needed) parent field in reverse, so
+ * their handlers fire afterwards in the order nested closes would give: the
+ * outermost ancestor first, after its memory and budget are returned, and
+ * the slice closed by the caller last.
+ */
 static void hmb__buffer_teardown(hmb_buffer_t *b) {
-  hmb_buffer_handler_t h = b->handler;
-  void *data = b->data;
-  b->data = NULL;
-  if (b->parent) {
-    hmb_buffer_close(b->parent);
-  } else {
-    if (b->mem) /* NULL for a budget-only reservation */
-      hmb__memory_free(b->mem, data, b->size, b->pinned);
-    if (b->owner)
-      hmb__runner_buffer_freed(b->owner, (int64_t)b->size);
+  hmb_buffer_t *ended = NULL;
+  for (;;) {
+    hmb_buffer_t *parent = b->parent;
+    void *data = b->data;
+    b->data = NULL;
+    b->parent = ended;
+    ended = b;
+    if (!parent) { /* a root: its memory and budget go back now */
+      if (b->mem)  /* NULL for a budget-only reservation */
+        hmb__memory_free(b->mem, data, b->size, b->pinned);
+      if (b->owner)
+        hmb__runner_buffer_freed(b->owner, (int64_t)b->size);
+      break;
+    }
+    hmb_buffer_handler_t ph = parent->handler;
+    long old =
+        atomic_fetch_sub_explicit(&parent->refs, 1, memory_order_acq_rel);
+    if (HMB__UNLIKELY(old <= 0)) { /* the parent was over-closed */
+      atomic_fetch_add_explicit(&parent->refs, 1, memory_order_relaxed);
+      hmb__log(NULL, HMB_LOG_ERROR,
+               "buffer %p closed more times than retained (refs %ld)",
+               (void *)parent, old);
+      break;
+    }
+    if (old > 1) { /* the parent lives on: it just sees one close */
+      if (ph.fn)
+        ph.fn(ph.user, parent, old - 1);
+      break;
+    }
+    b = parent;
   }
-  if (h.fn)
-    h.fn(h.user, b, 0);
-  b->magic = HMB__BUF_DEAD;
-  free(b);
+  while (ended) {
+    hmb_buffer_t *next = ended->parent;
+    hmb_buffer_handler_t h = ended->handler;
+    ended->parent = NULL;
+    if (h.fn)
+      h.fn(h.user, ended, 0);
+    ended->magic = HMB__BUF_DEAD;
+    free(ended);
+    ended = next;
+  }
 }
 
 int hmb_buffer_close(hmb_buffer_t *buf) {

@@ -74,6 +74,7 @@ typedef struct hmb__waiter {
   int kind;       /* hmb__wait_kind_t */
   int result;     /* 1: pending, 0: granted, or HMB_ETIMEDOUT/HMB_ECANCELED */
   int overcommit; /* granted beyond the limit (and by which rule) */
+  int local;      /* borrow served from its own runner's spare */
   /* At the grant, for its log line: bytes beyond the limit it added, pool
    * held after it, runners running. */
   int64_t over_bytes, held_after;
@@ -110,21 +111,33 @@ struct hmb_pool {
   _Atomic int64_t released_early;
 };
 
+/* How a request was granted (filled by hmb__pool_wait_grant()). */
+typedef struct hmb__grant {
+  int overcommit;     /* beyond the limit, and by which rule (0: within) */
+  int64_t over_bytes; /* bytes this grant added beyond the limit */
+  int local;          /* a borrow served from the runner's own spare */
+} hmb__grant_t;
+
 /* Release `bytes` of budget held by a runner; wakes borrowers first. */
 void hmb__pool_release(hmb_pool_t *pool, int64_t bytes);
 
 /*
  * Wait for `need` bytes for `runner` (kind START or BORROW). On success the
  * grant is already booked: pool held, runner held (and for START the state
- * RUNNING, running count, spare). Returns 0, HMB_ETIMEDOUT, HMB_ECANCELED or
- * HMB_ESTATE. Sets *overcommit when the grant went beyond the limit.
+ * RUNNING, running count, spare). A borrow may instead be served from the
+ * runner's own spare (g->local: nothing is booked). Returns 0,
+ * HMB_ETIMEDOUT, HMB_ECANCELED, HMB_ESTATE or HMB_ETOOBIG (granting it would
+ * overflow the pool's counters). *g says how it was granted.
  */
 int hmb__pool_wait_grant(hmb_pool_t *pool, hmb_runner_t *runner, int kind,
                          int64_t need, int priority, int64_t timeout_ns,
-                         int *overcommit);
+                         hmb__grant_t *g);
 
 /* Undo a borrow grant whose physical allocation failed (under the lock). */
-void hmb__pool_unborrow(hmb_pool_t *pool, int64_t bytes, int overcommit);
+void hmb__pool_unborrow(hmb_pool_t *pool, int64_t bytes, const hmb__grant_t *g);
+
+/* Serve `runner`'s queued borrows from its spare (takes the pool lock). */
+void hmb__pool_serve_own_borrows(hmb_pool_t *pool, hmb_runner_t *runner);
 
 /* Grant/queue bookkeeping called by runner.c with the lock held. */
 void hmb__pool_dispatch_locked(hmb_pool_t *pool);
@@ -157,16 +170,16 @@ struct hmb_runner {
   _Atomic int returning; /* 1: freed budget goes back to the pool */
   _Atomic int cancelled;
   _Atomic int idle_waiters;
-  _Atomic long refs; /* handle + live root buffers */
+  _Atomic int bor_queued; /* its borrow requests now queued */
+  _Atomic long refs;      /* handle + live root buffers */
 
   _Atomic int64_t borrowed, returned_early, returned_at_finish, real_need;
   _Atomic uint64_t borrows, wait_ns;
 
   /* --- under pool lock --- */
-  hmb__waiter_t *waiter; /* the request it queued last, or NULL */
-  int nwait;             /* its requests now queued */
-  uint64_t ticket;       /* arrival order of its first start attempt; kept on
-                           retries so a timed-out start keeps its place */
+  int nwait;       /* its requests now queued */
+  uint64_t ticket; /* arrival order of its first start attempt; kept on
+                     retries so a timed-out start keeps its place */
   hmb_runner_t *next, *prev; /* pool list */
   int closed;                /* handle destroyed */
 };

@@ -13,21 +13,29 @@
 
 #include "internal.h"
 
+/*
+ * The process-wide sink. The function and its user pointer change together
+ * under `mu` (installation is rare; a message copies both under it, then
+ * calls the sink outside it). The level is also kept atomically so that the
+ * filter, which runs for every candidate message, takes no lock.
+ */
 typedef struct hmb__global_log {
-  _Atomic(hmb_log_fn) fn;
-  _Atomic(void *) user;
-  _Atomic int level;
+  pthread_mutex_t mu;
+  hmb_log_fn fn;
+  void *user;
+  _Atomic int level; /* 0 reads as HMB_LOG_ERROR */
 } hmb__global_log_t;
 
-/* Zero-initialised: no sink; level 0 reads as HMB_LOG_ERROR. */
-static hmb__global_log_t hmb__glog;
+static hmb__global_log_t hmb__glog = {PTHREAD_MUTEX_INITIALIZER, NULL, NULL, 0};
 
 void hmb_set_log(hmb_log_fn fn, void *user, int max_level) {
-  atomic_store(&hmb__glog.user, user);
   if (fn && max_level <= 0)
     max_level = HMB_LOG_WARN;
+  pthread_mutex_lock(&hmb__glog.mu);
+  hmb__glog.fn = fn;
+  hmb__glog.user = user;
   atomic_store(&hmb__glog.level, fn ? max_level : HMB_LOG_ERROR);
-  atomic_store(&hmb__glog.fn, fn);
+  pthread_mutex_unlock(&hmb__glog.mu);
 }
 
 int hmb__log_enabled(const hmb__logger_t *lg, int level) {
@@ -55,8 +63,10 @@ void hmb__log(const hmb__logger_t *lg, int level, const char *fmt, ...) {
     fn = lg->fn;
     user = lg->user;
   } else {
-    fn = atomic_load(&hmb__glog.fn);
-    user = atomic_load(&hmb__glog.user);
+    pthread_mutex_lock(&hmb__glog.mu);
+    fn = hmb__glog.fn;
+    user = hmb__glog.user;
+    pthread_mutex_unlock(&hmb__glog.mu);
     if (!fn)
       fn = hmb__log_stderr;
   }

@@ -105,8 +105,8 @@ static void hmb__remove_locked(hmb_pool_t *p, hmb__waiter_t *w) {
   /* A runner's queued requests are all of one kind (start xor borrow). */
   if (--w->runner->nwait == 0 && w->kind == HMB__WAIT_BORROW)
     p->bor_runners--;
-  if (w->runner->waiter == w)
-    w->runner->waiter = NULL;
+  if (w->kind == HMB__WAIT_BORROW)
+    atomic_fetch_sub(&w->runner->bor_queued, 1);
 }
 
 static void hmb__enqueue_locked(hmb_pool_t *p, hmb__waiter_t *w) {
@@ -148,7 +148,55 @@ static void hmb__enqueue_locked(hmb_pool_t *p, hmb__waiter_t *w) {
   }
   if (w->runner->nwait++ == 0 && w->kind == HMB__WAIT_BORROW)
     p->bor_runners++;
-  w->runner->waiter = w;
+  if (w->kind == HMB__WAIT_BORROW)
+    atomic_fetch_add(&w->runner->bor_queued, 1); /* before the spare check */
+}
+
+/* Leave the queue with `result` (not a grant); wake the waiter. */
+static void hmb__reject_locked(hmb_pool_t *p, hmb__waiter_t *w, int result) {
+  hmb__remove_locked(p, w);
+  if (w->kind == HMB__WAIT_START)
+    atomic_store(&w->runner->state, HMB_RUNNER_CREATED);
+  w->result = result;
+  pthread_cond_signal(&w->cond);
+}
+
+/* Would granting `w` overflow the 64-bit budget counters? */
+static int hmb__too_big_locked(const hmb_pool_t *p, const hmb__waiter_t *w) {
+  return w->need > INT64_MAX - p->held;
+}
+
+/*
+ * Serve a queued borrow from its own runner's spare: budget freed back to
+ * the runner while it waited covers it, so the pool is not involved (no
+ * booking, no counters). 1 if served.
+ */
+static int hmb__serve_own_locked(hmb_pool_t *p, hmb__waiter_t *w) {
+  _Atomic int64_t *spare = &w->runner->spare;
+  int64_t s = atomic_load(spare);
+  while (s >= w->need)
+    if (atomic_compare_exchange_weak(spare, &s, s - w->need)) {
+      hmb__remove_locked(p, w);
+      w->local = 1;
+      w->result = 0;
+      pthread_cond_signal(&w->cond);
+      return 1;
+    }
+  return 0;
+}
+
+void hmb__pool_serve_own_borrows(hmb_pool_t *p, hmb_runner_t *r) {
+  int served = 0;
+  pthread_mutex_lock(&p->lock);
+  hmb__waiter_t *next;
+  for (hmb__waiter_t *w = p->bor_head; w; w = next) {
+    next = w->next;
+    if (w->runner == r)
+      served |= hmb__serve_own_locked(p, w);
+  }
+  if (served)
+    hmb__pool_dispatch_locked(p); /* fewer borrowers may admit others */
+  pthread_mutex_unlock(&p->lock);
 }
 
 /* Book a grant completely, then wake the waiter. */
@@ -190,7 +238,9 @@ static void hmb__grant_locked(hmb_pool_t *p, hmb__waiter_t *w, int over) {
 void hmb__pool_dispatch_locked(hmb_pool_t *p) {
   hmb__waiter_t *w;
   while ((w = p->bor_head) != NULL) {
-    if (p->limit - p->held >= w->need)
+    if (hmb__too_big_locked(p, w))
+      hmb__reject_locked(p, w, HMB_ETOOBIG);
+    else if (p->limit - p->held >= w->need)
       hmb__grant_locked(p, w, HMB__OVER_NONE);
     else if (p->bor_runners >= p->running) /* runners, not requests */
       hmb__grant_locked(p, w, HMB__OVER_ALL_BORROWING);
@@ -200,7 +250,9 @@ void hmb__pool_dispatch_locked(hmb_pool_t *p) {
   if (p->bor_head)
     return; /* borrowers come first: no admission while one waits */
   while ((w = p->acq_head) != NULL) {
-    if (p->limit - p->held >= w->need)
+    if (hmb__too_big_locked(p, w))
+      hmb__reject_locked(p, w, HMB_ETOOBIG);
+    else if (p->limit - p->held >= w->need)
       hmb__grant_locked(p, w, HMB__OVER_NONE);
     else if (p->running == 0)
       hmb__grant_locked(p, w, HMB__OVER_IDLE);
@@ -239,15 +291,13 @@ void hmb__pool_release(hmb_pool_t *p, int64_t bytes) {
   pthread_mutex_unlock(&p->lock);
 }
 
-void hmb__pool_unborrow(hmb_pool_t *p, int64_t bytes, int overcommit) {
+void hmb__pool_unborrow(hmb_pool_t *p, int64_t bytes, const hmb__grant_t *g) {
   pthread_mutex_lock(&p->lock);
-  int64_t before_over = p->held > p->limit ? p->held - p->limit : 0;
   p->held -= bytes;
-  int64_t now_over = p->held > p->limit ? p->held - p->limit : 0;
   p->ev.borrows--;
-  if (overcommit) {
+  if (g->overcommit) { /* undo exactly what this grant added */
     p->ev.borrow_overcommits--;
-    p->ev.overcommitted_total -= (uint64_t)(before_over - now_over);
+    p->ev.overcommitted_total -= (uint64_t)g->over_bytes;
   }
   hmb__pool_dispatch_locked(p);
   pthread_mutex_unlock(&p->lock);
@@ -260,7 +310,7 @@ static const char *hmb__kind_name(int kind) {
 }
 
 int hmb__pool_wait_grant(hmb_pool_t *p, hmb_runner_t *r, int kind, int64_t need,
-                         int priority, int64_t timeout_ns, int *overcommit) {
+                         int priority, int64_t timeout_ns, hmb__grant_t *g) {
   hmb__waiter_t w;
   memset(&w, 0, sizeof w);
   w.runner = r;
@@ -268,7 +318,7 @@ int hmb__pool_wait_grant(hmb_pool_t *p, hmb_runner_t *r, int kind, int64_t need,
   w.priority = priority;
   w.kind = kind;
   w.result = 1;
-  *overcommit = 0;
+  memset(g, 0, sizeof *g);
   if (hmb__os_cond_init(&w.cond) != 0)
     return HMB_ENOMEM;
 
@@ -291,7 +341,7 @@ int hmb__pool_wait_grant(hmb_pool_t *p, hmb_runner_t *r, int kind, int64_t need,
     hmb__enqueue_locked(p, &w);
     if (kind == HMB__WAIT_START && need == 0)
       hmb__grant_locked(p, &w, HMB__OVER_NONE); /* 0 bytes: at once */
-    else
+    else if (kind != HMB__WAIT_BORROW || !hmb__serve_own_locked(p, &w))
       hmb__pool_dispatch_locked(p);
     if (w.result == 1 && kind == HMB__WAIT_BORROW)
       p->ev.borrow_waits++;
@@ -339,8 +389,10 @@ int hmb__pool_wait_grant(hmb_pool_t *p, hmb_runner_t *r, int kind, int64_t need,
 
   uint64_t waited = hmb__os_now_ns() - start;
   atomic_fetch_add_explicit(&r->wait_ns, waited, memory_order_relaxed);
+  g->local = w.local;
+  g->over_bytes = w.over_bytes;
   if (w.result == 0 && w.overcommit) {
-    *overcommit = w.overcommit;
+    g->overcommit = w.overcommit;
     if (w.overcommit == HMB__OVER_IDLE)
       hmb__log(&p->log, HMB_LOG_WARN,
                "over-commit: runner #%" PRIu64 " '%s' started with %" PRId64

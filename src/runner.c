@@ -118,14 +118,26 @@ static void hmb__runner_drain(hmb_runner_t *r) {
   pthread_mutex_unlock(&r->pool->lock);
 }
 
+static int64_t hmb__runner_trim_to_need(hmb_runner_t *r, int64_t need);
+
 /* `bytes` of held budget no longer back a live buffer: keep or return. */
 static void hmb__runner_give(hmb_runner_t *r, int64_t bytes) {
   if (bytes <= 0)
     return;
   if (!atomic_load(&r->returning)) {
     atomic_fetch_add(&r->spare, bytes);
-    if (atomic_load(&r->returning))
+    if (atomic_load(&r->returning)) {
       hmb__runner_drain(r); /* raced with finish/destroy */
+      return;
+    }
+    /* A borrow of this runner still queued is served from what came back
+     * (the borrower checks spare after queueing: one of the two sees it). */
+    if (atomic_load(&r->bor_queued) > 0)
+      hmb__pool_serve_own_borrows(r->pool, r);
+    /* A declared need stays in force: give back what exceeds it. */
+    int64_t need = atomic_load_explicit(&r->real_need, memory_order_relaxed);
+    if (need >= 0)
+      hmb__runner_trim_to_need(r, need);
     return;
   }
   atomic_fetch_sub(&r->held, bytes);
@@ -162,21 +174,21 @@ void hmb__runner_buffer_freed(hmb_runner_t *r, int64_t bytes) {
 int hmb_runner_start(hmb_runner_t *r, int64_t timeout_ns) {
   if (!r || timeout_ns < HMB_WAIT_FOREVER)
     return HMB_EINVAL;
-  int over;
+  hmb__grant_t g;
   return hmb__pool_wait_grant(r->pool, r, HMB__WAIT_START, r->estimate,
-                              r->priority, timeout_ns, &over);
+                              r->priority, timeout_ns, &g);
 }
 
 /* Undo the budget side of an allocation whose physical part failed. */
 static void hmb__runner_rollback(hmb_runner_t *r, int64_t bytes,
-                                 int64_t borrowed, int over) {
-  hmb__runner_give(r, bytes - borrowed);
+                                 int64_t borrowed, const hmb__grant_t *g) {
   if (borrowed > 0) {
     atomic_fetch_sub(&r->held, borrowed);
     atomic_fetch_sub(&r->borrowed, borrowed);
     atomic_fetch_sub(&r->borrows, 1);
-    hmb__pool_unborrow(r->pool, borrowed, over);
+    hmb__pool_unborrow(r->pool, borrowed, g);
   }
+  hmb__runner_give(r, bytes - borrowed);
 }
 
 /*
@@ -184,7 +196,7 @@ static void hmb__runner_rollback(hmb_runner_t *r, int64_t bytes,
  * borrow exactly the rest from the pool.
  */
 static int hmb__runner_borrow(hmb_runner_t *r, int64_t bytes, int64_t *borrowed,
-                              int *over) {
+                              hmb__grant_t *g) {
   int64_t s = atomic_exchange(&r->spare, 0);
   if (s >= bytes) { /* spare grew meanwhile */
     hmb__runner_give(r, s - bytes);
@@ -192,11 +204,13 @@ static int hmb__runner_borrow(hmb_runner_t *r, int64_t bytes, int64_t *borrowed,
   }
   int64_t d = bytes - s;
   int rc = hmb__pool_wait_grant(r->pool, r, HMB__WAIT_BORROW, d, r->priority,
-                                r->borrow_timeout_ns, over);
+                                r->borrow_timeout_ns, g);
   if (rc) {
     hmb__runner_give(r, s);
     return rc;
   }
+  if (g->local)
+    return 0; /* its own freed budget covered it: nothing was borrowed */
   atomic_fetch_add_explicit(&r->borrowed, d, memory_order_relaxed);
   atomic_fetch_add_explicit(&r->borrows, 1, memory_order_relaxed);
   *borrowed = d;
@@ -220,11 +234,11 @@ static int hmb__runner_charge(hmb_runner_t *r, size_t bytes, unsigned flags,
     return HMB_ETOOBIG;
 
   int64_t borrowed = 0;
-  int over = 0;
+  hmb__grant_t g = {0, 0, 0};
   int64_t s = atomic_load_explicit(&r->spare, memory_order_relaxed);
   for (;;) {
     if (s < b) {
-      int rc = hmb__runner_borrow(r, b, &borrowed, &over);
+      int rc = hmb__runner_borrow(r, b, &borrowed, &g);
       if (rc)
         return rc;
       break;
@@ -238,7 +252,7 @@ static int hmb__runner_charge(hmb_runner_t *r, size_t bytes, unsigned flags,
   if (HMB__UNLIKELY(hmb__buffer_create(with_memory ? p->mem : NULL, bytes,
                                        flags, r, out) != 0)) {
     atomic_fetch_sub_explicit(&r->refs, 1, memory_order_relaxed);
-    hmb__runner_rollback(r, b, borrowed, over);
+    hmb__runner_rollback(r, b, borrowed, &g);
     return HMB_ENOMEM;
   }
   int64_t live = atomic_fetch_add(&r->live, b) + b;
@@ -309,6 +323,14 @@ int hmb_runner_try_free(hmb_runner_t *r, size_t max_bytes, size_t *returned) {
   return 0;
 }
 
+/* Trim held budget to max(live, need): give back the spare above it. */
+static int64_t hmb__runner_trim_to_need(hmb_runner_t *r, int64_t need) {
+  int64_t live = atomic_load(&r->live);
+  int64_t target = live > need ? live : need;
+  int64_t excess = atomic_load(&r->held) - target;
+  return excess > 0 ? hmb__runner_release_early(r, excess) : 0;
+}
+
 int hmb_runner_set_need(hmb_runner_t *r, size_t need, size_t *returned) {
   if (returned)
     *returned = 0;
@@ -319,10 +341,7 @@ int hmb_runner_set_need(hmb_runner_t *r, size_t need, size_t *returned) {
   if (atomic_load(&r->state) == HMB_RUNNER_CLOSED)
     return HMB_ESTATE;
   atomic_store(&r->real_need, (int64_t)need);
-  int64_t live = atomic_load(&r->live);
-  int64_t target = live > (int64_t)need ? live : (int64_t)need;
-  int64_t excess = atomic_load(&r->held) - target;
-  int64_t t = excess > 0 ? hmb__runner_release_early(r, excess) : 0;
+  int64_t t = hmb__runner_trim_to_need(r, (int64_t)need);
   if (returned)
     *returned = (size_t)t;
   return 0;

@@ -225,6 +225,63 @@ static void test_default_allocator_memory_stats(void **state) {
   assert_int_equal(hmb_default_memory_stats(NULL), HMB_EINVAL);
 }
 
+static int order_log[8];
+static int order_n;
+static void note_order(void *user, hmb_buffer_t *buf, long refs) {
+  (void)buf;
+  if (refs == 0 && order_n < 8)
+    order_log[order_n++] = (int)(intptr_t)user;
+}
+
+/* One close ending a chain: root first (memory back), the slice last. */
+static void test_chain_teardown_order(void **state) {
+  (void)state;
+  hmb_buffer_t *root = NULL, *mid = NULL, *leaf = NULL;
+  assert_int_equal(hmb_allocate(hmb_default_allocator(), 64, 0, &root), HMB_OK);
+  assert_int_equal(hmb_buffer_slice(root, 8, 32, &mid), HMB_OK);
+  assert_int_equal(hmb_buffer_slice(mid, 8, 8, &leaf), HMB_OK);
+  hmb_buffer_handler_t h;
+  for (int i = 0; i < 3; i++) {
+    h.fn = note_order;
+    h.user = (void *)(intptr_t)(i + 1);
+    hmb_buffer_set_handler(i == 0 ? root : i == 1 ? mid : leaf, &h, NULL);
+  }
+  order_n = 0;
+  hmb_buffer_close(root);
+  hmb_buffer_close(mid);
+  assert_int_equal(order_n, 0); /* leaf keeps both alive */
+  hmb_buffer_close(leaf);
+  assert_int_equal(order_n, 3);
+  assert_int_equal(order_log[0], 1);
+  assert_int_equal(order_log[1], 2);
+  assert_int_equal(order_log[2], 3);
+}
+
+/* A very deep chain of slices of slices ends without deep recursion. */
+static void test_deep_slice_chain(void **state) {
+  (void)state;
+  hmb_pool_t *pool = ts_pool(1 << 20, NULL, NULL);
+  hmb_runner_t *r = ts_started_runner(pool, 4096);
+  hmb_buffer_t *b = NULL;
+  assert_int_equal(hmb_runner_alloc(r, 4096, 0, &b), HMB_OK);
+  long depth = ts_env_long("HMB_SLICE_DEPTH", 200000);
+  for (long i = 0; i < depth; i++) {
+    hmb_buffer_t *s = NULL;
+    assert_int_equal(hmb_buffer_slice(b, 0, 4096, &s), HMB_OK);
+    hmb_buffer_close(b); /* the slice keeps it alive */
+    b = s;
+  }
+  hmb_runner_stats_t rs;
+  hmb_runner_stats(r, &rs);
+  assert_int_equal(rs.live, 4096);
+  hmb_buffer_close(b); /* ends the whole chain */
+  hmb_runner_stats(r, &rs);
+  assert_int_equal(rs.live, 0);
+  hmb_runner_destroy(r);
+  ts_assert_pool_idle(pool);
+  assert_int_equal(hmb_pool_destroy(pool), HMB_OK);
+}
+
 int main(void) {
   const struct CMUnitTest tests[] = {
       cmocka_unit_test(test_refcount_and_handler),
@@ -233,6 +290,8 @@ int main(void) {
       cmocka_unit_test(test_overclose_detected),
       cmocka_unit_test(test_null_arguments),
       cmocka_unit_test(test_default_allocator_memory_stats),
+      cmocka_unit_test(test_chain_teardown_order),
+      cmocka_unit_test(test_deep_slice_chain),
   };
   return cmocka_run_group_tests(tests, NULL, NULL);
 }

@@ -167,7 +167,8 @@ HMB_API int hmb_pool_trim(hmb_pool_t *pool, size_t keep_bytes);
  * runners by held budget with their live and peak bytes (top 0: 5; at most
  * 32 are listed). Writes
  * a NUL-terminated text into buf (truncated to len) and returns the length
- * it needed, like snprintf; negative HMB_EINVAL for bad arguments.
+ * of the whole description, like snprintf (a description is at most 4095
+ * bytes); negative HMB_EINVAL for bad arguments.
  * Thread-safe; takes the pool lock.
  */
 HMB_API int hmb_pool_describe(hmb_pool_t *pool, int top, char *buf, size_t len);

@@ -84,7 +84,9 @@ HMB_API int hmb_runner_create(hmb_pool_t *pool, const hmb_runner_config_t *cfg,
  * (0: do not wait; HMB_WAIT_FOREVER: no limit). Errors: HMB_ETIMEDOUT
  * (nothing was taken; the runner is CREATED again and start may be retried),
  * HMB_ECANCELED (cancelled while waiting or before), HMB_ESTATE (not
- * CREATED), HMB_EINVAL (NULL, or a timeout below HMB_WAIT_FOREVER).
+ * CREATED), HMB_EINVAL (NULL, or a timeout below HMB_WAIT_FOREVER),
+ * HMB_ETOOBIG (granting it would push the pool's total beyond what its
+ * counters can represent: only after huge over-commits).
  * A retried start keeps the place in the pool's queue of its first attempt.
  * Lifecycle call: not concurrently with finish/destroy of this runner; may
  * run concurrently with cancel, which wakes it.
@@ -94,8 +96,11 @@ HMB_API int hmb_runner_start(hmb_runner_t *runner, int64_t timeout_ns);
 /*
  * The allocator vtable of this runner; valid until destroy. Allocations
  * succeed only while RUNNING: HMB_ESTATE otherwise (HMB_ECANCELED once
- * cancelled). Beyond the held budget they borrow: HMB_ECANCELED if
- * cancelled while waiting, HMB_ETIMEDOUT if borrow_timeout_ns elapsed.
+ * cancelled). Beyond the held budget they borrow exactly the deficit; a
+ * waiting borrow is also served by budget freed back to this runner by
+ * another of its threads. HMB_ECANCELED if cancelled while waiting,
+ * HMB_ETIMEDOUT if borrow_timeout_ns elapsed, HMB_ETOOBIG if granting it
+ * would push the pool's total beyond what its counters can represent.
  * A failed physical allocation returns HMB_ENOMEM and rolls back every
  * budget counter it touched (borrowed bytes go back to the pool).
  * Thread-safe. NULL for a NULL runner.
@@ -134,8 +139,11 @@ HMB_API int hmb_runner_try_free(hmb_runner_t *runner, size_t max_bytes,
 
 /*
  * Declare the real need once known: trim held to max(live, need) and return
- * the rest to the pool now (the early release). A need above held returns
- * nothing (the runner borrows later, if it must). *returned (may be NULL)
+ * the rest to the pool now (the early release). The declared need stays in
+ * force: while the runner keeps running, budget freed by closing buffers is
+ * also given back whenever held exceeds max(live, need) (a later call
+ * replaces the need). A need above held returns nothing (the runner borrows
+ * later, if it must). *returned (may be NULL)
  * gets the bytes returned. Errors: HMB_EINVAL (NULL), HMB_ETOOBIG (need
  * above HMB_MAX_ALLOC; nothing changes). Thread-safe.
  */
