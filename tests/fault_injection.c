@@ -12,6 +12,8 @@
  * borrow and over-commit event counters, the runner's held/live/spare/
  * borrowed/borrows/allocations, and the backend's live blocks. The scenario
  * then unwinds and the pool must be back at rest with nothing leaked.
+ * The same failures are also driven through the executor: a task whose
+ * allocation fails reports HMB_ENOMEM through its handle and its callback.
  */
 #include <inttypes.h>
 #include <stdio.h>
@@ -272,12 +274,170 @@ static void test_failure_then_finish(void **state) {
   assert_int_equal(hmb_pool_destroy(f.pool), HMB_OK);
 }
 
+/* ---- through the executor ---------------------------------------------- */
+
+enum { EX_TASKS = 6, EX_ALLOCS = 4 };
+
+typedef struct ex_task {
+  fi_t *f;
+  int status; /* from the callback */
+  int callbacks;
+  int ret;            /* what the function returned */
+  int enomem;         /* allocations that failed */
+  hmb_buffer_t *kept; /* handed to the consumer (closed by the test) */
+} ex_task_t;
+
+/*
+ * A scan task: allocations within the estimate, then beyond it (borrows).
+ * At the first HMB_ENOMEM it checks that its runner's books did not move,
+ * closes what it has and returns the error, like a reader that gives up.
+ * A task that succeeds hands its first buffer to the consumer.
+ */
+static int ex_run(void *user, hmb_runner_t *r) {
+  ex_task_t *t = user;
+  static const size_t sizes[EX_ALLOCS] = {600, 300, 900, 2500};
+  hmb_buffer_t *bufs[EX_ALLOCS];
+  int n = 0, rc = 0;
+  for (int i = 0; i < EX_ALLOCS; i++) {
+    hmb_runner_stats_t before, after;
+    assert_int_equal(hmb_runner_stats(r, &before), HMB_OK);
+    int64_t spare = atomic_load(&r->spare);
+    hmb_buffer_t *b = (hmb_buffer_t *)&b;
+    rc = hmb_runner_alloc(r, sizes[i], 0, &b);
+    if (rc == HMB_ENOMEM) {
+      assert_null(b);
+      assert_int_equal(hmb_runner_stats(r, &after), HMB_OK);
+      assert_int_equal(after.held, before.held);
+      assert_int_equal(after.live, before.live);
+      assert_int_equal(after.live_buffers, before.live_buffers);
+      assert_int_equal(after.allocations, before.allocations);
+      assert_int_equal(after.borrowed, before.borrowed);
+      assert_int_equal(atomic_load(&r->spare), spare);
+      t->enomem++;
+      break;
+    }
+    assert_int_equal(rc, HMB_OK);
+    memset(hmb_buffer_data(b), 0x3c, sizes[i]);
+    bufs[n++] = b;
+  }
+  int first = rc == 0 ? 1 : 0; /* keep bufs[0] when the task succeeds */
+  if (rc == 0 && n > 0)
+    t->kept = bufs[0];
+  for (int i = first; i < n; i++)
+    assert_int_equal(hmb_buffer_close(bufs[i]), HMB_OK);
+  t->ret = rc;
+  return rc;
+}
+
+static void ex_done(void *user, hmb_task_t *task, int status) {
+  ex_task_t *t = user;
+  (void)task;
+  t->status = status;
+  t->callbacks++;
+}
+
+/* Runs EX_TASKS tasks on `threads` workers; returns the failures seen. */
+static int run_executor(long fail_at, int sticky, int threads) {
+  fi_t f;
+  memset(&f, 0, sizeof f);
+  ts_failing_backend_init(&f.fb, fail_at, sticky);
+  f.pool = ts_pool(8192, &f.fb.vtable, &f.log);
+  hmb_executor_config_t ec = {0};
+  ec.threads = threads;
+  ec.acquire_timeout_ns = 1000000;
+  hmb_executor_t *ex = NULL;
+  assert_int_equal(hmb_executor_create(f.pool, &ec, &ex), HMB_OK);
+  ex_task_t tasks[EX_TASKS];
+  hmb_task_t *h[EX_TASKS];
+  memset(tasks, 0, sizeof tasks);
+  for (int i = 0; i < EX_TASKS; i++) {
+    tasks[i].f = &f;
+    tasks[i].status = 1;
+    hmb_task_desc_t d = {0};
+    d.estimate = 1000 + 500 * (size_t)i;
+    d.priority = i % 3;
+    d.run = ex_run;
+    d.user = &tasks[i];
+    d.done = ex_done;
+    d.name = "fi-task";
+    assert_int_equal(hmb_executor_submit(ex, &d, &h[i]), HMB_OK);
+  }
+  int failures = 0, enomem_tasks = 0;
+  for (int i = 0; i < EX_TASKS; i++) {
+    int st = 1;
+    assert_int_equal(hmb_task_wait(h[i], 10 * 1000000000LL, &st), HMB_OK);
+    assert_int_equal(hmb_task_done(h[i]), 1);
+    /* The handle and the callback report what the function returned. */
+    assert_int_equal(tasks[i].callbacks, 1);
+    assert_int_equal(st, tasks[i].status);
+    assert_int_equal(st, tasks[i].ret);
+    assert_true(st == HMB_OK || st == HMB_ENOMEM);
+    assert_int_equal(st == HMB_ENOMEM, tasks[i].enomem == 1);
+    assert_int_equal(st == HMB_OK, tasks[i].kept != NULL);
+    failures += tasks[i].enomem;
+    enomem_tasks += st == HMB_ENOMEM;
+    hmb_task_release(h[i]);
+  }
+  hmb_executor_stats_t es;
+  assert_int_equal(hmb_executor_stats(ex, &es), HMB_OK);
+  assert_int_equal(es.submitted, EX_TASKS);
+  assert_int_equal(es.failed, (uint64_t)enomem_tasks);
+  assert_int_equal(es.completed, (uint64_t)(EX_TASKS - enomem_tasks));
+  assert_int_equal(es.cancelled, 0);
+  assert_int_equal(failures,
+                   (int)__atomic_load_n(&f.fb.failures, __ATOMIC_SEQ_CST));
+  hmb_executor_destroy(ex);
+  /* Every runner is finished: the pool holds exactly the kept buffers. */
+  hmb_pool_stats_t ps;
+  assert_int_equal(hmb_pool_stats(f.pool, &ps), HMB_OK);
+  int64_t kept = 0;
+  for (int i = 0; i < EX_TASKS; i++)
+    kept += tasks[i].kept ? 600 : 0;
+  assert_int_equal(ps.running, 0);
+  assert_int_equal(ps.held, kept);
+  assert_int_equal(ps.live_bytes, kept);
+  assert_int_equal(__atomic_load_n(&f.fb.live, __ATOMIC_SEQ_CST),
+                   (long)(EX_TASKS - enomem_tasks));
+  for (int i = 0; i < EX_TASKS; i++)
+    if (tasks[i].kept)
+      assert_int_equal(hmb_buffer_close(tasks[i].kept), HMB_OK);
+  ts_assert_pool_idle(f.pool);
+  assert_int_equal(hmb_pool_stats(f.pool, &ps), HMB_OK);
+  assert_int_equal(ps.runners, 0);
+  assert_int_equal(f.fb.live, 0);
+  assert_int_equal(hmb_pool_destroy(f.pool), HMB_OK);
+  return failures;
+}
+
+/*
+ * Tasks on the executor whose allocations fail report HMB_ENOMEM through
+ * their handle and their callback, and leak no budget: the Nth allocation
+ * fails (one task fails, whichever worker made it), every allocation from
+ * the Nth fails, or none does.
+ */
+static void test_executor_enomem(void **state) {
+  (void)state;
+  ts_watchdog_arm("fault_injection executor", 60);
+  /* The tasks make EX_TASKS * EX_ALLOCS allocations in all. */
+  for (long n = 1; n <= EX_TASKS * EX_ALLOCS; n += 3) {
+    assert_int_equal(run_executor(n, 0, 1 + (int)(n % 3)), 1);
+  }
+  assert_int_equal(run_executor(EX_TASKS * EX_ALLOCS + 1, 0, 2), 0);
+  /* Sticky from the start: every task fails at its first allocation. */
+  assert_int_equal(run_executor(1, 1, 3), EX_TASKS);
+  /* Sticky from the 5th: at least one task fails, and so do all later. */
+  int f = run_executor(5, 1, 2);
+  assert_true(f >= 1 && f <= EX_TASKS);
+  ts_watchdog_disarm();
+}
+
 int main(void) {
   const struct CMUnitTest tests[] = {
       cmocka_unit_test(test_scan_fail_nth),
       cmocka_unit_test(test_scan_fail_from_nth),
       cmocka_unit_test(test_overcommit_borrow_rollback),
       cmocka_unit_test(test_failure_then_finish),
+      cmocka_unit_test(test_executor_enomem),
   };
   return cmocka_run_group_tests(tests, NULL, NULL);
 }

@@ -4,8 +4,13 @@
  * Each input is decoded into up to a few hundred calls on one small pool:
  * runner create/start/finish/cancel/destroy/wait-idle, allocate, reserve,
  * slice, retain, close, try-free, set-need, stats, describe, pool destroy,
- * and an injected physical allocation failure. Bad input is mixed in on
- * purpose: NULL handles, zero, huge and SIZE_MAX sizes, unknown flags,
+ * cache trim, close-event handlers (installed, replaced, chained to the
+ * previous one, removed), and an injected physical allocation failure.
+ * The last byte of the input picks the pool: the failing custom backend,
+ * the built-in backends (warm cache and pinned region, served pageable
+ * where no GPU is usable), or the built-in backends with ordinary memory
+ * attached as the pinned region when none could be created. Bad input is mixed
+ * in on purpose: NULL handles, zero, huge and SIZE_MAX sizes, unknown flags,
  * slices out of range or overflowing, starts and finishes in the wrong
  * state (double finish), allocation after finish or cancel.
  *
@@ -17,7 +22,11 @@
  *   - pool held == sum of runner held, available == limit - held, nothing
  *     queued, running == runners in RUNNING;
  *   - per runner: spare == held - live >= 0, live <= held;
- *   - live bytes/buffers == distinct roots referenced == backend blocks;
+ *   - live bytes/buffers == distinct roots referenced == backend blocks
+ *     (custom backend) or == the pool's pageable + pinned live bytes, with
+ *     the warm cache within its cap and after a trim within what was kept;
+ *   - every handler was called once per close of its buffer (and of the
+ *     buffers chained to it), with the count after that close;
  *   - every buffer's count == references held + live slices on it;
  *   - the over-commit bound: a start goes beyond the limit only when no
  *     runner was running, a borrow only when its runner was the only one
@@ -38,6 +47,9 @@
 #define MAX_REQ 16384
 #define NSLOT 4
 #define NREF 24
+#define NHREC 32
+#define CACHE_CAP 8192
+#define PINNED 8192
 
 typedef struct rd {
   const uint8_t *p;
@@ -118,6 +130,8 @@ typedef struct slot {
 } slot_t;
 
 static hmb_pool_t *pool;
+static int variant; /* 0: custom backend; 1: built-in; 2: built-in + region */
+static unsigned char region[2 * PINNED] __attribute__((aligned(4096)));
 static slot_t slots[NSLOT];
 static hmb_buffer_t *refs[NREF];
 static int nrefs;
@@ -128,13 +142,101 @@ static hmb_pool_t *make_pool(void) {
   hmb_pool_config_init(&cfg);
   cfg.limit = LIMIT;
   cfg.max_request = MAX_REQ;
-  cfg.backend = &be;
+  if (variant == 0) {
+    cfg.backend = &be;
+  } else {
+    cfg.cache_bytes = CACHE_CAP;
+    cfg.pinned_bytes = PINNED;
+  }
   cfg.log_fn = sink;
   cfg.log_level = HMB_LOG_DEBUG;
   cfg.long_wait_ns = -1;
   hmb_pool_t *p = NULL;
   CHECK(hmb_pool_create(&cfg, &p) == 0 && p);
+  hmb_memory_stats_t ms;
+  CHECK(hmb_pool_memory_stats(p, &ms) == 0);
+  CHECK(ms.cache_cap == (variant ? CACHE_CAP : 0) && ms.cached_bytes == 0);
+  if (variant == 2 && ms.pinned_capacity == 0) {
+    CHECK(hmb__memory_attach_region(p->mem, region, sizeof region) == 0);
+    CHECK(hmb_pool_memory_stats(p, &ms) == 0);
+    CHECK(ms.pinned_capacity == (int64_t)sizeof region);
+  }
   return p;
+}
+
+/* ---- close-event handlers ---------------------------------------------- */
+
+/* One installed handler and what the model expects of it. */
+typedef struct hrec {
+  hmb_buffer_t *buf;         /* the buffer it was installed on */
+  int current;               /* the buffer's handler now */
+  int chain;                 /* calls the handler it replaced */
+  int dead;                  /* was called with refs 0 */
+  hmb_buffer_handler_t prev; /* what it replaced */
+  struct hrec *prev_rec;     /* the record behind prev, when chaining */
+  long calls, last_refs;
+  long expect_calls, expect_last;
+} hrec_t;
+
+static hrec_t hrecs[NHREC];
+static int nhrecs;
+static long handler_calls;
+
+static void on_close(void *user, hmb_buffer_t *buf, long left) {
+  hrec_t *h = user;
+  CHECK(h >= hrecs && h < hrecs + nhrecs);
+  CHECK(!h->dead && buf == h->buf && left >= 0);
+  h->calls++;
+  h->last_refs = left;
+  handler_calls++;
+  if (left == 0) {
+    /* The memory and the budget are already back; the handle goes next. */
+    h->dead = 1;
+    CHECK(hmb_buffer_data(buf) == NULL);
+  } else {
+    CHECK(hmb_buffer_refcount(buf) == left);
+  }
+  if (h->chain)
+    hmb_buffer_handler_invoke(&h->prev, buf, left);
+}
+
+/* The record installed on `b` now, or NULL. */
+static hrec_t *current_rec(hmb_buffer_t *b) {
+  for (int i = 0; i < nhrecs; i++)
+    if (hrecs[i].buf == b && hrecs[i].current && !hrecs[i].dead)
+      return &hrecs[i];
+  return NULL;
+}
+
+/* Book the handler calls a close of `b` must make (slices that reach 0
+ * close their parent too). */
+static void expect_close(hmb_buffer_t *b) {
+  for (hmb_buffer_t *cur = b; cur;) {
+    long left = hmb_buffer_refcount(cur) - 1;
+    for (hrec_t *h = current_rec(cur); h; h = h->chain ? h->prev_rec : NULL) {
+      h->expect_calls++;
+      h->expect_last = left;
+    }
+    if (left > 0)
+      break;
+    cur = hmb_buffer_parent(cur);
+  }
+}
+
+static void check_handlers(void) {
+  for (int i = 0; i < nhrecs; i++) {
+    CHECK(hrecs[i].calls == hrecs[i].expect_calls);
+    if (hrecs[i].calls)
+      CHECK(hrecs[i].last_refs == hrecs[i].expect_last);
+    CHECK(hrecs[i].dead == (hrecs[i].calls && hrecs[i].last_refs == 0));
+  }
+}
+
+/* Every close of the target goes through here. */
+static void close_ref(hmb_buffer_t *b) {
+  expect_close(b);
+  CHECK(hmb_buffer_close(b) == 0);
+  check_handlers();
 }
 
 static int running_count(void) {
@@ -165,7 +267,8 @@ static void check_all(void) {
   CHECK(st.live_bytes == sl && st.live_buffers == sb);
   CHECK(st.acquire_waiters == 0 && st.borrow_waiters == 0);
   /* References: counts and distinct roots. */
-  int64_t roots = 0, mem_roots = 0, bytes = 0;
+  int64_t roots = 0, mem_roots = 0, bytes = 0, mem_bytes = 0;
+  int64_t pinned_bytes = 0;
   /* Walk all distinct live handles: referenced ones and their ancestors. */
   hmb_buffer_t *live[NREF * 64];
   int nl = 0;
@@ -190,11 +293,27 @@ static void check_all(void) {
     if (!hmb_buffer_parent(live[i])) {
       roots++;
       bytes += (int64_t)hmb_buffer_size(live[i]);
-      mem_roots += hmb_buffer_data(live[i]) != NULL;
+      if (hmb_buffer_data(live[i])) {
+        mem_roots++;
+        mem_bytes += (int64_t)hmb_buffer_size(live[i]);
+        if (hmb_buffer_is_pinned(live[i]))
+          pinned_bytes += (int64_t)hmb_buffer_size(live[i]);
+      }
     }
   }
   CHECK(roots == st.live_buffers && bytes == st.live_bytes);
-  CHECK(mem_roots == be_live);
+  hmb_memory_stats_t ms;
+  CHECK(hmb_pool_memory_stats(pool, &ms) == 0);
+  CHECK(ms.pageable_live + ms.pinned_live == mem_bytes);
+  CHECK(ms.pinned_live == pinned_bytes && ms.pinned_live <= ms.pinned_capacity);
+  CHECK(ms.pageable_physical >= ms.pageable_live &&
+        ms.pageable_physical * 8 <= ms.pageable_live * 9);
+  CHECK(ms.cached_bytes >= 0 && ms.cached_bytes <= ms.cache_cap);
+  if (variant == 0)
+    CHECK(mem_roots == be_live);
+  else
+    CHECK(be_live == 0);
+  check_handlers();
 }
 
 static void add_ref(hmb_buffer_t *b) {
@@ -202,7 +321,7 @@ static void add_ref(hmb_buffer_t *b) {
     refs[nrefs++] = b;
     return;
   }
-  CHECK(hmb_buffer_close(b) == 0);
+  close_ref(b);
 }
 
 /* ---- one call ---------------------------------------------------------- */
@@ -234,7 +353,7 @@ static void op_alloc(rd_t *in, slot_t *s, int reserve) {
   else
     expect = 0; /* or ENOMEM / ETIMEDOUT, checked below */
   if (expect == 0 && rc == HMB_ENOMEM) {
-    CHECK(!reserve && injected);
+    CHECK(!reserve && injected && variant == 0);
     expect = rc;
   }
   if (expect == 0 && rc == HMB_ETIMEDOUT) {
@@ -249,6 +368,9 @@ static void op_alloc(rd_t *in, slot_t *s, int reserve) {
   }
   CHECK(hmb_buffer_size(b) == n && hmb_buffer_refcount(b) == 1);
   CHECK(reserve ? hmb_buffer_data(b) == NULL : hmb_buffer_data(b) != NULL);
+  if (hmb_buffer_is_pinned(b))
+    CHECK((flags & HMB_ALLOC_PINNED) && variant != 0 &&
+          ((uintptr_t)hmb_buffer_data(b) & 255) == 0);
   if (!reserve)
     memset(hmb_buffer_data(b), 0xa5, n < 64 ? n : 64);
   hmb_pool_stats_t after;
@@ -283,6 +405,62 @@ static void op_slice(rd_t *in) {
   }
   CHECK(hmb_buffer_parent(s) == src && hmb_buffer_size(s) == len);
   add_ref(s);
+}
+
+/* Install, replace (chaining or not) or remove a close-event handler. */
+static void op_handler(rd_t *in) {
+  uint8_t k = byte(in), m = byte(in);
+  if (!nrefs) {
+    hmb_buffer_handler_t h = {on_close, NULL};
+    CHECK(hmb_buffer_set_handler(NULL, &h, NULL) == HMB_EINVAL);
+    return;
+  }
+  hmb_buffer_t *b = refs[k % nrefs];
+  hrec_t *cur = current_rec(b);
+  hmb_buffer_handler_t prev = {on_close, &prev}; /* must be overwritten */
+  if (m % 4 == 0 || nhrecs == NHREC) {
+    /* Remove: a NULL handler or one with no function. */
+    hmb_buffer_handler_t none = {NULL, &prev};
+    CHECK(hmb_buffer_set_handler(b, (m & 4) ? NULL : &none,
+                                 (m & 8) ? NULL : &prev) == 0);
+    if (!(m & 8))
+      CHECK(cur ? prev.fn == on_close && prev.user == cur : prev.fn == NULL);
+    if (cur)
+      cur->current = 0;
+    return;
+  }
+  hrec_t *h = &hrecs[nhrecs++];
+  memset(h, 0, sizeof *h);
+  h->buf = b;
+  h->chain = m & 1;
+  h->prev = prev;
+  hmb_buffer_handler_t nh = {on_close, h};
+  CHECK(hmb_buffer_set_handler(b, &nh, &h->prev) == 0);
+  CHECK(cur ? h->prev.fn == on_close && h->prev.user == cur
+            : h->prev.fn == NULL);
+  h->prev_rec = h->chain ? cur : NULL;
+  if (cur)
+    cur->current = 0;
+  h->current = 1;
+}
+
+/* Give warm blocks back; at most `keep` bytes stay cached. */
+static void op_trim(rd_t *in) {
+  uint8_t k = byte(in);
+  size_t keep = (k & 1) ? 0 : (k & 2) ? SIZE_MAX : (size_t)byte(in) * 64;
+  hmb_memory_stats_t a, b;
+  CHECK(hmb_pool_memory_stats(pool, &a) == 0);
+  CHECK(hmb_pool_trim(pool, keep) == 0);
+  CHECK(hmb_pool_memory_stats(pool, &b) == 0);
+  CHECK(b.cached_bytes <= a.cached_bytes);
+  CHECK((uint64_t)b.cached_bytes <= keep || b.cached_bytes == a.cached_bytes);
+  if ((uint64_t)a.cached_bytes <= keep)
+    CHECK(b.cached_bytes == a.cached_bytes);
+  else
+    CHECK((uint64_t)b.cached_bytes <= keep);
+  CHECK(b.cache_trimmed - a.cache_trimmed ==
+        (uint64_t)(a.cached_bytes - b.cached_bytes));
+  CHECK(hmb_pool_trim(NULL, 0) == HMB_EINVAL);
 }
 
 static void one_call(rd_t *in) {
@@ -359,7 +537,7 @@ static void one_call(rd_t *in) {
       int i = byte(in) % nrefs;
       hmb_buffer_t *b = refs[i];
       refs[i] = refs[--nrefs];
-      CHECK(hmb_buffer_close(b) == 0);
+      close_ref(b);
     } else {
       CHECK(hmb_buffer_close(NULL) == HMB_EINVAL);
     }
@@ -428,14 +606,24 @@ static void one_call(rd_t *in) {
     CHECK(hmb_allocate(NULL, 1, 0, NULL) == HMB_EINVAL);
     break;
   }
-  default: { /* pool destroy: refused while anything is alive */
-    int busy = pool->nrunners > 0;
-    int rc = hmb_pool_destroy(pool);
-    CHECK(rc == (busy ? HMB_EBUSY : 0));
-    if (!busy)
-      pool = make_pool();
+  default: /* one byte more picks among the rarer calls */
+    switch (byte(in) % 3) {
+    case 0: { /* pool destroy: refused while anything is alive */
+      int busy = pool->nrunners > 0;
+      int rc = hmb_pool_destroy(pool);
+      CHECK(rc == (busy ? HMB_EBUSY : 0));
+      if (!busy)
+        pool = make_pool();
+      break;
+    }
+    case 1:
+      op_handler(in);
+      break;
+    default:
+      op_trim(in);
+      break;
+    }
     break;
-  }
   }
 }
 
@@ -443,6 +631,9 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size);
 
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size) {
   rd_t in = {data, size};
+  variant = size ? data[size - 1] % 3 : 0;
+  nhrecs = 0;
+  handler_calls = 0;
   pool = make_pool();
   memset(slots, 0, sizeof slots);
   nrefs = 0;
@@ -457,7 +648,7 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size) {
     for (int i = 0; i < NSLOT; i++)
       hmb_runner_destroy(slots[i].r), slots[i].r = NULL;
   while (nrefs)
-    CHECK(hmb_buffer_close(refs[--nrefs]) == 0);
+    close_ref(refs[--nrefs]);
   for (int i = 0; i < NSLOT; i++)
     hmb_runner_destroy(slots[i].r), slots[i].r = NULL;
   check_all();
@@ -465,6 +656,13 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size) {
   CHECK(hmb_pool_stats(pool, &st) == 0);
   CHECK(st.held == 0 && st.live_bytes == 0 && st.running == 0 &&
         st.runners == 0 && be_live == 0);
+  hmb_memory_stats_t ms;
+  CHECK(hmb_pool_memory_stats(pool, &ms) == 0);
+  CHECK(ms.pageable_live == 0 && ms.pinned_live == 0 &&
+        ms.pageable_physical == 0 && ms.cached_bytes <= ms.cache_cap);
+  /* Every handler saw its buffer's last close. */
+  for (int i = 0; i < nhrecs; i++)
+    CHECK(hrecs[i].dead || !hrecs[i].current);
   CHECK(hmb_pool_destroy(pool) == 0);
   pool = NULL;
   return 0;
