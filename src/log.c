@@ -63,10 +63,15 @@ void hmb__log(const hmb__logger_t *lg, int level, const char *fmt, ...) {
     fn = lg->fn;
     user = lg->user;
   } else {
+    /* The level is checked again with the sink it belongs to: a sink
+     * installed meanwhile never sees a message above its own level. */
     pthread_mutex_lock(&hmb__glog.mu);
     fn = hmb__glog.fn;
     user = hmb__glog.user;
+    int max = atomic_load(&hmb__glog.level);
     pthread_mutex_unlock(&hmb__glog.mu);
+    if (level > (max > 0 ? max : HMB_LOG_ERROR))
+      return;
     if (!fn)
       fn = hmb__log_stderr;
   }

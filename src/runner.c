@@ -134,9 +134,10 @@ static void hmb__runner_give(hmb_runner_t *r, int64_t bytes) {
      * (the borrower checks spare after queueing: one of the two sees it). */
     if (atomic_load(&r->bor_queued) > 0)
       hmb__pool_serve_own_borrows(r->pool, r);
-    /* A declared need stays in force: give back what exceeds it. */
+    /* A declared need stays in force while running: give back the excess
+     * (a cancelled runner keeps its budget until finish or destroy). */
     int64_t need = atomic_load_explicit(&r->real_need, memory_order_relaxed);
-    if (need >= 0)
+    if (need >= 0 && atomic_load(&r->state) == HMB_RUNNER_RUNNING)
       hmb__runner_trim_to_need(r, need);
     return;
   }
@@ -323,12 +324,34 @@ int hmb_runner_try_free(hmb_runner_t *r, size_t max_bytes, size_t *returned) {
   return 0;
 }
 
-/* Trim held budget to max(live, need): give back the spare above it. */
-static int64_t hmb__runner_trim_to_need(hmb_runner_t *r, int64_t need) {
+/* held - max(live, need): what a trim to `need` would give back. */
+static int64_t hmb__runner_excess(hmb_runner_t *r, int64_t need) {
   int64_t live = atomic_load(&r->live);
-  int64_t target = live > need ? live : need;
-  int64_t excess = atomic_load(&r->held) - target;
-  return excess > 0 ? hmb__runner_release_early(r, excess) : 0;
+  return atomic_load(&r->held) - (live > need ? live : need);
+}
+
+/*
+ * Trim held budget to max(live, need): give back the spare above it. The
+ * decision reads held, so concurrent trims are serialised by the pool lock
+ * (each sees the held the previous one left); a lock-free look first keeps
+ * closes that have nothing to give back off the lock.
+ */
+static int64_t hmb__runner_trim_to_need(hmb_runner_t *r, int64_t need) {
+  if (hmb__runner_excess(r, need) <= 0)
+    return 0;
+  hmb_pool_t *p = r->pool;
+  pthread_mutex_lock(&p->lock);
+  int64_t excess = hmb__runner_excess(r, need);
+  int64_t t = excess > 0 ? hmb__runner_take_spare(r, excess) : 0;
+  if (t > 0) {
+    atomic_fetch_sub(&r->held, t);
+    atomic_fetch_add_explicit(&r->returned_early, t, memory_order_relaxed);
+    atomic_fetch_add_explicit(&p->released_early, t, memory_order_relaxed);
+    p->held -= t;
+    hmb__pool_dispatch_locked(p);
+  }
+  pthread_mutex_unlock(&p->lock);
+  return t;
 }
 
 int hmb_runner_set_need(hmb_runner_t *r, size_t need, size_t *returned) {

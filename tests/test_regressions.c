@@ -3,14 +3,18 @@
  * simpler implementation gets wrong: counters that could overflow under
  * repeated over-commit, a borrow that waits for the pool although its own
  * runner got the bytes back, a declared need that is forgotten after the
- * call, and a rollback that undoes the wrong amount of over-commit.
+ * call, a rollback that undoes the wrong amount of over-commit, a trim that
+ * races another and gives twice, and a log sink that sees a message meant
+ * for its predecessor.
  */
 #define _POSIX_C_SOURCE 200809L
 #include <pthread.h>
 #include <stdatomic.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
+#include "internal.h"
 #include "testsupport.h"
 
 static hmb_pool_stats_t pstats(hmb_pool_t *p) {
@@ -268,12 +272,143 @@ static void test_rollback_undoes_exact_overcommit(void **state) {
   assert_int_equal(after.overcommitted_total, 0);
 }
 
+static int64_t runner_held(hmb_runner_t *r) {
+  hmb_runner_stats_t st;
+  assert_int_equal(hmb_runner_stats(r, &st), 0);
+  return st.held;
+}
+
+static int64_t pool_held(hmb_pool_t *p) {
+  hmb_pool_stats_t st;
+  assert_int_equal(hmb_pool_stats(p, &st), 0);
+  return st.held;
+}
+
+/*
+ * ---- 5. a cancelled runner keeps its budget despite a declared need -----
+ * A CANCELLED runner with a declared need keeps the budget of buffers closed
+ * after the cancel (it returns to its spare) until finish or destroy; the
+ * need is only enforced while the runner runs.
+ */
+static void test_cancelled_runner_keeps_budget_despite_need(void **state) {
+  (void)state;
+  hmb_pool_t *p = ts_pool(1000, NULL, NULL);
+  hmb_runner_t *r = ts_started_runner(p, 100);
+  hmb_buffer_t *b = NULL;
+  assert_int_equal(hmb_runner_reserve(r, 100, &b), 0);
+  assert_int_equal(hmb_runner_set_need(r, 0, NULL), 0); /* held == live */
+  assert_int_equal(runner_held(r), 100);
+  assert_int_equal(hmb_runner_cancel(r), 0);
+  assert_int_equal(hmb_buffer_close(b), 0);
+  /* documented: kept in spare until finish/destroy */
+  assert_int_equal(runner_held(r), 100);
+  assert_int_equal(pool_held(p), 100);
+  hmb_runner_destroy(r);
+  assert_int_equal(hmb_pool_destroy(p), 0);
+}
+
+/*
+ * ---- 6. concurrent closes trim a runner to its need, never below --------
+ * Two closes at once on one runner with a declared need each give back what
+ * exceeds max(live, need); decided on a stale `held`, both would give the
+ * same excess and push held below the need. Probabilistic: many rounds.
+ */
+typedef struct {
+  pthread_barrier_t *bar;
+  hmb_buffer_t *buf;
+} closer_arg_t;
+
+static void *closer(void *a) {
+  closer_arg_t *c = a;
+  pthread_barrier_wait(c->bar);
+  hmb_buffer_close(c->buf);
+  return NULL;
+}
+
+static void test_concurrent_trims_stop_at_need(void **state) {
+  (void)state;
+  hmb_pool_t *p = ts_pool(1 << 20, NULL, NULL);
+  long iters = ts_env_long("HMB_REV2_ITERS", 20000);
+  long below = 0;
+  pthread_barrier_t bar;
+  pthread_barrier_init(&bar, NULL, 3);
+  for (long i = 0; i < iters && below == 0; i++) {
+    hmb_runner_t *r = ts_started_runner(p, 150);
+    hmb_buffer_t *b[3];
+    for (int k = 0; k < 3; k++)
+      assert_int_equal(hmb_runner_reserve(r, 50, &b[k]), 0);
+    assert_int_equal(hmb_runner_set_need(r, 100, NULL), 0);
+    assert_int_equal(runner_held(r), 150);
+    closer_arg_t c1 = {&bar, b[0]}, c2 = {&bar, b[1]};
+    pthread_t t1, t2;
+    pthread_create(&t1, NULL, closer, &c1);
+    pthread_create(&t2, NULL, closer, &c2);
+    pthread_barrier_wait(&bar);
+    pthread_join(t1, NULL);
+    pthread_join(t2, NULL);
+    /* live 50, need 100: held must be max(live, need) == 100 */
+    if (runner_held(r) < 100) {
+      below++;
+      fprintf(stderr, "iteration %ld: held %lld < need 100\n", i,
+              (long long)runner_held(r));
+    }
+    hmb_buffer_close(b[2]);
+    hmb_runner_destroy(r);
+  }
+  pthread_barrier_destroy(&bar);
+  assert_int_equal(hmb_pool_destroy(p), 0);
+  assert_int_equal(below, 0);
+}
+
+/*
+ * ---- 7. the process-wide sink only sees messages within its level -------
+ * A message that passed the previous sink's level filter must not reach a
+ * sink installed meanwhile that asked for errors only. Probabilistic.
+ */
+static _Atomic long sink_b_violations, sink_calls;
+static void sink_a(void *u, int level, const char *m) {
+  (void)u, (void)level, (void)m;
+  atomic_fetch_add(&sink_calls, 1);
+}
+static void sink_b(void *u, int level, const char *m) {
+  (void)u, (void)m;
+  if (level > HMB_LOG_ERROR)
+    atomic_fetch_add(&sink_b_violations, 1);
+}
+static _Atomic int log_stop;
+static void *log_spammer(void *a) {
+  (void)a;
+  while (!atomic_load(&log_stop))
+    hmb__log(NULL, HMB_LOG_DEBUG, "debug %d", 1);
+  return NULL;
+}
+
+static void test_global_log_level_follows_its_sink(void **state) {
+  (void)state;
+  pthread_t t;
+  pthread_create(&t, NULL, log_spammer, NULL);
+  long iters = ts_env_long("HMB_REV2_LOG_ITERS", 200000);
+  for (long i = 0; i < iters && atomic_load(&sink_b_violations) == 0; i++) {
+    hmb_set_log(sink_a, NULL, HMB_LOG_DEBUG);
+    hmb_set_log(sink_b, NULL, HMB_LOG_ERROR);
+  }
+  atomic_store(&log_stop, 1);
+  pthread_join(t, NULL);
+  hmb_set_log(NULL, NULL, 0);
+  fprintf(stderr, "sink B got %ld debug message(s)\n",
+          atomic_load(&sink_b_violations));
+  assert_int_equal(atomic_load(&sink_b_violations), 0);
+}
+
 int main(void) {
   const struct CMUnitTest tests[] = {
       cmocka_unit_test(test_overcommit_cannot_overflow_counters),
       cmocka_unit_test(test_waiting_borrow_served_by_own_freed_budget),
       cmocka_unit_test(test_declared_need_stays_in_force),
       cmocka_unit_test(test_rollback_undoes_exact_overcommit),
+      cmocka_unit_test(test_cancelled_runner_keeps_budget_despite_need),
+      cmocka_unit_test(test_concurrent_trims_stop_at_need),
+      cmocka_unit_test(test_global_log_level_follows_its_sink),
   };
   return cmocka_run_group_tests(tests, NULL, NULL);
 }
