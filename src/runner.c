@@ -296,15 +296,20 @@ int hmb_runner_alloc(hmb_runner_t *r, size_t bytes, unsigned flags,
   return hmb_allocate(&r->vtable, bytes, flags, out);
 }
 
-/* Give back up to `max` spare bytes early (try-free and set-need). */
-static int64_t hmb__runner_release_early(hmb_runner_t *r, int64_t max) {
-  int64_t t = hmb__runner_take_spare(r, max);
+/*
+ * Give back up to `max` spare bytes to the pool now (an early release: by
+ * try-free, or by a trim to the declared need). The caller holds the pool
+ * lock, so concurrent early releases see each other's held.
+ */
+static int64_t hmb__runner_release_early_locked(hmb_runner_t *r, int64_t max) {
+  hmb_pool_t *p = r->pool;
+  int64_t t = max > 0 ? hmb__runner_take_spare(r, max) : 0;
   if (t > 0) {
     atomic_fetch_sub(&r->held, t);
     atomic_fetch_add_explicit(&r->returned_early, t, memory_order_relaxed);
-    atomic_fetch_add_explicit(&r->pool->released_early, t,
-                              memory_order_relaxed);
-    hmb__pool_release(r->pool, t);
+    atomic_fetch_add_explicit(&p->released_early, t, memory_order_relaxed);
+    p->held -= t;
+    hmb__pool_dispatch_locked(p);
   }
   return t;
 }
@@ -318,7 +323,9 @@ int hmb_runner_try_free(hmb_runner_t *r, size_t max_bytes, size_t *returned) {
     return HMB_ESTATE;
   int64_t max =
       max_bytes > HMB_MAX_ALLOC ? (int64_t)HMB_MAX_ALLOC : (int64_t)max_bytes;
-  int64_t t = hmb__runner_release_early(r, max);
+  pthread_mutex_lock(&r->pool->lock);
+  int64_t t = hmb__runner_release_early_locked(r, max);
+  pthread_mutex_unlock(&r->pool->lock);
   if (returned)
     *returned = (size_t)t;
   return 0;
@@ -339,18 +346,9 @@ static int64_t hmb__runner_excess(hmb_runner_t *r, int64_t need) {
 static int64_t hmb__runner_trim_to_need(hmb_runner_t *r, int64_t need) {
   if (hmb__runner_excess(r, need) <= 0)
     return 0;
-  hmb_pool_t *p = r->pool;
-  pthread_mutex_lock(&p->lock);
-  int64_t excess = hmb__runner_excess(r, need);
-  int64_t t = excess > 0 ? hmb__runner_take_spare(r, excess) : 0;
-  if (t > 0) {
-    atomic_fetch_sub(&r->held, t);
-    atomic_fetch_add_explicit(&r->returned_early, t, memory_order_relaxed);
-    atomic_fetch_add_explicit(&p->released_early, t, memory_order_relaxed);
-    p->held -= t;
-    hmb__pool_dispatch_locked(p);
-  }
-  pthread_mutex_unlock(&p->lock);
+  pthread_mutex_lock(&r->pool->lock);
+  int64_t t = hmb__runner_release_early_locked(r, hmb__runner_excess(r, need));
+  pthread_mutex_unlock(&r->pool->lock);
   return t;
 }
 
