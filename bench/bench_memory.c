@@ -21,9 +21,9 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "cuda.h"
+#include "platform/cuda.h"
 #include "hmb.h"
-#include "os.h"
+#include "platform/os.h"
 
 enum { REPS = 5 };
 

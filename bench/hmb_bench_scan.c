@@ -43,7 +43,7 @@
 #include <time.h>
 #include <unistd.h>
 
-#include "cuda.h" /* the library's internal CUDA contract (src/cuda.h) */
+#include "platform/cuda.h" /* the library's internal CUDA contract (src/cuda.h) */
 #include "hmb.h"
 #include "hmb_bench.h"
 

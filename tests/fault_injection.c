@@ -21,7 +21,7 @@
 
 #include "testsupport.h"
 
-#include "internal.h"
+#include "core/internal.h"
 
 typedef struct fi {
   hmb_pool_t *pool;

@@ -42,7 +42,7 @@
 
 #include "testsupport.h"
 
-#include "internal.h"
+#include "core/internal.h"
 
 /* ---- configuration and shared state --------------------------------- */
 

@@ -16,7 +16,7 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "arena.h"
+#include "memory/arena.h"
 #include "testsupport.h"
 
 enum { G = 256 };

@@ -18,10 +18,10 @@
 #include <string.h>
 #include <sys/mman.h>
 
-#include "cache.h"
-#include "cuda.h"
-#include "internal.h"
-#include "os.h"
+#include "memory/cache.h"
+#include "platform/cuda.h"
+#include "core/internal.h"
+#include "platform/os.h"
 #include "testsupport.h"
 
 static const char no_cuda[] = "built without CUDA support (HMB_WITH_CUDA=OFF)";

@@ -14,7 +14,7 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "internal.h"
+#include "core/internal.h"
 #include "testsupport.h"
 
 static hmb_pool_stats_t pstats(hmb_pool_t *p) {

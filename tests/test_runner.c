@@ -8,7 +8,7 @@
 
 #include <stdatomic.h>
 
-#include "internal.h" /* white-box: the pool lock */
+#include "core/internal.h" /* white-box: the pool lock */
 #include "testsupport.h"
 
 static hmb_runner_stats_t rstats(hmb_runner_t *r) {

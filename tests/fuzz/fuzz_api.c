@@ -41,7 +41,7 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "internal.h"
+#include "core/internal.h"
 
 #define LIMIT 4096
 #define MAX_REQ 16384

@@ -30,7 +30,7 @@
 #include <string.h>
 
 #include "internal.h"
-#include "os.h"
+#include "platform/os.h"
 
 static int hmb__runner_allocate(void *ctx, size_t bytes, unsigned flags,
                                 hmb_buffer_t **out);

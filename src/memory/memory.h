@@ -38,8 +38,18 @@ hmb__memory_t *hmb__memory_default(void);
 int hmb__memory_alloc(hmb__memory_t *mem, size_t size, int prefer_pinned,
                       void **ptr, int *pinned);
 
-/* Return a block with the size and pinned flag it was allocated with. */
-void hmb__memory_free(hmb__memory_t *mem, void *ptr, size_t size, int pinned);
+/*
+ * Return a block with the size and pinned flag it was allocated with.
+ * 0, or HMB_EINVAL (nothing freed) for a pinned pointer that is not a live
+ * block of the region: the caller reports it.
+ */
+int hmb__memory_free(hmb__memory_t *mem, void *ptr, size_t size, int pinned);
+
+/*
+ * Why a pinned region that was asked for could not be made (static
+ * storage), or NULL when none was asked for or it works. The caller logs it.
+ */
+const char *hmb__memory_region_failure(const hmb__memory_t *mem);
 
 /* Counter snapshot. */
 void hmb__memory_stats(hmb__memory_t *mem, hmb_memory_stats_t *out);

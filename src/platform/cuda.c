@@ -17,9 +17,9 @@
 
 #include <cuda_runtime_api.h>
 
-#include "cuda.h"
+#include "platform/cuda.h"
 #include "hmb/errors.h"
-#include "os.h"
+#include "platform/os.h"
 
 static pthread_once_t hmb__probe_once = PTHREAD_ONCE_INIT;
 static int hmb__probe_ok;

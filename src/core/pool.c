@@ -25,7 +25,7 @@
 #include <string.h>
 
 #include "internal.h"
-#include "os.h"
+#include "platform/os.h"
 
 enum { HMB__OVER_NONE = 0, HMB__OVER_IDLE = 1, HMB__OVER_ALL_BORROWING = 2 };
 
@@ -71,6 +71,10 @@ int hmb_pool_create(const hmb_pool_config_t *cfg, hmb_pool_t **out) {
   p->log.level = cfg->log_level ? cfg->log_level : HMB_LOG_WARN;
   p->long_wait_ns = cfg->long_wait_ns ? cfg->long_wait_ns : 1000000000;
   p->next_runner_id = 1;
+  const char *why = hmb__memory_region_failure(p->mem);
+  if (why)
+    hmb__log(&p->log, HMB_LOG_WARN,
+             "pinned region unavailable, serving pageable memory: %s", why);
   *out = p;
   return 0;
 }

@@ -25,11 +25,17 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "arena.h"
-#include "cache.h"
-#include "cuda.h"
-#include "internal.h"
-#include "os.h"
+#include "memory/memory.h"
+
+#include <pthread.h>
+
+#include "hmb/errors.h"
+
+#include "memory/arena.h"
+#include "memory/cache.h"
+#include "platform/cuda.h"
+#include "platform/os.h"
+#include "platform/util.h"
 
 struct hmb__memory {
   hmb_backend_t custom; /* custom.alloc == NULL: built-in */
@@ -40,6 +46,7 @@ struct hmb__memory {
   size_t region_size;
   int region_method;
   int region_owned; /* 1: made by cuda.h and freed with the object */
+  int region_failed; /* 1: a region was asked for and could not be made */
   uint64_t setup_ns;
   hmb__cache_t *cache; /* NULL: no warm cache */
   _Atomic int64_t pageable_live, pageable_peak, pageable_physical;
@@ -123,11 +130,8 @@ static void hmb__memory_pin(hmb__memory_t *m, const hmb_pool_config_t *cfg) {
     }
   }
   if (rc != 0) {
-    hmb__logger_t lg = {cfg->log_fn, cfg->log_user,
-                        cfg->log_level ? cfg->log_level : HMB_LOG_WARN};
-    hmb__log(&lg, HMB_LOG_WARN,
-             "pinned region unavailable, serving pageable memory: %s", why);
     m->pinned_reason = hmb__intern(why);
+    m->region_failed = 1;
     return;
   }
   m->region = base;
@@ -271,7 +275,7 @@ int hmb__memory_alloc(hmb__memory_t *mem, size_t size, int prefer_pinned,
   return 0;
 }
 
-void hmb__memory_free(hmb__memory_t *mem, void *ptr, size_t size, int pinned) {
+int hmb__memory_free(hmb__memory_t *mem, void *ptr, size_t size, int pinned) {
   if (pinned)
     hmb__count(&mem->pinned_live, &mem->pinned_peak, -(int64_t)size);
   else
@@ -281,16 +285,10 @@ void hmb__memory_free(hmb__memory_t *mem, void *ptr, size_t size, int pinned) {
       atomic_fetch_sub_explicit(&mem->pageable_physical, (int64_t)size,
                                 memory_order_relaxed);
     mem->custom.free(mem->custom.ctx, ptr, size, pinned);
-    return;
+    return 0;
   }
-  if (pinned) {
-    if (hmb__arena_free(mem->arena, ptr) != 0)
-      hmb__log(NULL, HMB_LOG_ERROR,
-               "pinned block %p (%zu bytes) is not a live block of the "
-               "region: not freed",
-               ptr, size);
-    return;
-  }
+  if (pinned)
+    return hmb__arena_free(mem->arena, ptr) != 0 ? HMB_EINVAL : 0;
   size_t phys = mem->cache ? hmb__cache_block_size(mem->cache, size) : size;
   atomic_fetch_sub_explicit(&mem->pageable_physical, (int64_t)phys,
                             memory_order_relaxed);
@@ -298,6 +296,11 @@ void hmb__memory_free(hmb__memory_t *mem, void *ptr, size_t size, int pinned) {
     hmb__cache_free(mem->cache, ptr, size);
   else
     hmb__os_free(ptr, size);
+  return 0;
+}
+
+const char *hmb__memory_region_failure(const hmb__memory_t *mem) {
+  return mem->region_failed ? mem->pinned_reason : NULL;
 }
 
 void hmb__memory_stats(hmb__memory_t *mem, hmb_memory_stats_t *out) {

@@ -37,7 +37,7 @@
 #include <string.h>
 
 #include "internal.h"
-#include "os.h"
+#include "platform/os.h"
 
 enum {
   HMB__TASK_QUEUED,

@@ -7,7 +7,7 @@
  */
 #include <stdio.h>
 
-#include "cuda.h"
+#include "platform/cuda.h"
 #include "hmb/errors.h"
 
 static const char hmb__reason_off[] =

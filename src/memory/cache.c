@@ -16,14 +16,14 @@
  * particular no OS call) happens while one is held but the push or pop of a
  * pointer. The link of a cached block lives in its first bytes.
  */
-#include "cache.h"
+#include "memory/cache.h"
 
 #include <pthread.h>
 #include <stdatomic.h>
 #include <stdlib.h>
 
 #include "hmb/errors.h"
-#include "os.h"
+#include "platform/os.h"
 
 enum { HMB__CACHE_MIN_LOG2 = 12, HMB__CACHE_SUB = 8, HMB__CACHE_SUB_LOG2 = 3 };
 

@@ -34,7 +34,7 @@
  * are libc malloc/free of bookkeeping chunks (rare); the region itself is
  * never touched.
  */
-#include "arena.h"
+#include "memory/arena.h"
 
 #include <pthread.h>
 #include <stdlib.h>

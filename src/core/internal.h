@@ -22,17 +22,9 @@
 #include <stdint.h>
 
 #include "hmb.h"
-#include "memory.h"
+#include "memory/memory.h"
+#include "platform/util.h"
 
-#if defined(__GNUC__)
-#define HMB__PRINTF(f, a) __attribute__((format(printf, f, a)))
-#define HMB__LIKELY(x) __builtin_expect(!!(x), 1)
-#define HMB__UNLIKELY(x) __builtin_expect(!!(x), 0)
-#else
-#define HMB__PRINTF(f, a)
-#define HMB__LIKELY(x) (x)
-#define HMB__UNLIKELY(x) (x)
-#endif
 
 /* ---- diagnostics (log.c) ---------------------------------------------- */
 
@@ -47,14 +39,6 @@ void hmb__log(const hmb__logger_t *lg, int level, const char *fmt, ...)
     HMB__PRINTF(3, 4);
 int hmb__log_enabled(const hmb__logger_t *lg, int level);
 
-/* Raise *peak to at least `value` (CAS loop: exact under races). */
-static inline void hmb__peak_update(_Atomic int64_t *peak, int64_t value) {
-  int64_t p = atomic_load_explicit(peak, memory_order_relaxed);
-  while (value > p &&
-         !atomic_compare_exchange_weak_explicit(
-             peak, &p, value, memory_order_relaxed, memory_order_relaxed)) {
-  }
-}
 
 /* ---- pool (pool.c) ---------------------------------------------------- */
 

@@ -11,7 +11,7 @@
  * then give back the same range from (ptr, size) alone.
  */
 #define _DEFAULT_SOURCE /* MAP_ANONYMOUS on glibc */
-#include "os.h"
+#include "platform/os.h"
 
 #include <errno.h>
 #include <stdlib.h>

@@ -127,8 +127,12 @@ static void hmb__buffer_teardown(hmb_buffer_t *b) {
     b->parent = ended;
     ended = b;
     if (!parent) { /* a root: its memory and budget go back now */
-      if (b->mem)  /* NULL for a budget-only reservation */
-        hmb__memory_free(b->mem, data, b->size, b->pinned);
+      if (b->mem && /* NULL for a budget-only reservation */
+          hmb__memory_free(b->mem, data, b->size, b->pinned) != 0)
+        hmb__log(NULL, HMB_LOG_ERROR,
+                 "pinned block %p (%zu bytes) is not a live block of the "
+                 "region: not freed",
+                 data, b->size);
       if (b->owner)
         hmb__runner_buffer_freed(b->owner, (int64_t)b->size);
       break;

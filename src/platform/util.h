@@ -1,0 +1,34 @@
+/*
+ * util.h - compiler hints and small atomic helpers shared by every layer.
+ *
+ * Nothing here calls the OS or knows about budgets; it sits at the bottom
+ * of the tree so that the memory layer and the budget core can both use it
+ * without including each other.
+ */
+#ifndef HMB_SRC_PLATFORM_UTIL_H
+#define HMB_SRC_PLATFORM_UTIL_H
+
+#include <stdatomic.h>
+#include <stdint.h>
+
+#if defined(__GNUC__)
+#define HMB__PRINTF(f, a) __attribute__((format(printf, f, a)))
+#define HMB__LIKELY(x) __builtin_expect(!!(x), 1)
+#define HMB__UNLIKELY(x) __builtin_expect(!!(x), 0)
+#else
+#define HMB__PRINTF(f, a)
+#define HMB__LIKELY(x) (x)
+#define HMB__UNLIKELY(x) (x)
+#endif
+
+/* Raise *peak to at least `value` (CAS loop: exact under races). Relaxed:
+ * a peak orders nothing; readers only want the highest value written. */
+static inline void hmb__peak_update(_Atomic int64_t *peak, int64_t value) {
+  int64_t p = atomic_load_explicit(peak, memory_order_relaxed);
+  while (value > p &&
+         !atomic_compare_exchange_weak_explicit(
+             peak, &p, value, memory_order_relaxed, memory_order_relaxed)) {
+  }
+}
+
+#endif /* HMB_SRC_PLATFORM_UTIL_H */
