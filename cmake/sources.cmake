@@ -1,10 +1,19 @@
-# Extra library sources. HMB_CUDA_SOURCES is compiled only when CUDA is on.
-list(APPEND HMB_SOURCES)
-set(HMB_CUDA_SOURCES)
-list(APPEND HMB_SOURCES src/core/executor.c)
-list(APPEND HMB_SOURCES src/memory/arena.c src/memory/cache.c)
+# The library's sources, by layer (see docs/design.md, "Objects and files").
+# HMB_CUDA_SOURCES holds the one file that implements src/platform/cuda.h.
+set(HMB_SOURCES
+    src/platform/os.c
+    src/memory/arena.c
+    src/memory/cache.c
+    src/memory/memory.c
+    src/core/errors.c
+    src/core/log.c
+    src/core/buffer.c
+    src/core/allocator.c
+    src/core/pool.c
+    src/core/runner.c
+    src/core/executor.c)
 if(HMB_HAVE_CUDA)
-  list(APPEND HMB_CUDA_SOURCES src/platform/cuda.c)
+  set(HMB_CUDA_SOURCES src/platform/cuda.c)
 else()
-  list(APPEND HMB_CUDA_SOURCES src/platform/cuda_none.c)
+  set(HMB_CUDA_SOURCES src/platform/cuda_none.c)
 endif()
