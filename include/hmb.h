@@ -1,11 +1,13 @@
-/*
- * hmb.h - host memory budget: the umbrella header.
+/**
+ * @file hmb.h
+ * @brief host memory budget: the umbrella header.
  *
  * hmb bounds how much host memory the scan threads of a columnar reader may
  * hold, and binds that budget to the real allocations:
  *   hmb/errors.h    status codes and hmb_strerror()
  *   hmb/buffer.h    refcounted buffers, slices, close events
- *   hmb/allocator.h the host allocator vtable a reader codes against
+ *   hmb/allocator.h the host allocator a reader codes against: handles and
+ *                   pointers, default and thread-bound allocators
  *   hmb/backend.h   custom physical backends
  *   hmb/pool.h      the global budget and its admission rules
  *   hmb/runner.h    one scan task's budget; an allocator itself

@@ -1,5 +1,6 @@
-/*
- * hmb/errors.h - the one list of status codes.
+/**
+ * @file hmb/errors.h
+ * @brief The one list of status codes.
  *
  * Every fallible call returns an int: 0 on success, one of the negative
  * HMB_E* codes below on failure. Results come back through out-parameters.
@@ -19,7 +20,7 @@
 extern "C" {
 #endif
 
-/* X(name, value, message): the single source of codes and their text. */
+/** X(name, value, message): the single source of codes and their text. */
 #define HMB_ERRNO_MAP(X)                                                       \
   X(OK, 0, "success")                                                          \
   X(EINVAL, -1, "invalid argument")                                            \
@@ -32,24 +33,31 @@ extern "C" {
   X(EBUSY, -7, "resource still in use")                                        \
   X(ENOTSUP, -8, "not supported by this build or machine")                     \
   X(ESHUTDOWN, -9, "executor is shutting down")                                \
-  X(EFAILED, -10, "task failed")
+  X(EFAILED, -10, "task failed")                                               \
+  X(ELIMIT, -11, "request would exceed the pool's over-commit cap")
 
-/* Status codes. HMB_OK is 0; every error is negative. */
+/** Status codes. #HMB_OK is 0; every error is negative. */
 typedef enum hmb_status {
 #define HMB__ERRNO_ENUM(name, value, msg) HMB_##name = (value),
   HMB_ERRNO_MAP(HMB__ERRNO_ENUM)
 #undef HMB__ERRNO_ENUM
 } hmb_status_t;
 
-/*
- * Human-readable message for a status code; an unknown code yields
- * "unknown error". Never returns NULL. Thread-safe (static strings).
+/**
+ * Human-readable message for a status code.
+ * @param status a status code
+ * @return a static string; "unknown error" for an unknown code; never NULL
+ * @par Thread-safety
+ * Thread-safe.
  */
 HMB_API const char *hmb_strerror(int status);
 
-/*
- * The code's symbolic name ("HMB_ETIMEDOUT"); "HMB_UNKNOWN" for an unknown
- * code. Never returns NULL. Thread-safe (static strings).
+/**
+ * The code's symbolic name ("HMB_ETIMEDOUT").
+ * @param status a status code
+ * @return a static string; "HMB_UNKNOWN" for an unknown code; never NULL
+ * @par Thread-safety
+ * Thread-safe.
  */
 HMB_API const char *hmb_errname(int status);
 

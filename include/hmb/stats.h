@@ -1,14 +1,53 @@
-/*
- * hmb/stats.h - snapshots of pool, memory and runner counters.
+/**
+ * @file hmb/stats.h
+ * @brief Snapshots of pool, memory and runner counters, and what each
+ *        figure guarantees.
  *
  * Snapshots are plain structs filled by hmb_pool_stats(),
- * hmb_pool_memory_stats() and hmb_runner_stats(). Budget fields of the pool
- * are read under the pool lock and are mutually consistent; atomic counters
- * (live bytes, per-runner fields) are each exact but may be a few
- * nanoseconds apart from one another under concurrent use. Peaks are exact:
- * they are maintained by compare-and-swap at every change, never estimated.
+ * hmb_pool_memory_stats(), hmb_runner_stats() and
+ * hmb_default_memory_stats(). Those are macros that pass the struct size the
+ * caller was compiled with, so fields are only ever appended and an older
+ * binary never has bytes written past its struct.
  *
- * Fields are only ever appended; callers must not depend on the struct size.
+ * @par Exactness
+ * The allocation path writes no cache line shared between threads: each
+ * runner keeps its counters in a few per-thread shards, and the memory layer
+ * does the same. A snapshot adds the shards up. Hence:
+ *   - **Budget figures** of the pool (`limit`, `held`, `available`,
+ *     `overcommitted`, `beyond_*`, waiters, `running`, event counters,
+ *     `peak_held`, `peak_overcommitted`) are read together under the budget
+ *     lock: exact and mutually consistent at every instant.
+ *   - **Current usage figures** (`live_bytes`, `live_buffers` of pools and
+ *     runners; `pageable_live`, `pageable_physical`, `pinned_live` of the
+ *     memory layer; `allocations`) are exact whenever no allocation or
+ *     close is in flight; while some are, each is off by at most the bytes
+ *     (or buffers) of the operations in flight.
+ *   - **Usage peaks** (`peak_live_bytes`, runner `peak_live`,
+ *     `pageable_peak`, `pinned_peak`) are exact for a runner, pool or memory
+ *     object used from one thread at a time. With T threads at once, each
+ *     thread folds its changes into the shared peak only when they could set
+ *     a new peak or have drifted by #HMB_STATS_PEAK_STEP, so a recorded peak
+ *     is within (T - 1) x #HMB_STATS_PEAK_STEP of the true one.
+ *   - **Cumulative counters** (uint64_t) saturate at UINT64_MAX instead of
+ *     wrapping.
+ * All of them are exact once no allocation is in flight, peaks excepted as
+ * just said.
+ *
+ * @par The physical bound (built-in backends)
+ * With B the pool's live buffers and C the bytes the warm cache keeps:
+ *   pageable memory the pool has asked for (live blocks + cached blocks)
+ *     <= live_bytes + C + B x max(16, alignment) + page rounding,
+ *   C <= max(0, limit - held) at every instant (the cache lives inside the
+ *     budget nobody holds, and is given back before a grant needs it),
+ *   live_bytes <= held <= limit + over-commit (hmb/pool.h, I3),
+ * so pageable memory <= limit + over-commit + B x max(16, alignment)
+ * + page rounding. "Page rounding" is below one base page per mapped block
+ * (blocks of 256 KiB or more are whole-page mappings; with huge pages the
+ * mapping starts on a 2 MiB boundary but is not lengthened, so the kernel
+ * backs its last partial 2 MiB with base pages and the bound holds as is).
+ * Blocks below 256 KiB come from malloc, whose chunk headers (8 to 24
+ * bytes a block) and free lists are its own and outside this bound. `pageable_physical` reports the left-hand side's live part,
+ * `cached_bytes` the cached part.
  */
 #ifndef HMB_STATS_H
 #define HMB_STATS_H
@@ -19,89 +58,117 @@
 extern "C" {
 #endif
 
-/* Budget state of a pool. All byte counts are bytes of budget. */
+/** Drift after which a thread folds its usage changes into shared peaks. */
+#define HMB_STATS_PEAK_STEP ((int64_t)64 * 1024)
+
+/** Budget state of a pool. All byte counts are bytes of budget. */
 typedef struct hmb_pool_stats {
-  int64_t limit;              /* configured limit */
-  int64_t available;          /* limit - held; negative while over-committed */
-  int64_t held;               /* budget held by runners now */
-  int64_t peak_held;          /* highest `held` ever */
-  int64_t overcommitted;      /* max(0, held - limit) now */
-  int64_t peak_overcommitted; /* highest `overcommitted` ever */
-  int64_t live_bytes;         /* bytes of live runner buffers now */
-  int64_t peak_live_bytes;    /* highest `live_bytes` ever */
-  int64_t live_buffers;       /* live runner buffers (roots, not slices) */
-  int32_t runners;            /* runner handles or detached runners alive */
-  int32_t running;            /* runners in the RUNNING state */
-  int32_t acquire_waiters;    /* runners waiting in hmb_runner_start() */
-  int32_t borrow_waiters;     /* running runners waiting to borrow */
-  uint64_t acquires;          /* start requests granted */
-  uint64_t acquire_timeouts;  /* start requests that timed out */
-  uint64_t acquire_cancels;   /* start requests cancelled while waiting */
-  uint64_t acquire_overcommits; /* starts granted beyond the limit */
-  uint64_t borrows;             /* borrow requests granted */
-  uint64_t borrow_waits;        /* borrow requests that had to wait */
-  uint64_t borrow_overcommits;  /* borrows granted by the all-waiting rule */
-  uint64_t borrow_timeouts;     /* borrow requests that timed out */
-  uint64_t borrow_cancels;      /* borrow requests cancelled while waiting */
-  uint64_t overcommitted_total; /* bytes granted beyond the limit, summed */
-  uint64_t released_early;      /* bytes returned by try-free / set-need */
+  int64_t limit;              /**< current limit */
+  int64_t available;          /**< limit - held; negative while over-committed */
+  int64_t held;               /**< budget held by runners now */
+  int64_t peak_held;          /**< highest `held` ever */
+  int64_t overcommitted;      /**< max(0, held - limit) now */
+  int64_t peak_overcommitted; /**< highest `overcommitted` ever */
+  int64_t live_bytes;         /**< bytes of live runner buffers now */
+  int64_t peak_live_bytes;    /**< highest `live_bytes` (see Exactness) */
+  int64_t live_buffers;       /**< live runner buffers (roots, not slices) */
+  int32_t runners;            /**< runner handles or detached runners alive */
+  int32_t running;            /**< runners in the RUNNING state */
+  int32_t acquire_waiters;    /**< runners waiting in a start */
+  int32_t borrow_waiters;     /**< runners waiting to borrow or grow */
+  uint64_t acquires;          /**< starts granted */
+  uint64_t acquire_timeouts;  /**< starts that timed out */
+  uint64_t acquire_cancels;   /**< starts cancelled while waiting */
+  uint64_t acquire_overcommits; /**< starts granted by R3 (idle progress) */
+  uint64_t borrows;             /**< borrows granted (and kept) */
+  uint64_t borrow_waits;        /**< borrows that had to wait */
+  uint64_t borrow_overcommits;  /**< borrows granted beyond the limit */
+  uint64_t borrow_timeouts;     /**< borrows and grows that timed out */
+  uint64_t borrow_cancels;      /**< borrows and grows cancelled waiting */
+  uint64_t overcommitted_total; /**< bytes granted beyond the limit, summed */
+  uint64_t released_early;      /**< bytes returned by try-free / set-need */
+  /* ---- appended in 0.2 ---- */
+  uint64_t progress_runner; /**< id of the progress runner; 0 if none */
+  int64_t beyond_running;   /**< `beyond` of the progress runner */
+  int64_t beyond_stopped;   /**< `beyond` still held by stopped runners */
+  int64_t overcommit_cap;   /**< the cap (hmb/pool.h, I5), or -1 if none */
+  uint64_t limit_rejects;   /**< requests failed with HMB_ELIMIT */
+  uint64_t progress_grants; /**< times a runner became the progress runner */
+  uint64_t grows;           /**< grows granted (fully or partly) */
+  uint64_t pressure_calls;  /**< pressure handler rounds run */
+  uint64_t limit_changes;   /**< hmb_pool_set_limit() calls */
 } hmb_pool_stats_t;
 
-/* Physical memory of a pool (or of the default allocator). */
+/** Physical memory of a pool (or of the default allocator). */
 typedef struct hmb_memory_stats {
-  int64_t pageable_live;     /* bytes of live pageable blocks */
-  int64_t pageable_peak;     /* highest pageable_live */
-  int64_t pinned_live;       /* bytes of live blocks in the pinned region */
-  int64_t pinned_peak;       /* highest pinned_live */
-  int64_t pinned_capacity;   /* size of the pinned region (0 if none) */
-  int64_t cached_bytes;      /* freed pageable bytes kept warm for reuse */
-  int64_t cache_cap;         /* configured cap of the warm cache */
-  uint64_t cache_hits;       /* allocations served from the warm cache */
-  uint64_t cache_misses;     /* cacheable allocations that went to the OS */
-  uint64_t pinned_fallbacks; /* HMB_ALLOC_PINNED requests served pageable */
-  /* Why pinned memory is not available ("" when it is); static storage. */
+  int64_t pageable_live;     /**< requested bytes of live pageable blocks */
+  int64_t pageable_peak;     /**< highest pageable_live (see Exactness) */
+  int64_t pinned_live;       /**< bytes of live blocks in the pinned region */
+  int64_t pinned_peak;       /**< highest pinned_live */
+  int64_t pinned_capacity;   /**< size of the pinned region (0 if none) */
+  int64_t cached_bytes;      /**< freed pageable bytes kept warm for reuse */
+  int64_t cache_cap;         /**< what the cache may keep now: the budget
+                                  nobody holds, capped by cache_bytes */
+  uint64_t cache_hits;       /**< allocations served from the warm cache */
+  uint64_t cache_misses;     /**< cacheable allocations that went to the OS */
+  uint64_t pinned_fallbacks; /**< #HMB_ALLOC_PINNED requests served pageable */
+  /** Why pinned memory is not available ("" when it is); static storage. */
   const char *pinned_reason;
-  /*
-   * Bytes the live pageable blocks really occupy: pageable_live plus the
-   * warm cache's size-class rounding (below 1/8 of each cached-class block).
-   * Physical pageable memory of the pool = pageable_physical + cached_bytes.
+  /**
+   * What the live pageable blocks really occupy: requested bytes plus each
+   * block's prefix and its page rounding (hmb/allocator.h).
    */
   int64_t pageable_physical;
-  uint64_t pinned_full_fallbacks; /* fallbacks because the region was full */
-  uint64_t cache_rejects;   /* freed blocks sent to the OS: cache at its cap */
-  uint64_t cache_trimmed;   /* bytes given back to the OS by trims */
-  uint64_t pinned_setup_ns; /* time taken to create the pinned region */
+  uint64_t pinned_full_fallbacks; /**< fallbacks: the region was full */
+  uint64_t cache_rejects; /**< freed blocks sent to the OS: no room */
+  uint64_t cache_trimmed; /**< bytes given back by trims and grants */
+  uint64_t pinned_setup_ns; /**< time taken to create the pinned region */
+  /* ---- appended in 0.2 ---- */
+  int64_t huge_bytes; /**< live or cached bytes in mappings advised for
+                           transparent huge pages */
+  /**
+   * The CUDA runtime in use ("libcudart.so.13"), or why none is ("" if
+   * the pool never needed one); static storage.
+   */
+  const char *cuda_runtime;
 } hmb_memory_stats_t;
 
-/* Runner states (see hmb/runner.h for the transitions). */
+/** Runner states (see hmb/runner.h for the transitions). */
 typedef enum hmb_runner_state {
-  HMB_RUNNER_CREATED = 0,   /* created, holds no budget */
-  HMB_RUNNER_WAITING = 1,   /* in hmb_runner_start(), waiting for budget */
-  HMB_RUNNER_RUNNING = 2,   /* holds its budget; may allocate and borrow */
-  HMB_RUNNER_COMPLETED = 3, /* finished with status 0 */
-  HMB_RUNNER_FAILED = 4,    /* finished with a nonzero status */
-  HMB_RUNNER_CANCELLED = 5, /* cancelled */
-  HMB_RUNNER_CLOSED = 6     /* handle destroyed; buffers may still be live */
+  HMB_RUNNER_CREATED = 0,   /**< created, holds no budget */
+  HMB_RUNNER_WAITING = 1,   /**< in a start, waiting for budget */
+  HMB_RUNNER_RUNNING = 2,   /**< holds budget; may allocate and borrow */
+  HMB_RUNNER_COMPLETED = 3, /**< finished with status 0 */
+  HMB_RUNNER_FAILED = 4,    /**< finished with a nonzero status */
+  HMB_RUNNER_CANCELLED = 5, /**< cancelled (finished or not) */
+  HMB_RUNNER_CLOSED = 6     /**< handle destroyed; buffers may still be live */
 } hmb_runner_state_t;
 
-/* One runner's budget and usage. */
+/** One runner's budget and usage. */
 typedef struct hmb_runner_stats {
-  int32_t state;              /* an hmb_runner_state_t */
-  int32_t priority;           /* start priority from the configuration */
-  uint64_t id;                /* unique per pool, in creation order */
-  int64_t estimate;           /* budget asked for at start */
-  int64_t real_need;          /* last value declared by set-need, or -1 */
-  int64_t held;               /* budget held now */
-  int64_t peak_held;          /* highest `held` ever */
-  int64_t live;               /* bytes of live buffers now */
-  int64_t peak_live;          /* highest `live` ever */
-  int64_t live_buffers;       /* live buffers (roots) */
-  int64_t borrowed;           /* bytes borrowed beyond held, summed */
-  uint64_t borrows;           /* borrow requests granted */
-  uint64_t allocations;       /* successful allocations */
-  int64_t returned_early;     /* bytes returned by try-free / set-need */
-  int64_t returned_at_finish; /* over-claim returned by finish */
-  uint64_t wait_ns; /* time spent waiting for budget (start + borrow) */
+  int32_t state;              /**< an hmb_runner_state_t */
+  int32_t priority;           /**< start priority from the configuration */
+  uint64_t id;                /**< unique per pool, in creation order */
+  int64_t estimate;           /**< budget asked for by start */
+  int64_t real_need;          /**< last value declared by set-need, or -1 */
+  int64_t held;               /**< budget held now */
+  int64_t peak_held;          /**< highest `held` ever */
+  int64_t live;               /**< bytes of live buffers now */
+  int64_t peak_live;          /**< highest `live` (see Exactness) */
+  int64_t live_buffers;       /**< live buffers (roots) */
+  uint64_t borrowed;          /**< bytes borrowed beyond held, summed */
+  uint64_t borrows;           /**< borrows granted (and kept) */
+  uint64_t allocations;       /**< successful allocations */
+  uint64_t returned_early;    /**< bytes returned by try-free / set-need */
+  int64_t returned_at_finish; /**< spare returned by finish */
+  /** Time spent in waits for budget that ended in a grant it kept. */
+  uint64_t wait_ns;
+  /* ---- appended in 0.2 ---- */
+  int64_t spare;        /**< held budget backing no live buffer */
+  int64_t beyond;       /**< part of held granted beyond the limit */
+  int32_t progress;     /**< 1 while this is the pool's progress runner */
+  int32_t reserved0;    /**< zero */
+  uint64_t failed_wait_ns; /**< time spent in waits that ended in an error */
 } hmb_runner_stats_t;
 
 #ifdef __cplusplus
