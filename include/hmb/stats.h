@@ -63,7 +63,7 @@ extern "C" {
 #endif
 
 /** Drift after which a thread folds its usage changes into shared peaks. */
-#define HMB_STATS_PEAK_STEP ((int64_t)64 * 1024)
+#define HMB_STATS_PEAK_STEP ((int64_t)1024 * 1024)
 
 /** Budget state of a pool. All byte counts are bytes of budget. */
 typedef struct hmb_pool_stats {

@@ -25,6 +25,7 @@
 #include "core/runner.h"
 #include "memory/block.h"
 #include "memory/memory.h"
+#include "platform/shard.h"
 
 /* The prefix written inside a generic allocator's buffer. */
 #define HMB__BLOCK_INNER 5u
@@ -192,7 +193,7 @@ int hmb_ptr_realloc(void **pp, size_t bytes) {
 /* ---- the default allocator ------------------------------------------------ */
 
 static void hmb__default_freed(void *owner, hmb_buffer_t *b) {
-  if (hmb__memory_free(owner, b->data, b->size) != 0)
+  if (hmb__memory_free(owner, b->data, b->size, hmb__shard_index()) != 0)
     hmb__log(NULL, HMB_LOG_ERROR,
              "buffer %p: block %p is not a live block of the default "
              "allocator: not freed",
@@ -200,7 +201,8 @@ static void hmb__default_freed(void *owner, hmb_buffer_t *b) {
 }
 
 static int hmb__default_resize(void *owner, hmb_buffer_t *b, size_t bytes) {
-  if (hmb__memory_resize_in_place(owner, b->data, b->size, bytes)) {
+  unsigned sh = hmb__shard_index();
+  if (hmb__memory_resize_in_place(owner, b->data, b->size, bytes, sh)) {
     b->size = bytes;
     return 0;
   }
@@ -208,11 +210,11 @@ static int hmb__default_resize(void *owner, hmb_buffer_t *b, size_t bytes) {
   int pinned = 0;
   void *nd = hmb__memory_alloc(owner, bytes,
                                align > HMB_MAX_ALIGN ? HMB_MAX_ALIGN : align,
-                               0, &pinned);
+                               0, &pinned, sh);
   if (!nd)
     return HMB_ENOMEM;
   memcpy(nd, b->data, bytes < b->size ? bytes : b->size);
-  hmb__memory_free(owner, b->data, b->size);
+  hmb__memory_free(owner, b->data, b->size, sh);
   b->data = nd;
   b->size = bytes;
   *hmb__block_backptr(nd) = b;
@@ -228,15 +230,16 @@ static int hmb__default_allocate_aligned(void *ctx, size_t bytes,
   (void)ctx;
   hmb__memory_t *mem = hmb__memory_default();
   int pinned = 0;
+  unsigned sh = hmb__shard_index();
   void *data = hmb__memory_alloc(mem, bytes, align,
-                                 (flags & HMB_ALLOC_PINNED) != 0, &pinned);
+                                 (flags & HMB_ALLOC_PINNED) != 0, &pinned, sh);
   if (!data)
     return HMB_ENOMEM;
   hmb_buffer_t *b = hmb__buffer_root(data, bytes,
                                      pinned ? HMB__BUF_PINNED : 0, 0, mem,
                                      &hmb__default_ops);
   if (!b) {
-    hmb__memory_free(mem, data, bytes);
+    hmb__memory_free(mem, data, bytes, sh);
     return HMB_ENOMEM;
   }
   *out = b;

@@ -21,6 +21,9 @@
 
 #include "hmb/buffer.h"
 #include "hmb/errors.h"
+#include "memory/block.h"
+#include "memory/tcache.h"
+#include "platform/util.h"
 
 #define HMB__BUF_MAGIC 0x484d4242u /* "HMBB" */
 
@@ -60,11 +63,29 @@ struct hmb_buffer {
  * A new root handle with one reference over `data` (NULL for a reservation)
  * of `size` bytes, owned through `ops`. When `data` comes from the memory
  * layer its back-pointer slot is set, so hmb_ptr_buffer() finds the handle.
- * NULL if no handle could be had.
+ * NULL if no handle could be had. (Inline: it is on the allocation path.)
  */
-hmb_buffer_t *hmb__buffer_root(void *data, size_t size, unsigned flags,
-                               unsigned shard, void *owner,
-                               const hmb__owner_ops_t *ops);
+static inline hmb_buffer_t *hmb__buffer_root(void *data, size_t size,
+                                             unsigned flags, unsigned shard,
+                                             void *owner,
+                                             const hmb__owner_ops_t *ops) {
+  hmb_buffer_t *b = hmb__tcache_obj_get();
+  if (HMB__UNLIKELY(!b))
+    return NULL;
+  atomic_init(&b->refs, 1);
+  b->magic = HMB__BUF_MAGIC;
+  b->flags = (uint16_t)flags;
+  b->shard = (uint16_t)shard;
+  b->data = data;
+  b->size = size;
+  b->u.root.owner = owner;
+  b->u.root.ops = ops;
+  b->handler.fn = NULL;
+  b->handler.user = NULL;
+  if (data)
+    *hmb__block_backptr(data) = b;
+  return b;
+}
 
 /* Give an unused root handle back (its creation was rolled back). */
 void hmb__buffer_discard(hmb_buffer_t *b);

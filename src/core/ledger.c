@@ -714,47 +714,28 @@ int hmb__ledger_grow(hmb__ledger_t *L, hmb__acct_t *a, int64_t bytes,
 
 /* ---- returns ------------------------------------------------------------------ */
 
-void hmb__ledger_freed(hmb__ledger_t *L, hmb__acct_t *a, unsigned shard,
-                       int64_t bytes) {
-  /* seq_cst loads and the add: the free side of both pairings. */
-  if (!hmb__rstate_returning(
-          atomic_load_explicit(&a->state, memory_order_seq_cst))) {
-    hmb__spare_give(a, shard, bytes);
-    int st = atomic_load_explicit(&a->state, memory_order_seq_cst);
-    if (!hmb__rstate_returning(st)) {
-      int64_t need = HMB__GET(a->need);
-      int trim = need >= 0 && st == HMB__R_RUNNING &&
-                 HMB__GET(a->held) > need;
-      if (atomic_load_explicit(&a->bor_queued, memory_order_seq_cst) == 0 &&
-          !trim)
-        return; /* the common path: no lock */
-      pthread_mutex_lock(&L->lock);
-      int changed = hmb__serve_own_locked(L, a);
-      need = HMB__GET(a->need);
-      if (need >= 0 && hmb__acct_state(a) == HMB__R_RUNNING) {
-        int64_t excess = HMB__GET(a->held) - need;
-        int64_t t = excess > 0 ? hmb__spare_take_upto(a, excess) : 0;
-        if (t > 0) {
-          hmb__held_sub(L, a, t);
-          hmb__acct_count(&a->returned_early, (uint64_t)t);
-          hmb__ev_add(&L->ev.released_early, (uint64_t)t);
-          changed = 1;
-        }
-      }
-      if (changed)
-        hmb__dispatch_locked(L);
-      pthread_mutex_unlock(&L->lock);
-      return;
-    }
-    /* Stopped meanwhile: drain what this free (or another) left. */
-    pthread_mutex_lock(&L->lock);
-    hmb__held_sub(L, a, hmb__spare_take_all(a));
-    hmb__dispatch_locked(L);
-    pthread_mutex_unlock(&L->lock);
-    return;
-  }
+void hmb__ledger_freed_slow(hmb__ledger_t *L, hmb__acct_t *a, unsigned shard,
+                            int64_t bytes, int added) {
+  (void)shard;
   pthread_mutex_lock(&L->lock);
-  hmb__held_sub(L, a, bytes);
+  if (!added) { /* stopped: the bytes go straight back */
+    hmb__held_sub(L, a, bytes);
+  } else if (hmb__rstate_returning(hmb__acct_state(a))) {
+    /* Stopped meanwhile: drain what this free (or another) left. */
+    hmb__held_sub(L, a, hmb__spare_take_all(a));
+  } else {
+    hmb__serve_own_locked(L, a);
+    int64_t need = HMB__GET(a->need);
+    if (need >= 0 && hmb__acct_state(a) == HMB__R_RUNNING) {
+      int64_t excess = HMB__GET(a->held) - need;
+      int64_t t = excess > 0 ? hmb__spare_take_upto(a, excess) : 0;
+      if (t > 0) {
+        hmb__held_sub(L, a, t);
+        hmb__acct_count(&a->returned_early, (uint64_t)t);
+        hmb__ev_add(&L->ev.released_early, (uint64_t)t);
+      }
+    }
+  }
   hmb__dispatch_locked(L);
   pthread_mutex_unlock(&L->lock);
 }

@@ -243,7 +243,7 @@ static int hmb__runner_new(hmb_runner_t *r, size_t bytes, size_t align,
   if (with_memory) {
     int pinned = 0;
     data = hmb__memory_alloc(r->mem, bytes, align,
-                             (flags & HMB_ALLOC_PINNED) != 0, &pinned);
+                             (flags & HMB_ALLOC_PINNED) != 0, &pinned, sh);
     if (HMB__UNLIKELY(!data)) {
       hmb__ledger_unborrow(r->ledger, &r->acct, sh, b, &g);
       return HMB_ENOMEM;
@@ -256,7 +256,7 @@ static int hmb__runner_new(hmb_runner_t *r, size_t bytes, size_t align,
       hmb__buffer_root(data, bytes, bflags, sh, r, &hmb__runner_ops);
   if (HMB__UNLIKELY(!buf)) {
     if (data)
-      hmb__memory_free(r->mem, data, bytes);
+      hmb__memory_free(r->mem, data, bytes, sh);
     hmb__ledger_unborrow(r->ledger, &r->acct, sh, b, &g);
     return HMB_ENOMEM;
   }
@@ -284,7 +284,7 @@ static void hmb__runner_freed(void *owner, hmb_buffer_t *b) {
   hmb_runner_t *r = owner;
   unsigned sh = hmb__shard_index();
   int64_t bytes = (int64_t)b->size;
-  if (b->data && hmb__memory_free(r->mem, b->data, b->size) != 0)
+  if (b->data && hmb__memory_free(r->mem, b->data, b->size, sh) != 0)
     hmb__log(&r->pool->log, HMB_LOG_ERROR,
              "buffer %p: block %p (%zu bytes) is not a live block of the "
              "pool's memory: not freed",
@@ -298,7 +298,9 @@ static void hmb__runner_freed(void *owner, hmb_buffer_t *b) {
                                           memory_order_acq_rel);
   if (old == 3) /* sealed, and this was the shard's last buffer */
     hmb__runner_release(r);
-  else if ((old & 1) == 0)
+  else if ((old & 1) == 0 &&
+           /* seq_cst: pairs with the waiter's increment (runner.c) */
+           atomic_load_explicit(&p->idle_waiters, memory_order_seq_cst))
     hmb__pool_idle_notify(p);
 }
 
@@ -318,20 +320,21 @@ static int hmb__runner_resize(void *owner, hmb_buffer_t *b, size_t bytes) {
     if (rc)
       return rc;
   }
-  if (!hmb__memory_resize_in_place(r->mem, b->data, b->size, bytes)) {
+  if (!hmb__memory_resize_in_place(r->mem, b->data, b->size, bytes, sh)) {
     int pinned = 0;
     /* The block keeps (at least) the alignment it had. */
     size_t align = (size_t)1 << __builtin_ctzll((uintptr_t)b->data);
     void *nd = hmb__memory_alloc(r->mem, bytes,
                                  align > HMB_MAX_ALIGN ? HMB_MAX_ALIGN : align,
-                                 (b->flags & HMB__BUF_PINNED) != 0, &pinned);
+                                 (b->flags & HMB__BUF_PINNED) != 0, &pinned,
+                                 sh);
     if (!nd) {
       if (delta > 0)
         hmb__ledger_unborrow(r->ledger, &r->acct, sh, delta, &g);
       return HMB_ENOMEM;
     }
     memcpy(nd, b->data, bytes < b->size ? bytes : b->size);
-    hmb__memory_free(r->mem, b->data, b->size);
+    hmb__memory_free(r->mem, b->data, b->size, sh);
     b->data = nd;
     *hmb__block_backptr(nd) = b;
     b->flags = (uint16_t)((b->flags & ~HMB__BUF_PINNED) |

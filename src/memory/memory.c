@@ -245,13 +245,10 @@ const char *hmb__memory_region_failure(const hmb__memory_t *mem) {
 
 /* ---- counting ------------------------------------------------------------ */
 
-static hmb__mshard_t *hmb__mshard(hmb__memory_t *m) {
-  return &m->shard[hmb__shard_index()];
-}
-
-static void hmb__count_block(hmb__memory_t *m, int pinned, int64_t live,
-                             int64_t phys) {
-  hmb__mshard_t *s = hmb__mshard(m);
+static inline __attribute__((always_inline)) void
+hmb__count_block(hmb__memory_t *m, unsigned sh, int pinned, int64_t live,
+                 int64_t phys) {
+  hmb__mshard_t *s = &m->shard[sh];
   if (pinned) {
     hmb__gauge_add(&s->pinned, &m->pinned_top, live);
   } else {
@@ -279,7 +276,7 @@ static void *hmb__place(void *raw, size_t prefix, size_t align,
 }
 
 static void *hmb__alloc_custom(hmb__memory_t *m, size_t size, size_t align,
-                               int prefer_pinned, int *pinned) {
+                               int prefer_pinned, int *pinned, unsigned sh) {
   size_t prefix = hmb__prefix_for(align);
   if (size > SIZE_MAX - prefix)
     return NULL;
@@ -296,12 +293,13 @@ static void *hmb__alloc_custom(hmb__memory_t *m, size_t size, size_t align,
   /* The backend aligned raw to `align`, so data = raw + prefix is too. */
   void *data = hmb__place(raw, prefix, 1, HMB__BLOCK_CUSTOM, is_pinned, 0,
                           HMB__BLOCK_NOCLASS);
-  hmb__count_block(m, is_pinned, (int64_t)size, (int64_t)(size + prefix));
+  hmb__count_block(m, sh, is_pinned, (int64_t)size, (int64_t)(size + prefix));
   *pinned = is_pinned;
   return data;
 }
 
-static void *hmb__alloc_pinned(hmb__memory_t *m, size_t size, size_t align) {
+static void *hmb__alloc_pinned(hmb__memory_t *m, size_t size, size_t align,
+                               unsigned sh) {
   size_t pa = hmb__pinned_align(align);
   if (size > SIZE_MAX - pa)
     return NULL;
@@ -310,27 +308,26 @@ static void *hmb__alloc_pinned(hmb__memory_t *m, size_t size, size_t align) {
     return NULL;
   void *data =
       hmb__place(raw, pa, pa, HMB__BLOCK_PINNED, 1, 0, HMB__BLOCK_NOCLASS);
-  hmb__count_block(m, 1, (int64_t)size, 0);
+  hmb__count_block(m, sh, 1, (int64_t)size, 0);
   return data;
 }
 
-static void *hmb__alloc_small(hmb__memory_t *m, size_t need, size_t size,
-                              size_t align) {
+static inline __attribute__((always_inline)) void *
+hmb__alloc_small(hmb__memory_t *m, size_t need, size_t size, size_t align,
+                 unsigned sh) {
   unsigned cls = hmb__class_of(need);
   size_t bytes = hmb__class_size(cls);
-  void *raw = NULL;
-  hmb__tcache_t *tc = bytes <= HMB__TC_SMALL_MAX ? hmb__tcache() : NULL;
-  if (tc)
-    raw = hmb__tcache_small_get(tc, cls);
-  if (!raw && !(raw = malloc(bytes)))
+  void *raw = hmb__tcache_small_get(cls);
+  if (HMB__UNLIKELY(!raw) && !(raw = malloc(bytes)))
     return NULL;
   void *data = hmb__place(raw, HMB__PREFIX_MIN, align, HMB__BLOCK_SMALL, 0, 0,
                           cls);
-  hmb__count_block(m, 0, (int64_t)size, (int64_t)bytes);
+  hmb__count_block(m, sh, 0, (int64_t)size, (int64_t)bytes);
   return data;
 }
 
-static void *hmb__alloc_large(hmb__memory_t *m, size_t size, size_t align) {
+static void *hmb__alloc_large(hmb__memory_t *m, size_t size, size_t align,
+                              unsigned sh) {
   size_t prefix = hmb__prefix_for(align);
   size_t len = hmb__round_page(size + prefix);
   void *raw;
@@ -350,20 +347,20 @@ static void *hmb__alloc_large(hmb__memory_t *m, size_t size, size_t align) {
   if (huge)
     atomic_fetch_add_explicit(&m->huge_live, (int64_t)len,
                               memory_order_relaxed);
-  hmb__count_block(m, 0, (int64_t)size, (int64_t)len);
+  hmb__count_block(m, sh, 0, (int64_t)size, (int64_t)len);
   return data;
 }
 
 void *hmb__memory_alloc(hmb__memory_t *mem, size_t size, size_t align,
-                        int prefer_pinned, int *pinned) {
+                        int prefer_pinned, int *pinned, unsigned sh) {
   if (align == 0)
     align = mem->align;
   *pinned = 0;
-  if (mem->custom.alloc)
-    return hmb__alloc_custom(mem, size, align, prefer_pinned, pinned);
-  if (prefer_pinned) {
+  if (HMB__UNLIKELY(mem->custom.alloc != NULL))
+    return hmb__alloc_custom(mem, size, align, prefer_pinned, pinned, sh);
+  if (HMB__UNLIKELY(prefer_pinned)) {
     if (mem->arena) {
-      void *p = hmb__alloc_pinned(mem, size, align);
+      void *p = hmb__alloc_pinned(mem, size, align, sh);
       if (p) {
         *pinned = 1;
         return p;
@@ -375,11 +372,11 @@ void *hmb__memory_alloc(hmb__memory_t *mem, size_t size, size_t align,
   /* Worst-case room: malloc gives 16-byte alignment, so an offset of at
    * most max(16, align) places aligned data after a 16-byte prefix. */
   size_t a = hmb__prefix_for(align);
+  if (HMB__LIKELY(size < HMB__LARGE_MIN - a))
+    return hmb__alloc_small(mem, size + a, size, align, sh);
   if (size > SIZE_MAX / 2)
     return NULL;
-  if (size + a < HMB__LARGE_MIN)
-    return hmb__alloc_small(mem, size + a, size, align);
-  return hmb__alloc_large(mem, size, align);
+  return hmb__alloc_large(mem, size, align, sh);
 }
 
 /* Bytes the block occupies (what hmb__count_block() added as physical). */
@@ -397,7 +394,8 @@ static size_t hmb__block_bytes(uint64_t w, size_t size) {
   }
 }
 
-int hmb__memory_free(hmb__memory_t *mem, void *data, size_t size) {
+int hmb__memory_free(hmb__memory_t *mem, void *data, size_t size,
+                     unsigned sh) {
   uint64_t w = *hmb__block_word_at(data);
   if (!hmb__block_valid(w))
     return HMB_EINVAL;
@@ -407,14 +405,12 @@ int hmb__memory_free(hmb__memory_t *mem, void *data, size_t size) {
   size_t bytes = hmb__block_bytes(w, size);
   if (kind == HMB__BLOCK_PINNED && hmb__arena_free(mem->arena, raw) != 0)
     return HMB_EINVAL;
-  hmb__count_block(mem, pinned, -(int64_t)size, -(int64_t)bytes);
+  hmb__count_block(mem, sh, pinned, -(int64_t)size, -(int64_t)bytes);
   switch (kind) {
-  case HMB__BLOCK_SMALL: {
-    hmb__tcache_t *tc = bytes <= HMB__TC_SMALL_MAX ? hmb__tcache() : NULL;
-    if (!tc || !hmb__tcache_small_put(tc, hmb__block_class(w), bytes, raw))
+  case HMB__BLOCK_SMALL:
+    if (!hmb__tcache_small_put(hmb__block_class(w), bytes, raw))
       free(raw);
     break;
-  }
   case HMB__BLOCK_LARGE:
     if (hmb__block_huge(w))
       atomic_fetch_sub_explicit(&mem->huge_live, (int64_t)bytes,
@@ -435,7 +431,8 @@ int hmb__memory_free(hmb__memory_t *mem, void *data, size_t size) {
 }
 
 int hmb__memory_resize_in_place(hmb__memory_t *mem, void *data,
-                                size_t old_size, size_t new_size) {
+                                size_t old_size, size_t new_size,
+                                unsigned sh) {
   uint64_t w = *hmb__block_word_at(data);
   unsigned kind = hmb__block_kind_of(w);
   if (kind != HMB__BLOCK_SMALL && kind != HMB__BLOCK_LARGE)
@@ -447,7 +444,7 @@ int hmb__memory_resize_in_place(hmb__memory_t *mem, void *data,
   if (kind == HMB__BLOCK_LARGE && hmb__block_class(w) == HMB__BLOCK_NOCLASS &&
       hmb__round_page(new_size + off) != bytes)
     return 0; /* an exact mapping keeps its length: reallocate instead */
-  hmb__count_block(mem, 0, (int64_t)new_size - (int64_t)old_size, 0);
+  hmb__count_block(mem, sh, 0, (int64_t)new_size - (int64_t)old_size, 0);
   return 1;
 }
 

@@ -28,7 +28,7 @@
 /* Shards per sharded object (a power of two). */
 #define HMB__SHARDS 4u
 /* Drift folded into the top at the latest (bytes or counts). */
-#define HMB__GAUGE_STEP ((int64_t)64 * 1024)
+#define HMB__GAUGE_STEP ((int64_t)1024 * 1024)
 
 /* The shared part of a gauge. */
 typedef struct hmb__gauge_top {
