@@ -24,7 +24,7 @@
 #include <pthread.h>
 #include <stdint.h>
 
-#include "core/ledger.h"
+#include "core/ledger_state.h"
 
 enum hmb__wait_result { HMB__PENDING = 1 };
 

@@ -7,6 +7,8 @@
  * known flags. The default allocator charges no budget: it is the "no
  * limit" baseline and the allocator of code that runs outside any task.
  *
+ * (The thread-bound allocator is runner.c's: it charges runners.)
+ *
  * Pointers. Every block of the built-in allocators carries the prefix of
  * memory/block.h, whose back-pointer slot holds its handle, so a pointer
  * finds its handle in O(1) without a lock. An allocator without
@@ -21,8 +23,8 @@
 
 #include "core/abi.h"
 #include "core/buffer.h"
+#include "hmb/allocator.h"
 #include "core/log.h"
-#include "core/runner.h"
 #include "memory/block.h"
 #include "memory/memory.h"
 #include "platform/shard.h"
@@ -269,34 +271,4 @@ int hmb_default_memory_stats_sized(hmb_memory_stats_t *out, size_t out_size) {
 
 int(hmb_default_memory_stats)(hmb_memory_stats_t *out) {
   return hmb_default_memory_stats_sized(out, sizeof(hmb_memory_stats_t));
-}
-
-/* ---- the bound allocator ------------------------------------------------- */
-
-static int hmb__bound_allocate_aligned(void *ctx, size_t bytes, size_t align,
-                                       unsigned flags, hmb_buffer_t **out) {
-  hmb_runner_t *r = hmb_runner_bound();
-  if (r)
-    return r->vtable.allocate_aligned(r, bytes, align, flags, out);
-  if (ctx) /* HMB_UNBOUND_FAIL */
-    return HMB_ESTATE;
-  return hmb__default_allocate_aligned(NULL, bytes, align, flags, out);
-}
-
-static int hmb__bound_allocate(void *ctx, size_t bytes, unsigned flags,
-                               hmb_buffer_t **out) {
-  return hmb__bound_allocate_aligned(ctx, bytes, 0, flags, out);
-}
-
-static int hmb__fail_tag; /* the FAIL mode's ctx: any non-NULL address */
-
-static const hmb_allocator_t hmb__bound_allocators[2] = {
-    {NULL, hmb__bound_allocate, "bound", hmb__bound_allocate_aligned},
-    {&hmb__fail_tag, hmb__bound_allocate, "bound-or-fail",
-     hmb__bound_allocate_aligned}};
-
-const hmb_allocator_t *hmb_bound_allocator(int mode) {
-  if (mode != HMB_UNBOUND_DEFAULT && mode != HMB_UNBOUND_FAIL)
-    return NULL;
-  return &hmb__bound_allocators[mode];
 }

@@ -61,13 +61,13 @@ int hmb_pool_check(hmb_pool_t *p, unsigned flags, char *buf, size_t len) {
     buf[0] = '\0';
   hmb__check_t c = {buf, len, 0};
   int rest = (flags & HMB_CHECK_QUIESCENT) != 0;
-  hmb__ledger_t *L = &p->ledger;
-  pthread_mutex_lock(&p->reg_lock);
+  hmb__ledger_t *L = &p->home.ledger;
+  pthread_mutex_lock(&p->home.reg_lock);
   pthread_mutex_lock(&L->lock);
   int64_t limit = atomic_load_explicit(&L->limit, memory_order_relaxed);
   int64_t sum_held = 0, sum_beyond_stopped = 0, sum_live = 0;
   int32_t running = 0, progress = 0, in_heap = 0;
-  for (hmb_runner_t *r = p->runners; r; r = r->next) {
+  for (hmb_runner_t *r = p->home.runners; r; r = r->next) {
     hmb__acct_t *a = &r->acct;
     int st = hmb__acct_state(a);
     int64_t held = hmb__get(&a->held), beyond = hmb__get(&a->beyond);
@@ -159,10 +159,10 @@ int hmb_pool_check(hmb_pool_t *p, unsigned flags, char *buf, size_t len) {
   if (rest && (aw || bw))
     hmb__fail(&c, "requests queued at rest");
   pthread_mutex_unlock(&L->lock);
-  pthread_mutex_unlock(&p->reg_lock);
+  pthread_mutex_unlock(&p->home.reg_lock);
   if (rest && !c.bad) {
     char why[128];
-    if (hmb__memory_check(p->mem, why, sizeof why) != 0)
+    if (hmb__memory_check(p->home.mem, why, sizeof why) != 0)
       hmb__fail(&c, "%s", why);
   }
   (void)sum_live;

@@ -459,7 +459,7 @@ int hmb_executor_create_sized(hmb_pool_t *pool,
       pthread_mutex_destroy(&ex->lock);
       free(ex->threads);
       free(ex);
-      hmb__log(&pool->log, HMB_LOG_ERROR,
+      hmb__log(&pool->home.log, HMB_LOG_ERROR,
                "executor '%s': could not start worker thread %d of %d",
                c.name ? c.name : "", i + 1, nthreads);
       return HMB_ENOMEM;
@@ -489,8 +489,8 @@ int hmb_executor_submit_sized(hmb_executor_t *ex, const hmb_task_desc_t *udesc,
   const hmb_task_desc_t *desc = &d;
   if (!desc->run || desc->borrow_timeout_ns < HMB_WAIT_FOREVER)
     return HMB_EINVAL;
-  if (desc->estimate > (size_t)ex->pool->ledger.max_request ||
-      (desc->staged && desc->initial > (size_t)ex->pool->ledger.max_request))
+  if (desc->estimate > (size_t)ex->pool->home.ledger.max_request ||
+      (desc->staged && desc->initial > (size_t)ex->pool->home.ledger.max_request))
     return HMB_ETOOBIG;
   hmb_task_t *t = calloc(1, sizeof *t);
   if (!t)
@@ -634,7 +634,7 @@ static int hmb__shutdown(hmb_executor_t *ex, int mode) {
   pthread_mutex_unlock(&ex->lock);
 
   if (mode == HMB_SHUTDOWN_CANCEL && (ndropped || nsignalled))
-    hmb__log(&ex->pool->log, HMB_LOG_INFO,
+    hmb__log(&ex->pool->home.log, HMB_LOG_INFO,
              "executor '%s': shutdown cancels %" PRId64 " queued and %" PRId64
              " running task(s)",
              ex->name, ndropped, nsignalled);
@@ -664,7 +664,7 @@ void hmb_executor_destroy(hmb_executor_t *ex) {
   if (!ex)
     return;
   if (hmb__exec_current == ex) {
-    hmb__log(&ex->pool->log, HMB_LOG_ERROR,
+    hmb__log(&ex->pool->home.log, HMB_LOG_ERROR,
              "executor '%s': destroy called from its own task or callback; "
              "ignored (it would wait for itself)",
              ex->name);
@@ -674,7 +674,7 @@ void hmb_executor_destroy(hmb_executor_t *ex) {
   if (!atomic_compare_exchange_strong_explicit(&ex->destroying, &expect, 1,
                                                memory_order_acq_rel,
                                                memory_order_acquire)) {
-    hmb__log(&ex->pool->log, HMB_LOG_ERROR,
+    hmb__log(&ex->pool->home.log, HMB_LOG_ERROR,
              "executor '%s': destroy re-entered while it is being destroyed; "
              "ignored",
              ex->name);

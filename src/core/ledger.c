@@ -34,7 +34,7 @@
 #include <string.h>
 
 #include "core/admission.h"
-#include "core/describe.h"
+#include "core/lines.h"
 #include "core/pressure.h"
 #include "memory/memory.h"
 #include "platform/os.h"
@@ -562,8 +562,11 @@ static int hmb__wait(hmb__ledger_t *L, hmb__acct_t *a, int kind, int64_t need,
       long_logged = 1;
       int running = L->running;
       pthread_mutex_unlock(&L->lock);
-      hmb__log_long_wait(L, a, hmb__kind_name(kind), need,
-                         now - t0, running);
+      char desc[768] = "";
+      if (hmb__log_enabled(L->log, HMB_LOG_WARN) && L->describe)
+        L->describe(L->pool, 3, desc, sizeof desc);
+      hmb__line_long_wait(L->log, a->id, a->name, hmb__kind_name(kind), need,
+                          now - t0, running, desc);
       pthread_mutex_lock(&L->lock);
     }
     if (press_at != UINT64_MAX && now >= press_at && hmb__pressure_armed(L)) {
@@ -603,10 +606,14 @@ static int hmb__wait(hmb__ledger_t *L, hmb__acct_t *a, int kind, int64_t need,
     hmb__memory_fit_room(L->mem);
   *g = w.g;
   g->local = w.local;
-  if (w.result == 0)
-    hmb__log_grant(L, a, hmb__kind_name(kind), need, g);
+  if (w.result == 0 && (g->became_progress || g->beyond > 0))
+    hmb__line_grant(L->log, a->id, a->name, hmb__kind_name(kind), need,
+                    g->beyond, HMB__GET(a->beyond), g->first_beyond,
+                    g->became_progress, g->rule == HMB__RULE_IDLE,
+                    hmb__limit(L));
   else if (w.result == HMB_ETIMEDOUT)
-    hmb__log_timeout(L, a, hmb__kind_name(kind), need, timeout_ns);
+    hmb__line_timeout(L->log, a->id, a->name, hmb__kind_name(kind), need,
+                      timeout_ns);
   return w.result;
 }
 
@@ -855,7 +862,8 @@ int hmb__ledger_destroy(hmb__ledger_t *L, hmb__acct_t *a) {
 
 int hmb__ledger_init(hmb__ledger_t *L, const hmb_pool_config_t *cfg,
                      void *mem, hmb__pressure_set_t *pressure,
-                     const hmb__logger_t *logger, hmb_pool_t *pool) {
+                     const hmb__logger_t *logger, hmb_pool_t *pool,
+                     int (*describe)(hmb_pool_t *, int, char *, size_t)) {
   memset(L, 0, sizeof *L);
   if (pthread_mutex_init(&L->lock, NULL) != 0)
     return HMB_ENOMEM;
@@ -877,6 +885,7 @@ int hmb__ledger_init(hmb__ledger_t *L, const hmb_pool_config_t *cfg,
   L->pressure = pressure;
   L->log = logger;
   L->pool = pool;
+  L->describe = describe;
   return 0;
 }
 

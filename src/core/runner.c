@@ -24,7 +24,6 @@
 #include "core/abi.h"
 #include "core/buffer.h"
 #include "core/log.h"
-#include "core/pool.h"
 #include "memory/block.h"
 #include "memory/memory.h"
 #include "platform/os.h"
@@ -75,6 +74,39 @@ void hmb_runner_config_init(hmb_runner_config_t *cfg) {
     memset(cfg, 0, sizeof *cfg);
 }
 
+/* ---- the home: registry and idle waits ---------------------------------- */
+
+int hmb__home_init(hmb__home_t *h) {
+  if (pthread_mutex_init(&h->reg_lock, NULL) != 0)
+    return HMB_ENOMEM;
+  if (pthread_mutex_init(&h->idle_mu, NULL) != 0) {
+    pthread_mutex_destroy(&h->reg_lock);
+    return HMB_ENOMEM;
+  }
+  if (hmb__os_cond_init(&h->idle_cond) != 0) {
+    pthread_mutex_destroy(&h->idle_mu);
+    pthread_mutex_destroy(&h->reg_lock);
+    return HMB_ENOMEM;
+  }
+  h->runners = NULL;
+  h->nrunners = 0;
+  atomic_init(&h->idle_waiters, 0);
+  return 0;
+}
+
+void hmb__home_fini(hmb__home_t *h) {
+  pthread_cond_destroy(&h->idle_cond);
+  pthread_mutex_destroy(&h->idle_mu);
+  pthread_mutex_destroy(&h->reg_lock);
+}
+
+/* A runner's last buffer may have closed: wake hmb_runner_wait_idle(). */
+static void hmb__home_idle_notify(hmb__home_t *h) {
+  pthread_mutex_lock(&h->idle_mu);
+  pthread_cond_broadcast(&h->idle_cond);
+  pthread_mutex_unlock(&h->idle_mu);
+}
+
 /* ---- creation and lifetime ---------------------------------------------- */
 
 int hmb_runner_create_sized(hmb_pool_t *pool, const hmb_runner_config_t *ucfg,
@@ -89,7 +121,7 @@ int hmb_runner_create_sized(hmb_pool_t *pool, const hmb_runner_config_t *ucfg,
     return rc;
   if (cfg.borrow_timeout_ns < HMB_WAIT_FOREVER)
     return HMB_EINVAL;
-  if (cfg.estimate > (size_t)pool->ledger.max_request)
+  if (cfg.estimate > (size_t)hmb__home_of(pool)->ledger.max_request)
     return HMB_ETOOBIG;
   hmb_runner_t *r = aligned_alloc(64, (sizeof *r + 63) & ~(size_t)63);
   if (!r)
@@ -99,10 +131,11 @@ int hmb_runner_create_sized(hmb_pool_t *pool, const hmb_runner_config_t *ucfg,
   r->vtable.allocate = hmb__runner_allocate;
   r->vtable.allocate_aligned = hmb__runner_allocate_aligned;
   r->vtable.name = "runner";
-  r->pool = pool;
-  r->ledger = &pool->ledger;
-  r->mem = pool->mem;
-  r->pool_top = &pool->usage;
+  hmb__home_t *h = hmb__home_of(pool);
+  r->home = h;
+  r->ledger = &h->ledger;
+  r->mem = h->mem;
+  r->pool_top = &h->usage;
   atomic_init(&r->shards_open, (int)HMB__SHARDS + 1);
   hmb__text_clean(r->acct.name, sizeof r->acct.name, cfg.name);
   rc = hmb__ledger_open(r->ledger, &r->acct, &cfg);
@@ -110,7 +143,15 @@ int hmb_runner_create_sized(hmb_pool_t *pool, const hmb_runner_config_t *ucfg,
     free(r);
     return rc;
   }
-  hmb__pool_register(pool, r);
+  hmb__home_t *home = r->home;
+  pthread_mutex_lock(&home->reg_lock);
+  r->prev = NULL;
+  r->next = home->runners;
+  if (home->runners)
+    home->runners->prev = r;
+  home->runners = r;
+  home->nrunners++;
+  pthread_mutex_unlock(&home->reg_lock);
   *out = r;
   return 0;
 }
@@ -125,7 +166,7 @@ static void hmb__runner_release(hmb_runner_t *r) {
   /* acq_rel: every access of the releasers happens-before the free. */
   if (atomic_fetch_sub_explicit(&r->shards_open, 1, memory_order_acq_rel) != 1)
     return;
-  hmb_pool_t *p = r->pool;
+  hmb__home_t *h = r->home;
   /* Fold what the shards still hold into the pool's usage gauge, so that
    * its total stays the sum over the runners that are left. */
   for (unsigned i = 0; i < HMB__SHARDS; i++) {
@@ -135,7 +176,15 @@ static void hmb__runner_release(hmb_runner_t *r) {
       atomic_fetch_add_explicit(&r->pool_top->total, u, memory_order_relaxed);
   }
   hmb__ledger_close(r->ledger, &r->acct);
-  hmb__pool_unregister(p, r);
+  pthread_mutex_lock(&h->reg_lock);
+  if (r->prev)
+    r->prev->next = r->next;
+  else
+    h->runners = r->next;
+  if (r->next)
+    r->next->prev = r->prev;
+  h->nrunners--;
+  pthread_mutex_unlock(&h->reg_lock);
   free(r);
 }
 
@@ -145,7 +194,7 @@ void hmb_runner_destroy(hmb_runner_t *r) {
   int before = hmb__ledger_destroy(r->ledger, &r->acct);
   int64_t nbuf = hmb__runner_buffers(r);
   if (nbuf > 0)
-    hmb__log(&r->pool->log, HMB_LOG_DEBUG,
+    hmb__log(&r->home->log, HMB_LOG_DEBUG,
              "runner #%" PRIu64 " '%s' %s detached with %" PRId64
              " live buffer(s), %" PRId64 " bytes; their budget returns as "
              "they close",
@@ -285,13 +334,13 @@ static void hmb__runner_freed(void *owner, hmb_buffer_t *b) {
   unsigned sh = hmb__shard_index();
   int64_t bytes = (int64_t)b->size;
   if (b->data && hmb__memory_free(r->mem, b->data, b->size, sh) != 0)
-    hmb__log(&r->pool->log, HMB_LOG_ERROR,
+    hmb__log(&r->home->log, HMB_LOG_ERROR,
              "buffer %p: block %p (%zu bytes) is not a live block of the "
              "pool's memory: not freed",
              (void *)b, b->data, b->size);
   hmb__gauge_add2(&r->acct.shard[sh].live, &r->live_top, r->pool_top, -bytes);
   hmb__ledger_freed(r->ledger, &r->acct, sh, bytes);
-  hmb_pool_t *p = r->pool;
+  hmb__home_t *h = r->home;
   /* The last access to the runner (runner.h): acq_rel orders everything
    * above before a free by whoever releases the last reference. */
   int64_t old = atomic_fetch_sub_explicit(&r->acct.shard[b->shard].bufs, 2,
@@ -300,8 +349,8 @@ static void hmb__runner_freed(void *owner, hmb_buffer_t *b) {
     hmb__runner_release(r);
   else if ((old & 1) == 0 &&
            /* seq_cst: pairs with the waiter's increment (runner.c) */
-           atomic_load_explicit(&p->idle_waiters, memory_order_seq_cst))
-    hmb__pool_idle_notify(p);
+           atomic_load_explicit(&h->idle_waiters, memory_order_seq_cst))
+    hmb__home_idle_notify(h);
 }
 
 static int hmb__runner_resize(void *owner, hmb_buffer_t *b, size_t bytes) {
@@ -353,12 +402,13 @@ const hmb_allocator_t *hmb_runner_allocator(hmb_runner_t *r) {
 
 int hmb_runner_alloc(hmb_runner_t *r, size_t bytes, unsigned flags,
                      hmb_buffer_t **out) {
-  if (!r) {
-    if (out)
-      *out = NULL;
+  if (out)
+    *out = NULL;
+  if (!r || !out || (flags & ~(unsigned)HMB_ALLOC_PINNED))
     return HMB_EINVAL;
-  }
-  return hmb_allocate(&r->vtable, bytes, flags, out);
+  if (bytes > HMB_MAX_ALLOC)
+    return HMB_ETOOBIG;
+  return hmb__runner_new(r, bytes, 0, flags, 1, out);
 }
 
 int hmb_runner_reserve(hmb_runner_t *r, size_t bytes, hmb_buffer_t **out) {
@@ -456,7 +506,7 @@ int hmb_runner_state(const hmb_runner_t *r) {
 int hmb_runner_wait_idle(hmb_runner_t *r, int64_t timeout_ns) {
   if (!r || timeout_ns < HMB_WAIT_FOREVER)
     return HMB_EINVAL;
-  hmb_pool_t *p = r->pool;
+  hmb__home_t *p = r->home;
   uint64_t deadline = hmb__os_deadline(timeout_ns);
   int rc = 0;
   /* seq_cst: pairs with the closers' decrement then read of idle_waiters
@@ -525,3 +575,34 @@ hmb_runner_t *hmb_runner_bind(hmb_runner_t *r) {
 }
 
 hmb_runner_t *hmb_runner_bound(void) { return hmb__bound; }
+
+/* ---- the bound allocator ------------------------------------------------- */
+
+static int hmb__bound_allocate_aligned(void *ctx, size_t bytes, size_t align,
+                                       unsigned flags, hmb_buffer_t **out) {
+  hmb_runner_t *r = hmb__bound;
+  if (r)
+    return hmb__runner_new(r, bytes, align, flags, 1, out);
+  if (ctx) /* HMB_UNBOUND_FAIL */
+    return HMB_ESTATE;
+  return hmb_allocate_aligned(hmb_default_allocator(), bytes, align, flags,
+                              out);
+}
+
+static int hmb__bound_allocate(void *ctx, size_t bytes, unsigned flags,
+                               hmb_buffer_t **out) {
+  return hmb__bound_allocate_aligned(ctx, bytes, 0, flags, out);
+}
+
+static int hmb__fail_tag; /* the FAIL mode's ctx: any non-NULL address */
+
+static const hmb_allocator_t hmb__bound_allocators[2] = {
+    {NULL, hmb__bound_allocate, "bound", hmb__bound_allocate_aligned},
+    {&hmb__fail_tag, hmb__bound_allocate, "bound-or-fail",
+     hmb__bound_allocate_aligned}};
+
+const hmb_allocator_t *hmb_bound_allocator(int mode) {
+  if (mode != HMB_UNBOUND_DEFAULT && mode != HMB_UNBOUND_FAIL)
+    return NULL;
+  return &hmb__bound_allocators[mode];
+}
