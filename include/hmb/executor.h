@@ -109,7 +109,7 @@ typedef struct hmb_task_desc {
   void *user;
   /** Completion callback; may be NULL. */
   hmb_task_done_fn done;
-  /** Copied into the runner's name; may be NULL. */
+  /** Copied (at submit) into the runner's name; may be NULL. */
   const char *name;
   /** The runner's borrow timeout (ns); 0 or #HMB_WAIT_FOREVER: none. */
   int64_t borrow_timeout_ns;
@@ -134,7 +134,7 @@ typedef enum hmb_shutdown_mode {
  * `submitted == queued + running + finishing + completed + failed +
  * cancelled`.
  */
-typedef struct hmb_executor_stats {
+typedef struct hmb_executor_stats_s {
   /** Waiting for admission (in line, or a worker waits for its budget). */
   int64_t queued;
   /** Tasks whose function is running now. */

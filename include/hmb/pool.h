@@ -458,7 +458,8 @@ enum hmb_check_flags {
  * call it after every step.
  * @param pool  the pool
  * @param flags bit set of hmb_check_flags
- * @param buf   receives the first broken invariant ("" when sound); may be
+ * @param buf   receives the first broken invariant ("" when sound),
+ *              truncated to `len` (a message is under 512 bytes); may be
  *              NULL when `len` is 0
  * @param len   size of `buf`
  * @return 0 when every invariant holds, #HMB_EFAILED otherwise,

@@ -295,9 +295,11 @@ HMB_API int hmb_runner_finish(hmb_runner_t *runner, int status,
  * #HMB_ECANCELED; a running runner stops running and its later allocations
  * fail with #HMB_ECANCELED. It keeps the budget it held (including that of
  * buffers closed afterwards, which returns to its spare); all of it that is
- * not live comes back at finish or destroy. Idempotent.
+ * not live comes back at finish or destroy. Idempotent while not finished:
+ * cancelling a cancelled runner returns 0; once it is finished (completed,
+ * failed, or cancelled and then finished) or destroyed, #HMB_ESTATE.
  * @param runner the runner
- * @return 0, #HMB_ESTATE (already finished), #HMB_EINVAL (NULL)
+ * @return 0, #HMB_ESTATE (finished), #HMB_EINVAL (NULL)
  * @par Thread-safety
  * Thread-safe (this is the call meant to come from another thread).
  */

@@ -7,7 +7,9 @@
  * hmb_pool_memory_stats(), hmb_runner_stats() and
  * hmb_default_memory_stats(). Those are macros that pass the struct size the
  * caller was compiled with, so fields are only ever appended and an older
- * binary never has bytes written past its struct.
+ * binary never has bytes written past its struct. (Struct tags that would
+ * share a name with the function filling them end in _s, so C++ can use
+ * both.)
  *
  * @par Exactness
  * The allocation path writes no cache line shared between threads: each
@@ -66,7 +68,7 @@ extern "C" {
 #define HMB_STATS_PEAK_STEP ((int64_t)1024 * 1024)
 
 /** Budget state of a pool. All byte counts are bytes of budget. */
-typedef struct hmb_pool_stats {
+typedef struct hmb_pool_stats_s {
   int64_t limit;              /**< current limit */
   int64_t available;          /**< limit - held; negative while over-committed */
   int64_t held;               /**< budget held by runners now */
@@ -149,7 +151,7 @@ typedef enum hmb_runner_state {
 } hmb_runner_state_t;
 
 /** One runner's budget and usage. */
-typedef struct hmb_runner_stats {
+typedef struct hmb_runner_stats_s {
   int32_t state;              /**< an hmb_runner_state_t */
   int32_t priority;           /**< start priority from the configuration */
   uint64_t id;                /**< unique per pool, in creation order */

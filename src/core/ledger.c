@@ -649,9 +649,12 @@ static void hmb__spare_put_back(hmb__ledger_t *L, hmb__acct_t *a,
 int hmb__ledger_borrow(hmb__ledger_t *L, hmb__acct_t *a, unsigned shard,
                        int64_t bytes, hmb__grant_t *g) {
   memset(g, 0, sizeof *g);
-  int64_t s = hmb__spare_take_all(a);
-  if (s >= bytes) { /* spare grew meanwhile, or sat in other shards */
-    hmb__spare_give(a, shard, s - bytes);
+  /* Only what this allocation needs: spare taken beyond it would be out of
+   * every shard for a moment, and another thread of the runner could then
+   * borrow (as the progress runner: beyond the limit) budget its runner
+   * holds. */
+  int64_t s = hmb__spare_take_upto(a, bytes);
+  if (s >= bytes) { /* the spare sat in other shards */
     g->local = bytes;
     return 0;
   }
