@@ -859,12 +859,15 @@ public:
   }
   /**
    * The library's self-check (hmb_pool_check()).
+   * @param flags #HMB_CHECK_QUIESCENT when the caller knows no call on the
+   *              pool, its runners or their buffers is in flight (the
+   *              invariants that hold only at rest are checked too)
    * @return "" when every invariant holds, else the first broken one
    * @throw hmb::error HMB_EINVAL
    */
-  std::string check() const {
+  std::string check(unsigned flags = 0) const {
     char text[512] = {0};
-    int rc = hmb_pool_check(p_, text, sizeof text);
+    int rc = hmb_pool_check(p_, flags, text, sizeof text);
     if (rc == HMB_OK) {
       return std::string();
     }

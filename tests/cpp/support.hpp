@@ -83,8 +83,9 @@ private:
 };
 #endif
 
-/* Everything came back: no budget held, nothing live, no runner left, and
- * the pool destroys cleanly (the owner is then empty). */
+/* Everything came back: no budget held, nothing live, no runner left, the
+ * self-check (at rest) passes, and the pool destroys cleanly (the owner is then
+ * empty). */
 #define EXPECT_POOL_CLEAN(p)                                                   \
   do {                                                                         \
     hmb_pool_stats_t clean_ = (p).stats();                                     \
@@ -92,7 +93,7 @@ private:
     CHECK_EQ(clean_.live_bytes, 0);                                            \
     CHECK_EQ(clean_.live_buffers, 0);                                          \
     CHECK_EQ(clean_.runners, 0);                                               \
-    CHECK_EQ((p).check(), std::string());                                      \
+    CHECK_EQ((p).check(HMB_CHECK_QUIESCENT), std::string());                   \
     CHECK_EQ((p).close(), 0);                                                  \
     CHECK(!(p));                                                               \
   } while (0)
