@@ -476,6 +476,85 @@ void pressure_handlers() {
   EXPECT_POOL_CLEAN(p);
 }
 
+void wait_hook(void *, const hmb_wait_event_t *) {}
+
+void options_and_stats() {
+  check::section("builders fill the C structs; memory stats, trim");
+  hmb_backend_t backend{};
+  int dummy = 0;
+  hmb::pool_options o(1000);
+  o.max_request(500)
+      .alignment(128)
+      .backend(&backend)
+      .pinned(4096, HMB_PINNED_REGISTER)
+      .cache_bytes(2048)
+      .no_cache()
+      .no_hugepages()
+      .overcommit_cap(77)
+      .log(&support::log_capture::sink, &dummy, HMB_LOG_INFO)
+      .long_wait(std::chrono::milliseconds(5))
+      .pressure_wait(std::chrono::microseconds(7))
+      .wait_hook(&wait_hook, &dummy);
+  const hmb_pool_config_t &c = o.raw();
+  CHECK_EQ(c.limit, std::size_t{1000});
+  CHECK_EQ(c.max_request, std::size_t{500});
+  CHECK_EQ(c.alignment, std::size_t{128});
+  CHECK(c.backend == &backend);
+  CHECK_EQ(c.pinned_bytes, std::size_t{4096});
+  CHECK_EQ(c.pinned_method, static_cast<int>(HMB_PINNED_REGISTER));
+  CHECK_EQ(c.cache_bytes, std::size_t{2048});
+  CHECK_EQ(c.flags, unsigned{HMB_POOL_NO_CACHE | HMB_POOL_NO_HUGEPAGES |
+                             HMB_POOL_CAP_OVERCOMMIT});
+  CHECK_EQ(c.overcommit_cap, std::size_t{77});
+  CHECK(c.log_fn == &support::log_capture::sink);
+  CHECK(c.log_user == &dummy);
+  CHECK_EQ(c.log_level, static_cast<int>(HMB_LOG_INFO));
+  CHECK_EQ(c.long_wait_ns, int64_t{5000000});
+  CHECK_EQ(c.pressure_wait_ns, int64_t{7000});
+  CHECK(c.wait_hook == &wait_hook);
+  CHECK(c.wait_hook_user == &dummy);
+  o.pinned_base(&dummy, 64);
+  CHECK(o.raw().pinned_base == &dummy);
+  CHECK_EQ(o.raw().pinned_bytes, std::size_t{64});
+
+  hmb::runner_options ro(123);
+  ro.priority(-2).borrow_timeout(std::chrono::seconds(1)).name("scan");
+  hmb_runner_config_t rc = ro.raw();
+  CHECK_EQ(rc.estimate, std::size_t{123});
+  CHECK_EQ(rc.priority, -2);
+  CHECK_EQ(rc.borrow_timeout_ns, int64_t{1000000000});
+  CHECK_EQ(std::string(rc.name), "scan");
+  CHECK(hmb::runner_options().raw().name == nullptr);
+
+  hmb::executor_options eo;
+  eo.threads(3).acquire_timeout(hmb::wait_forever).name("ex");
+  hmb_executor_config_t ec = eo.raw();
+  CHECK_EQ(ec.threads, 3);
+  CHECK_EQ(ec.acquire_timeout_ns, HMB_WAIT_FOREVER);
+  CHECK_EQ(std::string(ec.name), "ex");
+
+  // A pool without its warm cache; pinned requests fall back to pageable.
+  hmb::pool p(hmb::pool_options(std::size_t{1} << 20).no_cache());
+  hmb::runner r(p, hmb::runner_options(8192).name("scan"));
+  CHECK(r.start());
+  {
+    hmb::buffer b = r.alloc(1000, HMB_ALLOC_PINNED);
+    CHECK(!b.is_pinned()); // no pinned region in this pool
+    hmb_memory_stats_t m = p.memory_stats();
+    CHECK_EQ(m.pinned_fallbacks, uint64_t{1});
+    CHECK_EQ(m.pageable_live, 1000);
+    CHECK(m.pinned_reason != nullptr);
+    CHECK_EQ(r.stats().live, 1000);
+  }
+  CHECK_EQ(p.memory_stats().pageable_live, 0);
+  CHECK_EQ(p.memory_stats().cached_bytes, 0); // no cache
+  p.trim();
+  hmb_memory_stats_t d = hmb::default_memory_stats();
+  CHECK(d.pageable_live >= 0);
+  r.destroy();
+  EXPECT_POOL_CLEAN(p);
+}
+
 } // namespace
 
 int main() {
@@ -487,5 +566,6 @@ int main() {
   close_handlers();
   busy_pool();
   pressure_handlers();
+  options_and_stats();
   return check::exit_status("test_cpp_handles");
 }
