@@ -41,17 +41,22 @@
  *     running runner has `beyond == 0`.
  *   - **I3 The over-commit bound.** held <= limit + (beyond of runners that
  *     have stopped, held only by their live buffers) + (beyond of the
- *     progress runner, which is at most its real need: the live bytes it
- *     allocated beyond what it held). In particular, while buffers do not
- *     outlive their runners, held <= limit + one task's real need.
+ *     progress runner, which is at most its live bytes: budget beyond the
+ *     limit that a close frees goes back to the pool at once). In
+ *     particular, while buffers do not outlive their runners, held <= limit
+ *     + one task's real need. (After hmb_pool_set_limit() lowered the
+ *     limit, add what the lowering left above it.)
  *   - **I4 Real bytes.** A start or a grow is never granted beyond the
  *     limit; only borrows (real allocations) are. A task whose real need
  *     fits in what is available never over-commits, whatever its estimate.
- *   - **I5 The cap.** With #HMB_POOL_CAP_OVERCOMMIT, held - limit never
- *     exceeds `overcommit_cap` (0: the pool never holds more than its
+ *   - **I5 The cap.** With #HMB_POOL_CAP_OVERCOMMIT, no grant makes held -
+ *     limit exceed `overcommit_cap` (0: the pool never holds more than its
  *     limit); a request that would pass it fails at once with #HMB_ELIMIT
  *     and changes nothing. The trade: such a task fails instead of
- *     over-committing, so progress is no longer guaranteed.
+ *     over-committing, so progress is no longer guaranteed. (Lowering the
+ *     limit below what is held does not take budget away: until enough
+ *     comes back, held - limit may exceed the cap by what the lowering left
+ *     above the new limit.)
  *   - **I6 Failures change nothing.** A failed allocation, a timed-out or
  *     cancelled borrow or grow, and a refused start leave held, spare and
  *     every budget counter of the runner and the pool as they were.

@@ -154,7 +154,10 @@ int hmb_ptr_realloc(void **pp, size_t bytes) {
   hmb_buffer_t *b = hmb_ptr_buffer(*pp);
   if (!b)
     return HMB_EINVAL;
-  if (atomic_load_explicit(&b->refs, memory_order_relaxed) != 1)
+  /* Acquire: pairs with the acq_rel decrement of a close of another
+   * reference, so what that thread did with the buffer happens before the
+   * resize writes to it. */
+  if (atomic_load_explicit(&b->refs, memory_order_acquire) != 1)
     return HMB_EBUSY;
   if (!(b->flags & HMB__BUF_SLICE)) {
     int rc = b->u.root.ops->resize(b->u.root.owner, b, bytes);
@@ -166,7 +169,7 @@ int hmb_ptr_realloc(void **pp, size_t bytes) {
    * place the view again at its alignment. */
   hmb_buffer_t *outer = b->u.parent;
   if ((outer->flags & HMB__BUF_SLICE) ||
-      atomic_load_explicit(&outer->refs, memory_order_relaxed) != 1)
+      atomic_load_explicit(&outer->refs, memory_order_acquire) != 1)
     return HMB_ENOTSUP;
   size_t align = (size_t)1 << hmb__block_class(*hmb__block_word_at(*pp));
   size_t old_off = (size_t)((char *)*pp - (char *)outer->data);

@@ -109,6 +109,12 @@ int hmb_pool_check(hmb_pool_t *p, unsigned flags, char *buf, size_t len) {
                   "runner #%" PRIu64 ": live %" PRId64 " outside [0, held %" PRId64
                   "] (R-I1)",
                   a->id, live, held);
+      if (st == HMB__R_RUNNING && beyond > live)
+        hmb__fail(&c,
+                  "runner #%" PRIu64 ": beyond %" PRId64 " > live %" PRId64
+                  " at rest (I3: the progress runner holds beyond the limit "
+                  "only what is live)",
+                  a->id, beyond, live);
       if (held != live + spare)
         hmb__fail(&c,
                   "runner #%" PRIu64 ": held %" PRId64 " != live %" PRId64
@@ -134,9 +140,11 @@ int hmb_pool_check(hmb_pool_t *p, unsigned flags, char *buf, size_t len) {
               " + the progress runner's %" PRId64 " + lowered-limit debt %" PRId64
               " (I3)",
               over, L->beyond_stopped, beyond_p, L->limit_debt);
-  if (L->cap >= 0 && over > L->cap)
-    hmb__fail(&c, "over-commit %" PRId64 " > cap %" PRId64 " (I5)", over,
-              L->cap);
+  if (L->cap >= 0 && over > L->cap + L->limit_debt)
+    hmb__fail(&c,
+              "over-commit %" PRId64 " > cap %" PRId64
+              " + lowered-limit debt %" PRId64 " (I5)",
+              over, L->cap, L->limit_debt);
   if (progress > 1 || (L->progress && progress != 1))
     hmb__fail(&c, "%d runners flagged progress (I2)", (int)progress);
   if (running != L->running)

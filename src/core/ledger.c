@@ -674,7 +674,14 @@ void hmb__ledger_unborrow(hmb__ledger_t *L, hmb__acct_t *a, unsigned shard,
     pthread_mutex_lock(&L->lock);
     L->held -= g->bytes;
     HMB__SET(a->held, HMB__GET(a->held) - g->bytes);
-    HMB__SET(a->beyond, HMB__GET(a->beyond) - g->beyond);
+    /* What of this grant's beyond is still there: a try-free may have
+     * repaid part of it meanwhile, and a cancel may have moved it to the
+     * stopped runners' sum. */
+    int64_t rb = HMB__GET(a->beyond) < g->beyond ? HMB__GET(a->beyond)
+                                                  : g->beyond;
+    HMB__SET(a->beyond, HMB__GET(a->beyond) - rb);
+    if (!hmb__acct_running(a))
+      L->beyond_stopped -= rb;
     /* Undo exactly what the grant did, peaks included when nothing has
      * raised them since. */
     if (L->peak_held == g->peak_held_after)
@@ -735,6 +742,13 @@ void hmb__ledger_freed_slow(hmb__ledger_t *L, hmb__acct_t *a, unsigned shard,
     hmb__held_sub(L, a, hmb__spare_take_all(a));
   } else {
     hmb__serve_own_locked(L, a);
+    /* Budget beyond the limit that no live buffer needs goes back at once:
+     * the progress runner holds beyond the limit only what is live (I3), and
+     * the over-commit ends as soon as it can. */
+    int64_t beyond = HMB__GET(a->beyond);
+    int64_t tb = beyond > 0 ? hmb__spare_take_upto(a, beyond) : 0;
+    if (tb > 0)
+      hmb__held_sub(L, a, tb);
     int64_t need = HMB__GET(a->need);
     if (need >= 0 && hmb__acct_state(a) == HMB__R_RUNNING) {
       int64_t excess = HMB__GET(a->held) - need;

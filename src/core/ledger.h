@@ -90,6 +90,7 @@ static inline void hmb__ledger_freed(hmb__ledger_t *L, hmb__acct_t *a,
     if (HMB__LIKELY(
             !hmb__rstate_returning(st) &&
             atomic_load_explicit(&a->bor_queued, memory_order_seq_cst) == 0 &&
+            atomic_load_explicit(&a->beyond, memory_order_relaxed) == 0 &&
             (need < 0 || st != HMB__R_RUNNING ||
              atomic_load_explicit(&a->held, memory_order_relaxed) <= need)))
       return;

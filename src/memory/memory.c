@@ -301,9 +301,13 @@ static void *hmb__alloc_custom(hmb__memory_t *m, size_t size, size_t align,
 static void *hmb__alloc_pinned(hmb__memory_t *m, size_t size, size_t align,
                                unsigned sh) {
   size_t pa = hmb__pinned_align(align);
-  if (size > SIZE_MAX - pa)
+  /* The arena's blocks start on its granule (the alignment it was made
+   * with); an alignment beyond it needs room to move the data forward. */
+  size_t granule = hmb__pinned_align(m->align);
+  size_t room = pa + (pa > granule ? pa - granule : 0);
+  if (size > SIZE_MAX - room)
     return NULL;
-  void *raw = hmb__arena_alloc(m->arena, size + pa);
+  void *raw = hmb__arena_alloc(m->arena, size + room);
   if (!raw)
     return NULL;
   void *data =
