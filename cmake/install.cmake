@@ -55,10 +55,18 @@ configure_package_config_file(
   ${CMAKE_CURRENT_LIST_DIR}/hmbConfig.cmake.in
   ${PROJECT_BINARY_DIR}/hmbConfig.cmake
   INSTALL_DESTINATION ${HMB_INSTALL_CMAKEDIR})
+# 0.x: every minor release may break the API (hmb/version.h, CHANGELOG.md),
+# so a request for 0.2 accepts 0.2.x only; from 1.0 on this becomes
+# SameMajorVersion, in step with the SONAME (CMakeLists.txt).
+if(PROJECT_VERSION_MAJOR EQUAL 0)
+  set(_hmb_compat SameMinorVersion)
+else()
+  set(_hmb_compat SameMajorVersion)
+endif()
 write_basic_package_version_file(
   ${PROJECT_BINARY_DIR}/hmbConfigVersion.cmake
   VERSION ${PROJECT_VERSION}
-  COMPATIBILITY SameMinorVersion) # 0.x: minor releases may break the API
+  COMPATIBILITY ${_hmb_compat})
 install(FILES ${PROJECT_BINARY_DIR}/hmbConfig.cmake
               ${PROJECT_BINARY_DIR}/hmbConfigVersion.cmake
         DESTINATION ${HMB_INSTALL_CMAKEDIR}

@@ -4,6 +4,8 @@
  * It uses only the public API through <hmb.h>: if a header is missing from
  * the install, a symbol is not exported from the shared library, or the
  * package files point at the wrong place, building or running this fails.
+ * It also checks that the library it loaded is the version of the headers
+ * it was compiled with.
  * Prints "consumer OK: hmb <version>" and exits 0 when every check passes.
  */
 #include <stdio.h>
@@ -23,6 +25,9 @@ static int failures;
 int main(void) {
   EXPECT(strcmp(hmb_errname(HMB_ETIMEDOUT), "HMB_ETIMEDOUT") == 0);
   EXPECT(strcmp(hmb_strerror(HMB_OK), "success") == 0);
+  /* The loaded library is the one these headers describe. */
+  EXPECT(hmb_version() == HMB_VERSION_NUMBER);
+  EXPECT(strcmp(hmb_version_string(), HMB_VERSION_STRING) == 0);
 
   hmb_pool_config_t cfg;
   hmb_pool_config_init(&cfg);
@@ -56,6 +61,7 @@ int main(void) {
 
   if (failures)
     return 1;
-  printf("consumer OK: hmb %s\n", HMB_VERSION_STRING);
+  printf("consumer OK: hmb %s (library %s)\n", HMB_VERSION_STRING,
+         hmb_version_string());
   return 0;
 }
