@@ -110,8 +110,8 @@ typedef struct bench_scenario_info {
 typedef struct bench_scenario bench_scenario_t;
 
 /*
- * Where the consumer copies: 1 to GPU memory (cudaMemcpy through the
- * library's CUDA contract), 0 to a host sink. With gpu == 1 and no usable
+ * Where the consumer copies: 1 to GPU memory (cudaMemcpy through
+ * bench_gpu.h), 0 to a host sink. With gpu == 1 and no usable
  * GPU, returns -1. *why says what was chosen and why.
  */
 int bench_gpu_target(const bench_opts_t *o, const char **why);

@@ -3,8 +3,9 @@
 #
 # Installed targets (namespace hmb::):
 #   hmb::hmb_shared  libhmb.so, hidden visibility, only HMB_API exported;
-#   hmb::hmb_static  libhmb.a, carries HMB_STATIC_DEFINE and, when built with
-#                    CUDA, a link-only dependency on CUDA::cudart;
+#   hmb::hmb_static  libhmb.a, carries HMB_STATIC_DEFINE and its link-only
+#                    dependencies (pthreads, and the dynamic loader library
+#                    when CUDA support is built in);
 #   hmb::hmb         the one to use: an interface target over the shared
 #                    library, or over the static one when the consumer sets
 #                    HMB_USE_STATIC_LIBS=ON before find_package(hmb), or when
@@ -13,17 +14,13 @@
 #
 # hmb.pc describes the same library for pkg-config: `pkg-config --libs hmb`
 # links the shared library; `--static` adds the private dependencies
-# (pthreads and, with CUDA, cudart).
+# (pthreads and, with CUDA support, the dynamic loader library).
+# Neither the package nor hmb.pc names anything of CUDA: the library opens
+# the CUDA runtime itself, at run time, when a pool needs pinned memory.
 include(CMakePackageConfigHelpers)
 
 set(HMB_INSTALL_CMAKEDIR "${CMAKE_INSTALL_LIBDIR}/cmake/hmb"
     CACHE STRING "Where hmbConfig.cmake is installed (relative to the prefix)")
-
-# The shared library finds cudart through the same directory it was linked
-# with, even when that directory is not in the loader's default path.
-if(HMB_HAVE_CUDA)
-  set_target_properties(hmb_shared PROPERTIES INSTALL_RPATH_USE_LINK_PATH ON)
-endif()
 
 install(DIRECTORY ${PROJECT_SOURCE_DIR}/include/
         DESTINATION ${CMAKE_INSTALL_INCLUDEDIR}
@@ -79,7 +76,9 @@ install(FILES ${PROJECT_BINARY_DIR}/hmbConfig.cmake
 # -lpthread is harmless where pthreads live in libc (glibc >= 2.34).
 set(HMB_PC_LIBS_PRIVATE "-lpthread")
 if(HMB_HAVE_CUDA)
-  string(APPEND HMB_PC_LIBS_PRIVATE " -L${CUDAToolkit_LIBRARY_DIR} -lcudart")
+  foreach(lib IN LISTS CMAKE_DL_LIBS)
+    string(APPEND HMB_PC_LIBS_PRIVATE " -l${lib}")
+  endforeach()
 endif()
 foreach(dir LIBDIR INCLUDEDIR)
   if(IS_ABSOLUTE "${CMAKE_INSTALL_${dir}}")
