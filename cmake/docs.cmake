@@ -1,7 +1,7 @@
-# docs.cmake - the `docs` target: an HTML API reference generated from the
+# docs.cmake - the `hmb_docs` target: an HTML API reference generated from the
 # public headers by Doxygen (docs/Doxyfile.in).
 #
-#   cmake --build build --target docs   ->  build/docs/api/html/index.html
+#   cmake --build build --target hmb_docs  ->  build/docs/api/html/index.html
 #
 # A public declaration without a doc comment is a warning, and warnings fail
 # the target. HMB_DOCS_WARN_AS_ERROR picks Doxygen's mode: FAIL_ON_WARNINGS
@@ -9,7 +9,7 @@
 # Without Doxygen the target is not created (a status line says so).
 find_package(Doxygen QUIET)
 if(NOT DOXYGEN_FOUND)
-  message(STATUS "hmb: doxygen not found; the `docs` target is not available")
+  message(STATUS "hmb: doxygen not found; the `hmb_docs` target is not available")
   return()
 endif()
 
@@ -28,7 +28,7 @@ configure_file(${PROJECT_SOURCE_DIR}/docs/Doxyfile.in
 
 # Always re-run (a second or two): a failed run must never leave output that
 # a later build would take as up to date.
-add_custom_target(docs
+add_custom_target(hmb_docs
   COMMAND ${CMAKE_COMMAND} -E make_directory ${HMB_DOCS_OUTPUT_DIR}
   COMMAND Doxygen::doxygen ${PROJECT_BINARY_DIR}/docs/Doxyfile
   WORKING_DIRECTORY ${PROJECT_SOURCE_DIR}

@@ -1,22 +1,29 @@
-# install.cmake - `cmake --install` support: headers, both libraries, an
-# exported CMake package (find_package(hmb) -> hmb::hmb) and hmb.pc.
+# install.cmake - `cmake --install` support: headers, the libraries that
+# were built, an exported CMake package (find_package(hmb) -> hmb::hmb) and
+# hmb.pc. Does nothing unless HMB_INSTALL is ON (the default at top level
+# only).
 #
-# Installed targets (namespace hmb::):
-#   hmb::hmb_shared  libhmb.so, hidden visibility, only HMB_API exported;
+# Installed targets (namespace hmb::), each when it was built:
+#   hmb::hmb_shared  libhmb.so.<SOVERSION>, hidden visibility, only HMB_API
+#                    exported;
 #   hmb::hmb_static  libhmb.a, carries HMB_STATIC_DEFINE and its link-only
 #                    dependencies (pthreads, and the dynamic loader library
 #                    when CUDA support is built in);
 #   hmb::hmb         the one to use: an interface target over the shared
 #                    library, or over the static one when the consumer sets
-#                    HMB_USE_STATIC_LIBS=ON before find_package(hmb), or when
+#                    HMB_USE_STATIC_LIBS=ON before find_package(hmb), when
 #                    this package was configured with BUILD_SHARED_LIBS=OFF
-#                    (the consumer's HMB_USE_STATIC_LIBS=OFF still wins).
-#
-# hmb.pc describes the same library for pkg-config: `pkg-config --libs hmb`
-# links the shared library; `--static` adds the private dependencies
-# (pthreads and, with CUDA support, the dynamic loader library).
+#                    (the consumer's HMB_USE_STATIC_LIBS=OFF still wins), or
+#                    when only the static library was built.
 # Neither the package nor hmb.pc names anything of CUDA: the library opens
 # the CUDA runtime itself, at run time, when a pool needs pinned memory.
+#
+# Components: hmb_runtime (the shared library's versioned file and SONAME
+# link) and hmb_development (headers, static library, the libhmb.so link,
+# CMake package, hmb.pc).
+if(NOT HMB_INSTALL)
+  return()
+endif()
 include(CMakePackageConfigHelpers)
 
 set(HMB_INSTALL_CMAKEDIR "${CMAKE_INSTALL_LIBDIR}/cmake/hmb"
@@ -27,7 +34,7 @@ install(DIRECTORY ${PROJECT_SOURCE_DIR}/include/
         COMPONENT hmb_development
         FILES_MATCHING PATTERN "*.h")
 
-install(TARGETS hmb_static hmb_shared
+install(TARGETS ${HMB_LIBRARY_TARGETS}
         EXPORT hmbTargets
         ARCHIVE DESTINATION ${CMAKE_INSTALL_LIBDIR} COMPONENT hmb_development
         LIBRARY DESTINATION ${CMAKE_INSTALL_LIBDIR} COMPONENT hmb_runtime
@@ -42,7 +49,7 @@ install(EXPORT hmbTargets
         COMPONENT hmb_development)
 
 # What hmb::hmb means when the consumer does not say.
-if(DEFINED BUILD_SHARED_LIBS AND NOT BUILD_SHARED_LIBS)
+if(NOT HMB_BUILD_SHARED OR (DEFINED BUILD_SHARED_LIBS AND NOT BUILD_SHARED_LIBS))
   set(HMB_DEFAULT_STATIC ON)
 else()
   set(HMB_DEFAULT_STATIC OFF)
