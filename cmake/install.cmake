@@ -1,7 +1,7 @@
 # install.cmake - `cmake --install` support: headers, the libraries that
 # were built, an exported CMake package (find_package(hmb) -> hmb::hmb) and
 # hmb.pc. Does nothing unless HMB_INSTALL is ON (the default at top level
-# only).
+# only); a top-level build then also gets the Debian packaging.
 #
 # Installed targets (namespace hmb::), each when it was built:
 #   hmb::hmb_shared  libhmb.so.<SOVERSION>, hidden visibility, only HMB_API
@@ -20,7 +20,8 @@
 #
 # Components: hmb_runtime (the shared library's versioned file and SONAME
 # link) and hmb_development (headers, static library, the libhmb.so link,
-# CMake package, hmb.pc).
+# CMake package, hmb.pc); cmake/packaging.cmake makes one Debian package of
+# each.
 if(NOT HMB_INSTALL)
   return()
 endif()
@@ -32,7 +33,7 @@ set(HMB_INSTALL_CMAKEDIR "${CMAKE_INSTALL_LIBDIR}/cmake/hmb"
 install(DIRECTORY ${PROJECT_SOURCE_DIR}/include/
         DESTINATION ${CMAKE_INSTALL_INCLUDEDIR}
         COMPONENT hmb_development
-        FILES_MATCHING PATTERN "*.h")
+        FILES_MATCHING PATTERN "*.h" PATTERN "*.hpp") # C and C++ headers
 
 install(TARGETS ${HMB_LIBRARY_TARGETS}
         EXPORT hmbTargets
@@ -105,3 +106,7 @@ install(CODE "
 install(FILES ${PROJECT_BINARY_DIR}/hmb.pc
         DESTINATION ${CMAKE_INSTALL_LIBDIR}/pkgconfig
         COMPONENT hmb_development)
+
+if(HMB_TOP_LEVEL)
+  include(${CMAKE_CURRENT_LIST_DIR}/packaging.cmake)
+endif()
