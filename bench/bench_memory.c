@@ -8,8 +8,9 @@
  *      8 MiB buffer: the price of a cold page;
  *   3. with a usable GPU: region set-up time for both creation methods,
  *      whether pool blocks are really pinned, and host-to-device copy speed
- *      from a pinned vs a pageable buffer. Without one, the section says it
- *      was skipped and why (the library's own probe reason).
+ *      from a pinned vs a pageable buffer (the copies need this program to
+ *      be built with the CUDA toolkit, see bench_gpu.h). Without a GPU, the
+ *      section says it was skipped and why (the library's own probe reason).
  *
  * Each figure is the median of REPS timed repetitions after one warm-up
  * repetition; a sink keeps the fills alive. The human table goes to stdout,
@@ -21,8 +22,9 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "platform/cuda.h"
+#include "bench_gpu.h"
 #include "hmb.h"
+#include "platform/cuda.h" /* white-box: the library's pinned-region calls */
 #include "platform/os.h"
 
 enum { REPS = 5 };
@@ -217,11 +219,11 @@ static double copy_gbps(void *dev, const void *host, size_t size, int reps) {
   uint64_t t[REPS];
   if (reps > REPS)
     reps = REPS;
-  if (hmb__cuda_copy_to_device(dev, host, size) != 0) /* warm-up */
+  if (bench_gpu_copy(dev, host, size) != 0) /* warm-up */
     return 0.0;
   for (int i = 0; i < reps; i++) {
     uint64_t t0 = hmb__os_now_ns();
-    if (hmb__cuda_copy_to_device(dev, host, size) != 0)
+    if (bench_gpu_copy(dev, host, size) != 0)
       return 0.0;
     t[i] = hmb__os_now_ns() - t0;
   }
@@ -231,7 +233,9 @@ static double copy_gbps(void *dev, const void *host, size_t size, int reps) {
 static void bench_gpu(void) {
   const char *reason = "";
   printf("\n3. pinned memory (CUDA)\n");
-  if (!hmb__cuda_probe(&reason)) {
+  int usable = hmb__cuda_probe(&reason);
+  printf("   CUDA runtime: %s\n", hmb__cuda_runtime());
+  if (!usable) {
     printf("   GPU measurements skipped: %s\n", reason);
     printf("   (no region set-up time, pinned check or copy speed was "
            "measured in this run)\n");
@@ -292,19 +296,26 @@ static void bench_gpu(void) {
          " pageable block: runtime says pinned host=%d\n",
          hmb_buffer_is_pinned(pin), pinned_attr, pageable_attr);
   void *dev = NULL;
-  if ((rc = hmb__cuda_device_alloc(size, &dev)) != 0)
-    die("cudaMalloc", rc);
-  double gp = copy_gbps(dev, hmb_buffer_data(pin), size, REPS);
-  double gq = copy_gbps(dev, hmb_buffer_data(pag), size, REPS);
-  printf("   host-to-device copy of 64 MiB: pinned %.2f GB/s, pageable %.2f "
-         "GB/s, ratio %.2fx\n",
-         gp, gq, gq > 0 ? gp / gq : 0.0);
-  char line[160];
-  csv_add("gpu_copy,bytes,pinned_gbps,pageable_gbps,pinned_attr,pageable_attr");
-  snprintf(line, sizeof line, "gpu_copy,%zu,%.3f,%.3f,%d,%d", size, gp, gq,
-           pinned_attr, pageable_attr);
-  csv_add(line);
-  hmb__cuda_device_free(dev);
+  const char *no_copy = "";
+  if (!bench_gpu_usable(&no_copy)) {
+    printf("   no GPU copy: %s\n", no_copy);
+    csv_add("gpu_copy,skipped");
+  } else if (bench_gpu_alloc(size, &dev) != 0) {
+    die("cudaMalloc", HMB_ENOMEM);
+  } else {
+    double gp = copy_gbps(dev, hmb_buffer_data(pin), size, REPS);
+    double gq = copy_gbps(dev, hmb_buffer_data(pag), size, REPS);
+    printf("   host-to-device copy of 64 MiB: pinned %.2f GB/s, pageable "
+           "%.2f GB/s, ratio %.2fx\n",
+           gp, gq, gq > 0 ? gp / gq : 0.0);
+    char line[160];
+    csv_add("gpu_copy,bytes,pinned_gbps,pageable_gbps,pinned_attr,"
+            "pageable_attr");
+    snprintf(line, sizeof line, "gpu_copy,%zu,%.3f,%.3f,%d,%d", size, gp, gq,
+             pinned_attr, pageable_attr);
+    csv_add(line);
+    bench_gpu_free(dev);
+  }
   hmb_buffer_close(pin);
   hmb_buffer_close(pag);
   hmb_runner_finish(runner, 0, NULL);
@@ -316,9 +327,13 @@ int main(void) {
   const char *q = getenv("HMB_BENCH_QUICK");
   int quick = q && *q && *q != '0';
   size_t work = quick ? (size_t)32 << 20 : (size_t)256 << 20;
-  printf("bench_memory: page size %zu, %d online CPUs, CUDA built in: %s%s\n",
-         hmb__os_page_size(), hmb__os_cpus(), hmb__cuda_built() ? "yes" : "no",
-         quick ? " (quick)" : "");
+  const char *copies = "";
+  int gpu_copies = bench_gpu_usable(&copies);
+  printf("bench_memory: page size %zu, %d online CPUs, CUDA support in the "
+         "library: %s, GPU copies: %s%s\n",
+         hmb__os_page_size(), hmb__os_cpus(),
+         hmb__cuda_built() ? "yes (runtime loaded when needed)" : "no",
+         gpu_copies ? "yes" : copies, quick ? " (quick)" : "");
   bench_alloc_fill_close(work);
   bench_fresh_vs_reused(quick ? 4 : 32);
   bench_gpu();

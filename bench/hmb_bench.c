@@ -6,21 +6,26 @@
  *   hmb_bench --sweep[=MiB,...]  the same over several budgets (CSV, chart)
  *   hmb_bench micro | --micro    microbenchmarks
  *
- * This file holds the command line, the output formats and the sweep; the
- * scenario lives in hmb_bench_scan.c and the microbenchmarks in
- * hmb_bench_micro.c. The exit status is 0 when every run finished and every
- * invariant held, 1 when an invariant broke or a run failed (the message
- * names it), 2 for a usage error. Timings never decide the exit status.
+ * This file holds the command line (getopt_long), the output formats and
+ * the sweep; the scenario lives in hmb_bench_scan.c, the microbenchmarks in
+ * hmb_bench_micro.c, and the run's environment and OS services in
+ * hmb_bench_env.c. The exit status is 0 when every run finished and every
+ * invariant held, 1 when an invariant broke, a run failed or an output
+ * could not be written (the message names which), 2 for a usage error
+ * (an unknown option, a bad value, an output path that cannot be written).
+ * Timings never decide the exit status.
  */
 #define _POSIX_C_SOURCE 200809L
 
 #include <errno.h>
+#include <getopt.h>
 #include <inttypes.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <unistd.h>
 
+#include "bench_gpu.h"
 #include "hmb.h"
 #include "hmb_bench.h"
 
@@ -68,58 +73,96 @@ static void bench_opts_quick(bench_opts_t *o) {
 }
 
 static void bench_usage(FILE *f) {
-  fprintf(
-      f,
-      "usage: hmb_bench [options]            scan scenario, every policy\n"
-      "       hmb_bench --sweep[=MiB,...]    the scenario over budgets\n"
-      "       hmb_bench micro [options]      microbenchmarks\n"
-      "\n"
-      "scenario (defaults in brackets; --quick scales them down):\n"
-      "  --seed N              PRNG seed of the splits [42]\n"
-      "  --splits N            number of splits [400]\n"
-      "  --split-min-mib X     shortest split (log-uniform lengths) [1]\n"
-      "  --split-max-mib X     longest split [64]\n"
-      "  --chunk-kib N         column chunk size [1024]\n"
-      "  --keep F              fraction of chunks kept by pruning [0.3]\n"
-      "  --footer-min-kib N    smallest footer (log-uniform) [64]\n"
-      "  --footer-max-kib N    largest footer [4096]\n"
-      "  --footer-outside F    probability the footer is outside the split "
-      "[0.5]\n"
-      "  --threads N           scan threads [16]\n"
-      "  --latency-ms F        storage latency per read [4]\n"
-      "  --stream-mbps F       storage bandwidth per stream, MB/s [64]\n"
-      "  --sink-mbps F         consumer copy rate, MB/s; 0 unpaced [1000]\n"
-      "  --gpu auto|on|off     consumer copies to the GPU when one is "
-      "usable [auto]\n"
-      "  --pinned-mib X        pinned region per pool; buffers prefer it "
-      "[0]\n"
-      "  --budget-mib X        pool limit of the budgeted policies [128]\n"
-      "  --acquire-timeout-ms F  one admission attempt [100]\n"
-      "  --order split|completion  consumer order [split]\n"
-      "  --policies LIST       subset of unlimited,virtual,bound,early,oracle\n"
-      "  --fail-split N        self-test: split N's task fails after its "
-      "footer\n"
-      "output:\n"
-      "  --csv FILE, --json FILE   one row per policy (or per micro case)\n"
-      "  --sweep[=MiB,...]     budgets to sweep [0.5,0.75,1,1.5,2,3 x budget]\n"
-      "  --sweep-csv FILE      [hmb_sweep.csv]\n"
-      "  --sweep-png FILE      chart, when gnuplot is installed "
-      "[hmb_sweep.png]\n"
-      "  --quick               a few seconds, for CI\n"
-      "  --quiet               only the final table\n"
-      "  --progress, --no-progress  [on when stderr is a terminal]\n"
-      "micro:\n"
-      "  --micro-ms F          measured time per case [200]\n"
-      "  --micro-threads LIST  thread counts of the alloc cases [1,2]\n");
+  fputs(bench_usage_text(), f);
 }
 
-static int bench_parse_double(const char *s, double lo, double hi,
-                              double *out) {
+/* Long options. Values above 255 so that they never look like a short one. */
+enum {
+  OPT_SEED = 256,
+  OPT_SPLITS,
+  OPT_SPLIT_MIN,
+  OPT_SPLIT_MAX,
+  OPT_CHUNK,
+  OPT_KEEP,
+  OPT_FOOTER_MIN,
+  OPT_FOOTER_MAX,
+  OPT_FOOTER_OUTSIDE,
+  OPT_THREADS,
+  OPT_LATENCY,
+  OPT_STREAM,
+  OPT_SINK,
+  OPT_GPU,
+  OPT_PINNED,
+  OPT_BUDGET,
+  OPT_ACQUIRE_TIMEOUT,
+  OPT_ORDER,
+  OPT_POLICIES,
+  OPT_FAIL_SPLIT,
+  OPT_CSV,
+  OPT_JSON,
+  OPT_SWEEP,
+  OPT_SWEEP_CSV,
+  OPT_SWEEP_PNG,
+  OPT_QUICK,
+  OPT_QUIET,
+  OPT_PROGRESS,
+  OPT_NO_PROGRESS,
+  OPT_MICRO,
+  OPT_MICRO_MS,
+  OPT_MICRO_THREADS,
+  OPT_VERSION
+};
+
+static const struct option bench_options[] = {
+    {"seed", required_argument, NULL, OPT_SEED},
+    {"splits", required_argument, NULL, OPT_SPLITS},
+    {"split-min-mib", required_argument, NULL, OPT_SPLIT_MIN},
+    {"split-max-mib", required_argument, NULL, OPT_SPLIT_MAX},
+    {"chunk-kib", required_argument, NULL, OPT_CHUNK},
+    {"keep", required_argument, NULL, OPT_KEEP},
+    {"footer-min-kib", required_argument, NULL, OPT_FOOTER_MIN},
+    {"footer-max-kib", required_argument, NULL, OPT_FOOTER_MAX},
+    {"footer-outside", required_argument, NULL, OPT_FOOTER_OUTSIDE},
+    {"threads", required_argument, NULL, OPT_THREADS},
+    {"latency-ms", required_argument, NULL, OPT_LATENCY},
+    {"stream-mbps", required_argument, NULL, OPT_STREAM},
+    {"sink-mbps", required_argument, NULL, OPT_SINK},
+    {"gpu", required_argument, NULL, OPT_GPU},
+    {"pinned-mib", required_argument, NULL, OPT_PINNED},
+    {"budget-mib", required_argument, NULL, OPT_BUDGET},
+    {"acquire-timeout-ms", required_argument, NULL, OPT_ACQUIRE_TIMEOUT},
+    {"order", required_argument, NULL, OPT_ORDER},
+    {"policies", required_argument, NULL, OPT_POLICIES},
+    {"fail-split", required_argument, NULL, OPT_FAIL_SPLIT},
+    {"csv", required_argument, NULL, OPT_CSV},
+    {"json", required_argument, NULL, OPT_JSON},
+    {"sweep", optional_argument, NULL, OPT_SWEEP},
+    {"sweep-csv", required_argument, NULL, OPT_SWEEP_CSV},
+    {"sweep-png", required_argument, NULL, OPT_SWEEP_PNG},
+    {"quick", no_argument, NULL, OPT_QUICK},
+    {"quiet", no_argument, NULL, OPT_QUIET},
+    {"progress", no_argument, NULL, OPT_PROGRESS},
+    {"no-progress", no_argument, NULL, OPT_NO_PROGRESS},
+    {"micro", no_argument, NULL, OPT_MICRO},
+    {"micro-ms", required_argument, NULL, OPT_MICRO_MS},
+    {"micro-threads", required_argument, NULL, OPT_MICRO_THREADS},
+    {"help", no_argument, NULL, 'h'},
+    {"version", no_argument, NULL, OPT_VERSION},
+    {NULL, 0, NULL, 0}};
+
+/* Parse a number in [lo, hi]; on failure say why, naming the option. */
+static int bench_num(const char *opt, const char *s, double lo, double hi,
+                     double *out) {
   char *end;
   errno = 0;
   double v = strtod(s, &end);
-  if (errno || end == s || *end || !(v >= lo && v <= hi))
+  if (errno || end == s || *end || !(v >= lo && v <= hi)) {
+    fprintf(stderr,
+            "hmb_bench: --%s: '%s' is not a number in [%.10g, %.10g] (see "
+            "--help)\n",
+            opt, s, lo, hi);
     return -1;
+  }
   *out = v;
   return 0;
 }
@@ -144,130 +187,257 @@ static unsigned bench_parse_policies(const char *s) {
   return m;
 }
 
-/* Parse argv into *o; 0, or 2 for a usage error, or 3 for --help. */
-static int bench_parse(int argc, char **argv, bench_opts_t *o) {
-  bench_opts_defaults(o);
-  for (int i = 1; i < argc; i++)
-    if (strcmp(argv[i], "--quick") == 0)
-      bench_opts_quick(o);
-  for (int i = 1; i < argc; i++) {
-    const char *a = argv[i];
-    const char *val = NULL;
-    char key[64];
-    const char *eq = strchr(a, '=');
-    if (eq && (size_t)(eq - a) < sizeof key) {
-      memcpy(key, a, (size_t)(eq - a));
-      key[eq - a] = '\0';
-      val = eq + 1;
-    } else {
-      snprintf(key, sizeof key, "%s", a);
+/* The long option whose id is `id`. */
+static const char *bench_opt_name(int id) {
+  for (const struct option *op = bench_options; op->name; op++)
+    if (op->val == id)
+      return op->name;
+  return "?";
+}
+
+/*
+ * getopt_long said '?' or ':' for argv[optind - 1]: say what was wrong.
+ * Messages are ours (opterr is 0) so that each case is named precisely.
+ */
+static void bench_opt_error(int c, const char *arg) {
+  if (c == ':') {
+    fprintf(stderr, "hmb_bench: option '%s' needs a value (see --help)\n", arg);
+    return;
+  }
+  if (optopt != 0 && strncmp(arg, "--", 2) == 0 && strchr(arg, '=')) {
+    fprintf(stderr,
+            "hmb_bench: option '--%s' takes no value (got '%s'; see "
+            "--help)\n",
+            bench_opt_name(optopt), arg);
+    return;
+  }
+  if (strncmp(arg, "--", 2) == 0) {
+    /* Unknown, or an abbreviation of more than one option. */
+    size_t n = strcspn(arg + 2, "=");
+    char list[256] = "";
+    int matches = 0;
+    for (const struct option *op = bench_options; op->name; op++)
+      if (n > 0 && strncmp(op->name, arg + 2, n) == 0) {
+        size_t used = strlen(list);
+        snprintf(list + used, sizeof list - used, "%s--%s", matches ? ", " : "",
+                 op->name);
+        matches++;
+      }
+    if (matches > 1)
+      fprintf(stderr, "hmb_bench: option '%.*s' is ambiguous: it could be %s\n",
+              (int)(n + 2), arg, list);
+    else
+      fprintf(stderr, "hmb_bench: unknown option '%.*s' (see --help)\n",
+              (int)(n + 2), arg);
+    return;
+  }
+  fprintf(stderr, "hmb_bench: unknown option '-%c' (see --help)\n",
+          optopt ? optopt : '?');
+}
+
+/* One option with its value: 0, or 2 (the message is printed). */
+static int bench_apply(bench_opts_t *o, int c, const char *val) {
+  const char *name = bench_opt_name(c);
+  double d = 0;
+#define NUM(lo, hi)                                                            \
+  do {                                                                         \
+    if (bench_num(name, val, lo, hi, &d) != 0)                                 \
+      return 2;                                                                \
+  } while (0)
+  switch (c) {
+  case OPT_SEED:
+    NUM(0, 1.8e19);
+    o->seed = (uint64_t)d;
+    break;
+  case OPT_SPLITS:
+    NUM(1, 1e6);
+    o->splits = (int)d;
+    break;
+  case OPT_SPLIT_MIN:
+    NUM(0.004, 1e6);
+    o->split_min = (size_t)(d * BENCH_MIB);
+    break;
+  case OPT_SPLIT_MAX:
+    NUM(0.004, 1e6);
+    o->split_max = (size_t)(d * BENCH_MIB);
+    break;
+  case OPT_CHUNK:
+    NUM(1, 1e7);
+    o->chunk = (size_t)(d * BENCH_KIB);
+    break;
+  case OPT_KEEP:
+    NUM(0, 1);
+    o->keep = d;
+    break;
+  case OPT_FOOTER_MIN:
+    NUM(1, 1e7);
+    o->footer_min = (size_t)(d * BENCH_KIB);
+    break;
+  case OPT_FOOTER_MAX:
+    NUM(1, 1e7);
+    o->footer_max = (size_t)(d * BENCH_KIB);
+    break;
+  case OPT_FOOTER_OUTSIDE:
+    NUM(0, 1);
+    o->footer_outside = d;
+    break;
+  case OPT_THREADS:
+    NUM(1, 1024);
+    o->threads = (int)d;
+    break;
+  case OPT_LATENCY:
+    NUM(0, 1e5);
+    o->latency_ms = d;
+    break;
+  case OPT_STREAM:
+    NUM(0, 1e6);
+    o->stream_mbps = d;
+    break;
+  case OPT_SINK:
+    NUM(0, 1e6);
+    o->sink_mbps = d;
+    break;
+  case OPT_PINNED:
+    NUM(0, 1e7);
+    o->pinned = (size_t)(d * BENCH_MIB);
+    break;
+  case OPT_BUDGET:
+    NUM(0.004, 1e9);
+    o->budget = (size_t)(d * BENCH_MIB);
+    break;
+  case OPT_ACQUIRE_TIMEOUT:
+    NUM(0.001, 1e7);
+    o->acquire_timeout_ms = d;
+    break;
+  case OPT_FAIL_SPLIT:
+    NUM(0, 1e6);
+    o->fail_split = (int)d;
+    break;
+  case OPT_MICRO_MS:
+    NUM(1, 1e6);
+    o->micro_ms = d;
+    break;
+  case OPT_GPU:
+    if (strcmp(val, "auto") == 0)
+      o->gpu = -1;
+    else if (strcmp(val, "on") == 0)
+      o->gpu = 1;
+    else if (strcmp(val, "off") == 0)
+      o->gpu = 0;
+    else {
+      fprintf(stderr,
+              "hmb_bench: --gpu: '%s' is not one of auto, on, off (see "
+              "--help)\n",
+              val);
+      return 2;
     }
-    /* Flags without a value. */
-    if (strcmp(key, "--quick") == 0)
-      continue;
-    if (strcmp(key, "micro") == 0 || strcmp(key, "--micro") == 0) {
+    break;
+  case OPT_ORDER:
+    if (strcmp(val, "split") == 0)
+      o->order = BENCH_ORDER_SPLIT;
+    else if (strcmp(val, "completion") == 0)
+      o->order = BENCH_ORDER_COMPLETION;
+    else {
+      fprintf(stderr,
+              "hmb_bench: --order: '%s' is not one of split, completion\n",
+              val);
+      return 2;
+    }
+    break;
+  case OPT_POLICIES:
+    o->policies = bench_parse_policies(val);
+    if (!o->policies) {
+      fprintf(stderr,
+              "hmb_bench: --policies: '%s' is not a comma list of "
+              "unlimited, virtual, bound, early, oracle\n",
+              val);
+      return 2;
+    }
+    break;
+  case OPT_MICRO_THREADS:
+    o->micro_threads = val;
+    break;
+  case OPT_CSV:
+    o->csv = val;
+    break;
+  case OPT_JSON:
+    o->json = val;
+    break;
+  case OPT_SWEEP:
+    o->sweep = val ? val : "";
+    break;
+  case OPT_SWEEP_CSV:
+    o->sweep_csv = val;
+    break;
+  case OPT_SWEEP_PNG:
+    o->sweep_png = val;
+    break;
+  case OPT_QUICK: /* applied before every other option */
+    break;
+  case OPT_QUIET:
+    o->quiet = 1;
+    break;
+  case OPT_PROGRESS:
+    o->progress = 1;
+    break;
+  case OPT_NO_PROGRESS:
+    o->progress = 0;
+    break;
+  case OPT_MICRO:
+    o->micro = 1;
+    break;
+  default:
+    fprintf(stderr, "hmb_bench: option %d is not handled\n", c);
+    return 2;
+  }
+#undef NUM
+  return 0;
+}
+
+/* Parse argv into *o; 0, or 2 for a usage error, 3 for --help, 4 for
+ * --version. Two passes: --quick sets the scaled-down defaults first, so
+ * that every explicit option overrides them wherever it stands. */
+static int bench_parse(int argc, char **argv, bench_opts_t *o) {
+  int quick = 0, help = 0, version = 0;
+  opterr = 0;
+  for (int pass = 0; pass < 2; pass++) {
+    if (pass == 1) {
+      bench_opts_defaults(o);
+      if (quick)
+        bench_opts_quick(o);
+    }
+    optind = 0; /* restart getopt (GNU: a full re-initialisation) */
+    int c;
+    while ((c = getopt_long(argc, argv, ":h", bench_options, NULL)) != -1) {
+      if (c == '?' || c == ':') {
+        if (pass == 0)
+          bench_opt_error(c, argv[optind - 1]);
+        return 2;
+      }
+      if (pass == 0) {
+        quick |= c == OPT_QUICK;
+        help |= c == 'h';
+        version |= c == OPT_VERSION;
+        continue;
+      }
+      if (c == 'h' || c == OPT_VERSION)
+        continue;
+      int rc = bench_apply(o, c, optarg);
+      if (rc)
+        return rc;
+    }
+    if (pass == 0 && (help || version))
+      return help ? 3 : 4;
+  }
+  /* Operands: only "micro" (the same as --micro). */
+  for (int i = optind; i < argc; i++) {
+    if (strcmp(argv[i], "micro") == 0) {
       o->micro = 1;
       continue;
     }
-    if (strcmp(key, "--quiet") == 0) {
-      o->quiet = 1;
-      continue;
-    }
-    if (strcmp(key, "--progress") == 0) {
-      o->progress = 1;
-      continue;
-    }
-    if (strcmp(key, "--no-progress") == 0) {
-      o->progress = 0;
-      continue;
-    }
-    if (strcmp(key, "--help") == 0 || strcmp(key, "-h") == 0)
-      return 3;
-    if (strcmp(key, "--sweep") == 0) {
-      o->sweep = val ? val : "";
-      continue;
-    }
-    /* Options with a value: --key=value or --key value. */
-    if (!val) {
-      if (i + 1 >= argc) {
-        fprintf(stderr, "hmb_bench: %s needs a value\n", key);
-        return 2;
-      }
-      val = argv[++i];
-    }
-    double d = 0;
-    int bad = 0;
-#define NUM(name, lo, hi)                                                      \
-  (strcmp(key, name) == 0 && ((bad = bench_parse_double(val, lo, hi, &d)), 1))
-    if (NUM("--seed", 0, 1.8e19))
-      o->seed = (uint64_t)d;
-    else if (NUM("--splits", 1, 1e6))
-      o->splits = (int)d;
-    else if (NUM("--split-min-mib", 0.004, 1e6))
-      o->split_min = (size_t)(d * BENCH_MIB);
-    else if (NUM("--split-max-mib", 0.004, 1e6))
-      o->split_max = (size_t)(d * BENCH_MIB);
-    else if (NUM("--chunk-kib", 1, 1e7))
-      o->chunk = (size_t)(d * BENCH_KIB);
-    else if (NUM("--keep", 0, 1))
-      o->keep = d;
-    else if (NUM("--footer-min-kib", 1, 1e7))
-      o->footer_min = (size_t)(d * BENCH_KIB);
-    else if (NUM("--footer-max-kib", 1, 1e7))
-      o->footer_max = (size_t)(d * BENCH_KIB);
-    else if (NUM("--footer-outside", 0, 1))
-      o->footer_outside = d;
-    else if (NUM("--threads", 1, 1024))
-      o->threads = (int)d;
-    else if (NUM("--latency-ms", 0, 1e5))
-      o->latency_ms = d;
-    else if (NUM("--stream-mbps", 0, 1e6))
-      o->stream_mbps = d;
-    else if (NUM("--sink-mbps", 0, 1e6))
-      o->sink_mbps = d;
-    else if (NUM("--pinned-mib", 0, 1e7))
-      o->pinned = (size_t)(d * BENCH_MIB);
-    else if (strcmp(key, "--gpu") == 0 && val &&
-             (!strcmp(val, "auto") || !strcmp(val, "on") ||
-              !strcmp(val, "off")))
-      o->gpu = !strcmp(val, "auto") ? -1 : !strcmp(val, "on");
-    else if (NUM("--budget-mib", 0.004, 1e9))
-      o->budget = (size_t)(d * BENCH_MIB);
-    else if (NUM("--acquire-timeout-ms", 0.001, 1e7))
-      o->acquire_timeout_ms = d;
-    else if (NUM("--fail-split", 0, 1e6))
-      o->fail_split = (int)d;
-    else if (NUM("--micro-ms", 1, 1e6))
-      o->micro_ms = d;
-    else if (strcmp(key, "--micro-threads") == 0)
-      o->micro_threads = val;
-    else if (strcmp(key, "--csv") == 0)
-      o->csv = val;
-    else if (strcmp(key, "--json") == 0)
-      o->json = val;
-    else if (strcmp(key, "--sweep-csv") == 0)
-      o->sweep_csv = val;
-    else if (strcmp(key, "--sweep-png") == 0)
-      o->sweep_png = val;
-    else if (strcmp(key, "--order") == 0) {
-      if (strcmp(val, "split") == 0)
-        o->order = BENCH_ORDER_SPLIT;
-      else if (strcmp(val, "completion") == 0)
-        o->order = BENCH_ORDER_COMPLETION;
-      else
-        bad = 1;
-    } else if (strcmp(key, "--policies") == 0) {
-      o->policies = bench_parse_policies(val);
-      bad = o->policies == 0;
-    } else {
-      fprintf(stderr, "hmb_bench: unknown option %s (see --help)\n", key);
-      return 2;
-    }
-#undef NUM
-    if (bad) {
-      fprintf(stderr, "hmb_bench: bad value '%s' for %s\n", val, key);
-      return 2;
-    }
+    fprintf(stderr, "hmb_bench: unexpected argument '%s' (see --help)\n",
+            argv[i]);
+    return 2;
   }
   if (o->split_min > o->split_max || o->footer_min > o->footer_max) {
     fprintf(stderr, "hmb_bench: a minimum is above its maximum\n");
@@ -379,43 +549,48 @@ static void bench_csv_row(FILE *f, const bench_result_t *r, int with_budget,
           r->released_early, r->failed, r->ok);
 }
 
-static int bench_write_csv(const char *path, const bench_result_t *r, int n) {
+/* Open an output file; NULL with the reason on stderr. */
+static FILE *bench_open_output(const char *option, const char *path) {
   FILE *f = fopen(path, "w");
-  if (!f) {
-    perror(path);
+  if (!f)
+    fprintf(stderr, "hmb_bench: could not write %s '%s': %s\n", option, path,
+            strerror(errno));
+  return f;
+}
+
+/* Close an output file: 0, or -1 when writing it failed (reported). */
+static int bench_close_output(FILE *f, const char *option, const char *path) {
+  int bad = ferror(f);
+  if (fclose(f) != 0 || bad) {
+    fprintf(stderr, "hmb_bench: could not write %s '%s': %s\n", option, path,
+            bad ? "write error" : strerror(errno));
     return -1;
   }
+  return 0;
+}
+
+static int bench_write_csv(const char *path, const bench_result_t *r, int n) {
+  FILE *f = bench_open_output("--csv", path);
+  if (!f)
+    return -1;
   bench_csv_header(f, 0);
   for (int i = 0; i < n; i++)
     bench_csv_row(f, &r[i], 0, 0);
-  return fclose(f);
-}
-
-/* JSON strings here are fixed identifiers and a command line: escape the
- * two characters that could break the syntax. */
-static void bench_json_str(FILE *f, const char *s) {
-  fputc('"', f);
-  for (; *s; s++) {
-    if (*s == '"' || *s == '\\')
-      fputc('\\', f);
-    if ((unsigned char)*s >= 0x20)
-      fputc(*s, f);
-  }
-  fputc('"', f);
+  return bench_close_output(f, "--csv", path);
 }
 
 static int bench_write_json(const char *path, const bench_opts_t *o,
-                            const bench_scenario_t *sc, const bench_result_t *r,
-                            int n) {
-  FILE *f = fopen(path, "w");
-  if (!f) {
-    perror(path);
+                            const bench_env_t *env, const bench_scenario_t *sc,
+                            const bench_result_t *r, int n) {
+  FILE *f = bench_open_output("--json", path);
+  if (!f)
     return -1;
-  }
   bench_scenario_info_t in;
   bench_scenario_describe(sc, &in);
   fprintf(f, "{\n  \"version\": ");
   bench_json_str(f, HMB_VERSION_STRING);
+  fprintf(f, ",\n  ");
+  bench_env_json(f, env);
   fprintf(f,
           ",\n  \"scenario\": {\"seed\": %" PRIu64 ", \"splits\": %d, "
           "\"split_min_bytes\": %zu, \"split_max_bytes\": %zu, "
@@ -462,7 +637,7 @@ static int bench_write_json(const char *path, const bench_opts_t *o,
     fprintf(f, "}%s\n", i + 1 < n ? "," : "");
   }
   fprintf(f, "  ]\n}\n");
-  return fclose(f);
+  return bench_close_output(f, "--json", path);
 }
 
 /* Run one policy and report a broken invariant on stderr. */
@@ -518,21 +693,45 @@ static void bench_print_reading(const bench_result_t *r, int n) {
            mib(v->phys_peak), mib(v->limit));
 }
 
-/* ---- sweep ----------------------------------------------------------- */
-
-static int bench_have_gnuplot(void) {
-  return system("command -v gnuplot >/dev/null 2>&1") == 0;
+/* The end of a run: 0, or 1 with what failed said on stderr. */
+static int bench_verdict(int run_fails, int out_fails) {
+  if (run_fails)
+    fprintf(stderr,
+            "hmb_bench: FAILED: %d run(s) failed or broke an invariant (see "
+            "above)\n",
+            run_fails);
+  if (out_fails)
+    fprintf(stderr,
+            "hmb_bench: FAILED: %d output file(s) could not be "
+            "written (see above)\n",
+            out_fails);
+  return run_fails || out_fails ? 1 : 0;
 }
 
-static void bench_plot(const char *png, const bench_result_t *rows,
-                       const int64_t *budgets, int nrows, unsigned policies) {
-  char gp[1024];
-  snprintf(gp, sizeof gp, "%s.gp", png);
-  FILE *f = fopen(gp, "w");
-  if (!f) {
-    perror(gp);
-    return;
-  }
+/* ---- sweep ----------------------------------------------------------- */
+
+/* The chart's script: FILE.png.gp beside the chart. */
+static void bench_plot_script_path(const char *png, char *buf, size_t len) {
+  snprintf(buf, len, "%s.gp", png);
+}
+
+/*
+ * Write the gnuplot script of the sweep chart and run gnuplot on it:
+ * 0 (chart written), or -1 (reported). The script takes the chart's file
+ * name as its argument (gnuplot -c SCRIPT CHART, where it is ARG1): no file
+ * name is ever part of a command line or of the script's text, so a name
+ * with quotes, semicolons or backquotes is only a name.
+ */
+static int bench_plot(const char *gnuplot, const char *png,
+                      const bench_result_t *rows, const int64_t *budgets,
+                      int nrows, unsigned policies) {
+  char gp[4096];
+  bench_plot_script_path(png, gp, sizeof gp);
+  FILE *f = bench_open_output("--sweep-png (its script)", gp);
+  if (!f)
+    return -1;
+  fprintf(f, "# hmb_bench sweep chart; draw it with: gnuplot -c SCRIPT "
+             "CHART.png\n");
   /* Inline data blocks, one per policy, keep the script self-contained. */
   for (int p = BENCH_VIRTUAL; p < BENCH_NPOLICIES; p++) {
     if (!(policies & (1u << p)))
@@ -551,7 +750,7 @@ static void bench_plot(const char *png, const bench_result_t *rows,
       up = mib(rows[i].phys_peak);
     }
   fprintf(f, "set terminal pngcairo size 1100,480 font ',10'\n");
-  fprintf(f, "set output '%s'\n", png);
+  fprintf(f, "set output ARG1\n");
   fprintf(f, "set multiplot layout 1,2 title 'hmb scan scenario: "
              "policies over budgets'\n");
   fprintf(f, "set key bottom right\nset grid\nset xlabel 'budget (MiB)'\n");
@@ -576,13 +775,18 @@ static void bench_plot(const char *png, const bench_result_t *rows,
             panel ? up : ug);
   }
   fprintf(f, "unset multiplot\n");
-  fclose(f);
-  char cmd[2100];
-  snprintf(cmd, sizeof cmd, "gnuplot '%s'", gp);
-  if (system(cmd) != 0)
-    fprintf(stderr, "hmb_bench: gnuplot failed on %s\n", gp);
-  else
-    printf("chart: %s (script %s)\n", png, gp);
+  if (bench_close_output(f, "--sweep-png (its script)", gp) != 0)
+    return -1;
+  char *argv[] = {"gnuplot", "-c", gp, (char *)png, NULL};
+  int rc = bench_run_program(gnuplot, argv);
+  if (rc != 0) {
+    if (rc > 0)
+      fprintf(stderr, "hmb_bench: gnuplot failed on %s (exit status %d)\n", gp,
+              rc);
+    return -1;
+  }
+  printf("chart: %s (script %s)\n", png, gp);
+  return 0;
 }
 
 static int bench_sweep(const bench_opts_t *o, const bench_scenario_t *sc) {
@@ -632,16 +836,16 @@ static int bench_sweep(const bench_opts_t *o, const bench_scenario_t *sc) {
       fails += bench_one(o, sc, p, (size_t)budgets[b], ug, &rows[n]);
       rb[n++] = budgets[b];
     }
+  int out_fails = 0;
   const char *csv = o->sweep_csv ? o->sweep_csv : "hmb_sweep.csv";
-  FILE *f = fopen(csv, "w");
+  FILE *f = bench_open_output("--sweep-csv", csv);
   if (f) {
     bench_csv_header(f, 1);
     for (int i = 0; i < n; i++)
       bench_csv_row(f, &rows[i], 1, rb[i]);
-    fclose(f);
+    out_fails += bench_close_output(f, "--sweep-csv", csv) != 0;
   } else {
-    perror(csv);
-    fails++;
+    out_fails++;
   }
   printf("\n%-9s %8s %7s %6s %6s %9s %9s %8s %9s %7s %8s\n", "policy", "budget",
          "wall_s", "GB/s", "vs_unl", "peak_live", "peak_held", "over",
@@ -658,22 +862,53 @@ static int bench_sweep(const bench_opts_t *o, const bench_scenario_t *sc) {
            mib(rows[i].phys_peak), rows[i].mean_running, rows[i].borrows,
            rows[i].ok ? "" : "  FAIL");
   }
-  printf("sweep CSV: %s\n", csv);
+  if (!out_fails)
+    printf("sweep CSV: %s\n", csv);
   const char *png = o->sweep_png ? o->sweep_png : "hmb_sweep.png";
-  if (bench_have_gnuplot())
-    bench_plot(png, rows, rb, n, o->policies);
+  char gnuplot[4096];
+  if (bench_find_program("gnuplot", gnuplot, sizeof gnuplot))
+    out_fails += bench_plot(gnuplot, png, rows, rb, n, o->policies) != 0;
   else
     printf("gnuplot not found: no chart\n");
   free(rows);
   free(rb);
-  if (fails) {
-    fprintf(stderr, "hmb_bench: %d run(s) broke an invariant\n", fails);
-    return 1;
-  }
-  return 0;
+  return bench_verdict(fails, out_fails);
 }
 
 /* ---- main ---------------------------------------------------------- */
+
+static void bench_print_version(void) {
+  bench_env_t e;
+  bench_env_collect(&e);
+  printf("hmb_bench %s (headers %s, library %s)\n", HMB_VERSION_STRING,
+         HMB_VERSION_STRING, hmb_version_string());
+  printf("build: %s, %s, commit %s%s%s\n", e.build_type, e.compiler,
+         e.git_commit, e.sanitizers[0] ? ", sanitizers " : "", e.sanitizers);
+  printf("GPU copies: %s\n", bench_gpu_built()
+                                 ? "built with the CUDA toolkit"
+                                 : "no (built without the CUDA toolkit)");
+}
+
+/* Every file the run will write, checked before anything runs. */
+static int bench_check_outputs(const bench_opts_t *o) {
+  int bad = 0;
+  if (o->csv)
+    bad |= bench_output_check("--csv", o->csv);
+  if (o->json)
+    bad |= bench_output_check("--json", o->json);
+  if (o->sweep && !o->micro) {
+    bad |= bench_output_check("--sweep-csv",
+                              o->sweep_csv ? o->sweep_csv : "hmb_sweep.csv");
+    char gnuplot[4096], gp[4096];
+    if (bench_find_program("gnuplot", gnuplot, sizeof gnuplot)) {
+      const char *png = o->sweep_png ? o->sweep_png : "hmb_sweep.png";
+      bench_plot_script_path(png, gp, sizeof gp);
+      bad |= bench_output_check("--sweep-png", png);
+      bad |= bench_output_check("--sweep-png (its script)", gp);
+    }
+  }
+  return bad ? -1 : 0;
+}
 
 int main(int argc, char **argv) {
   bench_opts_t o;
@@ -682,12 +917,26 @@ int main(int argc, char **argv) {
     bench_usage(stdout);
     return 0;
   }
-  if (rc) {
-    bench_usage(stderr);
+  if (rc == 4) {
+    bench_print_version();
+    return 0;
+  }
+  if (rc)
+    return rc; /* the message, with a pointer to --help, is out */
+  if (bench_check_outputs(&o) != 0)
+    return 2;
+  bench_env_t env;
+  bench_env_collect(&env);
+  bench_env_warn(&env);
+
+  if (o.micro) {
+    /* The microbenchmarks print their table at the end: show time passing. */
+    if (o.progress)
+      bench_ticker_start("micro");
+    rc = bench_micro_main(&o);
+    bench_ticker_stop();
     return rc;
   }
-  if (o.micro)
-    return bench_micro_main(&o);
   const char *gpu_why = "";
   if (bench_gpu_target(&o, &gpu_why) < 0) {
     fprintf(stderr, "hmb_bench: --gpu on, but no GPU is usable: %s\n", gpu_why);
@@ -715,7 +964,7 @@ int main(int argc, char **argv) {
   }
 
   bench_result_t res[BENCH_NPOLICIES];
-  int n = 0, fails = 0;
+  int n = 0, fails = 0, out_fails = 0;
   double ug = 0;
   uint64_t t0 = bench_now_ns();
   for (int p = 0; p < BENCH_NPOLICIES; p++) {
@@ -734,18 +983,12 @@ int main(int argc, char **argv) {
   if (!o.quiet)
     printf("total %.1f s\n", (bench_now_ns() - t0) / 1e9);
   if (o.csv && bench_write_csv(o.csv, res, n) != 0)
-    fails++;
-  if (o.json && bench_write_json(o.json, &o, sc, res, n) != 0)
-    fails++;
+    out_fails++;
+  if (o.json && bench_write_json(o.json, &o, &env, sc, res, n) != 0)
+    out_fails++;
   bench_scenario_destroy(sc);
-  if (fails) {
-    fprintf(stderr,
-            "hmb_bench: FAILED: %d run(s) broke an invariant or "
-            "could not write output\n",
-            fails);
-    return 1;
-  }
-  if (!o.quiet)
+  rc = bench_verdict(fails, out_fails);
+  if (!rc && !o.quiet)
     printf("invariants: all held\n");
-  return 0;
+  return rc;
 }

@@ -2,6 +2,8 @@
  * hmb_bench.h - declarations shared by the files of the hmb_bench program.
  *
  *   hmb_bench.c        command line, output (table, CSV, JSON), sweep, chart
+ *   hmb_bench_env.c    the run's environment (build, host, date, load),
+ *                      output-path checks, helper programs, progress ticker
  *   hmb_bench_scan.c   the scan scenario: splits, policies, scan tasks on the
  *                      executor, the consumer stage, invariant checks
  *   hmb_bench_micro.c  microbenchmarks (runner fast path vs raw backend,
@@ -16,6 +18,7 @@
 
 #include <stddef.h>
 #include <stdint.h>
+#include <stdio.h>
 
 #if defined(__GNUC__)
 #define BENCH_PRINTF(f, a) __attribute__((format(printf, f, a)))
@@ -110,8 +113,8 @@ typedef struct bench_scenario_info {
 typedef struct bench_scenario bench_scenario_t;
 
 /*
- * Where the consumer copies: 1 to GPU memory (cudaMemcpy through the
- * library's CUDA contract), 0 to a host sink. With gpu == 1 and no usable
+ * Where the consumer copies: 1 to GPU memory (cudaMemcpy through
+ * bench_gpu.h), 0 to a host sink. With gpu == 1 and no usable
  * GPU, returns -1. *why says what was chosen and why.
  */
 int bench_gpu_target(const bench_opts_t *o, const char **why);
@@ -139,5 +142,46 @@ int bench_run_policy(const bench_opts_t *o, const bench_scenario_t *sc,
 
 /* Microbenchmarks; returns the process exit status. */
 int bench_micro_main(const bench_opts_t *o);
+
+/* ---- the run's environment and command-line services (hmb_bench_env.c) */
+
+/* Where and how the bench runs, for the JSON output and the load warning. */
+typedef struct bench_env {
+  char build_type[32];    /* CMake build type, "none" if unset */
+  char compiler[96];      /* e.g. "gcc 12.2.0" */
+  char git_commit[48];    /* at configure time; "unknown" outside a checkout */
+  char sanitizers[64];    /* HMB_SANITIZE of the build, "" if none */
+  char library[32];       /* hmb_version_string() of the library in use */
+  char host[128];         /* host name */
+  char date[32];          /* start of the run, UTC, ISO 8601 */
+  int cpus;               /* online CPUs */
+  double load1;           /* 1-minute load average before the run; -1 unknown */
+  char load_warning[192]; /* "" unless load1 > cpus / 2 */
+} bench_env_t;
+
+void bench_env_collect(bench_env_t *e);
+/* Print the load warning on stderr, if there is one. */
+void bench_env_warn(const bench_env_t *e);
+/* Write "build": {...}, "host": {...}, "date": "..." (no trailing comma). */
+void bench_env_json(FILE *f, const bench_env_t *e);
+/* A JSON string, with quotes, backslashes and control characters escaped. */
+void bench_json_str(FILE *f, const char *s);
+/* The --help text (bench/hmb_bench.usage, compiled in). */
+const char *bench_usage_text(void);
+
+/*
+ * 0 if `path` can be written (an existing writable file, or a new file in a
+ * writable directory), else -1 with a message on stderr naming `option`.
+ */
+int bench_output_check(const char *option, const char *path);
+
+/* Look `name` up on PATH: 1 with its path in out[0..len), or 0. */
+int bench_find_program(const char *name, char *out, size_t len);
+/* Run `path` with `argv` (no shell) and wait: its exit status, or -1. */
+int bench_run_program(const char *path, char *const argv[]);
+
+/* Show "label: N s elapsed" on stderr every second until stopped. */
+void bench_ticker_start(const char *label);
+void bench_ticker_stop(void);
 
 #endif /* HMB_BENCH_H */

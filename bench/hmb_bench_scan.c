@@ -43,7 +43,7 @@
 #include <time.h>
 #include <unistd.h>
 
-#include "platform/cuda.h" /* the library's internal CUDA contract (src/cuda.h) */
+#include "bench_gpu.h"
 #include "hmb.h"
 #include "hmb_bench.h"
 
@@ -380,7 +380,7 @@ static void bench_consume(bench_consumer_t *c, bench_piece_t *pc) {
   for (size_t off = 0; off < bytes; off += c->sink_size) {
     size_t n = bytes - off < c->sink_size ? bytes - off : c->sink_size;
     if (c->dev) {
-      if (hmb__cuda_copy_to_device(c->dev, d + off, n) != 0)
+      if (bench_gpu_copy(c->dev, d + off, n) != 0)
         atomic_fetch_add(&r->bad_stamps, 1); /* a failed copy is an error */
       c->checksum += d[off + n - 1];
     } else {
@@ -610,7 +610,7 @@ int bench_run_policy(const bench_opts_t *o, const bench_scenario_t *sc,
   cons.sink_size = 4 * BENCH_MIB;
   cons.sink = malloc(cons.sink_size);
   if (!r->slots || !cons.sink) {
-    hmb__cuda_device_free(cons.dev);
+    bench_gpu_free(cons.dev);
     free(cons.sink);
     free(r->slots);
     free(r);
@@ -618,7 +618,7 @@ int bench_run_policy(const bench_opts_t *o, const bench_scenario_t *sc,
   }
   memset(cons.sink, 0, cons.sink_size); /* fault it in before timing */
   if (bench_gpu_target(o, NULL) == 1 &&
-      hmb__cuda_device_alloc(cons.sink_size, &cons.dev) != 0)
+      bench_gpu_alloc(cons.sink_size, &cons.dev) != 0)
     cons.dev = NULL; /* reported by bench_gpu_target(); copy to the host */
   pthread_mutex_init(&r->mu, NULL);
   pthread_cond_init(&r->cv, NULL);
@@ -744,7 +744,7 @@ int bench_run_policy(const bench_opts_t *o, const bench_scenario_t *sc,
     }
   pthread_cond_destroy(&r->cv);
   pthread_mutex_destroy(&r->mu);
-  hmb__cuda_device_free(cons.dev);
+  bench_gpu_free(cons.dev);
   free(cons.sink);
   free(r->slots);
   free(r);
@@ -757,7 +757,7 @@ fail_ex:
 fail_pool:
   pthread_cond_destroy(&r->cv);
   pthread_mutex_destroy(&r->mu);
-  hmb__cuda_device_free(cons.dev);
+  bench_gpu_free(cons.dev);
   free(cons.sink);
   free(r->slots);
   free(r);
@@ -767,7 +767,7 @@ fail_pool:
 int bench_gpu_target(const bench_opts_t *o, const char **why) {
   static char text[320]; /* the bench's main thread only */
   const char *reason = "";
-  int usable = o->gpu != 0 && hmb__cuda_probe(&reason);
+  int usable = o->gpu != 0 && bench_gpu_usable(&reason);
   if (usable)
     snprintf(text, sizeof text,
              "GPU memory (synchronous host-to-device "
@@ -775,7 +775,7 @@ int bench_gpu_target(const bench_opts_t *o, const char **why) {
   else if (o->gpu == 0)
     snprintf(text, sizeof text, "host memory sink (--gpu off)");
   else
-    snprintf(text, sizeof text, "host memory sink (no GPU: %s)", reason);
+    snprintf(text, sizeof text, "host memory sink (no GPU copy: %s)", reason);
   if (why)
     *why = text;
   if (usable)

@@ -8,7 +8,7 @@ mode=${1:-normal}
 args=(-DHMB_WERROR=ON ${HMB_CMAKE_ARGS:-})
 cc=${CC:-gcc}
 case "$mode" in
-  normal) dir=build ;;
+  normal) dir=build; args+=(-DHMB_WITH_CUDA=AUTO) ;; # CUDA on where dlopen is
   asan) dir=build-asan; cc=clang; args+=(-DHMB_SANITIZE=address,undefined) ;;
   tsan) dir=build-tsan; cc=clang; args+=(-DHMB_SANITIZE=thread) ;;
   nocuda) dir=build-nocuda; args+=(-DHMB_WITH_CUDA=OFF) ;;
