@@ -225,6 +225,13 @@ HMB_API int hmb_default_memory_stats_sized(hmb_memory_stats_t *out,
  */
 #define hmb_default_memory_stats(out)                                          \
   hmb_default_memory_stats_sized((out), sizeof(hmb_memory_stats_t))
+/**
+ * The function form of the hmb_default_memory_stats() macro, for callers that
+ * cannot use the macro (other languages, function pointers): the same call,
+ * assuming the struct layout of this release.
+ * @param out as for the macro
+ * @return as hmb_default_memory_stats_sized()
+ */
 HMB_API int(hmb_default_memory_stats)(hmb_memory_stats_t *out);
 
 #ifdef __cplusplus

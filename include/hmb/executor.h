@@ -198,8 +198,16 @@ HMB_API int hmb_executor_create_sized(hmb_pool_t *pool,
  * @param out  receives the executor
  */
 #define hmb_executor_create(pool, cfg, out)                                    \
-  hmb_executor_create_sized((pool), (cfg), sizeof(hmb_executor_config_t),      \
-                            (out))
+  hmb_executor_create_sized((pool), (cfg), sizeof(hmb_executor_config_t), (out))
+/**
+ * The function form of the hmb_executor_create() macro, for callers that cannot
+ * use the macro (other languages, function pointers): the same call,
+ * assuming the struct layout of this release.
+ * @param pool as for the macro
+ * @param cfg as for the macro
+ * @param out as for the macro
+ * @return as hmb_executor_create_sized()
+ */
 HMB_API int(hmb_executor_create)(hmb_pool_t *pool,
                                  const hmb_executor_config_t *cfg,
                                  hmb_executor_t **out);
@@ -230,9 +238,17 @@ HMB_API int hmb_executor_submit_sized(hmb_executor_t *ex,
  */
 #define hmb_executor_submit(ex, desc, out)                                     \
   hmb_executor_submit_sized((ex), (desc), sizeof(hmb_task_desc_t), (out))
+/**
+ * The function form of the hmb_executor_submit() macro, for callers that cannot
+ * use the macro (other languages, function pointers): the same call,
+ * assuming the struct layout of this release.
+ * @param ex as for the macro
+ * @param desc as for the macro
+ * @param out as for the macro
+ * @return as hmb_executor_submit_sized()
+ */
 HMB_API int(hmb_executor_submit)(hmb_executor_t *ex,
-                                 const hmb_task_desc_t *desc,
-                                 hmb_task_t **out);
+                                 const hmb_task_desc_t *desc, hmb_task_t **out);
 
 /**
  * Wait for a task to finish.
@@ -332,6 +348,14 @@ HMB_API int hmb_executor_stats_sized(hmb_executor_t *ex,
  */
 #define hmb_executor_stats(ex, out)                                            \
   hmb_executor_stats_sized((ex), (out), sizeof(hmb_executor_stats_t))
+/**
+ * The function form of the hmb_executor_stats() macro, for callers that cannot
+ * use the macro (other languages, function pointers): the same call,
+ * assuming the struct layout of this release.
+ * @param ex as for the macro
+ * @param out as for the macro
+ * @return as hmb_executor_stats_sized()
+ */
 HMB_API int(hmb_executor_stats)(hmb_executor_t *ex, hmb_executor_stats_t *out);
 
 #ifdef __cplusplus

@@ -284,8 +284,8 @@ HMB_API void hmb_pool_config_init(hmb_pool_config_t *cfg);
  * @par Thread-safety
  * Thread-safe (creates independent objects).
  */
-HMB_API int hmb_pool_create_sized(const hmb_pool_config_t *cfg,
-                                  size_t cfg_size, hmb_pool_t **out);
+HMB_API int hmb_pool_create_sized(const hmb_pool_config_t *cfg, size_t cfg_size,
+                                  hmb_pool_t **out);
 
 /**
  * Create a pool. A macro over hmb_pool_create_sized() that passes the size
@@ -298,6 +298,14 @@ HMB_API int hmb_pool_create_sized(const hmb_pool_config_t *cfg,
  */
 #define hmb_pool_create(cfg, out)                                              \
   hmb_pool_create_sized((cfg), sizeof(hmb_pool_config_t), (out))
+/**
+ * The function form of the hmb_pool_create() macro, for callers that cannot
+ * use the macro (other languages, function pointers): the same call,
+ * assuming the struct layout of this release.
+ * @param cfg as for the macro
+ * @param out as for the macro
+ * @return as hmb_pool_create_sized()
+ */
 HMB_API int(hmb_pool_create)(const hmb_pool_config_t *cfg, hmb_pool_t **out);
 
 /**
@@ -386,6 +394,14 @@ HMB_API int hmb_pool_stats_sized(hmb_pool_t *pool, hmb_pool_stats_t *out,
  */
 #define hmb_pool_stats(pool, out)                                              \
   hmb_pool_stats_sized((pool), (out), sizeof(hmb_pool_stats_t))
+/**
+ * The function form of the hmb_pool_stats() macro, for callers that cannot
+ * use the macro (other languages, function pointers): the same call,
+ * assuming the struct layout of this release.
+ * @param pool as for the macro
+ * @param out as for the macro
+ * @return as hmb_pool_stats_sized()
+ */
 HMB_API int(hmb_pool_stats)(hmb_pool_t *pool, hmb_pool_stats_t *out);
 
 /**
@@ -409,6 +425,14 @@ HMB_API int hmb_pool_memory_stats_sized(hmb_pool_t *pool,
  */
 #define hmb_pool_memory_stats(pool, out)                                       \
   hmb_pool_memory_stats_sized((pool), (out), sizeof(hmb_memory_stats_t))
+/**
+ * The function form of the hmb_pool_memory_stats() macro, for callers that
+ * cannot use the macro (other languages, function pointers): the same call,
+ * assuming the struct layout of this release.
+ * @param pool as for the macro
+ * @param out as for the macro
+ * @return as hmb_pool_memory_stats_sized()
+ */
 HMB_API int(hmb_pool_memory_stats)(hmb_pool_t *pool, hmb_memory_stats_t *out);
 
 /**

@@ -131,6 +131,15 @@ HMB_API int hmb_runner_create_sized(hmb_pool_t *pool,
  */
 #define hmb_runner_create(pool, cfg, out)                                      \
   hmb_runner_create_sized((pool), (cfg), sizeof(hmb_runner_config_t), (out))
+/**
+ * The function form of the hmb_runner_create() macro, for callers that cannot
+ * use the macro (other languages, function pointers): the same call,
+ * assuming the struct layout of this release.
+ * @param pool as for the macro
+ * @param cfg as for the macro
+ * @param out as for the macro
+ * @return as hmb_runner_create_sized()
+ */
 HMB_API int(hmb_runner_create)(hmb_pool_t *pool, const hmb_runner_config_t *cfg,
                                hmb_runner_t **out);
 
@@ -365,6 +374,14 @@ HMB_API int hmb_runner_stats_sized(const hmb_runner_t *runner,
  */
 #define hmb_runner_stats(runner, out)                                          \
   hmb_runner_stats_sized((runner), (out), sizeof(hmb_runner_stats_t))
+/**
+ * The function form of the hmb_runner_stats() macro, for callers that cannot
+ * use the macro (other languages, function pointers): the same call,
+ * assuming the struct layout of this release.
+ * @param runner as for the macro
+ * @param out as for the macro
+ * @return as hmb_runner_stats_sized()
+ */
 HMB_API int(hmb_runner_stats)(const hmb_runner_t *runner,
                               hmb_runner_stats_t *out);
 

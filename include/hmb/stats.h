@@ -52,8 +52,9 @@
  * mapping starts on a 2 MiB boundary but is not lengthened, so the kernel
  * backs its last partial 2 MiB with base pages and the bound holds as is).
  * Blocks below 256 KiB come from malloc, whose chunk headers (8 to 24
- * bytes a block) and free lists are its own and outside this bound. `pageable_physical` reports the left-hand side's live part,
- * `cached_bytes` the cached part.
+ * bytes a block) and free lists are its own and outside this bound.
+ * `pageable_physical` reports the left-hand side's live part, `cached_bytes`
+ * the cached part.
  */
 #ifndef HMB_STATS_H
 #define HMB_STATS_H
@@ -69,22 +70,22 @@ extern "C" {
 
 /** Budget state of a pool. All byte counts are bytes of budget. */
 typedef struct hmb_pool_stats_s {
-  int64_t limit;              /**< current limit */
-  int64_t available;          /**< limit - held; negative while over-committed */
-  int64_t held;               /**< budget held by runners now */
-  int64_t peak_held;          /**< highest `held` ever */
-  int64_t overcommitted;      /**< max(0, held - limit) now */
-  int64_t peak_overcommitted; /**< highest `overcommitted` ever */
-  int64_t live_bytes;         /**< bytes of live runner buffers now */
-  int64_t peak_live_bytes;    /**< highest `live_bytes` (see Exactness) */
-  int64_t live_buffers;       /**< live runner buffers (roots, not slices) */
-  int32_t runners;            /**< runner handles or detached runners alive */
-  int32_t running;            /**< runners in the RUNNING state */
-  int32_t acquire_waiters;    /**< runners waiting in a start */
-  int32_t borrow_waiters;     /**< runners waiting to borrow or grow */
-  uint64_t acquires;          /**< starts granted */
-  uint64_t acquire_timeouts;  /**< starts that timed out */
-  uint64_t acquire_cancels;   /**< starts cancelled while waiting */
+  int64_t limit;         /**< current limit */
+  int64_t available;     /**< limit - held; negative while over-committed */
+  int64_t held;          /**< budget held by runners now */
+  int64_t peak_held;     /**< highest `held` ever */
+  int64_t overcommitted; /**< max(0, held - limit) now */
+  int64_t peak_overcommitted;   /**< highest `overcommitted` ever */
+  int64_t live_bytes;           /**< bytes of live runner buffers now */
+  int64_t peak_live_bytes;      /**< highest `live_bytes` (see Exactness) */
+  int64_t live_buffers;         /**< live runner buffers (roots, not slices) */
+  int32_t runners;              /**< runner handles or detached runners alive */
+  int32_t running;              /**< runners in the RUNNING state */
+  int32_t acquire_waiters;      /**< runners waiting in a start */
+  int32_t borrow_waiters;       /**< runners waiting to borrow or grow */
+  uint64_t acquires;            /**< starts granted */
+  uint64_t acquire_timeouts;    /**< starts that timed out */
+  uint64_t acquire_cancels;     /**< starts cancelled while waiting */
   uint64_t acquire_overcommits; /**< starts granted by R3 (idle progress) */
   uint64_t borrows;             /**< borrows granted (and kept) */
   uint64_t borrow_waits;        /**< borrows that had to wait */
@@ -126,9 +127,9 @@ typedef struct hmb_memory_stats {
    */
   int64_t pageable_physical;
   uint64_t pinned_full_fallbacks; /**< fallbacks: the region was full */
-  uint64_t cache_rejects; /**< freed blocks sent to the OS: no room */
-  uint64_t cache_trimmed; /**< bytes given back by trims and grants */
-  uint64_t pinned_setup_ns; /**< time taken to create the pinned region */
+  uint64_t cache_rejects;         /**< freed blocks sent to the OS: no room */
+  uint64_t cache_trimmed;         /**< bytes given back by trims and grants */
+  uint64_t pinned_setup_ns;       /**< time taken to create the pinned region */
   /* ---- appended in 0.2 ---- */
   int64_t huge_bytes; /**< live or cached bytes in mappings advised for
                            transparent huge pages */
@@ -170,10 +171,10 @@ typedef struct hmb_runner_stats_s {
   /** Time spent in waits for budget that ended in a grant it kept. */
   uint64_t wait_ns;
   /* ---- appended in 0.2 ---- */
-  int64_t spare;        /**< held budget backing no live buffer */
-  int64_t beyond;       /**< part of held granted beyond the limit */
-  int32_t progress;     /**< 1 while this is the pool's progress runner */
-  int32_t reserved0;    /**< zero */
+  int64_t spare;           /**< held budget backing no live buffer */
+  int64_t beyond;          /**< part of held granted beyond the limit */
+  int32_t progress;        /**< 1 while this is the pool's progress runner */
+  int32_t reserved0;       /**< zero */
   uint64_t failed_wait_ns; /**< time spent in waits that ended in an error */
 } hmb_runner_stats_t;
 

@@ -503,7 +503,7 @@ void hmb__memory_stats(hmb__memory_t *mem, hmb_memory_stats_t *out) {
   out->pinned_reason = mem->pinned_reason;
   out->pinned_setup_ns = mem->setup_ns;
   out->huge_bytes = atomic_load_explicit(&mem->huge_live, memory_order_relaxed);
-  out->cuda_runtime = "";
+  out->cuda_runtime = hmb__cuda_runtime();
   out->pinned_capacity = (int64_t)mem->pinned_capacity;
   if (mem->cache) {
     hmb__cache_stats_t cs;
