@@ -14,7 +14,7 @@ case "$mode" in
   nocuda) dir=build-nocuda; args+=(-DHMB_WITH_CUDA=OFF) ;;
   *) echo "usage: $0 [normal|asan|tsan|nocuda]" >&2; exit 2 ;;
 esac
-scripts/deps.sh
+scripts/deps.sh g++ # the C++ wrapper's tests (skipped without a C++ compiler)
 if [ "$cc" = clang ]; then
   scripts/deps.sh clang
   # The sanitizer runtimes come with the compiler-rt of the installed clang.
