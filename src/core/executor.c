@@ -252,6 +252,8 @@ static void hmb__complete(hmb_executor_t *ex, hmb_task_t *t, int status) {
 
   pthread_mutex_lock(&t->mu);
   t->status = status;
+  /* Release: pairs with the acquire loads of hmb_task_done(), _wait() and
+   * _cancel(): whoever sees done sees the status and the callback's work. */
   atomic_store_explicit(&t->done, 1, memory_order_release);
   pthread_cond_broadcast(&t->cond);
   pthread_mutex_unlock(&t->mu);
@@ -671,6 +673,8 @@ void hmb_executor_destroy(hmb_executor_t *ex) {
     return;
   }
   int expect = 0;
+  /* acq_rel: a destroy re-entered from a sink on this thread, or racing on
+   * another (misuse), sees the first one's flag. */
   if (!atomic_compare_exchange_strong_explicit(&ex->destroying, &expect, 1,
                                                memory_order_acq_rel,
                                                memory_order_acquire)) {

@@ -119,6 +119,7 @@ int hmb_pool_destroy(hmb_pool_t *p) {
     nr = h->nrunners; /* a sink may have closed what was left */
     pthread_mutex_unlock(&h->reg_lock);
     if (nr > 0) {
+      /* Release: pairs with the next destroy's acquire CAS. */
       atomic_store_explicit(&p->destroying, 0, memory_order_release);
       return HMB_EBUSY;
     }

@@ -229,6 +229,15 @@ int64_t hmb__runner_buffers(const hmb_runner_t *r) {
   return n;
 }
 
+/* The same, seq_cst: the waiter's side of the idle pairing (see freed). */
+static int64_t hmb__runner_buffers_sc(const hmb_runner_t *r) {
+  int64_t n = 0;
+  for (unsigned i = 0; i < HMB__SHARDS; i++)
+    n += atomic_load_explicit(&r->acct.shard[i].bufs, memory_order_seq_cst) >>
+         1;
+  return n;
+}
+
 uint64_t hmb__runner_allocations(const hmb_runner_t *r) {
   uint64_t n = 0;
   for (unsigned i = 0; i < HMB__SHARDS; i++)
@@ -341,10 +350,13 @@ static void hmb__runner_freed(void *owner, hmb_buffer_t *b) {
   hmb__gauge_add2(&r->acct.shard[sh].live, &r->live_top, r->pool_top, -bytes);
   hmb__ledger_freed(r->ledger, &r->acct, sh, bytes);
   hmb__home_t *h = r->home;
-  /* The last access to the runner (runner.h): acq_rel orders everything
-   * above before a free by whoever releases the last reference. */
+  /* The last access to the runner (runner.h). seq_cst: it is acq_rel for
+   * the free by whoever releases the last reference (everything above
+   * happens before it), and it pairs with hmb_runner_wait_idle(), which
+   * raises idle_waiters and then counts buffers (one of the two sees the
+   * other). */
   int64_t old = atomic_fetch_sub_explicit(&r->acct.shard[b->shard].bufs, 2,
-                                          memory_order_acq_rel);
+                                          memory_order_seq_cst);
   if (old == 3) /* sealed, and this was the shard's last buffer */
     hmb__runner_release(r);
   else if ((old & 1) == 0 &&
@@ -513,9 +525,9 @@ int hmb_runner_wait_idle(hmb_runner_t *r, int64_t timeout_ns) {
    * (one of the two sees the other). */
   atomic_fetch_add_explicit(&p->idle_waiters, 1, memory_order_seq_cst);
   pthread_mutex_lock(&p->idle_mu);
-  while (hmb__runner_buffers(r) > 0) {
+  while (hmb__runner_buffers_sc(r) > 0) {
     if (hmb__os_cond_wait_until(&p->idle_cond, &p->idle_mu, deadline) != 0 &&
-        hmb__runner_buffers(r) > 0) {
+        hmb__runner_buffers_sc(r) > 0) {
       rc = HMB_ETIMEDOUT;
       break;
     }

@@ -266,6 +266,8 @@ static void hmb__probe_check(void) {
 static void hmb__probe_run(void) {
   if (hmb__cudart_load() == 0)
     hmb__probe_check();
+  /* Release: pairs with the acquire load in hmb__cuda_runtime(), which may
+   * run on another thread without the once: the text is complete. */
   atomic_store_explicit(&hmb__runtime_text, hmb__runtime_name,
                         memory_order_release);
 }
