@@ -161,21 +161,39 @@ namespace hmb {
  */
 class failure {
 public:
-  /** The HMB_E* code (negative), or a task's positive status. */
+  /**
+   * The code of the failure.
+   * @return the code given at construction: the HMB_E* code (negative)
+   *         the C call returned, or a task's positive status
+   */
   int code() const noexcept {
     return code_;
   }
-  /** The C function that failed ("hmb_runner_start"); never NULL. */
+  /**
+   * The C function that failed.
+   * @return its name ("hmb_runner_start"), the static string given at
+   *         construction ("hmb" when that was NULL); never NULL
+   */
   const char *call() const noexcept {
     return call_;
   }
-  /** The message: "<call>: <hmb_strerror(code)> (<hmb_errname(code)>)". */
+  /**
+   * The message, formatted once at construction.
+   * @return "<call>: <hmb_strerror(code)> (<hmb_errname(code)>)", stored
+   *         in the object itself (at most 159 bytes): valid as long as the
+   *         exception object is
+   */
   const char *message() const noexcept {
     return text_;
   }
 
 protected:
-  /** Fill the code, the call and the message (no allocation). */
+  /**
+   * Fill the code, the call and the message (no allocation).
+   * @param code the HMB_E* code (or a task's positive status)
+   * @param call the C function that returned it, a static string (the
+   *             object keeps the pointer); NULL reads "hmb"
+   */
   failure(int code, const char *call) noexcept
       : code_(code), call_(call != nullptr ? call : "hmb") {
     std::snprintf(text_, sizeof text_, "%s: %s (%s)", call_, hmb_strerror(code),
@@ -183,7 +201,10 @@ protected:
   }
   /** Copies never allocate (exceptions are copied when thrown). */
   failure(const failure &) noexcept = default;
-  /** Copies never allocate. */
+  /**
+   * Copies never allocate.
+   * @return `*this`
+   */
   failure &operator=(const failure &) noexcept = default;
   /** Only as part of an hmb::error or hmb::alloc_error. */
   ~failure() = default;
@@ -208,7 +229,10 @@ public:
    */
   error(int code, const char *call)
       : std::runtime_error(std::string()), failure(code, call) {}
-  /** The message (see hmb::failure::message()). */
+  /**
+   * The message (see hmb::failure::message()); never allocates.
+   * @return message(), valid as long as the exception object is
+   */
   const char *what() const noexcept override {
     return message();
   }
@@ -228,7 +252,10 @@ public:
    * @param call the C function that returned it (a static string)
    */
   alloc_error(int code, const char *call) noexcept : failure(code, call) {}
-  /** The message (see hmb::failure::message()). */
+  /**
+   * The message (see hmb::failure::message()); never allocates.
+   * @return message(), valid as long as the exception object is
+   */
   const char *what() const noexcept override {
     return message();
   }
@@ -319,9 +346,17 @@ public:
   buffer() noexcept = default;
   buffer(const buffer &) = delete;
   buffer &operator=(const buffer &) = delete;
-  /** Take over `o`'s reference; `o` becomes empty. */
+  /**
+   * Take over `o`'s reference.
+   * @param o the owner to take it from; `o` becomes empty
+   */
   buffer(buffer &&o) noexcept : b_(std::exchange(o.b_, nullptr)) {}
-  /** Close the current reference, then take over `o`'s. */
+  /**
+   * Close the current reference (see close()), then take over `o`'s.
+   * Assigning an owner to itself does nothing.
+   * @param o the owner to take the reference from; `o` becomes empty
+   * @return `*this`
+   */
   buffer &operator=(buffer &&o) noexcept {
     if (this != &o) {
       close();
@@ -337,6 +372,8 @@ public:
   /**
    * Take over one reference the caller owns (from the C API).
    * @param b the buffer; NULL gives an empty owner
+   * @return the owner of that reference, which closes it when destroyed
+   *         (the caller must no longer close it itself)
    */
   static buffer adopt(hmb_buffer_t *b) noexcept {
     return buffer(b);
@@ -346,6 +383,7 @@ public:
    * A new owner of a new reference to `b` (hmb_buffer_retain()); the
    * caller keeps its own.
    * @param b a buffer the caller holds a reference to
+   * @return the owner of the added reference
    * @throw hmb::error HMB_EINVAL (NULL), HMB_ESTATE (no reference left)
    */
   static buffer share(hmb_buffer_t *b) {
@@ -353,7 +391,11 @@ public:
     return buffer(b);
   }
 
-  /** The handle (still owned); NULL when empty. Thread-safe. */
+  /**
+   * The handle, for the C API. Thread-safe.
+   * @return the handle, still owned by this object (do not close it
+   *         through the C API); NULL when empty
+   */
   hmb_buffer_t *get() const noexcept {
     return b_;
   }
@@ -383,7 +425,8 @@ public:
 
   /**
    * Another reference to the same buffer (hmb_buffer_retain()).
-   * @throw hmb::error HMB_EINVAL (empty), HMB_ESTATE
+   * @return the owner of the new reference; this owner keeps its own
+   * @throw hmb::error HMB_EINVAL (empty), HMB_ESTATE (no reference left)
    */
   buffer retain() const {
     return share(b_);
@@ -392,6 +435,10 @@ public:
   /**
    * A slice viewing [offset, offset + length) that keeps this buffer alive
    * until its own last close (hmb_buffer_slice()).
+   * @param offset first byte of the view
+   * @param length bytes viewed (> 0); offset + length must not pass size()
+   * @return the owner of the slice's one reference (the slice has its own
+   *         count and no close handler); this buffer is unchanged
    * @throw hmb::error HMB_EINVAL (empty, length 0, range outside),
    *        HMB_ENOMEM (no memory for the handle), HMB_ESTATE
    */
@@ -417,27 +464,54 @@ public:
     return rc;
   }
 
-  /** The bytes (hmb_buffer_data()); NULL when empty or a reservation. */
+  /**
+   * The bytes (hmb_buffer_data()).
+   * @return the first byte; NULL when empty or for a reservation (see
+   *         runner_ops::reserve()). A buffer of size 0 has a distinct
+   *         non-NULL pointer that must not be read or written.
+   */
   void *data() const noexcept {
     return hmb_buffer_data(b_);
   }
-  /** The bytes as `T *` (no alignment check beyond the allocator's). */
+  /**
+   * The bytes as `T *` (no alignment check beyond the allocator's).
+   * @tparam T the type the bytes are read as
+   * @return data() converted to `T *`; NULL when data() is
+   */
   template <class T> T *data_as() const noexcept {
     return static_cast<T *>(data());
   }
-  /** Length in bytes; 0 when empty. */
+  /**
+   * Length in bytes (hmb_buffer_size()).
+   * @return the size (for a reservation, the bytes it reserves); 0 when
+   *         empty
+   */
   std::size_t size() const noexcept {
     return hmb_buffer_size(b_);
   }
-  /** Whether the bytes are CUDA pinned (hmb_buffer_is_pinned()). */
+  /**
+   * Whether the bytes are CUDA pinned (hmb_buffer_is_pinned()).
+   * @return true for page-locked host memory (a slice reports its
+   *         parent's kind); false for pageable memory (also a pinned
+   *         request served pageable) and when empty
+   */
   bool is_pinned() const noexcept {
     return hmb_buffer_is_pinned(b_) != 0;
   }
-  /** Reference count snapshot; 0 when empty. */
+  /**
+   * Reference count (hmb_buffer_refcount()).
+   * @return the count at the moment of the call (other threads may change
+   *         it at once); 0 when empty
+   */
   long refcount() const noexcept {
     return hmb_buffer_refcount(b_);
   }
-  /** The buffer a slice views (not retained), or NULL. */
+  /**
+   * The buffer a slice views (hmb_buffer_parent()).
+   * @return the parent, not retained (the slice keeps it alive while this
+   *         owner holds its reference); NULL for a buffer that is not a
+   *         slice and when empty
+   */
   hmb_buffer_t *parent() const noexcept {
     return hmb_buffer_parent(b_);
   }
@@ -466,7 +540,10 @@ private:
  * @param alloc the allocator (a runner's, the bound or the default one)
  * @param bytes bytes (0 is valid and charges nothing)
  * @param flags #HMB_ALLOC_PINNED or 0
- * @throw hmb::alloc_error with the allocator's code
+ * @return the owner of the new buffer's one reference
+ * @throw hmb::alloc_error with the allocator's code (#HMB_EINVAL for a
+ *        NULL allocator or unknown flags, #HMB_ETOOBIG above
+ *        #HMB_MAX_ALLOC)
  * @par Thread-safety
  * As hmb_allocate().
  */
@@ -486,7 +563,10 @@ inline buffer allocate(const hmb_allocator_t *alloc, std::size_t bytes,
  * @param bytes     bytes (0 is valid)
  * @param alignment a power of two <= #HMB_MAX_ALIGN (0: the default)
  * @param flags     #HMB_ALLOC_PINNED or 0
- * @throw hmb::alloc_error with the allocator's code
+ * @return the owner of the new buffer's one reference, its data aligned
+ *         to `alignment`
+ * @throw hmb::alloc_error with the allocator's code (#HMB_EINVAL for a
+ *        bad alignment too)
  * @par Thread-safety
  * As hmb_allocate().
  */
@@ -502,6 +582,8 @@ inline buffer allocate_aligned(const hmb_allocator_t *alloc, std::size_t bytes,
 
 /**
  * Physical memory counters of the default allocator.
+ * @return a snapshot of the process-wide counters of
+ *         hmb_default_allocator() (see hmb/stats.h)
  * @throw hmb::error (never in practice)
  * @par Thread-safety
  * Thread-safe.
@@ -528,66 +610,136 @@ public:
   pool_options() noexcept {
     hmb_pool_config_init(&cfg_);
   }
-  /** All defaults and a budget of `limit` bytes. */
+  /**
+   * All defaults and a budget.
+   * @param bytes the budget, as limit()
+   */
   explicit pool_options(std::size_t bytes) noexcept : pool_options() {
     cfg_.limit = bytes;
   }
 
-  /** The budget in bytes (required). */
+  /**
+   * The budget (required).
+   * @param bytes the budget in bytes: > 0 and <= #HMB_MAX_ALLOC (the
+   *              pool's creation fails with #HMB_EINVAL otherwise)
+   * @return `*this`
+   */
   pool_options &limit(std::size_t bytes) noexcept {
     cfg_.limit = bytes;
     return *this;
   }
-  /** Largest single request; larger ones fail with HMB_ETOOBIG. */
+  /**
+   * Largest single request; larger ones fail with HMB_ETOOBIG.
+   * @param bytes the largest start, grow or allocation ever accepted
+   *              (<= #HMB_MAX_ALLOC); 0: #HMB_MAX_ALLOC
+   * @return `*this`
+   */
   pool_options &max_request(std::size_t bytes) noexcept {
     cfg_.max_request = bytes;
     return *this;
   }
-  /** Alignment of hmb_allocate() buffers (a power of two). */
+  /**
+   * Alignment of hmb_allocate() buffers; the pointer API (hmb::allocator,
+   * hmb::memory_resource) takes its own.
+   * @param bytes a power of two; 0 or less than 64: 64
+   * @return `*this`
+   */
   pool_options &alignment(std::size_t bytes) noexcept {
     cfg_.alignment = bytes;
     return *this;
   }
-  /** A custom physical backend (copied at creation). */
+  /**
+   * A custom physical backend. With one, the pinned, cache and huge-page
+   * settings are ignored.
+   * @param b the backend, whose vtable the pool's creation copies (what its
+   *          ctx points to must outlive the pool); NULL: the built-in ones
+   * @return `*this`
+   */
   pool_options &backend(const hmb_backend_t *b) noexcept {
     cfg_.backend = b;
     return *this;
   }
-  /** A CUDA pinned region of `bytes` made by `method`. */
+  /**
+   * A CUDA pinned region for #HMB_ALLOC_PINNED requests, made by the
+   * pool's creation (which loads the CUDA runtime then). Without a
+   * runtime, a device or room in the region, pinned requests are served
+   * pageable and counted as fallbacks; they are charged either way.
+   * @param bytes  size of the region; 0: no region
+   * @param method an hmb_pinned_method_t: #HMB_PINNED_HOST_ALLOC
+   *               (cudaHostAlloc of the whole region) or
+   *               #HMB_PINNED_REGISTER (map, pre-touch, register); any
+   *               other value makes the creation fail with #HMB_EINVAL
+   * @return `*this`
+   */
   pool_options &pinned(std::size_t bytes,
                        int method = HMB_PINNED_HOST_ALLOC) noexcept {
     cfg_.pinned_bytes = bytes;
     cfg_.pinned_method = method;
     return *this;
   }
-  /** Application-pinned memory used as the pinned region. */
+  /**
+   * Application-pinned memory used as the pinned region.
+   * @param base  memory the application has already pinned (for example
+   *              with cudaHostRegister); the pool never frees it, and it
+   *              must outlive the pool. NULL: the pool makes its own of
+   *              `bytes`, as pinned() does.
+   * @param bytes its length
+   * @return `*this`
+   */
   pool_options &pinned_base(void *base, std::size_t bytes) noexcept {
     cfg_.pinned_base = base;
     cfg_.pinned_bytes = bytes;
     return *this;
   }
-  /** Extra cap of the warm cache (0: none). */
+  /**
+   * Extra cap of the warm cache, which always lives inside the budget.
+   * @param bytes the most bytes the cache keeps; 0: no extra cap
+   * @return `*this`
+   */
   pool_options &cache_bytes(std::size_t bytes) noexcept {
     cfg_.cache_bytes = bytes;
     return *this;
   }
-  /** No warm cache. */
+  /**
+   * No warm cache: freed pageable blocks go straight back to the OS
+   * (#HMB_POOL_NO_CACHE).
+   * @return `*this`
+   */
   pool_options &no_cache() noexcept {
     cfg_.flags |= HMB_POOL_NO_CACHE;
     return *this;
   }
-  /** No transparent huge pages for fresh mappings. */
+  /**
+   * No transparent huge pages for fresh mappings (#HMB_POOL_NO_HUGEPAGES).
+   * @return `*this`
+   */
   pool_options &no_hugepages() noexcept {
     cfg_.flags |= HMB_POOL_NO_HUGEPAGES;
     return *this;
   }
-  /** Enforce an over-commit cap of `bytes` (invariant I5; 0: never). */
+  /**
+   * Enforce an over-commit cap (#HMB_POOL_CAP_OVERCOMMIT, invariant I5):
+   * a request that would pass it fails at once with #HMB_ELIMIT, so
+   * progress is no longer guaranteed.
+   * @param bytes the most bytes the pool may hold beyond its limit; 0:
+   *              never beyond
+   * @return `*this`
+   */
   pool_options &overcommit_cap(std::size_t bytes) noexcept {
     cfg_.flags |= HMB_POOL_CAP_OVERCOMMIT;
     cfg_.overcommit_cap = bytes;
     return *this;
   }
-  /** This pool's diagnostics sink (fn must be thread-safe). */
+  /**
+   * This pool's diagnostics sink.
+   * @param fn    the sink, called from any thread using the pool, never
+   *              under a library lock (so it must be thread-safe); NULL:
+   *              the process-wide one (hmb_set_log())
+   * @param user  passed to `fn` as its first argument; may be NULL
+   * @param level the highest hmb_log_level_t passed to `fn`; 0:
+   *              #HMB_LOG_WARN
+   * @return `*this`
+   */
   pool_options &log(hmb_log_fn fn, void *user,
                     int level = HMB_LOG_WARN) noexcept {
     cfg_.log_fn = fn;
@@ -595,28 +747,53 @@ public:
     cfg_.log_level = level;
     return *this;
   }
-  /** Waits longer than this are logged once (negative: never). */
+  /**
+   * Waits longer than this are logged once.
+   * @param t the threshold; 0: 1 s; negative (wait_forever): never
+   * @return `*this`
+   */
   pool_options &long_wait(timeout t) noexcept {
     cfg_.long_wait_ns = detail::to_ns(t);
     return *this;
   }
-  /** Pressure handlers run for requests waiting this long. */
+  /**
+   * Pressure handlers (pool::on_pressure()) run for requests waiting this
+   * long.
+   * @param t the wait; 0: 100 ms; negative (wait_forever): never for a
+   *          wait (they still run before a borrow goes beyond the limit)
+   * @return `*this`
+   */
   pool_options &pressure_wait(timeout t) noexcept {
     cfg_.pressure_wait_ns = detail::to_ns(t);
     return *this;
   }
-  /** A wait hook for an engine's deadlock detector. */
+  /**
+   * A wait hook for an engine's deadlock detector.
+   * @param fn   called on the waiting thread, with no library lock held,
+   *             when it is about to block in the pool and when it stops
+   *             waiting; must be thread-safe and must not wait for budget.
+   *             NULL: none.
+   * @param user passed to `fn` as its first argument; may be NULL
+   * @return `*this`
+   */
   pool_options &wait_hook(hmb_wait_hook_fn fn, void *user) noexcept {
     cfg_.wait_hook = fn;
     cfg_.wait_hook_user = user;
     return *this;
   }
 
-  /** The C configuration, for fields without a setter. */
+  /**
+   * The C configuration, for fields without a setter.
+   * @return the configuration held by these options, modifiable
+   */
   hmb_pool_config_t &raw() noexcept {
     return cfg_;
   }
-  /** The C configuration. */
+  /**
+   * The C configuration.
+   * @return the configuration held by these options, as pool() and
+   *         pool::try_create() take it
+   */
   const hmb_pool_config_t &raw() const noexcept {
     return cfg_;
   }
@@ -645,11 +822,20 @@ public:
   pressure_handler() noexcept = default;
   pressure_handler(const pressure_handler &) = delete;
   pressure_handler &operator=(const pressure_handler &) = delete;
-  /** Take over `o`'s registration. */
+  /**
+   * Take over `o`'s registration (the callable stays where it is, so the
+   * registered handler keeps calling it).
+   * @param o the registration to take over; `o` becomes empty
+   */
   pressure_handler(pressure_handler &&o) noexcept
       : pool_(std::exchange(o.pool_, nullptr)), id_(o.id_),
         fn_(std::move(o.fn_)) {}
-  /** Remove the current registration, then take over `o`'s. */
+  /**
+   * Remove the current registration (see remove()), then take over `o`'s.
+   * Assigning a registration to itself does nothing.
+   * @param o the registration to take over; `o` becomes empty
+   * @return `*this`
+   */
   pressure_handler &operator=(pressure_handler &&o) noexcept {
     if (this != &o) {
       remove();
@@ -666,6 +852,9 @@ public:
 
   /**
    * Register `fn` on `pool`.
+   * @param pool the pool to watch; it must outlive this registration
+   * @param fn   the callable, called as `fn(event)` for each request that
+   *             is short (see the class comment); kept by this object
    * @throw hmb::error HMB_EINVAL (NULL pool), HMB_ENOMEM (64 handlers)
    */
   pressure_handler(hmb_pool_t *pool, function fn)
@@ -682,7 +871,12 @@ public:
   explicit operator bool() const noexcept {
     return pool_ != nullptr;
   }
-  /** Its identifier in the pool. */
+  /**
+   * Its identifier in the pool.
+   * @return the identifier hmb_pool_add_pressure_handler() gave (what
+   *         hmb_pool_remove_pressure_handler() takes); meaningful only
+   *         while a handler is registered
+   */
   int id() const noexcept {
     return id_;
   }
@@ -733,21 +927,40 @@ public:
   pool() noexcept = default;
   /**
    * Create a pool (hmb_pool_create()).
-   * @throw hmb::error HMB_EINVAL, HMB_ENOTSUP, HMB_ENOMEM
+   * @param cfg the configuration (see hmb_pool_config_t: only the limit
+   *            is required); not used after the call
+   * @throw hmb::error HMB_EINVAL (a bad configuration), HMB_ENOTSUP,
+   *        HMB_ENOMEM
    */
   explicit pool(const hmb_pool_config_t &cfg) {
     detail::check(hmb_pool_create(&cfg, &p_), "hmb_pool_create");
   }
-  /** Create a pool from options. @throw hmb::error as above */
+  /**
+   * Create a pool from options.
+   * @param o the options; not used after the call
+   * @throw hmb::error as pool(const hmb_pool_config_t &)
+   */
   explicit pool(const pool_options &o) : pool(o.raw()) {}
-  /** Create a pool of `limit` bytes, all else default. @throw hmb::error */
+  /**
+   * Create a pool with a budget, all else default.
+   * @param bytes the budget: > 0 and <= #HMB_MAX_ALLOC
+   * @throw hmb::error HMB_EINVAL (a bad budget), HMB_ENOMEM
+   */
   explicit pool(std::size_t bytes) : pool(pool_options(bytes)) {}
 
   pool(const pool &) = delete;
   pool &operator=(const pool &) = delete;
-  /** Take over `o`'s handle; `o` becomes empty. */
+  /**
+   * Take over `o`'s pool.
+   * @param o the owner to take it from; `o` becomes empty
+   */
   pool(pool &&o) noexcept : p_(std::exchange(o.p_, nullptr)) {}
-  /** Destroy the current pool (see ~pool()), then take over `o`'s. */
+  /**
+   * Destroy the current pool (see ~pool(): a busy one is leaked), then
+   * take over `o`'s. Assigning an owner to itself does nothing.
+   * @param o the owner to take the pool from; `o` becomes empty
+   * @return `*this`
+   */
   pool &operator=(pool &&o) noexcept {
     if (this != &o) {
       reset();
@@ -780,14 +993,21 @@ public:
     }
     return rc;
   }
-  /** Take over a handle the caller owns. */
+  /**
+   * Take over a handle the caller owns.
+   * @param p the pool (from hmb_pool_create()); NULL gives an empty owner
+   * @return the owner of `p`, which destroys it (see ~pool())
+   */
   static pool adopt(hmb_pool_t *p) noexcept {
     pool o;
     o.p_ = p;
     return o;
   }
 
-  /** The handle; NULL when empty. */
+  /**
+   * The handle, for the C API.
+   * @return the handle, still owned by this object; NULL when empty
+   */
   hmb_pool_t *get() const noexcept {
     return p_;
   }
@@ -795,7 +1015,11 @@ public:
   explicit operator bool() const noexcept {
     return p_ != nullptr;
   }
-  /** Give up ownership without destroying; returns the handle. */
+  /**
+   * Give up ownership without destroying the pool.
+   * @return the handle, now the caller's to destroy with
+   *         hmb_pool_destroy(); NULL when empty. The owner becomes empty.
+   */
   hmb_pool_t *release() noexcept {
     return std::exchange(p_, nullptr);
   }
@@ -819,34 +1043,57 @@ public:
     return rc;
   }
 
-  /** Budget counters (hmb_pool_stats()). @throw hmb::error HMB_EINVAL */
+  /**
+   * Budget counters (hmb_pool_stats()).
+   * @return a snapshot (see hmb/stats.h for which fields are exact)
+   * @throw hmb::error HMB_EINVAL (empty)
+   */
   hmb_pool_stats_t stats() const {
     hmb_pool_stats_t s{};
     detail::check(hmb_pool_stats(p_, &s), "hmb_pool_stats");
     return s;
   }
-  /** Physical memory counters. @throw hmb::error HMB_EINVAL */
+  /**
+   * Physical memory counters (hmb_pool_memory_stats()). Lock-free.
+   * @return a snapshot of the pool's counters (see hmb/stats.h)
+   * @throw hmb::error HMB_EINVAL (empty)
+   */
   hmb_memory_stats_t memory_stats() const {
     hmb_memory_stats_t s{};
     detail::check(hmb_pool_memory_stats(p_, &s), "hmb_pool_memory_stats");
     return s;
   }
-  /** The current limit; 0 when empty. Lock-free. */
+  /**
+   * The current limit (hmb_pool_limit()). Lock-free.
+   * @return the limit in bytes; 0 when empty
+   */
   std::size_t limit() const noexcept {
     return hmb_pool_limit(p_);
   }
-  /** Change the limit (hmb_pool_set_limit()). @throw hmb::error */
+  /**
+   * Change the limit (hmb_pool_set_limit()). Growing admits waiters at
+   * once; shrinking takes no budget away from the runners that hold it,
+   * and every later grant respects the new limit.
+   * @param bytes the new limit: > 0 and <= #HMB_MAX_ALLOC
+   * @throw hmb::error HMB_EINVAL (empty, or a bad limit)
+   */
   void set_limit(std::size_t bytes) {
     detail::check(hmb_pool_set_limit(p_, bytes), "hmb_pool_set_limit");
   }
-  /** Give cached blocks back to the OS down to `keep_bytes`. */
+  /**
+   * Give cached (warm) blocks back to the OS (hmb_pool_trim()).
+   * @param keep_bytes cached bytes to keep; 0: give every one back
+   * @throw hmb::error HMB_EINVAL (empty)
+   */
   void trim(std::size_t keep_bytes = 0) {
     detail::check(hmb_pool_trim(p_, keep_bytes), "hmb_pool_trim");
   }
   /**
    * The pool's description for an error report (hmb_pool_describe()).
-   * @param top how many runners to list (0: 5)
-   * @throw hmb::error HMB_EINVAL
+   * @param top how many runners to list (0: 5; at most 32 are listed)
+   * @return the description (budget, waiters, the progress runner and the
+   *         runners holding the most), at most 4095 characters
+   * @throw hmb::error HMB_EINVAL (empty)
    */
   std::string describe(int top = 0) const {
     std::string s(4096, '\0');
@@ -879,7 +1126,10 @@ public:
   /**
    * Register a pressure handler that calls `fn(const hmb_pressure_t &)`.
    * Keep the returned object alive as long as the handler should run.
-   * @throw hmb::error HMB_EINVAL, HMB_ENOMEM
+   * @param fn the callable (see hmb::pressure_handler for its rules)
+   * @return the registration; destroying it (or its remove()) removes
+   *         the handler
+   * @throw hmb::error HMB_EINVAL (empty), HMB_ENOMEM (64 handlers)
    */
   pressure_handler on_pressure(pressure_handler::function fn) const {
     return pressure_handler(p_, std::move(fn));
@@ -912,31 +1162,59 @@ public:
   runner_options() noexcept {
     hmb_runner_config_init(&cfg_);
   }
-  /** All defaults and an estimate of `bytes`. */
+  /**
+   * All defaults and an estimate.
+   * @param bytes the estimate, as estimate()
+   */
   explicit runner_options(std::size_t bytes) noexcept : runner_options() {
     cfg_.estimate = bytes;
   }
-  /** Budget acquired by start(). */
+  /**
+   * The budget start() acquires.
+   * @param bytes the estimate (0 is valid); above the pool's max_request
+   *              the runner's creation fails with #HMB_ETOOBIG
+   * @return `*this`
+   */
   runner_options &estimate(std::size_t bytes) noexcept {
     cfg_.estimate = bytes;
     return *this;
   }
-  /** Start priority: higher first. */
+  /**
+   * Start priority.
+   * @param p the priority: higher is served first, equal ones in arrival
+   *          order (default 0)
+   * @return `*this`
+   */
   runner_options &priority(int p) noexcept {
     cfg_.priority = p;
     return *this;
   }
-  /** Longest wait of one borrow or grow (wait_forever: none). */
+  /**
+   * Longest wait of one borrow or grow; a borrow that waits longer fails
+   * with #HMB_ETIMEDOUT. Cancel always interrupts.
+   * @param t the wait; 0 (the default) or wait_forever: no limit (the
+   *          admission rules guarantee progress)
+   * @return `*this`
+   */
   runner_options &borrow_timeout(timeout t) noexcept {
     cfg_.borrow_timeout_ns = detail::to_ns(t);
     return *this;
   }
-  /** Name for diagnostics. */
+  /**
+   * Name for diagnostics.
+   * @param n the name; the library copies at most 31 bytes of it, with
+   *          control characters replaced by '?'. Empty: none.
+   * @return `*this`
+   */
   runner_options &name(std::string n) {
     name_ = std::move(n);
     return *this;
   }
-  /** The C configuration; valid while these options live unchanged. */
+  /**
+   * The C configuration.
+   * @return a copy whose name points into these options: valid while they
+   *         live unchanged
+   */
   hmb_runner_config_t raw() const noexcept {
     hmb_runner_config_t c = cfg_;
     c.name = name_.empty() ? nullptr : name_.c_str();
@@ -955,6 +1233,8 @@ class runner_ref;
  * The operations of a runner, shared by the owner (hmb::runner) and the
  * view (hmb::runner_ref). Each calls the C function it names; see
  * hmb/runner.h for states, budget rules and thread-safety.
+ * @tparam Self the derived class, whose get() gives the runner's handle
+ *              (NULL when empty)
  */
 template <class Self> class runner_ops {
 public:
@@ -965,6 +1245,8 @@ public:
 
   /**
    * hmb_runner_start() without throwing.
+   * @param t longest wait (no_wait: do not wait, and do not sleep;
+   *          wait_forever: no limit)
    * @return 0, #HMB_ETIMEDOUT (retry later), #HMB_ECANCELED, #HMB_ESTATE,
    *         #HMB_EINVAL, #HMB_ETOOBIG
    * @par Thread-safety
@@ -975,6 +1257,8 @@ public:
   }
   /**
    * Acquire the estimate and enter RUNNING (hmb_runner_start()).
+   * @param t longest wait (no_wait: do not wait, and do not sleep;
+   *          wait_forever: no limit)
    * @return true when running; false when it timed out, in which case
    *         nothing was taken, the runner is CREATED again and keeps its
    *         place in the pool's queue: call start() again later
@@ -985,25 +1269,51 @@ public:
   bool start(timeout t = wait_forever) {
     return timed(try_start(t), "hmb_runner_start");
   }
-  /** hmb_runner_start_partial() without throwing (codes as try_start()). */
+  /**
+   * hmb_runner_start_partial() without throwing.
+   * @param bytes budget to acquire (0 is valid: it still waits its turn);
+   *              at most the need declared by set_need() before start
+   * @param t     longest wait (no_wait: do not wait, and do not sleep;
+   *              wait_forever: no limit)
+   * @return the codes of try_start(); on every error nothing was taken
+   */
   int try_start_partial(std::size_t bytes, timeout t = wait_forever) noexcept {
     return hmb_runner_start_partial(handle(), bytes, detail::to_ns(t));
   }
   /**
-   * Staged admission of a first piece (hmb_runner_start_partial()).
-   * @return true when running, false when it timed out (as start())
-   * @throw hmb::error for any other code
+   * Staged admission of a first piece (hmb_runner_start_partial()); when
+   * nothing is running the pool grants what is available instead and the
+   * runner becomes the progress runner.
+   * @param bytes budget to acquire (0 is valid: it still waits its turn);
+   *              at most the need declared by set_need() before start
+   * @param t     longest wait (no_wait: do not wait, and do not sleep;
+   *              wait_forever: no limit)
+   * @return true when running, false when it timed out (as start():
+   *         nothing was taken, call it again later)
+   * @throw hmb::error for any other code (HMB_ECANCELED, HMB_ESTATE,
+   *        HMB_ETOOBIG, HMB_EINVAL)
    */
   bool start_partial(std::size_t bytes, timeout t = wait_forever) {
     return timed(try_start_partial(bytes, t), "hmb_runner_start_partial");
   }
-  /** hmb_runner_grow() without throwing. Thread-safe. */
+  /**
+   * hmb_runner_grow() without throwing. Thread-safe.
+   * @param bytes the budget to hold (holding it already: 0 at once)
+   * @param t     longest wait (no_wait: do not wait; wait_forever: no
+   *              limit)
+   * @return 0 (granted; the progress runner may hold less), #HMB_ETIMEDOUT
+   *         or #HMB_ECANCELED (nothing taken), #HMB_ESTATE (not RUNNING),
+   *         #HMB_ETOOBIG (above the pool's max_request), #HMB_EINVAL
+   */
   int try_grow(std::size_t bytes, timeout t = wait_forever) noexcept {
     return hmb_runner_grow(handle(), bytes, detail::to_ns(t));
   }
   /**
    * Reserve budget up to `bytes` (hmb_runner_grow()). The progress runner
    * may come back holding less (see hmb/runner.h).
+   * @param bytes the budget to hold (holding it already: true at once)
+   * @param t     longest wait (no_wait: do not wait; wait_forever: no
+   *              limit)
    * @return true when granted, false when it timed out (nothing taken)
    * @throw hmb::error HMB_ECANCELED, HMB_ESTATE, HMB_ETOOBIG, HMB_EINVAL
    * @par Thread-safety
@@ -1014,6 +1324,11 @@ public:
   }
   /**
    * Declare the real need (hmb_runner_set_need()): the early release.
+   * @param need the real need in bytes: held is trimmed to max(live, need)
+   *             now and whenever closes free budget while running (a later
+   *             call replaces it); above held it returns nothing (grow()
+   *             reserves it); declared before start, it caps what start
+   *             acquires
    * @return the bytes returned to the pool now
    * @throw hmb::error HMB_EINVAL, HMB_ETOOBIG, HMB_ESTATE
    * @par Thread-safety
@@ -1028,7 +1343,10 @@ public:
   /**
    * Return up to `max_bytes` of spare budget (hmb_runner_try_free(); the
    * name is the C API's, this call does throw on a NULL runner).
-   * @return the bytes returned
+   * @param max_bytes most bytes to return (the default: all the spare);
+   *                  the spare left is max(0, spare - max_bytes)
+   * @return the bytes returned; 0 when there was no spare budget (in any
+   *         state)
    * @throw hmb::error HMB_EINVAL (empty)
    * @par Thread-safety
    * Thread-safe.
@@ -1042,7 +1360,9 @@ public:
   }
   /**
    * Finish the task (hmb_runner_finish()): 0 gives COMPLETED, anything
-   * else FAILED (a cancelled runner stays CANCELLED).
+   * else FAILED (a cancelled runner stays CANCELLED). From now on every
+   * closed buffer returns its bytes to the pool.
+   * @param status 0 for success (COMPLETED); anything else gives FAILED
    * @return the spare budget returned
    * @throw hmb::error HMB_ESTATE (wrong state, second finish, a borrow
    *        still waiting), HMB_EINVAL
@@ -1055,7 +1375,13 @@ public:
                   "hmb_runner_finish");
     return returned;
   }
-  /** hmb_runner_finish() without throwing. */
+  /**
+   * hmb_runner_finish() without throwing.
+   * @param status   0 for success (COMPLETED); anything else gives FAILED
+   * @param returned receives the spare budget returned; may be NULL
+   * @return 0, #HMB_ESTATE (wrong state, second finish, a borrow still
+   *         waiting; nothing changes), #HMB_EINVAL (empty)
+   */
   int try_finish(int status = 0, std::size_t *returned = nullptr) noexcept {
     return hmb_runner_finish(handle(), status, returned);
   }
@@ -1075,22 +1401,33 @@ public:
     detail::check(rc, "hmb_runner_cancel");
     return true;
   }
-  /** Whether cancel() was called. Lock-free. */
+  /**
+   * Whether cancel() was called (hmb_runner_is_cancelled()). Lock-free.
+   * @return true once the runner is cancelled (through any view or the C
+   *         API); false before and when empty
+   */
   bool cancelled() const noexcept {
     return hmb_runner_is_cancelled(handle()) != 0;
   }
-  /** The state; #HMB_RUNNER_CLOSED when empty. Lock-free. */
+  /**
+   * The current state (hmb_runner_state()). Lock-free.
+   * @return a snapshot of the state; #HMB_RUNNER_CLOSED when empty
+   */
   hmb_runner_state_t state() const noexcept {
     return static_cast<hmb_runner_state_t>(hmb_runner_state(handle()));
   }
-  /** The state's name ("RUNNING"). */
+  /**
+   * The current state's name (hmb_runner_state_name()).
+   * @return a static string ("RUNNING"; "CLOSED" when empty); never NULL
+   */
   const char *state_name() const noexcept {
     return hmb_runner_state_name(hmb_runner_state(handle()));
   }
   /**
    * Wait until no buffer of the runner is live (hmb_runner_wait_idle()).
+   * @param t longest wait (no_wait: just look; wait_forever: no limit)
    * @return true when idle, false on timeout
-   * @throw hmb::error HMB_EINVAL
+   * @throw hmb::error HMB_EINVAL (empty)
    * @par Thread-safety
    * Thread-safe.
    */
@@ -1100,6 +1437,8 @@ public:
   }
   /**
    * Counters (hmb_runner_stats()).
+   * @return a snapshot of the runner's counters (see hmb/stats.h for
+   *         which fields are exact)
    * @throw hmb::error HMB_EINVAL (empty)
    * @par Thread-safety
    * Thread-safe, lock-free.
@@ -1109,7 +1448,13 @@ public:
     detail::check(hmb_runner_stats(handle(), &s), "hmb_runner_stats");
     return s;
   }
-  /** The allocator vtable (valid until destroy); NULL when empty. */
+  /**
+   * The runner's allocator (hmb_runner_allocator()), for code that takes
+   * an hmb_allocator_t.
+   * @return the vtable, valid until the runner's handle is destroyed
+   *         (allocations through it succeed only while RUNNING); NULL when
+   *         empty
+   */
   const hmb_allocator_t *allocator() const noexcept {
     return hmb_runner_allocator(handle());
   }
@@ -1130,7 +1475,12 @@ public:
     return rc;
   }
   /**
-   * Allocate a buffer charged to this runner (hmb_runner_alloc()).
+   * Allocate a buffer charged to this runner (hmb_runner_alloc()); beyond
+   * the budget held it borrows exactly the deficit, which may wait.
+   * @param bytes bytes (0 is valid and charges nothing)
+   * @param flags #HMB_ALLOC_PINNED or 0
+   * @return the owner of the new buffer's one reference; its budget comes
+   *         back when its last reference closes
    * @throw hmb::alloc_error HMB_ESTATE (not running), HMB_ECANCELED,
    *        HMB_ETIMEDOUT (borrow timeout), HMB_ELIMIT, HMB_ETOOBIG,
    *        HMB_ENOMEM, HMB_EINVAL
@@ -1148,6 +1498,9 @@ public:
   /**
    * Reserve budget with no memory behind it (hmb_runner_reserve()); the
    * budget comes back when the returned handle closes.
+   * @param bytes bytes of budget to reserve (> 0)
+   * @return the reservation: a buffer whose data() is NULL and whose
+   *         size() is `bytes`, charged like an allocation
    * @throw hmb::alloc_error as alloc(); HMB_EINVAL for 0 bytes
    * @par Thread-safety
    * Thread-safe.
@@ -1168,7 +1521,10 @@ protected:
   ~runner_ops() = default;
   /** Copied with a view (hmb::runner itself is move-only). */
   runner_ops(const runner_ops &) noexcept = default;
-  /** Assigned with a view. */
+  /**
+   * Assigned with a view.
+   * @return `*this`
+   */
   runner_ops &operator=(const runner_ops &) noexcept = default;
 
 private:
@@ -1196,26 +1552,57 @@ public:
   /** An empty owner. */
   runner() noexcept = default;
   /**
-   * Create a runner (hmb_runner_create()) in the CREATED state.
-   * @throw hmb::error HMB_EINVAL, HMB_ETOOBIG, HMB_ENOTSUP, HMB_ENOMEM
+   * Create a runner (hmb_runner_create()) in the CREATED state; it holds
+   * no budget until start().
+   * @param p   the pool it takes budget from; must outlive the runner
+   * @param cfg its configuration (the name is copied); not used after the
+   *            call
+   * @throw hmb::error HMB_EINVAL (NULL pool, a bad configuration),
+   *        HMB_ETOOBIG (estimate above the pool's max_request),
+   *        HMB_ENOTSUP, HMB_ENOMEM
    */
   runner(hmb_pool_t *p, const hmb_runner_config_t &cfg) {
     detail::check(hmb_runner_create(p, &cfg, &r_), "hmb_runner_create");
   }
-  /** Create a runner from options. @throw hmb::error as above */
+  /**
+   * Create a runner from options.
+   * @param p the pool it takes budget from; must outlive the runner
+   * @param o the options; not used after the call
+   * @throw hmb::error as runner(hmb_pool_t *, const hmb_runner_config_t &)
+   */
   runner(hmb_pool_t *p, const runner_options &o) : runner(p, o.raw()) {}
-  /** Create a runner from options. @throw hmb::error as above */
+  /**
+   * Create a runner from options.
+   * @param p the pool it takes budget from; must outlive the runner
+   * @param o the options; not used after the call
+   * @throw hmb::error as runner(hmb_pool_t *, const hmb_runner_config_t &)
+   *        (HMB_EINVAL for an empty pool)
+   */
   runner(const pool &p, const runner_options &o) : runner(p.get(), o.raw()) {}
-  /** Create a runner with an estimate. @throw hmb::error as above */
+  /**
+   * Create a runner with an estimate, all else default.
+   * @param p        the pool it takes budget from; must outlive the runner
+   * @param estimate the budget start() acquires (0 is valid)
+   * @throw hmb::error as runner(hmb_pool_t *, const hmb_runner_config_t &)
+   *        (HMB_EINVAL for an empty pool)
+   */
   runner(const pool &p, std::size_t estimate)
       : runner(p.get(), runner_options(estimate).raw()) {}
 
   runner(const runner &) = delete;
   runner &operator=(const runner &) = delete;
-  /** Take over `o`'s handle; `o` becomes empty. */
+  /**
+   * Take over `o`'s runner (views of it stay valid: they hold the handle).
+   * @param o the owner to take it from; `o` becomes empty
+   */
   runner(runner &&o) noexcept
       : runner_ops<runner>(), r_(std::exchange(o.r_, nullptr)) {}
-  /** Destroy the current runner, then take over `o`'s. */
+  /**
+   * Destroy the current runner (see destroy()), then take over `o`'s.
+   * Assigning an owner to itself does nothing.
+   * @param o the owner to take the runner from; `o` becomes empty
+   * @return `*this`
+   */
   runner &operator=(runner &&o) noexcept {
     if (this != &o) {
       destroy();
@@ -1232,7 +1619,8 @@ public:
    * Create a runner without throwing.
    * @param p   the pool
    * @param cfg the configuration
-   * @param out receives the runner on success
+   * @param out receives the runner on success (its previous runner is
+   *            destroyed); left as it was on error
    * @return 0 or the code of hmb_runner_create()
    */
   static int try_create(hmb_pool_t *p, const hmb_runner_config_t &cfg,
@@ -1244,18 +1632,30 @@ public:
     }
     return rc;
   }
-  /** Take over a handle the caller owns. */
+  /**
+   * Take over a handle the caller owns.
+   * @param r the runner (from hmb_runner_create()); NULL gives an empty
+   *          owner
+   * @return the owner of `r`, which destroys it (hmb_runner_destroy())
+   */
   static runner adopt(hmb_runner_t *r) noexcept {
     runner o;
     o.r_ = r;
     return o;
   }
 
-  /** The handle; NULL when empty. */
+  /**
+   * The handle, for the C API.
+   * @return the handle, still owned by this object; NULL when empty
+   */
   hmb_runner_t *get() const noexcept {
     return r_;
   }
-  /** Give up ownership without destroying; returns the handle. */
+  /**
+   * Give up ownership without destroying the runner.
+   * @return the handle, now the caller's to destroy with
+   *         hmb_runner_destroy(); NULL when empty. The owner becomes empty.
+   */
   hmb_runner_t *release() noexcept {
     return std::exchange(r_, nullptr);
   }
@@ -1281,11 +1681,22 @@ class runner_ref : public runner_ops<runner_ref> {
 public:
   /** An empty view. */
   runner_ref() noexcept = default;
-  /** A view of a C handle (NULL: empty). */
+  /**
+   * A view of a C handle.
+   * @param r the runner viewed, not owned; NULL gives an empty view
+   */
   runner_ref(hmb_runner_t *r) noexcept : r_(r) {}
-  /** A view of an owned runner. */
+  /**
+   * A view of an owned runner.
+   * @param r the owner; the view keeps its handle (not the owner), so it
+   *          stays valid across a move of `r` until the handle is
+   *          destroyed. An empty owner gives an empty view.
+   */
   runner_ref(const runner &r) noexcept : r_(r.get()) {}
-  /** The handle; NULL when empty. */
+  /**
+   * The handle viewed.
+   * @return the handle (not owned by the view); NULL when empty
+   */
   hmb_runner_t *get() const noexcept {
     return r_;
   }
@@ -1297,6 +1708,8 @@ private:
 /**
  * The runner bound to the calling thread (hmb_runner_bound()), as a view;
  * empty when none is bound.
+ * @return the view; empty when the calling thread has no runner bound
+ *         (see hmb::bind_scope)
  * @par Thread-safety
  * Reads only the calling thread's binding.
  */
@@ -1316,7 +1729,11 @@ inline runner_ref bound_runner() noexcept {
  */
 class bind_scope {
 public:
-  /** Bind `r` (an empty view unbinds for the scope). */
+  /**
+   * Bind `r` to the calling thread until the scope ends.
+   * @param r the runner to bind; it must outlive the scope. An empty view
+   *          unbinds for the scope.
+   */
   explicit bind_scope(runner_ref r) noexcept
       : prev_(hmb_runner_bind(r.get())) {}
   bind_scope(const bind_scope &) = delete;
@@ -1325,7 +1742,11 @@ public:
   ~bind_scope() {
     (void)hmb_runner_bind(prev_);
   }
-  /** The runner bound before this scope (NULL if none). */
+  /**
+   * The binding this scope replaced.
+   * @return a view of the runner bound before this scope, which the
+   *         destructor binds again; empty if none was
+   */
   runner_ref previous() const noexcept {
     return runner_ref(prev_);
   }
@@ -1355,6 +1776,7 @@ private:
  * - Frees need no runner: memory may be freed after its runner's handle is
  *   destroyed. Allocating through a runner's allocator after destroy is
  *   not allowed (the vtable is gone).
+ * @tparam T the element type
  * @par Thread-safety
  * As hmb_ptr_alloc() / hmb_ptr_free(): thread-safe.
  */
@@ -1374,20 +1796,45 @@ public:
   /** The thread-bound allocator (see the class comment). */
   allocator() noexcept
       : a_(hmb_bound_allocator(HMB_UNBOUND_DEFAULT)), flags_(0) {}
-  /** Over any hmb allocator (a NULL one fails every allocation). */
+  /**
+   * Over any hmb allocator.
+   * @param a     the hmb allocator (a runner's, hmb_default_allocator(),
+   *              hmb_bound_allocator() or the application's own); it must
+   *              stay valid while allocations are made through it. NULL
+   *              fails every allocation with #HMB_EINVAL.
+   * @param flags the flags of every allocation (#HMB_ALLOC_PINNED or 0)
+   */
   explicit allocator(const hmb_allocator_t *a, unsigned flags = 0) noexcept
       : a_(a), flags_(flags) {}
-  /** Over a runner's allocator; the runner must outlive its allocations. */
+  /**
+   * Over a runner's allocator; the runner's handle must outlive the
+   * allocations (frees need no runner).
+   * @param r     the runner charged; its allocator() is taken now (an
+   *              empty view gives a NULL one, which fails every
+   *              allocation)
+   * @param flags the flags of every allocation (#HMB_ALLOC_PINNED or 0)
+   */
   explicit allocator(runner_ref r, unsigned flags = 0) noexcept
       : a_(r.allocator()), flags_(flags) {}
-  /** Rebinding copy. */
+  /**
+   * Rebinding copy: the same hmb allocator and flags for another type.
+   * @tparam U the element type of `o`
+   * @param o  the allocator copied
+   */
   template <class U>
   allocator(const allocator<U> &o) noexcept
       : a_(o.c_allocator()), flags_(o.flags()) {}
 
   /**
-   * Allocate room for `n` objects of T.
-   * @throw std::bad_array_new_length, hmb::alloc_error
+   * Allocate room for `n` objects of T (hmb_ptr_alloc()), charged to the
+   * allocator's runner if it has one.
+   * @param n the number of objects (0 is valid and charges nothing)
+   * @return the storage, uninitialised, aligned to at least alignof(T) and
+   *         16; free it with deallocate() of any hmb::allocator
+   * @throw std::bad_array_new_length when `n` is above max_size();
+   *        hmb::alloc_error with the allocator's code otherwise
+   *        (#HMB_EINVAL for a NULL allocator or an alignof(T) above
+   *        #HMB_MAX_ALIGN)
    */
   T *allocate(std::size_t n) {
     if (n > max_size()) {
@@ -1404,20 +1851,38 @@ public:
     }
     return static_cast<T *>(p);
   }
-  /** Free what allocate() returned (hmb_ptr_free()). */
+  /**
+   * Free what allocate() returned (hmb_ptr_free(), from any thread): the
+   * memory and its budget go back when the block's last reference closes
+   * (at once, unless it was retained through hmb_ptr_buffer()). The count
+   * is not needed.
+   * @param p storage from allocate() of any hmb::allocator; NULL does
+   *          nothing
+   */
   void deallocate(T *p, std::size_t) noexcept {
     (void)hmb_ptr_free(p);
   }
-  /** The most objects one allocation may hold. */
+  /**
+   * The most objects one allocation may hold.
+   * @return max_alloc / sizeof(T)
+   */
   std::size_t max_size() const noexcept {
     return max_alloc / sizeof(T);
   }
 
-  /** The hmb allocator used. */
+  /**
+   * The hmb allocator used.
+   * @return the vtable every allocation goes through (what equality
+   *         compares); may be NULL
+   */
   const hmb_allocator_t *c_allocator() const noexcept {
     return a_;
   }
-  /** The allocation flags used. */
+  /**
+   * The allocation flags used.
+   * @return the flags passed with every allocation (#HMB_ALLOC_PINNED or
+   *         0)
+   */
   unsigned flags() const noexcept {
     return flags_;
   }
@@ -1431,12 +1896,28 @@ private:
   unsigned flags_;
 };
 
-/** Equal when both use the same hmb allocator. */
+/**
+ * Equal when both use the same hmb allocator: memory from one may be
+ * freed by the other.
+ * @tparam T the element type of `a`
+ * @tparam U the element type of `b`
+ * @param a  one allocator
+ * @param b  the other
+ * @return true when their c_allocator() are the same (the flags are not
+ *         compared)
+ */
 template <class T, class U>
 bool operator==(const allocator<T> &a, const allocator<U> &b) noexcept {
   return a.c_allocator() == b.c_allocator();
 }
-/** Not equal when they use different hmb allocators. */
+/**
+ * Not equal when they use different hmb allocators.
+ * @tparam T the element type of `a`
+ * @tparam U the element type of `b`
+ * @param a  one allocator
+ * @param b  the other
+ * @return `!(a == b)`
+ */
 template <class T, class U>
 bool operator!=(const allocator<T> &a, const allocator<U> &b) noexcept {
   return !(a == b);
@@ -1466,25 +1947,54 @@ public:
   /** The thread-bound allocator (see hmb::allocator). */
   memory_resource() noexcept
       : a_(hmb_bound_allocator(HMB_UNBOUND_DEFAULT)), flags_(0) {}
-  /** Over any hmb allocator (a NULL one fails every allocation). */
+  /**
+   * Over any hmb allocator.
+   * @param a     the hmb allocator (a runner's, hmb_default_allocator(),
+   *              hmb_bound_allocator() or the application's own); it must
+   *              stay valid while allocations are made through it. NULL
+   *              fails every allocation with #HMB_EINVAL.
+   * @param flags the flags of every allocation (#HMB_ALLOC_PINNED or 0)
+   */
   explicit memory_resource(const hmb_allocator_t *a,
                            unsigned flags = 0) noexcept
       : a_(a), flags_(flags) {}
-  /** Over a runner's allocator; the runner must outlive its allocations. */
+  /**
+   * Over a runner's allocator; the runner's handle must outlive the
+   * allocations (frees need no runner).
+   * @param r     the runner charged; its allocator() is taken now (an
+   *              empty view gives a NULL one, which fails every
+   *              allocation)
+   * @param flags the flags of every allocation (#HMB_ALLOC_PINNED or 0)
+   */
   explicit memory_resource(runner_ref r, unsigned flags = 0) noexcept
       : a_(r.allocator()), flags_(flags) {}
 
-  /** The hmb allocator used. */
+  /**
+   * The hmb allocator used.
+   * @return the vtable every allocation goes through (what equality
+   *         compares); may be NULL
+   */
   const hmb_allocator_t *c_allocator() const noexcept {
     return a_;
   }
-  /** The allocation flags used. */
+  /**
+   * The allocation flags used.
+   * @return the flags passed with every allocation (#HMB_ALLOC_PINNED or
+   *         0)
+   */
   unsigned flags() const noexcept {
     return flags_;
   }
 
 protected:
-  /** hmb_ptr_alloc(); throws hmb::alloc_error. */
+  /**
+   * hmb_ptr_alloc(), charged to the allocator's runner if it has one.
+   * @param bytes     bytes (0 is valid and charges nothing)
+   * @param alignment a power of two <= #HMB_MAX_ALIGN (0: 16)
+   * @return the block
+   * @throw hmb::alloc_error with the allocator's code (#HMB_EINVAL for a
+   *        NULL allocator or a bad alignment)
+   */
   void *do_allocate(std::size_t bytes, std::size_t alignment) override {
     void *p = nullptr;
     int rc = hmb_ptr_alloc(a_, bytes, alignment, flags_, &p);
@@ -1493,11 +2003,24 @@ protected:
     }
     return p;
   }
-  /** hmb_ptr_free(). */
+  /**
+   * hmb_ptr_free(), from any thread: the memory and its budget go back
+   * when the block's last reference closes (at once, unless it was
+   * retained through hmb_ptr_buffer()). The size and alignment are not
+   * needed.
+   * @param p a block from do_allocate() of any hmb::memory_resource (or
+   *          hmb::allocator); NULL does nothing
+   */
   void do_deallocate(void *p, std::size_t, std::size_t) override {
     (void)hmb_ptr_free(p);
   }
-  /** See the class comment. */
+  /**
+   * Whether memory from one resource may be freed by the other.
+   * @param other the resource compared
+   * @return true for this very object and, with RTTI, for an
+   *         hmb::memory_resource over the same hmb allocator; false
+   *         otherwise
+   */
   bool
   do_is_equal(const std::pmr::memory_resource &other) const noexcept override {
     if (this == &other) {
@@ -1535,9 +2058,17 @@ public:
   task() noexcept = default;
   task(const task &) = delete;
   task &operator=(const task &) = delete;
-  /** Take over `o`'s reference. */
+  /**
+   * Take over `o`'s reference.
+   * @param o the owner to take it from; `o` becomes empty
+   */
   task(task &&o) noexcept : t_(std::exchange(o.t_, nullptr)) {}
-  /** Release the current reference, then take over `o`'s. */
+  /**
+   * Release the current reference (the task goes on), then take over
+   * `o`'s. Assigning an owner to itself does nothing.
+   * @param o the owner to take the reference from; `o` becomes empty
+   * @return `*this`
+   */
   task &operator=(task &&o) noexcept {
     if (this != &o) {
       reset();
@@ -1550,13 +2081,22 @@ public:
     reset();
   }
 
-  /** Take over a reference the caller owns. */
+  /**
+   * Take over a reference the caller owns.
+   * @param t the task (from hmb_executor_submit()); NULL gives an empty
+   *          owner
+   * @return the owner of that reference, which releases it
+   *         (hmb_task_release())
+   */
   static task adopt(hmb_task_t *t) noexcept {
     task o;
     o.t_ = t;
     return o;
   }
-  /** The handle; NULL when empty. */
+  /**
+   * The handle, for the C API.
+   * @return the handle, still owned by this object; NULL when empty
+   */
   hmb_task_t *get() const noexcept {
     return t_;
   }
@@ -1564,12 +2104,26 @@ public:
   explicit operator bool() const noexcept {
     return t_ != nullptr;
   }
-  /** Give up the reference without releasing it. */
+  /**
+   * Give up the reference without releasing it.
+   * @return the handle, whose reference is now the caller's to drop with
+   *         hmb_task_release(); NULL when empty. The owner becomes empty.
+   */
   hmb_task_t *release() noexcept {
     return std::exchange(t_, nullptr);
   }
 
-  /** hmb_task_wait() without throwing. */
+  /**
+   * hmb_task_wait() without throwing; never from the task's own body or
+   * completion.
+   * @param t      longest wait (no_wait: just look; wait_forever: no
+   *               limit)
+   * @param status receives the task's status when it has finished (as
+   *               wait() returns it); may be NULL
+   * @return 0 when it has finished (its completion has returned),
+   *         #HMB_ETIMEDOUT, #HMB_EINVAL (empty, or a timeout below
+   *         wait_forever)
+   */
   int try_wait(timeout t, int *status) noexcept {
     return hmb_task_wait(t_, detail::to_ns(t), status);
   }
@@ -1585,9 +2139,10 @@ public:
     return status;
   }
   /**
-   * Wait at most `t` (0: just look).
-   * @return the status, or nothing if it has not finished
-   * @throw hmb::error HMB_EINVAL
+   * Wait at most `t` for the task to finish.
+   * @param t longest wait (no_wait: just look; wait_forever: no limit)
+   * @return the status (as wait()), or nothing if it has not finished
+   * @throw hmb::error HMB_EINVAL (empty, or a timeout below wait_forever)
    */
   std::optional<int> wait_for(timeout t) {
     int status = 0;
@@ -1598,7 +2153,11 @@ public:
     detail::check(rc, "hmb_task_wait");
     return status;
   }
-  /** Whether it has finished (its completion has run). Lock-free. */
+  /**
+   * Whether it has finished (hmb_task_done()). Lock-free.
+   * @return true once its completion has returned; false before and when
+   *         empty
+   */
   bool done() const noexcept {
     return hmb_task_done(t_) != 0;
   }
@@ -1636,30 +2195,61 @@ class task_options {
 public:
   /** All defaults (estimate 0). */
   task_options() noexcept = default;
-  /** An estimate of `bytes`. */
+  /**
+   * All defaults and an estimate.
+   * @param bytes the estimate, as estimate()
+   */
   explicit task_options(std::size_t bytes) noexcept : estimate_(bytes) {}
-  /** Budget acquired before the body runs. */
+  /**
+   * The budget acquired before the body runs.
+   * @param bytes the estimate (0 is valid); above the pool's max_request
+   *              submit() fails with #HMB_ETOOBIG
+   * @return `*this`
+   */
   task_options &estimate(std::size_t bytes) noexcept {
     estimate_ = bytes;
     return *this;
   }
-  /** Higher runs first. */
+  /**
+   * The task's priority in the queue.
+   * @param p the priority: higher runs first, equal ones in submission
+   *          order (default 0)
+   * @return `*this`
+   */
   task_options &priority(int p) noexcept {
     priority_ = p;
     return *this;
   }
-  /** The runner's borrow timeout. */
+  /**
+   * The runner's borrow timeout (see runner_options::borrow_timeout()).
+   * @param t the longest wait of one borrow or grow; 0 (the default) or
+   *          wait_forever: no limit
+   * @return `*this`
+   */
   task_options &borrow_timeout(timeout t) noexcept {
     borrow_timeout_ = t;
     return *this;
   }
-  /** Staged admission: acquire only `initial` bytes before running. */
+  /**
+   * Staged admission: the body grows to its real need itself, with
+   * runner_ops::set_need() and runner_ops::grow() (served before new
+   * admissions).
+   * @param initial the budget acquired before the body runs (0 is valid);
+   *                above the pool's max_request submit() fails with
+   *                #HMB_ETOOBIG
+   * @return `*this`
+   */
   task_options &staged(std::size_t initial) noexcept {
     staged_ = true;
     initial_ = initial;
     return *this;
   }
-  /** The runner's name. */
+  /**
+   * The runner's name, for diagnostics.
+   * @param n the name (copied into the runner at most 31 bytes); empty:
+   *          none
+   * @return `*this`
+   */
   task_options &name(std::string n) {
     name_ = std::move(n);
     return *this;
@@ -1686,22 +2276,41 @@ public:
   executor_options() noexcept {
     hmb_executor_config_init(&cfg_);
   }
-  /** Worker threads (0: 20). */
+  /**
+   * Worker threads.
+   * @param n the number of workers, at most 4096; 0: 20 (a negative
+   *          number or more than 4096 makes the creation fail with
+   *          #HMB_EINVAL)
+   * @return `*this`
+   */
   executor_options &threads(int n) noexcept {
     cfg_.threads = n;
     return *this;
   }
-  /** Longest wait of one admission attempt before a requeue. */
+  /**
+   * Longest wait of one admission attempt, after which the task goes back
+   * in line at its place (never failed for lack of budget).
+   * @param t the wait; 0: 30 s; wait_forever: no limit (no requeues)
+   * @return `*this`
+   */
   executor_options &acquire_timeout(timeout t) noexcept {
     cfg_.acquire_timeout_ns = detail::to_ns(t);
     return *this;
   }
-  /** Name for diagnostics. */
+  /**
+   * Name for diagnostics.
+   * @param n the name (copied at creation, at most 31 bytes); empty: none
+   * @return `*this`
+   */
   executor_options &name(std::string n) {
     name_ = std::move(n);
     return *this;
   }
-  /** The C configuration; valid while these options live unchanged. */
+  /**
+   * The C configuration.
+   * @return a copy whose name points into these options: valid while they
+   *         live unchanged
+   */
   hmb_executor_config_t raw() const noexcept {
     hmb_executor_config_t c = cfg_;
     c.name = name_.empty() ? nullptr : name_.c_str();
@@ -1783,23 +2392,44 @@ public:
   executor() noexcept = default;
   /**
    * Create an executor and start its workers (hmb_executor_create()).
-   * @throw hmb::error HMB_EINVAL, HMB_ENOTSUP, HMB_ENOMEM
+   * @param p the pool its tasks take budget from; must outlive the
+   *          executor
+   * @param o the options; not used after the call
+   * @throw hmb::error HMB_EINVAL (NULL pool, bad options), HMB_ENOTSUP,
+   *        HMB_ENOMEM (also when threads cannot start; none is left
+   *        running)
    */
   explicit executor(hmb_pool_t *p,
                     const executor_options &o = executor_options()) {
     hmb_executor_config_t cfg = o.raw();
     detail::check(hmb_executor_create(p, &cfg, &e_), "hmb_executor_create");
   }
-  /** As above, over an owned pool. */
+  /**
+   * Create an executor over an owned pool and start its workers.
+   * @param p the pool its tasks take budget from; must outlive the
+   *          executor
+   * @param o the options; not used after the call
+   * @throw hmb::error as executor(hmb_pool_t *, const executor_options &)
+   *        (HMB_EINVAL for an empty pool)
+   */
   explicit executor(const pool &p,
                     const executor_options &o = executor_options())
       : executor(p.get(), o) {}
 
   executor(const executor &) = delete;
   executor &operator=(const executor &) = delete;
-  /** Take over `o`'s handle. */
+  /**
+   * Take over `o`'s executor.
+   * @param o the owner to take it from; `o` becomes empty
+   */
   executor(executor &&o) noexcept : e_(std::exchange(o.e_, nullptr)) {}
-  /** Destroy the current executor, then take over `o`'s. */
+  /**
+   * Destroy the current executor (see ~executor(): its tasks are
+   * cancelled and waited for), then take over `o`'s. Assigning an owner
+   * to itself does nothing.
+   * @param o the owner to take the executor from; `o` becomes empty
+   * @return `*this`
+   */
   executor &operator=(executor &&o) noexcept {
     if (this != &o) {
       destroy();
@@ -1812,7 +2442,10 @@ public:
     destroy();
   }
 
-  /** The handle; NULL when empty. */
+  /**
+   * The handle, for the C API.
+   * @return the handle, still owned by this object; NULL when empty
+   */
   hmb_executor_t *get() const noexcept {
     return e_;
   }
@@ -1836,7 +2469,15 @@ public:
    * #HMB_EFAILED for anything else. `done(int status)` runs exactly once
    * when the task ends, then the body and `done` are destroyed (on a
    * worker, or on the thread that cancels a queued task).
-   * @return the task's handle
+   * @tparam Body a callable as `body(hmb::runner_ref)`
+   * @tparam Done a callable as `done(int)`
+   * @param body the task body, moved or copied into the task
+   * @param done the completion, moved or copied into the task; called on
+   *             a worker (or the cancelling thread) with the status that
+   *             task::wait() returns; exceptions it throws are dropped
+   * @param o    the estimate, priority, borrow timeout, staging and name
+   * @return the owner of one reference to the task: releasing it does not
+   *         cancel the task
    * @throw hmb::error HMB_EINVAL, HMB_ETOOBIG, HMB_ESHUTDOWN, HMB_ENOMEM
    *        (then the body never runs and `done` is never called)
    */
@@ -1868,7 +2509,15 @@ public:
     return task::adopt(t);
   }
 
-  /** Queue a task without a completion (see the other overload). */
+  /**
+   * Queue a task without a completion (see the other overload).
+   * @tparam Body a callable as `body(hmb::runner_ref)`, returning void or
+   *              an int status
+   * @param body the task body, moved or copied into the task
+   * @param o    the estimate, priority, borrow timeout, staging and name
+   * @return the owner of one reference to the task
+   * @throw hmb::error as the other overload (then the body never runs)
+   */
   template <class Body>
   task submit(Body &&body, const task_options &o = task_options()) {
     return submit(std::forward<Body>(body), detail::no_done(), o);
@@ -1876,13 +2525,21 @@ public:
 
   /**
    * Stop accepting tasks; run (#HMB_SHUTDOWN_DRAIN) or cancel
-   * (#HMB_SHUTDOWN_CANCEL) the queue; join the workers.
-   * @throw hmb::error HMB_EINVAL, HMB_ESTATE (from one of its own tasks)
+   * (#HMB_SHUTDOWN_CANCEL) the queue; join the workers. Idempotent; a
+   * cancel after a drain cancels what the drain has not run yet.
+   * @param mode #HMB_SHUTDOWN_DRAIN (run every queued task, then stop) or
+   *             #HMB_SHUTDOWN_CANCEL (cancel queued and running tasks)
+   * @throw hmb::error HMB_EINVAL (empty, an unknown mode), HMB_ESTATE
+   *        (from one of its own tasks or completions)
    */
   void shutdown(int mode = HMB_SHUTDOWN_DRAIN) {
     detail::check(hmb_executor_shutdown(e_, mode), "hmb_executor_shutdown");
   }
-  /** Counters (hmb_executor_stats()). @throw hmb::error HMB_EINVAL */
+  /**
+   * Counters (hmb_executor_stats()).
+   * @return a snapshot, read together under the executor's lock
+   * @throw hmb::error HMB_EINVAL (empty)
+   */
   hmb_executor_stats_t stats() const {
     hmb_executor_stats_t s{};
     detail::check(hmb_executor_stats(e_, &s), "hmb_executor_stats");
