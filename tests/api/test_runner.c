@@ -808,6 +808,119 @@ static void test_runner_failed_borrow_undoes_its_exact_overcommit(void **state) 
   assert_int_equal(ra.borrowed, 0);
 }
 
+/* Start a gated failure: thread `job` allocates through `r` and the
+ * backend holds its physical allocation at the gate. */
+static void gate_wait_entered(gate_backend_t *g) {
+  pthread_mutex_lock(&g->mu);
+  while (!g->entered)
+    pthread_cond_wait(&g->cond, &g->mu);
+  pthread_mutex_unlock(&g->mu);
+}
+
+static void gate_open(gate_backend_t *g) {
+  pthread_mutex_lock(&g->mu);
+  g->open = 1;
+  pthread_cond_broadcast(&g->cond);
+  pthread_mutex_unlock(&g->mu);
+}
+
+static void gate_init(gate_backend_t *g, long fail_at) {
+  memset(g, 0, sizeof *g);
+  g->vtable.ctx = g;
+  g->vtable.alloc = gate_alloc;
+  g->vtable.free = gate_free;
+  g->fail_at = fail_at;
+  pthread_mutex_init(&g->mu, NULL);
+  pthread_cond_init(&g->cond, NULL);
+}
+
+/*
+ * The rollback of a failed borrow beyond the limit, when part of the
+ * runner's `beyond` was repaid meanwhile (a try-free of spare freed by
+ * another thread repays beyond first, hmb/pool.h I2): the runner's beyond
+ * must stay within [0, held] (R-I3) and the self-check must hold.
+ */
+static void test_runner_failed_borrow_after_a_try_free_keeps_beyond_in_range(
+    void **state) {
+  (void)state;
+  gate_backend_t g;
+  gate_init(&g, 2);
+  hmb_pool_t *pool = ts_pool(100, &g.vtable, NULL);
+  hmb_runner_t *r = ts_started_runner(pool, 100);
+  hmb_buffer_t *small = NULL;
+  assert_int_equal(hmb_runner_alloc(r, 30, 0, &small), HMB_OK); /* call 1 */
+  alloc_job_t job;
+  memset(&job, 0, sizeof job);
+  job.r = r;
+  job.bytes = 150; /* 70 spare + a borrow of 80, beyond the limit */
+  pthread_t th;
+  pthread_create(&th, NULL, alloc_thread, &job);
+  gate_wait_entered(&g);
+  assert_int_equal(rstats(r).beyond, 80);
+  hmb_buffer_close(small); /* 30 spare again */
+  size_t ret = 0;
+  assert_int_equal(hmb_runner_try_free(r, SIZE_MAX, &ret), HMB_OK);
+  assert_int_equal(ret, 30);
+  gate_open(&g);
+  pthread_join(th, NULL);
+  assert_int_equal(job.rc, HMB_ENOMEM);
+  hmb_runner_stats_t rs = rstats(r);
+  char why[256] = "";
+  int check = hmb_pool_check(pool, HMB_CHECK_QUIESCENT, why, sizeof why);
+  fprintf(stderr, "after the rollback: held %lld beyond %lld spare %lld; "
+                  "check: %s\n",
+          (long long)rs.held, (long long)rs.beyond, (long long)rs.spare,
+          check ? why : "sound");
+  hmb_runner_destroy(r);
+  assert_int_equal(hmb_pool_destroy(pool), HMB_OK);
+  pthread_cond_destroy(&g.cond);
+  pthread_mutex_destroy(&g.mu);
+  assert_true(rs.beyond >= 0 && rs.beyond <= rs.held);
+  assert_int_equal(check, 0);
+}
+
+/*
+ * The same rollback when the runner was finished by another thread while
+ * the allocation was in flight (allowed: hmb_runner_finish()): the pool's
+ * `beyond_stopped` must still be the sum over the stopped runners.
+ */
+static void test_runner_failed_borrow_of_a_finished_runner_keeps_beyond_stopped(
+    void **state) {
+  (void)state;
+  gate_backend_t g;
+  gate_init(&g, 1);
+  hmb_pool_t *pool = ts_pool(100, &g.vtable, NULL);
+  hmb_runner_t *r = ts_started_runner(pool, 100);
+  alloc_job_t job;
+  memset(&job, 0, sizeof job);
+  job.r = r;
+  job.bytes = 150; /* 100 spare + 50 beyond the limit */
+  pthread_t th;
+  pthread_create(&th, NULL, alloc_thread, &job);
+  gate_wait_entered(&g);
+  assert_int_equal(hmb_runner_finish(r, 0, NULL), HMB_OK);
+  hmb_pool_stats_t mid = pstats(pool);
+  assert_int_equal(mid.beyond_stopped, 50);
+  gate_open(&g);
+  pthread_join(th, NULL);
+  assert_int_equal(job.rc, HMB_ENOMEM);
+  hmb_pool_stats_t st = pstats(pool);
+  hmb_runner_stats_t rs = rstats(r);
+  char why[256] = "";
+  int check = hmb_pool_check(pool, HMB_CHECK_QUIESCENT, why, sizeof why);
+  fprintf(stderr, "after the rollback: pool held %lld beyond_stopped %lld; "
+                  "runner held %lld beyond %lld; check: %s\n",
+          (long long)st.held, (long long)st.beyond_stopped,
+          (long long)rs.held, (long long)rs.beyond, check ? why : "sound");
+  hmb_runner_destroy(r);
+  assert_int_equal(hmb_pool_destroy(pool), HMB_OK);
+  pthread_cond_destroy(&g.cond);
+  pthread_mutex_destroy(&g.mu);
+  assert_int_equal(st.held, 0);
+  assert_int_equal(st.beyond_stopped, rs.beyond);
+  assert_int_equal(check, 0);
+}
+
 int main(void) {
   ts_watchdog_arm("test_runner", 120);
   const struct CMUnitTest tests[] = {
@@ -831,6 +944,10 @@ int main(void) {
       cmocka_unit_test(test_runner_waiting_borrow_served_by_own_freed_budget),
       cmocka_unit_test(test_runner_cancel_wakes_every_borrow),
       cmocka_unit_test(test_runner_failed_borrow_undoes_its_exact_overcommit),
+      cmocka_unit_test(
+          test_runner_failed_borrow_after_a_try_free_keeps_beyond_in_range),
+      cmocka_unit_test(
+          test_runner_failed_borrow_of_a_finished_runner_keeps_beyond_stopped),
   };
   int rc = cmocka_run_group_tests(tests, NULL, NULL);
   ts_watchdog_disarm();
