@@ -605,9 +605,11 @@ static void test_memory_stats_while_threads_allocate_pinned(void **state) {
     hmb_memory_stats_t ms;
     assert_int_equal(hmb_pool_memory_stats(m.pool, &ms), HMB_OK);
     atomic_fetch_add(&m.snapshots, 1);
-    /* A snapshot taken while others allocate: each figure in range. */
+    /* A snapshot taken while others allocate: each figure in range (a
+     * peak of several threads may be over by (threads - 1) steps). */
     if (ms.pinned_live < 0 || ms.pinned_live > m.capacity ||
-        ms.pinned_peak > m.capacity || ms.pinned_peak < ms.pinned_live ||
+        ms.pinned_peak > m.capacity + (T - 1) * HMB_STATS_PEAK_STEP ||
+        ms.pinned_peak < ms.pinned_live ||
         ms.pageable_peak < ms.pageable_live ||
         ms.pinned_capacity != m.capacity || ms.cached_bytes < 0 ||
         ms.pinned_full_fallbacks > ms.pinned_fallbacks ||
