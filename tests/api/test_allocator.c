@@ -713,6 +713,94 @@ static void test_bound_allocator_is_per_thread(void **state) {
   ts_pool_done(pool);
 }
 
+/* ---- what realloc asks the backend for ---------------------------------------------- */
+
+/* A backend whose blocks put the data on a 64 KiB boundary, so that the
+ * address of every pointer is far more aligned than was asked for. */
+typedef struct aligned_backend {
+  hmb_backend_t vt;
+  pthread_mutex_t mu;
+  struct {
+    void *raw, *base;
+  } blocks[64];
+  int n;
+  size_t last_size, last_align;
+} aligned_backend_t;
+
+static int ab_alloc(void *ctx, size_t size, size_t align, int pp, void **ptr,
+                    int *pinned) {
+  (void)pp;
+  aligned_backend_t *ab = ctx;
+  void *base = NULL;
+  if (posix_memalign(&base, HMB_MAX_ALIGN, size + HMB_MAX_ALIGN) != 0)
+    return HMB_ENOMEM;
+  /* The library puts the data `align` (its prefix, >= 16) after raw. */
+  char *raw = (char *)base + HMB_MAX_ALIGN - align;
+  pthread_mutex_lock(&ab->mu);
+  ab->blocks[ab->n].raw = raw;
+  ab->blocks[ab->n].base = base;
+  ab->n++;
+  ab->last_size = size;
+  ab->last_align = align;
+  pthread_mutex_unlock(&ab->mu);
+  *ptr = raw;
+  *pinned = 0;
+  return 0;
+}
+
+static void ab_free(void *ctx, void *ptr, size_t size, int pinned) {
+  (void)size;
+  (void)pinned;
+  aligned_backend_t *ab = ctx;
+  pthread_mutex_lock(&ab->mu);
+  for (int i = 0; i < ab->n; i++)
+    if (ab->blocks[i].raw == ptr) {
+      free(ab->blocks[i].base);
+      ab->blocks[i] = ab->blocks[--ab->n];
+      break;
+    }
+  pthread_mutex_unlock(&ab->mu);
+}
+
+/*
+ * A reallocated block keeps the alignment it was asked with, and its
+ * overhead stays max(16, alignment) (allocator.h): realloc must not ask for
+ * the alignment the old address happened to have. Here every address is
+ * 64 KiB-aligned, so a realloc that derives the alignment from the address
+ * asks the backend for 64 KiB more than the request.
+ */
+static void test_ptr_realloc_asks_for_the_alignment_of_the_block(
+    void **state) {
+  (void)state;
+  aligned_backend_t ab;
+  memset(&ab, 0, sizeof ab);
+  pthread_mutex_init(&ab.mu, NULL);
+  ab.vt.ctx = &ab;
+  ab.vt.alloc = ab_alloc;
+  ab.vt.free = ab_free;
+  hmb_pool_t *pool = ts_pool(1 << 20, &ab.vt, NULL);
+  hmb_runner_t *r = ts_started_runner(pool, 1 << 20);
+  void *p = NULL;
+  assert_int_equal(hmb_ptr_alloc(hmb_runner_allocator(r), 100, 16, 0, &p),
+                   HMB_OK);
+  assert_int_equal(ab.last_size, 100 + 16);
+  assert_int_equal((uintptr_t)p % HMB_MAX_ALIGN, 0); /* by the backend */
+  fill(p, 100, 3);
+  assert_int_equal(hmb_ptr_realloc(&p, 5000), HMB_OK);
+  assert_true(filled(p, 100, 3));
+  size_t asked = ab.last_size, asked_align = ab.last_align;
+  fprintf(stderr, "realloc of a 16-aligned block to 5000 bytes asked the "
+                  "backend for %zu bytes aligned to %zu\n",
+          asked, asked_align);
+  assert_int_equal(hmb_ptr_free(p), HMB_OK);
+  hmb_runner_destroy(r);
+  ts_pool_done(pool);
+  assert_int_equal(ab.n, 0);
+  pthread_mutex_destroy(&ab.mu);
+  assert_int_equal(asked, 5000 + 16);
+  assert_int_equal(asked_align, 16);
+}
+
 int main(void) {
   ts_watchdog_arm("test_allocator", 120);
   const struct CMUnitTest tests[] = {
@@ -728,6 +816,7 @@ int main(void) {
       cmocka_unit_test(test_ptr_through_a_vtable_without_allocate_aligned),
       cmocka_unit_test(
           test_allocate_aligned_zero_is_the_default_of_a_plain_vtable),
+      cmocka_unit_test(test_ptr_realloc_asks_for_the_alignment_of_the_block),
       cmocka_unit_test(test_default_allocator_charges_no_budget),
       cmocka_unit_test(test_bound_allocator_binding_nests),
       cmocka_unit_test(test_bound_allocator_unbound_modes),
