@@ -24,6 +24,7 @@
 #include <stddef.h>
 #include <stdio.h>
 #include <string.h>
+#include <time.h>
 
 #include "testsupport.h"
 
@@ -767,6 +768,115 @@ static void test_stats_executor_identity_during_drain_shutdown(void **state) {
   run_identity_during_shutdown(HMB_SHUTDOWN_DRAIN);
 }
 
+/* ---- exactness of the usage figures ------------------------------------------------- */
+
+enum { RING = 64, PIECE = 1000 };
+
+typedef struct handoff {
+  hmb_runner_t *r;
+  hmb_buffer_t *_Atomic ring[RING];
+  atomic_int stop;
+  atomic_int failed;
+} handoff_t;
+
+/* Allocates on its thread (its shard) and hands the buffers over. */
+static void *handoff_producer(void *arg) {
+  handoff_t *h = arg;
+  unsigned i = 0;
+  while (!atomic_load(&h->stop)) {
+    if (atomic_load(&h->ring[i % RING]))
+      continue;
+    hmb_buffer_t *b = NULL;
+    if (hmb_runner_alloc(h->r, PIECE, 0, &b) != 0) {
+      atomic_store(&h->failed, 1);
+      break;
+    }
+    atomic_store(&h->ring[i % RING], b);
+    i++;
+  }
+  return NULL;
+}
+
+/* Closes them on another thread (another shard). */
+static void *handoff_consumer(void *arg) {
+  handoff_t *h = arg;
+  unsigned i = 0;
+  while (!atomic_load(&h->stop)) {
+    hmb_buffer_t *b = atomic_exchange(&h->ring[i % RING], NULL);
+    if (!b)
+      continue;
+    hmb_buffer_close(b);
+    i++;
+  }
+  return NULL;
+}
+
+/*
+ * stats.h: while allocations or closes are in flight, live bytes are "off
+ * by at most the bytes of the operations in flight". One thread allocates
+ * 1000-byte buffers and another closes them: at most 64 are live (65 with
+ * the one being allocated) and one allocation and one close are in
+ * flight, so every snapshot of the runner's (and the pool's) live bytes
+ * must lie in [-2000, 67000]. A
+ * snapshot that adds up the per-thread deltas while another thread folds
+ * its delta into the total can miss (or count twice) up to
+ * HMB__GAUGE_STEP (64 KiB) per thread, whatever is in flight.
+ * Probabilistic: a bounded number of snapshots (or 2 s).
+ */
+static void test_stats_live_bytes_off_by_at_most_the_operations_in_flight(
+    void **state) {
+  (void)state;
+  hmb_pool_t *pool = ts_pool(64 * MIB, NULL, NULL);
+  handoff_t h;
+  memset(&h, 0, sizeof h);
+  h.r = ts_started_runner(pool, 64 * MIB); /* all within its spare */
+  pthread_t tp, tc;
+  pthread_create(&tp, NULL, handoff_producer, &h);
+  pthread_create(&tc, NULL, handoff_consumer, &h);
+  const int64_t lo = -2 * PIECE, hi = (RING + 1) * PIECE + 2 * PIECE;
+  long snapshots = ts_env_long("HMB_EXACTNESS_SNAPSHOTS", 4000000);
+  long outside = 0;
+  int64_t seen_lo = 0, seen_hi = 0;
+  struct timespec t0, t;
+  clock_gettime(CLOCK_MONOTONIC, &t0);
+  for (long i = 0; i < snapshots; i++) {
+    hmb_runner_stats_t rs;
+    hmb_runner_stats(h.r, &rs);
+    int64_t v = rs.live;
+    if ((i & 63) == 0) {
+      hmb_pool_stats_t ps;
+      hmb_pool_stats(pool, &ps);
+      v = ps.live_bytes;
+    }
+    if (v < lo || v > hi)
+      outside++;
+    if (v < seen_lo)
+      seen_lo = v;
+    if (v > seen_hi)
+      seen_hi = v;
+    if ((i & 4095) == 0) {
+      clock_gettime(CLOCK_MONOTONIC, &t);
+      if (t.tv_sec - t0.tv_sec >= 2)
+        break;
+    }
+  }
+  atomic_store(&h.stop, 1);
+  pthread_join(tp, NULL);
+  pthread_join(tc, NULL);
+  for (int i = 0; i < RING; i++)
+    if (h.ring[i])
+      hmb_buffer_close(h.ring[i]);
+  fprintf(stderr,
+          "live bytes seen in [%" PRId64 ", %" PRId64 "], %ld snapshots "
+          "outside [%" PRId64 ", %" PRId64 "]\n",
+          seen_lo, seen_hi, outside, lo, hi);
+  assert_int_equal(atomic_load(&h.failed), 0);
+  assert_int_equal(ts_runner_stats(h.r).live, 0); /* exact at rest */
+  hmb_runner_destroy(h.r);
+  ts_pool_done(pool);
+  assert_int_equal(outside, 0);
+}
+
 int main(void) {
   pthread_mutex_init(&I.mu, NULL);
   ts_watchdog_arm("test_stats", 120);
@@ -779,6 +889,8 @@ int main(void) {
       cmocka_unit_test(test_stats_runner_and_executor_create_sized_inputs),
       cmocka_unit_test(test_stats_submit_sized_inputs),
       cmocka_unit_test(test_stats_cumulative_counters_saturate),
+      cmocka_unit_test(
+          test_stats_live_bytes_off_by_at_most_the_operations_in_flight),
       cmocka_unit_test(test_stats_executor_identity_during_a_run),
       cmocka_unit_test(
           test_stats_executor_identity_in_a_cancelled_tasks_callback),
