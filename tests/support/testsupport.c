@@ -276,3 +276,11 @@ hmb_pool_t *ts_pool_cfg(const hmb_pool_config_t *cfg) {
   assert_non_null(pool);
   return pool;
 }
+
+/* HMB_TEST_FILTER=pattern runs only the tests of a program whose names
+ * match (cmocka's filter: '*' and '?' wildcards). Set before main(). */
+__attribute__((constructor)) static void ts_filter_from_env(void) {
+  const char *f = getenv("HMB_TEST_FILTER");
+  if (f && *f)
+    cmocka_set_test_filter(f);
+}
