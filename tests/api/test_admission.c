@@ -1585,19 +1585,39 @@ static void test_overcommit_cannot_overflow_the_counters(void **s) {
 /* Two threads of one runner waiting to borrow are one waiting runner: with
  * another runner running and not borrowing, R4 must not apply. When the
  * other finishes, the first fits and the second goes beyond the limit. */
+static atomic_int sleepers;
+static void count_sleepers(void *user, const hmb_wait_event_t *ev) {
+  (void)user;
+  if (ev->phase == HMB_WAIT_BEGIN)
+    atomic_fetch_add(&sleepers, 1);
+}
+static int n_sleepers(void *arg) {
+  return atomic_load(&sleepers) >= *(int *)arg;
+}
+
 static void test_two_borrows_of_one_runner_are_one_waiter(void **s) {
   (void)s;
   ts_log_t log = {0};
-  hmb_pool_t *p = ts_pool(1000, NULL, &log);
+  hmb_pool_config_t cfg;
+  hmb_pool_config_init(&cfg);
+  cfg.limit = 1000;
+  cfg.log_fn = ts_log_capture;
+  cfg.log_user = &log;
+  cfg.log_level = HMB_LOG_DEBUG;
+  cfg.wait_hook = count_sleepers; /* BEGIN: queued and about to sleep */
+  atomic_store(&sleepers, 0);
+  hmb_pool_t *p = ts_pool_cfg(&cfg);
   hmb_runner_t *a = ts_started_runner(p, 500);
   hmb_runner_t *b = ts_started_runner(p, 500);
   op_t x = {0}, y = {0};
   op_run(&x, a, 1, 600, HMB_WAIT_FOREVER);
   /* x first: it takes A's 500 spare and waits for 100 more. */
-  await_waiters(p, 0, 1);
+  int one = 1, two = 2;
+  assert_true(ts_wait_for(n_sleepers, &one, 20000));
   assert_int_equal(ts_runner_stats(a).spare, 0);
   op_run(&y, a, 1, 600, HMB_WAIT_FOREVER);
-  ts_sleep_ms(20); /* y queues too; no progress may result from it */
+  /* y queues too; no progress may result from it */
+  assert_true(ts_wait_for(n_sleepers, &two, 20000));
   hmb_pool_stats_t st = ts_pool_stats(p);
   assert_int_equal(st.borrow_waiters, 1); /* runners, not requests */
   assert_int_equal(st.borrow_overcommits, 0);

@@ -653,10 +653,28 @@ static void test_runner_waiting_borrow_served_by_own_freed_budget(void **state) 
   assert_true(served_by_own_spare);
 }
 
+/* Counts the threads that went to sleep in the pool (a wait hook's BEGIN
+ * comes once a request is queued and about to block). */
+static atomic_int sleepers;
+static void count_sleepers(void *user, const hmb_wait_event_t *ev) {
+  (void)user;
+  if (ev->phase == HMB_WAIT_BEGIN)
+    atomic_fetch_add(&sleepers, 1);
+}
+static int two_sleepers(void *arg) {
+  (void)arg;
+  return atomic_load(&sleepers) >= 2;
+}
+
 /* Cancel wakes every waiting borrow of the runner, not only the last. */
 static void test_runner_cancel_wakes_every_borrow(void **state) {
   (void)state;
-  hmb_pool_t *p = ts_pool(1000, NULL, NULL);
+  hmb_pool_config_t cfg;
+  hmb_pool_config_init(&cfg);
+  cfg.limit = 1000;
+  cfg.wait_hook = count_sleepers;
+  atomic_store(&sleepers, 0);
+  hmb_pool_t *p = ts_pool_cfg(&cfg);
   hmb_runner_t *a = ts_started_runner(p, 500);
   hmb_runner_t *b = ts_started_runner(p, 500);
   alloc_job_t x, y;
@@ -668,10 +686,10 @@ static void test_runner_cancel_wakes_every_borrow(void **state) {
   pthread_t tx, ty;
   pthread_create(&tx, NULL, alloc_thread, &x);
   pthread_create(&ty, NULL, alloc_thread, &y);
-  /* Both queued: A's spare is 0 and one waiting runner is seen. */
-  while (!(rstats(a).spare == 0 && borrow_waiters_is(p, 1)))
-    ts_sleep_ms(1);
-  ts_sleep_ms(20);
+  /* Both queued and asleep; one waiting runner is seen. */
+  assert_true(ts_wait_for(two_sleepers, NULL, 20000));
+  assert_true(borrow_waiters_is(p, 1));
+  assert_int_equal(rstats(a).spare, 0);
   assert_int_equal(hmb_runner_cancel(a), HMB_OK);
   pthread_join(tx, NULL);
   pthread_join(ty, NULL);

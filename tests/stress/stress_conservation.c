@@ -12,7 +12,7 @@
  * initial value.
  *
  * Sizes: HMB_CONSERVATION_THREADS (at least 8), HMB_CONSERVATION_ITERS
- * (tasks per thread; default 1000, a quarter under sanitizers).
+ * (tasks per thread; default 2000, a quarter under sanitizers).
  */
 #include <pthread.h>
 #include <stdatomic.h>
@@ -178,7 +178,7 @@ static void test_conservation_multithreaded(void **state) {
   long threads = ts_env_long("HMB_CONSERVATION_THREADS", 8);
   if (threads < 8)
     threads = 8;
-  g_iters = ts_env_long("HMB_CONSERVATION_ITERS", 1000);
+  g_iters = ts_env_long("HMB_CONSERVATION_ITERS", 2000);
   g_seed = ts_seed("stress_conservation");
   ts_watchdog_arm("conservation", 240);
   g_pool = ts_pool(32768, NULL, NULL);

@@ -31,7 +31,7 @@
  * backends with an application region passed as pinned_base.
  *
  * Sizes: HMB_STRESS_THREADS (default 8, 4 under sanitizers) and
- * HMB_STRESS_OPS (operations per thread; default 20000, a quarter under
+ * HMB_STRESS_OPS (operations per thread; default 50000, a quarter under
  * sanitizers). The seed is printed; HMB_TEST_SEED replays its random choices
  * (the thread interleaving is up to the scheduler).
  */
@@ -869,7 +869,7 @@ static void run_random_stress(int mode) {
     G.nthreads = 1;
   if (G.nthreads > MAX_THREADS)
     G.nthreads = MAX_THREADS;
-  G.ops = ts_env_long("HMB_STRESS_OPS", 20000);
+  G.ops = ts_env_long("HMB_STRESS_OPS", 50000);
   if (mode != 0)
     G.ops /= 2;
   if (G.ops < 1)
