@@ -1,12 +1,13 @@
 /*
  * test_hot_path.c - white-box: allocating and freeing within a runner's
  * held budget takes neither the budget lock nor the runner registry lock
- * (hmb/runner.h: "an allocation that fits in spare takes no lock").
+ * (hmb/runner.h: "an allocation that fits in spare takes no lock"), and the
+ * calls documented lock-free (hmb_pool_memory_stats, hmb_runner_stats,
+ * hmb_runner_state, hmb_pool_limit) take neither either.
  *
- * The test holds both pool locks while another thread allocates, slices
- * and closes a thousand buffers through a running runner; if any of those
- * calls took either lock the worker would block and the wait below would
- * time out.
+ * The test holds both pool locks while another thread makes the calls; if
+ * any of them took either lock the thread would block and the wait below
+ * would time out.
  */
 #define _POSIX_C_SOURCE 200809L
 #include <pthread.h>
@@ -79,11 +80,60 @@ static void test_hot_path_large_blocks_take_no_pool_lock(void **state) {
   run_hot_path(512 * 1024);
 }
 
+typedef struct reader {
+  hmb_pool_t *pool;
+  hmb_runner_t *r;
+  atomic_int done;
+  int bad;
+} reader_t;
+
+static void *lock_free_reader(void *arg) {
+  reader_t *x = arg;
+  for (int i = 0; i < 1000; i++) {
+    hmb_memory_stats_t ms;
+    hmb_runner_stats_t rs;
+    x->bad += hmb_pool_memory_stats(x->pool, &ms) != 0;
+    x->bad += ms.pageable_live != 1000;
+    x->bad += hmb_runner_stats(x->r, &rs) != 0;
+    x->bad += rs.live != 1000 || rs.held != 4096;
+    x->bad += hmb_runner_state(x->r) != HMB_RUNNER_RUNNING;
+    x->bad += hmb_pool_limit(x->pool) != (size_t)1 << 20;
+  }
+  atomic_store(&x->done, 1);
+  return NULL;
+}
+
+static int reader_done(void *arg) {
+  return atomic_load(&((reader_t *)arg)->done);
+}
+
+static void test_lock_free_stats_take_no_pool_lock(void **state) {
+  (void)state;
+  hmb_pool_t *pool = ts_pool(1 << 20, NULL, NULL);
+  reader_t x = {pool, ts_started_runner(pool, 4096), 0, 0};
+  hmb_buffer_t *b = NULL;
+  assert_int_equal(hmb_runner_alloc(x.r, 1000, 0, &b), HMB_OK);
+  pthread_mutex_lock(&pool->reg_lock);
+  pthread_mutex_lock(&pool->ledger.lock);
+  pthread_t th;
+  pthread_create(&th, NULL, lock_free_reader, &x);
+  int finished = ts_wait_for(reader_done, &x, 20000);
+  pthread_mutex_unlock(&pool->ledger.lock);
+  pthread_mutex_unlock(&pool->reg_lock);
+  pthread_join(th, NULL);
+  assert_true(finished);
+  assert_int_equal(x.bad, 0);
+  hmb_buffer_close(b);
+  hmb_runner_destroy(x.r);
+  ts_pool_done(pool);
+}
+
 int main(void) {
   ts_watchdog_arm("test_hot_path", 120);
   const struct CMUnitTest tests[] = {
       cmocka_unit_test(test_hot_path_small_blocks_take_no_pool_lock),
       cmocka_unit_test(test_hot_path_large_blocks_take_no_pool_lock),
+      cmocka_unit_test(test_lock_free_stats_take_no_pool_lock),
   };
   int rc = cmocka_run_group_tests(tests, NULL, NULL);
   ts_watchdog_disarm();
