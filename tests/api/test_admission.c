@@ -1021,7 +1021,7 @@ static void test_describe_lists_the_top_holders(void **s) {
   pool_done(p);
 }
 
-/* ---- the 0.1 admission tests, on the 0.2 rules ------------------------------------ */
+/* ---- the 0.1 admission tests, on the 0.2 rules ------------------------- */
 
 /* A thread that runs one blocking call on a runner. */
 typedef struct op {
@@ -1068,7 +1068,9 @@ static void op_run(op_t *op, hmb_runner_t *r, int kind, size_t bytes,
   assert_int_equal(pthread_create(&op->th, NULL, op_main, op), 0);
 }
 
-static void op_join(op_t *op) { pthread_join(op->th, NULL); }
+static void op_join(op_t *op) {
+  pthread_join(op->th, NULL);
+}
 
 static hmb_runner_t *runner_prio(hmb_pool_t *pool, size_t est, int prio) {
   hmb_runner_config_t rc;

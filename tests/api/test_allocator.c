@@ -50,7 +50,7 @@ static int filled(const void *p, size_t n, unsigned seed) {
   return 1;
 }
 
-/* ---- hmb_allocate and hmb_allocate_aligned ---------------------------------------- */
+/* ---- hmb_allocate and hmb_allocate_aligned ------------------------------- */
 
 static void test_allocate_arguments(void **state) {
   (void)state;
@@ -79,8 +79,7 @@ static void test_allocate_arguments(void **state) {
   assert_int_equal(hmb_ptr_alloc(d, 8, HMB_MAX_ALIGN * 2, 0, &p), HMB_EINVAL);
   assert_int_equal(hmb_ptr_alloc(d, 8, 16, 0, NULL), HMB_EINVAL);
   assert_int_equal(hmb_ptr_alloc(NULL, 8, 16, 0, &p), HMB_EINVAL);
-  assert_int_equal(hmb_ptr_alloc(d, HMB_MAX_ALLOC + 1, 16, 0, &p),
-                   HMB_ETOOBIG);
+  assert_int_equal(hmb_ptr_alloc(d, HMB_MAX_ALLOC + 1, 16, 0, &p), HMB_ETOOBIG);
 }
 
 static void test_allocate_aligned_through_a_runner(void **state) {
@@ -113,7 +112,7 @@ static void test_allocate_aligned_through_a_runner(void **state) {
   ts_pool_done(pool);
 }
 
-/* ---- the pointer API ---------------------------------------------------------------- */
+/* ---- the pointer API ----------------------------------------------------- */
 
 static void test_ptr_zero_bytes(void **state) {
   (void)state;
@@ -176,8 +175,7 @@ static void test_ptr_alignments(void **state) {
     for (size_t al = 16; al <= HMB_MAX_ALIGN; al *= 2)
       for (size_t i = 0; i < sizeof sizes / sizeof sizes[0]; i++) {
         void *p = NULL;
-        assert_int_equal(hmb_ptr_alloc(allocs[k], sizes[i], al, 0, &p),
-                         HMB_OK);
+        assert_int_equal(hmb_ptr_alloc(allocs[k], sizes[i], al, 0, &p), HMB_OK);
         assert_int_equal((uintptr_t)p % al, 0);
         assert_int_equal(hmb_ptr_size(p), sizes[i]);
         fill(p, sizes[i], 3);
@@ -194,8 +192,8 @@ static void test_ptr_alignments(void **state) {
   ts_pool_done(pool);
 }
 
-static void test_ptr_realloc_keeps_bytes_and_charges_the_difference(
-    void **state) {
+static void
+test_ptr_realloc_keeps_bytes_and_charges_the_difference(void **state) {
   (void)state;
   hmb_pool_t *pool = ts_pool(64 << 20, NULL, NULL);
   hmb_runner_t *r = ts_started_runner(pool, 1000);
@@ -444,7 +442,7 @@ static void test_ptr_buffer_is_a_handle(void **state) {
   ts_pool_done(pool);
 }
 
-/* ---- an application vtable without allocate_aligned --------------------------------- */
+/* ---- an application vtable without allocate_aligned ---------------------- */
 
 typedef struct counting {
   hmb_allocator_t vt;
@@ -518,8 +516,8 @@ static void test_ptr_through_a_vtable_without_allocate_aligned(void **state) {
 /* hmb_allocate_aligned(alignment 0) means the allocator's default: through
  * a vtable without allocate_aligned that is what its allocate() gives (a
  * runner's: the pool's 64), not the 16 of the pointer API. */
-static void test_allocate_aligned_zero_is_the_default_of_a_plain_vtable(
-    void **state) {
+static void
+test_allocate_aligned_zero_is_the_default_of_a_plain_vtable(void **state) {
   (void)state;
   hmb_pool_t *pool = ts_pool(1 << 20, NULL, NULL);
   hmb_runner_t *r = ts_started_runner(pool, 1 << 20);
@@ -541,7 +539,7 @@ static void test_allocate_aligned_zero_is_the_default_of_a_plain_vtable(
   assert_int_equal(misaligned, 0);
 }
 
-/* ---- the default allocator ----------------------------------------------------------- */
+/* ---- the default allocator ----------------------------------------------- */
 
 static void test_default_allocator_charges_no_budget(void **state) {
   (void)state;
@@ -566,7 +564,7 @@ static void test_default_allocator_charges_no_budget(void **state) {
   ts_pool_done(pool);
 }
 
-/* ---- the bound allocator ------------------------------------------------------------- */
+/* ---- the bound allocator ------------------------------------------------- */
 
 static void test_bound_allocator_binding_nests(void **state) {
   (void)state;
@@ -620,24 +618,24 @@ static void test_bound_allocator_unbound_modes(void **state) {
   hmb_memory_stats_t before = default_mem();
   hmb_buffer_t *b = (hmb_buffer_t *)1;
   /* Fail: HMB_ESTATE, nothing allocated. */
-  assert_int_equal(hmb_allocate(hmb_bound_allocator(HMB_UNBOUND_FAIL), 100, 0,
-                                &b),
-                   HMB_ESTATE);
+  assert_int_equal(
+      hmb_allocate(hmb_bound_allocator(HMB_UNBOUND_FAIL), 100, 0, &b),
+      HMB_ESTATE);
   assert_null(b);
   void *p = (void *)1;
-  assert_int_equal(hmb_ptr_alloc(hmb_bound_allocator(HMB_UNBOUND_FAIL), 100,
-                                 0, 0, &p),
-                   HMB_ESTATE);
+  assert_int_equal(
+      hmb_ptr_alloc(hmb_bound_allocator(HMB_UNBOUND_FAIL), 100, 0, 0, &p),
+      HMB_ESTATE);
   assert_null(p);
   assert_int_equal(default_mem().pageable_live, before.pageable_live);
   /* Default: served by the default allocator, no budget. */
-  assert_int_equal(hmb_allocate(hmb_bound_allocator(HMB_UNBOUND_DEFAULT), 100,
-                                0, &b),
-                   HMB_OK);
+  assert_int_equal(
+      hmb_allocate(hmb_bound_allocator(HMB_UNBOUND_DEFAULT), 100, 0, &b),
+      HMB_OK);
   assert_int_equal(default_mem().pageable_live - before.pageable_live, 100);
-  assert_int_equal(hmb_ptr_alloc(hmb_bound_allocator(HMB_UNBOUND_DEFAULT), 50,
-                                 256, 0, &p),
-                   HMB_OK);
+  assert_int_equal(
+      hmb_ptr_alloc(hmb_bound_allocator(HMB_UNBOUND_DEFAULT), 50, 256, 0, &p),
+      HMB_OK);
   assert_int_equal((uintptr_t)p % 256, 0);
   assert_int_equal(default_mem().pageable_live - before.pageable_live, 150);
   hmb_buffer_close(b);
@@ -647,13 +645,13 @@ static void test_bound_allocator_unbound_modes(void **state) {
   hmb_pool_t *pool = ts_pool(1 << 20, NULL, NULL);
   hmb_runner_t *r = ts_runner(pool, 100, "created");
   hmb_runner_bind(r);
-  assert_int_equal(hmb_allocate(hmb_bound_allocator(HMB_UNBOUND_DEFAULT), 10,
-                                0, &b),
-                   HMB_ESTATE);
+  assert_int_equal(
+      hmb_allocate(hmb_bound_allocator(HMB_UNBOUND_DEFAULT), 10, 0, &b),
+      HMB_ESTATE);
   hmb_runner_cancel(r);
-  assert_int_equal(hmb_allocate(hmb_bound_allocator(HMB_UNBOUND_DEFAULT), 10,
-                                0, &b),
-                   HMB_ECANCELED);
+  assert_int_equal(
+      hmb_allocate(hmb_bound_allocator(HMB_UNBOUND_DEFAULT), 10, 0, &b),
+      HMB_ECANCELED);
   hmb_runner_bind(NULL);
   hmb_runner_destroy(r);
   ts_pool_done(pool);
@@ -685,9 +683,9 @@ static void test_bound_allocator_is_per_thread(void **state) {
   hmb_runner_t *r2 = ts_started_runner(pool, 1000);
   hmb_runner_bind(r1);
   hmb_buffer_t *mine = NULL;
-  assert_int_equal(hmb_allocate(hmb_bound_allocator(HMB_UNBOUND_FAIL), 300, 0,
-                                &mine),
-                   HMB_OK);
+  assert_int_equal(
+      hmb_allocate(hmb_bound_allocator(HMB_UNBOUND_FAIL), 300, 0, &mine),
+      HMB_OK);
   /* Another thread sees no binding; bound to r2 it closes r1's buffer
    * (back to r1) and allocates from r2. */
   bound_job_t j = {r2, mine, NULL, (hmb_runner_t *)1, -99};
@@ -713,7 +711,7 @@ static void test_bound_allocator_is_per_thread(void **state) {
   ts_pool_done(pool);
 }
 
-/* ---- what realloc asks the backend for ---------------------------------------------- */
+/* ---- what realloc asks the backend for ----------------------------------- */
 
 /* A backend whose blocks put the data on a 64 KiB boundary, so that the
  * address of every pointer is far more aligned than was asked for. */
@@ -769,8 +767,7 @@ static void ab_free(void *ctx, void *ptr, size_t size, int pinned) {
  * 64 KiB-aligned, so a realloc that derives the alignment from the address
  * asks the backend for 64 KiB more than the request.
  */
-static void test_ptr_realloc_asks_for_the_alignment_of_the_block(
-    void **state) {
+static void test_ptr_realloc_asks_for_the_alignment_of_the_block(void **state) {
   (void)state;
   aligned_backend_t ab;
   memset(&ab, 0, sizeof ab);
@@ -789,8 +786,9 @@ static void test_ptr_realloc_asks_for_the_alignment_of_the_block(
   assert_int_equal(hmb_ptr_realloc(&p, 5000), HMB_OK);
   assert_true(filled(p, 100, 3));
   size_t asked = ab.last_size, asked_align = ab.last_align;
-  fprintf(stderr, "realloc of a 16-aligned block to 5000 bytes asked the "
-                  "backend for %zu bytes aligned to %zu\n",
+  fprintf(stderr,
+          "realloc of a 16-aligned block to 5000 bytes asked the "
+          "backend for %zu bytes aligned to %zu\n",
           asked, asked_align);
   assert_int_equal(hmb_ptr_free(p), HMB_OK);
   hmb_runner_destroy(r);

@@ -172,8 +172,7 @@ static int bad_alloc_fn(void *ctx, size_t bytes, unsigned flags,
   return 0;
 }
 static const hmb_allocator_t null_fn_alloc = {NULL, NULL, "no-fn", NULL};
-static const hmb_allocator_t never_alloc = {NULL, bad_alloc_fn, "never",
-                                            NULL};
+static const hmb_allocator_t never_alloc = {NULL, bad_alloc_fn, "never", NULL};
 
 /* An implementation that records what it is asked and allocates nothing. */
 static size_t refusing_bytes = 777;
@@ -699,9 +698,8 @@ static int r_executor_stats_null_out(void) {
   return hmb_executor_stats(F.ex, NULL);
 }
 static int r_executor_stats_too_small(void) {
-  return hmb_executor_stats_sized(F.ex, &oes,
-                                  offsetof(hmb_executor_stats_t, finishing) -
-                                      1);
+  return hmb_executor_stats_sized(
+      F.ex, &oes, offsetof(hmb_executor_stats_t, finishing) - 1);
 }
 static int r_executor_create_sized_too_small(void) {
   hmb_executor_config_t c = {0};
@@ -720,8 +718,8 @@ static int r_executor_create_sized_unknown_field(void) {
 static int r_submit_sized_too_small(void) {
   hmb_task_desc_t d = {0};
   d.run = nop_task;
-  return hmb_executor_submit_sized(F.ex, &d, offsetof(hmb_task_desc_t, staged) - 1,
-                                   &otask);
+  return hmb_executor_submit_sized(
+      F.ex, &d, offsetof(hmb_task_desc_t, staged) - 1, &otask);
 }
 static int r_submit_sized_unknown_field(void) {
   struct {

@@ -109,7 +109,7 @@ static void finish_pool(sink_t *s, hmb_pool_t *p) {
   assert_int_equal(s->bad_lines, 0);
 }
 
-/* ---- the progress runner and over-commit ----------------------------------------- */
+/* ---- the progress runner and over-commit --------------------------------- */
 
 /* An idle start is capped at the limit: nothing to warn about (0.1 warned
  * of an over-commit by the whole estimate); it becomes the progress runner
@@ -183,7 +183,7 @@ static void test_diagnostics_every_runner_waiting(void **state) {
   finish_pool(&s, p);
 }
 
-/* ---- waits and timeouts ---------------------------------------------------------- */
+/* ---- waits and timeouts -------------------------------------------------- */
 
 /* A long wait is a WARN naming the holders; the start timeout itself is
  * the normal retry path: DEBUG, without the description. */
@@ -278,7 +278,7 @@ static void test_diagnostics_borrow_timeout(void **state) {
   finish_pool(&s, p);
 }
 
-/* ---- describe ---------------------------------------------------------------------- */
+/* ---- describe ------------------------------------------------------------ */
 
 static void test_diagnostics_describe_top_runners(void **state) {
   (void)state;
@@ -347,7 +347,7 @@ static void test_diagnostics_describe_the_progress_runner(void **state) {
   finish_pool(&s, p);
 }
 
-/* ---- text from the caller ------------------------------------------------------------- */
+/* ---- text from the caller ------------------------------------------------ */
 
 static atomic_int spin_in;
 
@@ -372,7 +372,10 @@ static void test_diagnostics_runner_name_is_cleaned(void **state) {
   (void)state;
   sink_t s;
   hmb_pool_t *p = make_pool(&s, 1000, HMB_LOG_DEBUG, -1);
-  hmb_runner_t *r = runner(p, 5000, "a\nb\tc\rd\x7f" "e\x1b[0m", 0);
+  hmb_runner_t *r = runner(p, 5000,
+                           "a\nb\tc\rd\x7f"
+                           "e\x1b[0m",
+                           0);
   assert_int_equal(hmb_runner_start(r, 0), HMB_OK); /* logs the name */
   hmb_buffer_t *b = NULL;
   assert_int_equal(hmb_runner_alloc(r, 1500, 0, &b), HMB_OK);
@@ -408,7 +411,7 @@ static void test_diagnostics_runner_name_is_cleaned(void **state) {
   finish_pool(&s, p);
 }
 
-/* ---- leaks --------------------------------------------------------------------------*/
+/* ---- leaks --------------------------------------------------------------- */
 
 static void test_diagnostics_leak_report_lists_every_runner(void **state) {
   (void)state;
@@ -502,7 +505,7 @@ static void test_diagnostics_runner_detach_reported(void **state) {
   finish_pool(&s, p);
 }
 
-/* ---- destroy re-entered from a sink ------------------------------------------------------ */
+/* ---- destroy re-entered from a sink -------------------------------------- */
 
 typedef struct reentry {
   sink_t s;
@@ -531,8 +534,8 @@ static void reentry_sink(void *user, int level, const char *msg) {
  * the outer one, finding nothing left after the report, destroys the pool
  * and returns 0.
  */
-static void test_diagnostics_pool_destroy_reentered_from_the_leak_report(
-    void **state) {
+static void
+test_diagnostics_pool_destroy_reentered_from_the_leak_report(void **state) {
   (void)state;
   reentry_t x;
   memset(&x, 0, sizeof x);
@@ -559,8 +562,8 @@ static void test_diagnostics_pool_destroy_reentered_from_the_leak_report(
 /* The same sink, but the runner's handle is still alive: the report cannot
  * empty the pool, so the outer destroy is refused too and the pool stays
  * usable; a later destroy succeeds. */
-static void test_diagnostics_pool_destroy_reentered_and_still_busy(
-    void **state) {
+static void
+test_diagnostics_pool_destroy_reentered_and_still_busy(void **state) {
   (void)state;
   reentry_t x;
   memset(&x, 0, sizeof x);
@@ -663,7 +666,7 @@ static void test_diagnostics_executor_destroy_reentered_from_its_shutdown_line(
   ts_pool_done(pool);
 }
 
-/* ---- sink contract --------------------------------------------------------------------- */
+/* ---- sink contract ------------------------------------------------------- */
 
 static void test_diagnostics_level_filter(void **state) {
   (void)state;

@@ -1299,7 +1299,7 @@ static void test_shutdown_from_task(void **state) {
   ts_watchdog_disarm();
 }
 
-/* ---- the runner bound to the worker ------------------------------------------------ */
+/* ---- the runner bound to the worker -------------------------------------- */
 
 typedef struct bind_ctx {
   hmb_runner_t *seen_in_task;
@@ -1358,7 +1358,7 @@ static void test_executor_binds_the_runner_while_the_task_runs(void **state) {
   ts_watchdog_disarm();
 }
 
-/* ---- staged tasks --------------------------------------------------------------------- */
+/* ---- staged tasks -------------------------------------------------------- */
 
 typedef struct staged_ctx {
   int64_t held_at_start, held_after_grow, need;

@@ -66,7 +66,7 @@ static int64_t cap_now(hmb_pool_t *pool, size_t cache_bytes) {
   return room;
 }
 
-/* ---- the pinned region ------------------------------------------------------------- */
+/* ---- the pinned region --------------------------------------------------- */
 
 /*
  * The pinned path on ordinary memory passed as the application's region:
@@ -165,8 +165,8 @@ static void test_memory_pinned_region_alignment(void **state) {
   free(region);
 }
 
-static void test_memory_no_region_every_pinned_request_falls_back(
-    void **state) {
+static void
+test_memory_no_region_every_pinned_request_falls_back(void **state) {
   (void)state;
   hmb_pool_t *pool = pool_with(1 << 20, HMB_POOL_NO_CACHE, 0, NULL, 0);
   hmb_memory_stats_t ms = mstats(pool);
@@ -220,8 +220,9 @@ static void check_own_region(int method) {
   hmb_pool_t *pool = ts_pool_cfg(&cfg);
   hmb_memory_stats_t ms = mstats(pool);
   int usable = ms.pinned_capacity > 0;
-  fprintf(stderr, "pinned region (method %d): capacity %" PRId64
-                  ", reason '%s', runtime '%s'\n",
+  fprintf(stderr,
+          "pinned region (method %d): capacity %" PRId64
+          ", reason '%s', runtime '%s'\n",
           method, ms.pinned_capacity, ms.pinned_reason, ms.cuda_runtime);
   if (usable) {
     assert_string_equal(ms.pinned_reason, "");
@@ -299,12 +300,12 @@ static void test_memory_cuda_runtime_named_when_needed(void **state) {
   assert_true(strlen(ms.cuda_runtime) > 0);
 }
 
-/* ---- block placement ----------------------------------------------------------------- */
+/* ---- block placement ----------------------------------------------------- */
 
 /* Mappings (256 KiB and more) carry the prefix in their first page: they
  * are not page-aligned unless 4096 or more is asked for. */
-static void test_memory_large_blocks_are_not_page_aligned_by_default(
-    void **state) {
+static void
+test_memory_large_blocks_are_not_page_aligned_by_default(void **state) {
   (void)state;
   hmb_pool_t *pool = pool_with(64 << 20, 0, 0, NULL, 0);
   hmb_runner_t *r = ts_started_runner(pool, 16 << 20);
@@ -326,7 +327,7 @@ static void test_memory_large_blocks_are_not_page_aligned_by_default(
   ts_pool_done(pool);
 }
 
-/* ---- the warm cache ---------------------------------------------------------------------- */
+/* ---- the warm cache ------------------------------------------------------ */
 
 static void test_memory_cache_hits_when_blocks_are_reused(void **state) {
   (void)state;
@@ -408,7 +409,7 @@ static void test_memory_cache_cap_follows_the_budget(void **state) {
   hmb_memory_stats_t ms = mstats(pool);
   assert_true(ms.cached_bytes > 0);
   assert_true(ms.cache_rejects > 0); /* no room for all of them */
-  finish_and_destroy(r);              /* held 0: the room is the limit */
+  finish_and_destroy(r);             /* held 0: the room is the limit */
   ms = mstats(pool);
   assert_int_equal(ms.cache_cap, (int64_t)limit);
   int64_t cached = ms.cached_bytes;
@@ -530,7 +531,8 @@ static void test_memory_physical_bound_of_stats_h(void **state) {
       hmb_buffer_t *b = NULL;
       assert_int_equal(hmb_runner_alloc(r, sizes[i], 0, &b), HMB_OK);
       hmb_memory_stats_t ms = mstats(pool);
-      int64_t bound = (int64_t)sizes[i] + 64 + (sizes[i] >= 200 * KIB ? page : 0);
+      int64_t bound =
+          (int64_t)sizes[i] + 64 + (sizes[i] >= 200 * KIB ? page : 0);
       if (ms.pageable_physical > bound) {
         fprintf(stderr,
                 "cache %s: a live block of %zu bytes occupies %" PRId64
@@ -547,7 +549,7 @@ static void test_memory_physical_bound_of_stats_h(void **state) {
   assert_int_equal(broken, 0);
 }
 
-/* ---- stats while other threads allocate ------------------------------------------------ */
+/* ---- stats while other threads allocate ---------------------------------- */
 
 typedef struct mt {
   hmb_pool_t *pool;
@@ -639,7 +641,8 @@ int main(void) {
       cmocka_unit_test(test_memory_own_region_host_alloc),
       cmocka_unit_test(test_memory_own_region_register),
       cmocka_unit_test(test_memory_cuda_runtime_named_when_needed),
-      cmocka_unit_test(test_memory_large_blocks_are_not_page_aligned_by_default),
+      cmocka_unit_test(
+          test_memory_large_blocks_are_not_page_aligned_by_default),
       cmocka_unit_test(test_memory_cache_hits_when_blocks_are_reused),
       cmocka_unit_test(test_memory_cache_cap_follows_the_budget),
       cmocka_unit_test(test_memory_cache_bytes_caps_the_cache),

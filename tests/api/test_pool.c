@@ -26,9 +26,11 @@ static hmb_runner_t *runner_new(hmb_pool_t *pool, size_t est, int prio,
   return r;
 }
 
-static uint64_t rid(hmb_runner_t *r) { return ts_runner_stats(r).id; }
+static uint64_t rid(hmb_runner_t *r) {
+  return ts_runner_stats(r).id;
+}
 
-/* ---- configuration ------------------------------------------------------------ */
+/* ---- configuration ------------------------------------------------------- */
 
 static void test_pool_config_init_means_defaults(void **state) {
   (void)state;
@@ -181,7 +183,7 @@ static void test_pool_create_function_form(void **state) {
   ts_pool_done(pool);
 }
 
-/* ---- destruction ----------------------------------------------------------------- */
+/* ---- destruction --------------------------------------------------------- */
 
 static void test_pool_destroy_with_runners_is_refused(void **state) {
   (void)state;
@@ -213,7 +215,7 @@ static void test_pool_destroy_with_runners_is_refused(void **state) {
   assert_int_equal(hmb_pool_destroy(NULL), HMB_OK);
 }
 
-/* ---- stats ------------------------------------------------------------------------- */
+/* ---- stats --------------------------------------------------------------- */
 
 static void test_pool_stats_follow_the_runners(void **state) {
   (void)state;
@@ -262,7 +264,7 @@ static void test_pool_stats_follow_the_runners(void **state) {
   ts_pool_done(pool);
 }
 
-/* ---- the limit at run time --------------------------------------------------------- */
+/* ---- the limit at run time ----------------------------------------------- */
 
 static void test_pool_set_limit_arguments_and_counters(void **state) {
   (void)state;
@@ -292,7 +294,7 @@ static void test_pool_set_limit_arguments_and_counters(void **state) {
   ts_pool_done(pool);
 }
 
-/* ---- pressure handler registration -------------------------------------------------- */
+/* ---- pressure handler registration --------------------------------------- */
 
 static void nop_pressure(void *user, hmb_pool_t *pool,
                          const hmb_pressure_t *ev) {
@@ -311,9 +313,9 @@ static void test_pool_pressure_handler_registration(void **state) {
                    HMB_EINVAL);
   int ids[64];
   for (int i = 0; i < 64; i++) {
-    assert_int_equal(hmb_pool_add_pressure_handler(pool, nop_pressure, NULL,
-                                                   &ids[i]),
-                     HMB_OK);
+    assert_int_equal(
+        hmb_pool_add_pressure_handler(pool, nop_pressure, NULL, &ids[i]),
+        HMB_OK);
     assert_true(ids[i] > 0);
     for (int j = 0; j < i; j++)
       assert_int_not_equal(ids[i], ids[j]);
@@ -321,21 +323,19 @@ static void test_pool_pressure_handler_registration(void **state) {
   assert_int_equal(hmb_pool_add_pressure_handler(pool, nop_pressure, NULL, &id),
                    HMB_ENOMEM); /* at most 64 */
   assert_int_equal(hmb_pool_remove_pressure_handler(pool, ids[10]), HMB_OK);
-  assert_int_equal(hmb_pool_remove_pressure_handler(pool, ids[10]),
-                   HMB_EINVAL);
+  assert_int_equal(hmb_pool_remove_pressure_handler(pool, ids[10]), HMB_EINVAL);
   assert_int_equal(hmb_pool_remove_pressure_handler(pool, -5), HMB_EINVAL);
   assert_int_equal(hmb_pool_remove_pressure_handler(NULL, ids[0]), HMB_EINVAL);
   /* The freed slot can be used again; the id may be NULL. */
-  assert_int_equal(hmb_pool_add_pressure_handler(pool, nop_pressure, NULL,
-                                                 NULL),
-                   HMB_OK);
+  assert_int_equal(
+      hmb_pool_add_pressure_handler(pool, nop_pressure, NULL, NULL), HMB_OK);
   for (int i = 0; i < 64; i++)
     if (i != 10)
       assert_int_equal(hmb_pool_remove_pressure_handler(pool, ids[i]), HMB_OK);
   ts_pool_done(pool); /* the one left is removed with the pool */
 }
 
-/* ---- describe ----------------------------------------------------------------------- */
+/* ---- describe ------------------------------------------------------------ */
 
 static void test_pool_describe_names_top_holders(void **state) {
   (void)state;
@@ -380,7 +380,7 @@ static void test_pool_describe_names_top_holders(void **state) {
   ts_pool_done(pool);
 }
 
-/* ---- trim -------------------------------------------------------------------------- */
+/* ---- trim ---------------------------------------------------------------- */
 
 static void test_pool_trim_arguments(void **state) {
   (void)state;
@@ -398,7 +398,7 @@ static void test_pool_trim_arguments(void **state) {
   ts_pool_done(pool);
 }
 
-/* ---- the self-check's own contract ----------------------------------------------------- */
+/* ---- the self-check's own contract --------------------------------------- */
 
 static void test_pool_check_arguments(void **state) {
   (void)state;
@@ -409,8 +409,7 @@ static void test_pool_check_arguments(void **state) {
   assert_string_equal(why, ""); /* "" when sound */
   assert_int_equal(hmb_pool_check(pool, HMB_CHECK_QUIESCENT, NULL, 0), 0);
   assert_int_equal(hmb_pool_check(NULL, 0, why, sizeof why), HMB_EINVAL);
-  assert_int_equal(hmb_pool_check(pool, 1u << 5, why, sizeof why),
-                   HMB_EINVAL);
+  assert_int_equal(hmb_pool_check(pool, 1u << 5, why, sizeof why), HMB_EINVAL);
   assert_int_equal(hmb_pool_check(pool, 0, NULL, 8), HMB_EINVAL);
   ts_pool_done(pool);
 }

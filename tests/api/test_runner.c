@@ -19,8 +19,12 @@
 
 #define MS INT64_C(1000000)
 
-static hmb_runner_stats_t rstats(hmb_runner_t *r) { return ts_runner_stats(r); }
-static hmb_pool_stats_t pstats(hmb_pool_t *p) { return ts_pool_stats(p); }
+static hmb_runner_stats_t rstats(hmb_runner_t *r) {
+  return ts_runner_stats(r);
+}
+static hmb_pool_stats_t pstats(hmb_pool_t *p) {
+  return ts_pool_stats(p);
+}
 
 /* Every thread that blocks in the library runs under the watchdog (main). */
 
@@ -42,9 +46,11 @@ static void *alloc_thread(void *arg) {
 static int borrow_waiters_is(hmb_pool_t *p, int n) {
   return pstats(p).borrow_waiters == n;
 }
-static int one_borrow_waiter(void *arg) { return borrow_waiters_is(arg, 1); }
+static int one_borrow_waiter(void *arg) {
+  return borrow_waiters_is(arg, 1);
+}
 
-/* ---- the allocator ------------------------------------------------------------- */
+/* ---- the allocator ------------------------------------------------------- */
 
 static void test_runner_fast_path_uses_held_budget(void **state) {
   (void)state;
@@ -196,7 +202,7 @@ static void test_runner_freed_budget_stays_while_running(void **state) {
   ts_pool_done(pool);
 }
 
-/* ---- early release ---------------------------------------------------------------- */
+/* ---- early release ------------------------------------------------------- */
 
 static void test_runner_try_free_and_set_need_while_running(void **state) {
   (void)state;
@@ -372,7 +378,8 @@ static void test_runner_concurrent_trims_stop_at_the_need(void **state) {
 /* try-free honours any max_bytes: SIZE_MAX returns all spare, even when
  * spare is above 2^62 (0.1 clamped the request to HMB_MAX_ALLOC and left
  * the rest). Reservations carry no memory, so the spare can be made huge. */
-static void test_runner_try_free_size_max_returns_spare_above_2_62(void **state) {
+static void
+test_runner_try_free_size_max_returns_spare_above_2_62(void **state) {
   (void)state;
   hmb_pool_t *pool = ts_pool(HMB_MAX_ALLOC, NULL, NULL);
   hmb_runner_t *r = ts_started_runner(pool, HMB_MAX_ALLOC);
@@ -413,7 +420,7 @@ static void test_runner_try_free_size_max_returns_spare_above_2_62(void **state)
   ts_pool_done(pool);
 }
 
-/* ---- lifecycle ----------------------------------------------------------------------- */
+/* ---- lifecycle ----------------------------------------------------------- */
 
 static void test_runner_finish_returns_overclaim(void **state) {
   (void)state;
@@ -613,7 +620,7 @@ static void test_runner_name_is_copied_and_truncated(void **state) {
   ts_pool_done(pool);
 }
 
-/* ---- borrows of one runner from several threads ------------------------------------ */
+/* ---- borrows of one runner from several threads -------------------------- */
 
 /*
  * Regression: a waiting borrow is served by budget freed to its own runner
@@ -622,7 +629,8 @@ static void test_runner_name_is_copied_and_truncated(void **state) {
  * thread of A closes a 50-byte buffer, and that close serves the waiter
  * from A's spare, within the limit.
  */
-static void test_runner_waiting_borrow_served_by_own_freed_budget(void **state) {
+static void
+test_runner_waiting_borrow_served_by_own_freed_budget(void **state) {
   (void)state;
   hmb_pool_t *pool = ts_pool(100, NULL, NULL);
   hmb_runner_t *a = ts_started_runner(pool, 50);
@@ -715,7 +723,7 @@ static void test_runner_cancel_wakes_every_borrow(void **state) {
   ts_pool_done(p);
 }
 
-/* ---- rollback of a borrow beyond the limit ---------------------------------------- */
+/* ---- rollback of a borrow beyond the limit ------------------------------- */
 
 typedef struct gate_backend {
   hmb_backend_t vtable;
@@ -765,7 +773,8 @@ static void gate_free(void *ctx, void *ptr, size_t size, int pinned) {
  * C's reservation closes; then the allocation fails. Both counters drop by
  * the 100 of the grant, and the peaks it raised go back (I6).
  */
-static void test_runner_failed_borrow_undoes_its_exact_overcommit(void **state) {
+static void
+test_runner_failed_borrow_undoes_its_exact_overcommit(void **state) {
   (void)state;
   gate_backend_t g;
   memset(&g, 0, sizeof g);
@@ -858,8 +867,8 @@ static void gate_init(gate_backend_t *g, long fail_at) {
  * another thread repays beyond first, hmb/pool.h I2): the runner's beyond
  * must stay within [0, held] (R-I3) and the self-check must hold.
  */
-static void test_runner_failed_borrow_after_a_try_free_keeps_beyond_in_range(
-    void **state) {
+static void
+test_runner_failed_borrow_after_a_try_free_keeps_beyond_in_range(void **state) {
   (void)state;
   gate_backend_t g;
   gate_init(&g, 2);
@@ -885,8 +894,9 @@ static void test_runner_failed_borrow_after_a_try_free_keeps_beyond_in_range(
   hmb_runner_stats_t rs = rstats(r);
   char why[256] = "";
   int check = hmb_pool_check(pool, HMB_CHECK_QUIESCENT, why, sizeof why);
-  fprintf(stderr, "after the rollback: held %lld beyond %lld spare %lld; "
-                  "check: %s\n",
+  fprintf(stderr,
+          "after the rollback: held %lld beyond %lld spare %lld; "
+          "check: %s\n",
           (long long)rs.held, (long long)rs.beyond, (long long)rs.spare,
           check ? why : "sound");
   hmb_runner_destroy(r);
@@ -926,10 +936,11 @@ static void test_runner_failed_borrow_of_a_finished_runner_keeps_beyond_stopped(
   hmb_runner_stats_t rs = rstats(r);
   char why[256] = "";
   int check = hmb_pool_check(pool, HMB_CHECK_QUIESCENT, why, sizeof why);
-  fprintf(stderr, "after the rollback: pool held %lld beyond_stopped %lld; "
-                  "runner held %lld beyond %lld; check: %s\n",
-          (long long)st.held, (long long)st.beyond_stopped,
-          (long long)rs.held, (long long)rs.beyond, check ? why : "sound");
+  fprintf(stderr,
+          "after the rollback: pool held %lld beyond_stopped %lld; "
+          "runner held %lld beyond %lld; check: %s\n",
+          (long long)st.held, (long long)st.beyond_stopped, (long long)rs.held,
+          (long long)rs.beyond, check ? why : "sound");
   hmb_runner_destroy(r);
   assert_int_equal(hmb_pool_destroy(pool), HMB_OK);
   pthread_cond_destroy(&g.cond);

@@ -42,7 +42,7 @@ static int all_bytes(const void *p, size_t n, int v) {
   return 1;
 }
 
-/* ---- outputs ------------------------------------------------------------------------ */
+/* ---- outputs ------------------------------------------------------------- */
 
 typedef struct pool_out {
   hmb_pool_stats_t st;
@@ -70,8 +70,7 @@ static void test_stats_pool_sized_writes_only_its_size(void **state) {
   assert_int_equal(hmb_pool_stats_sized(pool, &o.st, 0), HMB_EINVAL);
   assert_true(all_bytes(&o, sizeof o, FILLB));
   /* Larger (a newer caller): this release's fields, then zeros. */
-  assert_int_equal(hmb_pool_stats_sized(pool, &o.st, sizeof o.st + 16),
-                   HMB_OK);
+  assert_int_equal(hmb_pool_stats_sized(pool, &o.st, sizeof o.st + 16), HMB_OK);
   assert_memory_equal(&o.st, &full, sizeof full);
   assert_true(all_bytes(o.canary, 16, 0));
   assert_true(all_bytes(o.canary + 16, CANARY - 16, FILLB));
@@ -142,8 +141,7 @@ static void test_stats_memory_sized_writes_only_its_size(void **state) {
   assert_true(all_bytes((char *)&o + v01, sizeof o - v01, FILLB));
   assert_non_null(o.st.pinned_reason);
   memset(&o, FILLB, sizeof o);
-  assert_int_equal(hmb_default_memory_stats_sized(&o.st, v01 - 1),
-                   HMB_EINVAL);
+  assert_int_equal(hmb_default_memory_stats_sized(&o.st, v01 - 1), HMB_EINVAL);
   assert_true(all_bytes(&o, sizeof o, FILLB));
   assert_int_equal(hmb_pool_memory_stats_sized(pool, &o.st, sizeof o.st + 24),
                    HMB_OK);
@@ -204,7 +202,7 @@ static void test_stats_executor_sized_writes_only_its_size(void **state) {
   ts_pool_done(pool);
 }
 
-/* ---- inputs -------------------------------------------------------------------------- */
+/* ---- inputs -------------------------------------------------------------- */
 
 typedef struct pool_in {
   hmb_pool_config_t cfg;
@@ -240,13 +238,12 @@ static void test_stats_pool_create_sized_inputs(void **state) {
   assert_int_equal(st.limit, 4096);
   assert_int_equal(st.overcommit_cap, -1); /* the flag was not read */
   hmb_memory_stats_t ms = ts_memory_stats(pool);
-  assert_true(ms.cache_cap > 0); /* HMB_POOL_NO_CACHE was not read */
+  assert_true(ms.cache_cap > 0);           /* HMB_POOL_NO_CACHE was not read */
   assert_int_equal(ms.pinned_capacity, 0); /* pinned_base was not read */
   ts_pool_done(pool);
   /* Smaller than the first release's: not one of our structs. */
   pool = (hmb_pool_t *)1;
-  assert_int_equal(hmb_pool_create_sized(&in.cfg, v01 - 1, &pool),
-                   HMB_EINVAL);
+  assert_int_equal(hmb_pool_create_sized(&in.cfg, v01 - 1, &pool), HMB_EINVAL);
   assert_null(pool);
   assert_int_equal(hmb_pool_create_sized(&in.cfg, 0, &pool), HMB_EINVAL);
 }
@@ -365,8 +362,7 @@ static void test_stats_submit_sized_inputs(void **state) {
                    HMB_ENOTSUP);
   assert_null(t);
   in.extra[3] = 0;
-  assert_int_equal(hmb_executor_submit_sized(ex, &in.d, sizeof in, &t),
-                   HMB_OK);
+  assert_int_equal(hmb_executor_submit_sized(ex, &in.d, sizeof in, &t), HMB_OK);
   assert_int_equal(hmb_task_wait(t, HMB_WAIT_FOREVER, NULL), HMB_OK);
   hmb_task_release(t);
   assert_int_equal(hmb_executor_shutdown(ex, HMB_SHUTDOWN_DRAIN), HMB_OK);
@@ -378,7 +374,7 @@ static void test_stats_submit_sized_inputs(void **state) {
   ts_pool_done(pool);
 }
 
-/* ---- cumulative counters saturate ------------------------------------------------------ */
+/* ---- cumulative counters saturate ---------------------------------------- */
 
 /*
  * Reservations carry no memory, so a progress runner in a pool whose limit
@@ -404,10 +400,10 @@ static void test_stats_cumulative_counters_saturate(void **state) {
     size_t ret = 0;
     assert_int_equal(hmb_runner_try_free(r, SIZE_MAX, &ret), HMB_OK);
     assert_int_equal(ret, (size_t)round);
-    want_released = want_released > UINT64_MAX - round ? UINT64_MAX
-                                                       : want_released + round;
-    want_borrowed = want_borrowed > UINT64_MAX - round ? UINT64_MAX
-                                                       : want_borrowed + round;
+    want_released =
+        want_released > UINT64_MAX - round ? UINT64_MAX : want_released + round;
+    want_borrowed =
+        want_borrowed > UINT64_MAX - round ? UINT64_MAX : want_borrowed + round;
     uint64_t o = HMB_MAX_ALLOC - 1;
     want_over = want_over > UINT64_MAX - o ? UINT64_MAX : want_over + o;
     hmb_pool_stats_t st = ts_pool_stats(pool);
@@ -436,7 +432,7 @@ static void test_stats_cumulative_counters_saturate(void **state) {
   ts_pool_done(pool);
 }
 
-/* ---- the executor identity ---------------------------------------------------------- */
+/* ---- the executor identity ----------------------------------------------- */
 
 typedef struct ident {
   hmb_executor_t *ex;
@@ -463,9 +459,10 @@ static hmb_executor_stats_t ident_sample(const char *where) {
     if (atomic_fetch_add(&I.broken, 1) == 0) {
       pthread_mutex_lock(&I.mu);
       snprintf(I.first, sizeof I.first,
-               "%s: submitted %" PRIu64 " != queued %" PRId64 " + running %"
-               PRId64 " + finishing %" PRId64 " + completed %" PRIu64
-               " + failed %" PRIu64 " + cancelled %" PRIu64,
+               "%s: submitted %" PRIu64 " != queued %" PRId64
+               " + running %" PRId64 " + finishing %" PRId64
+               " + completed %" PRIu64 " + failed %" PRIu64
+               " + cancelled %" PRIu64,
                where, st.submitted, st.queued, st.running, st.finishing,
                st.completed, st.failed, st.cancelled);
       pthread_mutex_unlock(&I.mu);
@@ -500,8 +497,8 @@ static void *ident_sampler(void *arg) {
 }
 
 typedef struct itask {
-  int spin;  /* poll the cancel flag instead of returning */
-  int fail;  /* return this */
+  int spin; /* poll the cancel flag instead of returning */
+  int fail; /* return this */
   atomic_int entered;
   atomic_int in_done; /* running count seen inside the callback */
   int64_t finishing_in_done;
@@ -553,7 +550,9 @@ static hmb_task_t *ident_submit(hmb_executor_t *ex, itask_t *t, size_t est) {
   return h;
 }
 
-static int entered(void *arg) { return atomic_load(&((itask_t *)arg)->entered); }
+static int entered(void *arg) {
+  return atomic_load(&((itask_t *)arg)->entered);
+}
 
 /* A normal run: tasks that succeed and fail, a sampler thread throughout. */
 static void test_stats_executor_identity_during_a_run(void **state) {
@@ -591,8 +590,8 @@ static void test_stats_executor_identity_during_a_run(void **state) {
 
 /* A task cancelled in the queue: its callback runs on the cancelling
  * thread, with the task counted as finishing (0.1 had it in no count). */
-static void test_stats_executor_identity_in_a_cancelled_tasks_callback(
-    void **state) {
+static void
+test_stats_executor_identity_in_a_cancelled_tasks_callback(void **state) {
   (void)state;
   hmb_pool_t *pool = ts_pool(64 * KIB, NULL, NULL);
   hmb_executor_t *ex = ident_exec(pool, 1, 0);
@@ -768,7 +767,7 @@ static void test_stats_executor_identity_during_drain_shutdown(void **state) {
   run_identity_during_shutdown(HMB_SHUTDOWN_DRAIN);
 }
 
-/* ---- exactness of the usage figures ------------------------------------------------- */
+/* ---- exactness of the usage figures -------------------------------------- */
 
 enum { RING = 64, PIECE = 1000 };
 
@@ -824,8 +823,8 @@ static void *handoff_consumer(void *arg) {
  * Probabilistic: until a snapshot is out of range, or 20 million snapshots
  * (a quarter under sanitizers), or 5 s.
  */
-static void test_stats_live_bytes_off_by_at_most_the_operations_in_flight(
-    void **state) {
+static void
+test_stats_live_bytes_off_by_at_most_the_operations_in_flight(void **state) {
   (void)state;
   hmb_pool_t *pool = ts_pool(64 * MIB, NULL, NULL);
   handoff_t h;

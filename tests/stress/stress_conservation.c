@@ -87,8 +87,9 @@ static void check_runner_alone(hmb_runner_t *r, int64_t my_live) {
   hmb_runner_stats(r, &s);
   if (s.live != my_live || s.live > s.held || s.held != s.live + s.spare) {
     atomic_fetch_add(&g_failures, 1);
-    fprintf(stderr, "runner at rest: live %lld (mine %lld) held %lld spare "
-                    "%lld\n",
+    fprintf(stderr,
+            "runner at rest: live %lld (mine %lld) held %lld spare "
+            "%lld\n",
             (long long)s.live, (long long)my_live, (long long)s.held,
             (long long)s.spare);
   }

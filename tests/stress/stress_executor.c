@@ -155,7 +155,6 @@ static void check_quiescent(const ref_t *refs, int n) {
   CHECK(roots == st.live_buffers && bytes == st.live_bytes, d);
 }
 
-
 enum {
   XT_MAX = 16384,   /* task records */
   XT_OUT = 2048,    /* handed-out references */
@@ -474,8 +473,8 @@ static void *xt_sampler(void *arg) {
              " cancelled %" PRIu64,
              es.submitted, es.queued, es.running, es.finishing, es.completed,
              es.failed, es.cancelled);
-    CHECK((int64_t)es.submitted == parts && es.queued >= 0 &&
-              es.running >= 0 && es.finishing >= 0,
+    CHECK((int64_t)es.submitted == parts && es.queued >= 0 && es.running >= 0 &&
+              es.finishing >= 0,
           d);
     atomic_fetch_add(&X.identity_samples, 1);
     self_check(0);
@@ -719,4 +718,3 @@ int main(void) {
   };
   return cmocka_run_group_tests(tests, NULL, NULL);
 }
-

@@ -504,8 +504,8 @@ static void op_grow(worker_t *w, entry_t *e) {
              OK_ | BIT(HMB_ETIMEDOUT) | BIT(HMB_ECANCELED) | BIT(HMB_ESTATE),
              "grow");
     if (rc == HMB_ESTATE)
-      CHECK(st != HMB_RUNNER_RUNNING || hmb_runner_state(e->r) !=
-                                            HMB_RUNNER_RUNNING,
+      CHECK(st != HMB_RUNNER_RUNNING ||
+                hmb_runner_state(e->r) != HMB_RUNNER_RUNNING,
             "ESTATE means not running");
   }
   pthread_rwlock_unlock(&e->lk);
@@ -523,7 +523,8 @@ static void op_ptr(worker_t *w, entry_t *e) {
     check_tag(rf);
     size_t n = hmb_buffer_size(rf->b);
     long refs = hmb_buffer_refcount(rf->b);
-    size_t nn = rnd(w, 4) == 0 ? (size_t)rnd(w, LIMIT / 4) : (size_t)rnd(w, 4096);
+    size_t nn =
+        rnd(w, 4) == 0 ? (size_t)rnd(w, LIMIT / 4) : (size_t)rnd(w, 4096);
     /* A call on the block's runner: not concurrent with its lifecycle
      * calls (hmb/runner.h), so under its slot's read lock. */
     pthread_rwlock_rdlock(&rf->e->lk);
@@ -688,8 +689,7 @@ static void run_op(worker_t *w) {
     break;
   }
   /* The invariants that hold at any instant, after random steps. */
-  if (rnd(w, 16) == 0 || op == OP_FINISH || op == OP_CANCEL ||
-      op == OP_DESTROY)
+  if (rnd(w, 16) == 0 || op == OP_FINISH || op == OP_CANCEL || op == OP_DESTROY)
     self_check(0);
 }
 
@@ -709,11 +709,10 @@ static void check_quiescent(void) {
   self_check(HMB_CHECK_QUIESCENT);
   hmb_pool_stats_t st;
   CHECK_RC(hmb_pool_stats(p, &st), OK_, "stats");
-  snprintf(d, sizeof d,
-           "held %" PRId64 " available %" PRId64 " limit %" PRId64
-           "; waiters %d/%d",
-           st.held, st.available, st.limit, st.acquire_waiters,
-           st.borrow_waiters);
+  snprintf(
+      d, sizeof d,
+      "held %" PRId64 " available %" PRId64 " limit %" PRId64 "; waiters %d/%d",
+      st.held, st.available, st.limit, st.acquire_waiters, st.borrow_waiters);
   CHECK(st.available == st.limit - st.held, d);
   CHECK(st.overcommitted == (st.held > st.limit ? st.held - st.limit : 0), d);
   CHECK(st.acquire_waiters == 0 && st.borrow_waiters == 0, d);
@@ -730,10 +729,9 @@ static void check_quiescent(void) {
     snprintf(d, sizeof d,
              "runner #%" PRIu64 " %s: held %" PRId64 " live %" PRId64
              " spare %" PRId64 " beyond %" PRId64 " buffers %" PRId64,
-             rs.id, hmb_runner_state_name(rs.state), rs.held, rs.live,
-             rs.spare, rs.beyond, rs.live_buffers);
-    CHECK(rs.held >= 0 && rs.live >= 0 && rs.spare >= 0 &&
-              rs.live_buffers >= 0,
+             rs.id, hmb_runner_state_name(rs.state), rs.held, rs.live, rs.spare,
+             rs.beyond, rs.live_buffers);
+    CHECK(rs.held >= 0 && rs.live >= 0 && rs.spare >= 0 && rs.live_buffers >= 0,
           d);
     CHECK(rs.held == rs.live + rs.spare, d);
     CHECK(rs.beyond >= 0 && rs.beyond <= rs.held, d);
@@ -990,21 +988,21 @@ static void run_random_stress(int mode) {
   for (int t = 0; t < G.nthreads; t++)
     for (int o = 0; o < OP_COUNT; o++)
       tot[o] += G.workers[t].ops_done[o];
-  fprintf(stderr,
-          "stress_pool: %ld checks; ops create %ld start %ld alloc %ld "
-          "slice %ld retain %ld close %ld xfer %ld try-free %ld set-need %ld "
-          "finish %ld cancel %ld destroy %ld grow %ld ptr %ld; acquires %" PRIu64
-          " (over-commit %" PRIu64 ", timeouts %" PRIu64 "), borrows %" PRIu64
-          " (waited %" PRIu64 ", over-commit %" PRIu64 ", timeouts %" PRIu64
-          ", cancelled %" PRIu64 "); backend failures %ld; log lines %ld\n",
-          atomic_load(&G.checks), tot[OP_CREATE], tot[OP_START], tot[OP_ALLOC],
-          tot[OP_SLICE], tot[OP_RETAIN], tot[OP_CLOSE], tot[OP_XFER],
-          tot[OP_TRYFREE], tot[OP_SETNEED], tot[OP_FINISH], tot[OP_CANCEL],
-          tot[OP_DESTROY], tot[OP_GROW], tot[OP_PTR], st.acquires,
-          st.acquire_overcommits,
-          st.acquire_timeouts, st.borrows, st.borrow_waits,
-          st.borrow_overcommits, st.borrow_timeouts, st.borrow_cancels,
-          atomic_load(&G.be_fail), atomic_load(&G.log_lines));
+  fprintf(
+      stderr,
+      "stress_pool: %ld checks; ops create %ld start %ld alloc %ld "
+      "slice %ld retain %ld close %ld xfer %ld try-free %ld set-need %ld "
+      "finish %ld cancel %ld destroy %ld grow %ld ptr %ld; acquires %" PRIu64
+      " (over-commit %" PRIu64 ", timeouts %" PRIu64 "), borrows %" PRIu64
+      " (waited %" PRIu64 ", over-commit %" PRIu64 ", timeouts %" PRIu64
+      ", cancelled %" PRIu64 "); backend failures %ld; log lines %ld\n",
+      atomic_load(&G.checks), tot[OP_CREATE], tot[OP_START], tot[OP_ALLOC],
+      tot[OP_SLICE], tot[OP_RETAIN], tot[OP_CLOSE], tot[OP_XFER],
+      tot[OP_TRYFREE], tot[OP_SETNEED], tot[OP_FINISH], tot[OP_CANCEL],
+      tot[OP_DESTROY], tot[OP_GROW], tot[OP_PTR], st.acquires,
+      st.acquire_overcommits, st.acquire_timeouts, st.borrows, st.borrow_waits,
+      st.borrow_overcommits, st.borrow_timeouts, st.borrow_cancels,
+      atomic_load(&G.be_fail), atomic_load(&G.log_lines));
   /* The mix must really have reached the contended paths. */
   assert_true(st.acquires > 0 && st.borrows > 0);
   assert_true(atomic_load(&G.checks) >= 2);

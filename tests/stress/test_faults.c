@@ -39,7 +39,7 @@
 #define MIB ((size_t)1024 * 1024)
 #define IMPOSSIBLE ((size_t)1 << 50) /* beyond any address space */
 
-/* ---- snapshots ------------------------------------------------------------------------ */
+/* ---- snapshots ----------------------------------------------------------- */
 
 typedef struct snap {
   hmb_pool_stats_t ps;
@@ -252,7 +252,7 @@ static int plain_allocate(void *ctx, size_t bytes, unsigned flags,
   return hmb_allocate(hmb_runner_allocator(ctx), bytes, flags, out);
 }
 
-/* ---- the scan, through a failing backend ------------------------------------------- */
+/* ---- the scan, through a failing backend --------------------------------- */
 
 /*
  * Returns when done or at the first injected failure (like a reader that
@@ -419,7 +419,7 @@ static void test_faults_failure_then_finish(void **state) {
   ts_pool_done(f.pool);
 }
 
-/* ---- the warm cache and the pinned region (built-in backends) ---------------------- */
+/* ---- the warm cache and the pinned region (built-in backends) ------------ */
 
 enum { REGION = 256 * 1024 };
 
@@ -512,7 +512,7 @@ static void test_faults_warm_cache_and_pinned_region(void **state) {
   assert_int_equal(runs, requests + 1);
 }
 
-/* ---- through the executor ------------------------------------------------------------ */
+/* ---- through the executor ------------------------------------------------ */
 
 enum { EX_TASKS = 6, EX_ALLOCS = 4 };
 

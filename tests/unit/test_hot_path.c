@@ -39,7 +39,9 @@ static void *hot_path_worker(void *arg) {
   return NULL;
 }
 
-static int hot_done(void *arg) { return atomic_load(&((hot_t *)arg)->done); }
+static int hot_done(void *arg) {
+  return atomic_load(&((hot_t *)arg)->done);
+}
 
 static void run_hot_path(size_t size) {
   hmb_pool_t *pool = ts_pool(1 << 22, NULL, NULL);

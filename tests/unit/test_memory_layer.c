@@ -80,7 +80,7 @@ static void assert_memory_sound(hmb__memory_t *m) {
     fail_msg("memory self-check: %s", why);
 }
 
-/* ---- block.h ------------------------------------------------------------------------- */
+/* ---- block.h ------------------------------------------------------------- */
 
 static void test_block_word_round_trip(void **state) {
   (void)state;
@@ -93,8 +93,8 @@ static void test_block_word_round_trip(void **state) {
       for (size_t c = 0; c < sizeof classes / sizeof classes[0]; c++)
         for (int pinned = 0; pinned < 2; pinned++)
           for (int huge = 0; huge < 2; huge++) {
-            uint64_t w = hmb__block_word(offsets[o], kinds[k], pinned, huge,
-                                         classes[c]);
+            uint64_t w =
+                hmb__block_word(offsets[o], kinds[k], pinned, huge, classes[c]);
             assert_true(hmb__block_valid(w));
             assert_int_equal(hmb__block_offset(w), offsets[o]);
             assert_int_equal(hmb__block_kind_of(w), kinds[k]);
@@ -119,8 +119,8 @@ static void test_block_word_round_trip(void **state) {
   assert_ptr_equal((const void *)hmb__block_backptr_c(data), (void *)&buf[1]);
 }
 
-static int fail_alloc(void *ctx, size_t size, size_t align, int pp,
-                      void **ptr, int *pinned) {
+static int fail_alloc(void *ctx, size_t size, size_t align, int pp, void **ptr,
+                      int *pinned) {
   (void)ctx;
   (void)pp;
   if (posix_memalign(ptr, align, size) != 0)
@@ -198,7 +198,7 @@ static void test_block_prefix_of_every_kind(void **state) {
   free(region);
 }
 
-/* ---- sizeclass.h ---------------------------------------------------------------------- */
+/* ---- sizeclass.h --------------------------------------------------------- */
 
 static void check_size(size_t s) {
   unsigned k = hmb__class_of(s);
@@ -220,8 +220,9 @@ static void test_sizeclass_every_size_has_a_tight_class(void **state) {
   /* Beyond: powers of two and their neighbours, up to 2^62. */
   for (unsigned e = 20; e <= 62; e++) {
     size_t p = (size_t)1 << e;
-    const size_t near[] = {p - 1, p, p + 1, p + p / 16, p + p / 8 - 1,
-                           p + p / 8, p + p / 8 + 1, p + p / 2 + 3};
+    const size_t near[] = {
+        p - 1,         p,         p + 1,         p + p / 16,
+        p + p / 8 - 1, p + p / 8, p + p / 8 + 1, p + p / 2 + 3};
     for (size_t i = 0; i < sizeof near / sizeof near[0]; i++)
       if (near[i] <= ((size_t)1 << 62))
         check_size(near[i]);
@@ -240,7 +241,7 @@ static void test_sizeclass_every_size_has_a_tight_class(void **state) {
   assert_true(hmb__class_of((size_t)1 << 62) < 448);
 }
 
-/* ---- tcache.h ------------------------------------------------------------------------ */
+/* ---- tcache.h ------------------------------------------------------------ */
 
 static void test_tcache_small_blocks_and_objects(void **state) {
   (void)state;
@@ -300,8 +301,8 @@ static void test_tcache_small_blocks_and_objects(void **state) {
     /* Beyond HMB__TC_SMALL_MAX nothing is kept. */
     const unsigned huge = hmb__class_of(200 * KIB);
     void *y = malloc(hmb__class_size(huge));
-    assert_int_equal(
-        hmb__tcache_small_put(tc, huge, hmb__class_size(huge), y), 0);
+    assert_int_equal(hmb__tcache_small_put(tc, huge, hmb__class_size(huge), y),
+                     0);
     free(y);
   }
   /* 64-byte objects, 64-aligned, reused by the thread that freed them. */
@@ -416,7 +417,7 @@ static void test_tcache_magazines_are_per_thread(void **state) {
   hmb__cache_destroy(c);
 }
 
-/* ---- cache.h --------------------------------------------------------------------------- */
+/* ---- cache.h ------------------------------------------------------------- */
 
 static void test_cache_block_len(void **state) {
   (void)state;
@@ -425,7 +426,7 @@ static void test_cache_block_len(void **state) {
     size_t bl = hmb__cache_block_len(s);
     assert_true(bl >= s);
     assert_int_equal(bl % page, 0);
-    assert_true((bl - s) * 8 < s + 8 * page); /* a class, then a page */
+    assert_true((bl - s) * 8 < s + 8 * page);       /* a class, then a page */
     assert_int_equal(hmb__cache_block_len(bl), bl); /* idempotent */
   }
 }
@@ -502,7 +503,7 @@ static void test_cache_room_and_fit(void **state) {
   hmb__cache_destroy(c); /* gives the kept block back (ASan/valgrind) */
 }
 
-/* ---- memory.h ------------------------------------------------------------------------ */
+/* ---- memory.h ------------------------------------------------------------ */
 
 static void test_memory_counters_and_resize_in_place(void **state) {
   (void)state;
@@ -566,7 +567,7 @@ static void test_memory_room_is_the_caches(void **state) {
   hmb__memory_destroy(m);
 }
 
-/* ---- the CUDA probe --------------------------------------------------------------------- */
+/* ---- the CUDA probe ------------------------------------------------------ */
 
 static void test_cuda_probe_decided_once(void **state) {
   (void)state;
@@ -595,7 +596,7 @@ static void test_cuda_probe_decided_once(void **state) {
     assert_true(strlen(r1) > 10);
 }
 
-/* ---- the OS helpers --------------------------------------------------------------------- */
+/* ---- the OS helpers ------------------------------------------------------ */
 
 typedef struct tix {
   unsigned idx[2];
