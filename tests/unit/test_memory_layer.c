@@ -268,6 +268,8 @@ static void test_tcache_small_blocks_and_objects(void **state) {
     assert_ptr_equal(hmb__tcache_small_get(tc, cls), b); /* LIFO: warm */
     assert_ptr_equal(hmb__tcache_small_get(tc, cls), a);
     assert_null(hmb__tcache_small_get(tc, cls));
+    free(a);
+    free(b);
     /* At most HMB__TC_SMALL_COUNT of one class. */
     void *p[HMB__TC_SMALL_COUNT + 1];
     unsigned kept = 0;
