@@ -607,16 +607,27 @@ static void test_memory_stats_while_threads_allocate_pinned(void **state) {
     hmb_memory_stats_t ms;
     assert_int_equal(hmb_pool_memory_stats(m.pool, &ms), HMB_OK);
     atomic_fetch_add(&m.snapshots, 1);
-    /* A snapshot taken while others allocate: each figure in range (a
-     * peak of several threads may be over by (threads - 1) steps). */
-    if (ms.pinned_live < 0 || ms.pinned_live > m.capacity ||
-        ms.pinned_peak > m.capacity + (T - 1) * HMB_STATS_PEAK_STEP ||
+    /* A snapshot taken while others allocate: each figure in its own range
+     * (counters are read one by one, lock-free: no relation between two
+     * of them is checked but the clamped peaks). Live
+     * bytes may be off by the operations in flight (stats.h: at most one
+     * 24 KiB block per thread), a peak of several threads by (threads - 1)
+     * steps. */
+    const int64_t inflight = T * 24 * 1024;
+    if (ms.pinned_live < -inflight || ms.pinned_live > m.capacity + inflight ||
+        ms.pinned_peak >
+            m.capacity + inflight + (T - 1) * HMB_STATS_PEAK_STEP ||
         ms.pinned_peak < ms.pinned_live ||
         ms.pageable_peak < ms.pageable_live ||
         ms.pinned_capacity != m.capacity || ms.cached_bytes < 0 ||
-        ms.pinned_full_fallbacks > ms.pinned_fallbacks ||
-        strcmp(ms.pinned_reason, "") != 0)
+        strcmp(ms.pinned_reason, "") != 0) {
+      if (atomic_load(&m.bad) == 0)
+        fprintf(stderr,
+                "snapshot out of range: pinned live %" PRId64 " peak %" PRId64
+                " capacity %" PRId64 "\n",
+                ms.pinned_live, ms.pinned_peak, ms.pinned_capacity);
       atomic_fetch_add(&m.bad, 1);
+    }
   }
   atomic_store(&m.stop, 1);
   for (int i = 0; i < T; i++)
@@ -628,6 +639,8 @@ static void test_memory_stats_while_threads_allocate_pinned(void **state) {
   assert_int_equal(ms.pinned_live, 0);
   assert_int_equal(ms.pageable_live, 0);
   assert_true(ms.pinned_peak > 0);
+  /* At rest the counters agree (read one by one, they need not before). */
+  assert_true(ms.pinned_full_fallbacks <= ms.pinned_fallbacks);
   ts_pool_done(m.pool);
   free(region);
 }

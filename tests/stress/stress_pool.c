@@ -592,7 +592,9 @@ static void op_stats(entry_t *e) {
    * operations are in flight is tested in test_stats.c. Buffer counts are
    * never negative. */
   CHECK(ps.live_buffers >= 0, "pool live buffers");
-  CHECK(ps.running >= 0 && ps.running <= ps.runners, "running count");
+  /* running (budget lock) and runners (registry) are read one after the
+   * other, so only their own ranges. */
+  CHECK(ps.running >= 0 && ps.runners >= 0, "running count");
   CHECK(ps.acquire_waiters >= 0 && ps.borrow_waiters >= 0, "waiters");
   CHECK(ps.peak_held >= ps.held && ps.peak_overcommitted >= ps.overcommitted,
         "peaks");
@@ -628,8 +630,9 @@ static void op_trim(worker_t *w) {
   CHECK_RC(hmb_pool_trim(G.pool, keep), OK_, "trim");
   hmb_memory_stats_t ms;
   CHECK_RC(hmb_pool_memory_stats(G.pool, &ms), OK_, "memory stats");
-  CHECK(ms.cached_bytes >= 0 && ms.cached_bytes <= (int64_t)keep,
-        "a trim keeps at most what it is told");
+  /* Other threads free into the cache meanwhile: the bound after a trim
+   * is checked at the barriers (cached <= cache_cap). */
+  CHECK(ms.cached_bytes >= 0, "cached bytes");
 }
 
 static void run_op(worker_t *w) {
