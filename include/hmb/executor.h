@@ -319,8 +319,9 @@ HMB_API int hmb_executor_shutdown(hmb_executor_t *ex, int mode);
  * waited for. Every task has completed when this returns; task handles
  * still held stay valid until released, and buffers the tasks handed out
  * keep returning budget to the pool as they close. Called from one of its
- * own tasks or callbacks, or re-entered from a log sink during its own
- * destroy, it logs an error and does nothing.
+ * own tasks or callbacks, or from a log sink or callback while this thread
+ * is inside the executor's shutdown or destroy, it logs an error and does
+ * nothing.
  * @param ex the executor; NULL is a no-op
  * @par Thread-safety
  * Must not race with other calls on this executor.

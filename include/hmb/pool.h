@@ -19,9 +19,10 @@
  *     then arrival. The head blocks the ones behind it, whatever their size
  *     (a start of 0 bytes included): a large start is never bypassed by a
  *     stream of small ones. A retried start keeps the place of its first try.
- *   - **R3 Idle progress.** When no runner is running, the head start is
- *     granted what is available (its request, capped at `limit - held` and
- *     never below 0) and its runner becomes the *progress runner*.
+ *   - **R3 Idle progress.** When no runner is running and the head start
+ *     does not fit, it is granted what is available (its request capped at
+ *     `limit - held`, never below 0) and its runner becomes the *progress
+ *     runner*. (A head start that fits is simply granted, by R2.)
  *   - **R4 Deadlock prevention.** When every running runner waits to borrow
  *     or grow, the waiting runner that holds the most becomes the progress
  *     runner.
@@ -59,7 +60,11 @@
  *     above the new limit.)
  *   - **I6 Failures change nothing.** A failed allocation, a timed-out or
  *     cancelled borrow or grow, and a refused start leave held, spare and
- *     every budget counter of the runner and the pool as they were.
+ *     every budget counter of the runner and the pool as they were (the
+ *     failure counters aside: timeouts, cancels, `limit_rejects`,
+ *     `failed_wait_ns`). The progress role is admission state, not a
+ *     counter: a runner that became the progress runner for a request that
+ *     then failed keeps the role until it stops running.
  *
  * @par Pressure
  *   Handlers added with hmb_pool_add_pressure_handler() are called, outside

@@ -159,9 +159,9 @@ HMB_API int hmb_runner_start(hmb_runner_t *runner, int64_t timeout_ns);
 /**
  * Acquire `bytes` (at most the declared need, when hmb_runner_set_need() was
  * called before start) and enter RUNNING: staged admission of a first
- * piece. When nothing is running, the pool grants what is available instead
- * (rule R3: capped at `bytes`, never below 0) and the runner becomes the
- * progress runner; its later allocations are granted as they come.
+ * piece. When nothing is running and `bytes` does not fit, the pool grants
+ * what is available instead (rule R3: never below 0) and the runner becomes
+ * the progress runner; its later allocations are granted as they come.
  * @param runner     the runner
  * @param bytes      budget to acquire (0 is valid; it still waits its turn)
  * @param timeout_ns longest wait (0: do not wait, and do not sleep;
@@ -302,9 +302,10 @@ HMB_API int hmb_runner_finish(hmb_runner_t *runner, int status,
 /**
  * Cancel: a runner waiting in start, a borrow or a grow wakes at once with
  * #HMB_ECANCELED; a running runner stops running and its later allocations
- * fail with #HMB_ECANCELED. It keeps the budget it held (including that of
- * buffers closed afterwards, which returns to its spare); all of it that is
- * not live comes back at finish or destroy. Idempotent while not finished:
+ * fail with #HMB_ECANCELED. It keeps the budget it held within the limit
+ * (including that of buffers closed afterwards, which returns to its spare;
+ * budget beyond the limit goes back as soon as no live buffer needs it);
+ * all of it that is not live comes back at finish or destroy. Idempotent while not finished:
  * cancelling a cancelled runner returns 0; once it is finished (completed,
  * failed, or cancelled and then finished) or destroyed, #HMB_ESTATE.
  * @param runner the runner

@@ -22,8 +22,9 @@
  *   - **Current usage figures** (`live_bytes`, `live_buffers` of pools and
  *     runners; `pageable_live`, `pageable_physical`, `pinned_live` of the
  *     memory layer; `allocations`) are exact whenever no allocation or
- *     close is in flight; while some are, each is off by at most the bytes
- *     (or buffers) of the operations in flight.
+ *     close is in flight; while some run, each is off by at most the bytes
+ *     (or buffers) of the operations that run while the snapshot is taken
+ *     (a snapshot adds up the shards one after another).
  *   - **Usage peaks** (`peak_live_bytes`, runner `peak_live`,
  *     `pageable_peak`, `pinned_peak`) are exact for a runner or memory
  *     object used from one thread at a time, and for a pool whose runners
@@ -40,21 +41,27 @@
  * just said.
  *
  * @par The physical bound (built-in backends)
- * With B the pool's live buffers and C the bytes the warm cache keeps:
- *   pageable memory the pool has asked for (live blocks + cached blocks)
- *     <= live_bytes + C + B x max(16, alignment) + page rounding,
- *   C <= max(0, limit - held) at every instant (the cache lives inside the
- *     budget nobody holds, and is given back before a grant needs it),
- *   live_bytes <= held <= limit + over-commit (hmb/pool.h, I3),
- * so pageable memory <= limit + over-commit + B x max(16, alignment)
- * + page rounding. "Page rounding" is below one base page per mapped block
- * (blocks of 256 KiB or more are whole-page mappings; with huge pages the
- * mapping starts on a 2 MiB boundary but is not lengthened, so the kernel
- * backs its last partial 2 MiB with base pages and the bound holds as is).
- * Blocks below 256 KiB come from malloc, whose chunk headers (8 to 24
- * bytes a block) and free lists are its own and outside this bound.
- * `pageable_physical` reports the left-hand side's live part, `cached_bytes`
- * the cached part.
+ * Every live block occupies more than its requested size s: its prefix P
+ * (max(16, alignment), hmb/allocator.h) and its size-class rounding (blocks
+ * are kept and reused by class: fewer than max(16, (s + P) / 8) bytes), plus,
+ * for a block of 256 KiB or more (its own mapping), less than one page. Call
+ * R the sum of these extras over the live blocks: `pageable_physical -
+ * pageable_live` reports it exactly, and
+ *   R < (B x P + live bytes) / 8 + B x (P + 16) + (mapped blocks) x page,
+ * with B the live blocks. The warm cache keeps whole blocks, C bytes, only
+ * in budget nobody holds: C <= max(0, limit - held) after every put, and a
+ * grant that shrinks that room has the cache give blocks back before its
+ * budget is used. Since live bytes <= held <= limit + over-commit
+ * (hmb/pool.h, I3):
+ *   pageable memory the pool holds (live blocks + cached blocks)
+ *     = pageable_physical + cached_bytes <= max(limit, held) + R,
+ *   i.e. at most the limit, plus the counted over-commit, plus R.
+ * With huge pages a mapping starts on a 2 MiB boundary but is not
+ * lengthened, so the kernel backs its last partial 2 MiB with base pages and
+ * the bound holds as is. Outside it: malloc's own chunk headers (8 to 24
+ * bytes a small block) and free lists, and the thread cache's small blocks
+ * (at most 512 KiB a thread, freed blocks below 128 KiB kept for reuse by
+ * the thread that freed them).
  */
 #ifndef HMB_STATS_H
 #define HMB_STATS_H

@@ -124,6 +124,5 @@ void hmb__admit_next(const hmb__ledger_t *L, int pressure_armed,
   if (avail >= w->need)
     hmb__decide(d, HMB__ACT_GRANT, w, w->need, HMB__RULE_WITHIN, 0);
   else if (L->running == 0)
-    hmb__decide(d, HMB__ACT_GRANT, w, avail > 0 ? avail : 0, HMB__RULE_IDLE,
-                0);
+    hmb__decide(d, HMB__ACT_GRANT, w, avail > 0 ? avail : 0, HMB__RULE_IDLE, 0);
 }

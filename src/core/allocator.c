@@ -23,8 +23,8 @@
 
 #include "core/abi.h"
 #include "core/buffer.h"
-#include "hmb/allocator.h"
 #include "core/log.h"
+#include "hmb/allocator.h"
 #include "memory/block.h"
 #include "memory/memory.h"
 #include "platform/shard.h"
@@ -32,7 +32,9 @@
 /* The prefix written inside a generic allocator's buffer. */
 #define HMB__BLOCK_INNER 5u
 
-static int hmb__pow2(size_t v) { return v && (v & (v - 1)) == 0; }
+static int hmb__pow2(size_t v) {
+  return v && (v & (v - 1)) == 0;
+}
 
 int hmb_allocate(const hmb_allocator_t *alloc, size_t bytes, unsigned flags,
                  hmb_buffer_t **out) {
@@ -62,8 +64,7 @@ static int hmb__inner_view(hmb_buffer_t *outer, size_t bytes, size_t align,
   void *data = (void *)p;
   *hmb__block_word_at(data) =
       hmb__block_word((size_t)(p - base), HMB__BLOCK_INNER,
-                      (s->flags & HMB__BUF_PINNED) != 0, 0,
-                      (unsigned)__builtin_ctzll(align));
+                      (s->flags & HMB__BUF_PINNED) != 0, 0, 0, align);
   *hmb__block_backptr(data) = s;
   *out = s;
   return 0;
@@ -81,18 +82,21 @@ int hmb_allocate_aligned(const hmb_allocator_t *alloc, size_t bytes,
     return HMB_ETOOBIG;
   if (alloc->allocate_aligned)
     return alloc->allocate_aligned(alloc->ctx, bytes, alignment, flags, out);
+  if (alignment == 0) /* the allocator's own default */
+    return alloc->allocate(alloc->ctx, bytes, flags, out);
   size_t a = alignment > HMB__PREFIX_MIN ? alignment : HMB__PREFIX_MIN;
   if (bytes > HMB_MAX_ALLOC - a - HMB__PREFIX_MIN)
     return HMB_ETOOBIG;
   hmb_buffer_t *outer = NULL;
-  int rc = alloc->allocate(alloc->ctx, bytes + a + HMB__PREFIX_MIN, flags,
-                           &outer);
+  int rc =
+      alloc->allocate(alloc->ctx, bytes + a + HMB__PREFIX_MIN, flags, &outer);
   if (rc)
     return rc;
   return hmb__inner_view(outer, bytes, a, out);
 }
 
-/* ---- pointers ---------------------------------------------------------------- */
+/* ---- pointers
+ * ---------------------------------------------------------------- */
 
 hmb_buffer_t *hmb_ptr_buffer(const void *ptr) {
   if (!ptr || ((uintptr_t)ptr & (HMB__PREFIX_MIN - 1)) != 0)
@@ -119,8 +123,8 @@ int hmb_ptr_alloc(const hmb_allocator_t *alloc, size_t bytes, size_t alignment,
   if (!out)
     return HMB_EINVAL;
   hmb_buffer_t *b = NULL;
-  int rc = hmb_allocate_aligned(alloc, bytes, alignment ? alignment : 16,
-                                flags, &b);
+  int rc =
+      hmb_allocate_aligned(alloc, bytes, alignment ? alignment : 16, flags, &b);
   if (rc)
     return rc;
   if (!b->data) { /* an implementation that made a reservation */
@@ -171,7 +175,7 @@ int hmb_ptr_realloc(void **pp, size_t bytes) {
   if ((outer->flags & HMB__BUF_SLICE) ||
       atomic_load_explicit(&outer->refs, memory_order_acquire) != 1)
     return HMB_ENOTSUP;
-  size_t align = (size_t)1 << hmb__block_class(*hmb__block_word_at(*pp));
+  size_t align = hmb__block_align(*hmb__block_word_at(*pp));
   size_t old_off = (size_t)((char *)*pp - (char *)outer->data);
   size_t keep = bytes < b->size ? bytes : b->size;
   if (bytes > HMB_MAX_ALLOC - align - HMB__PREFIX_MIN)
@@ -188,14 +192,14 @@ int hmb_ptr_realloc(void **pp, size_t bytes) {
   b->size = bytes;
   *hmb__block_word_at(b->data) =
       hmb__block_word((size_t)(p - base), HMB__BLOCK_INNER,
-                      (b->flags & HMB__BUF_PINNED) != 0, 0,
-                      (unsigned)__builtin_ctzll(align));
+                      (b->flags & HMB__BUF_PINNED) != 0, 0, 0, align);
   *hmb__block_backptr(b->data) = b;
   *pp = b->data;
   return 0;
 }
 
-/* ---- the default allocator ------------------------------------------------ */
+/* ---- the default allocator ------------------------------------------------
+ */
 
 static void hmb__default_freed(void *owner, hmb_buffer_t *b) {
   if (hmb__memory_free(owner, b->data, b->size, hmb__shard_index()) != 0)
@@ -211,10 +215,8 @@ static int hmb__default_resize(void *owner, hmb_buffer_t *b, size_t bytes) {
     b->size = bytes;
     return 0;
   }
-  size_t align = (size_t)1 << __builtin_ctzll((uintptr_t)b->data);
   int pinned = 0;
-  void *nd = hmb__memory_alloc(owner, bytes,
-                               align > HMB_MAX_ALIGN ? HMB_MAX_ALIGN : align,
+  void *nd = hmb__memory_alloc(owner, bytes, hmb__memory_block_align(b->data),
                                0, &pinned, sh);
   if (!nd)
     return HMB_ENOMEM;
@@ -229,9 +231,8 @@ static int hmb__default_resize(void *owner, hmb_buffer_t *b, size_t bytes) {
 static const hmb__owner_ops_t hmb__default_ops = {hmb__default_freed,
                                                   hmb__default_resize};
 
-static int hmb__default_allocate_aligned(void *ctx, size_t bytes,
-                                         size_t align, unsigned flags,
-                                         hmb_buffer_t **out) {
+static int hmb__default_allocate_aligned(void *ctx, size_t bytes, size_t align,
+                                         unsigned flags, hmb_buffer_t **out) {
   (void)ctx;
   hmb__memory_t *mem = hmb__memory_default();
   int pinned = 0;
@@ -240,9 +241,8 @@ static int hmb__default_allocate_aligned(void *ctx, size_t bytes,
                                  (flags & HMB_ALLOC_PINNED) != 0, &pinned, sh);
   if (!data)
     return HMB_ENOMEM;
-  hmb_buffer_t *b = hmb__buffer_root(data, bytes,
-                                     pinned ? HMB__BUF_PINNED : 0, 0, mem,
-                                     &hmb__default_ops);
+  hmb_buffer_t *b = hmb__buffer_root(data, bytes, pinned ? HMB__BUF_PINNED : 0,
+                                     0, mem, &hmb__default_ops);
   if (!b) {
     hmb__memory_free(mem, data, bytes, sh);
     return HMB_ENOMEM;

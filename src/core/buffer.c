@@ -71,7 +71,9 @@ static void hmb__handle_free(hmb_buffer_t *b) {
   hmb__tcache_obj_put(b);
 }
 
-void hmb__buffer_discard(hmb_buffer_t *b) { hmb__handle_free(b); }
+void hmb__buffer_discard(hmb_buffer_t *b) {
+  hmb__handle_free(b);
+}
 
 void *hmb_buffer_data(const hmb_buffer_t *buf) {
   return buf ? buf->data : NULL;

@@ -23,8 +23,7 @@ typedef struct hmb__check {
   int bad;
 } hmb__check_t;
 
-static void hmb__fail(hmb__check_t *c, const char *fmt, ...)
-    HMB__PRINTF(2, 3);
+static void hmb__fail(hmb__check_t *c, const char *fmt, ...) HMB__PRINTF(2, 3);
 static void hmb__fail(hmb__check_t *c, const char *fmt, ...) {
   if (c->bad++)
     return; /* the first one is reported */
@@ -76,8 +75,8 @@ int hmb_pool_check(hmb_pool_t *p, unsigned flags, char *buf, size_t len) {
       hmb__fail(&c, "runner #%" PRIu64 ": held %" PRId64 " < 0", a->id, held);
     if (beyond < 0 || beyond > held)
       hmb__fail(&c,
-                "runner #%" PRIu64 ": beyond %" PRId64 " outside [0, held %" PRId64
-                "] (R-I3)",
+                "runner #%" PRIu64 ": beyond %" PRId64
+                " outside [0, held %" PRId64 "] (R-I3)",
                 a->id, beyond, held);
     for (unsigned i = 0; i < HMB__SHARDS; i++)
       if (hmb__get(&a->shard[i].spare) < 0)
@@ -98,16 +97,16 @@ int hmb_pool_check(hmb_pool_t *p, unsigned flags, char *buf, size_t len) {
         hmb__fail(&c, "runner #%" PRIu64 " flagged progress wrongly", a->id);
     }
     if ((a->heap_at >= 0) != (held > 0))
-      hmb__fail(&c, "runner #%" PRIu64 ": in the heap %d, held %" PRId64,
-                a->id, a->heap_at >= 0, held);
+      hmb__fail(&c, "runner #%" PRIu64 ": in the heap %d, held %" PRId64, a->id,
+                a->heap_at >= 0, held);
     in_heap += a->heap_at >= 0;
     if (rest) {
       int64_t live = hmb__runner_live(r), spare = hmb__acct_spare(a);
       sum_live += live;
       if (live < 0 || live > held)
         hmb__fail(&c,
-                  "runner #%" PRIu64 ": live %" PRId64 " outside [0, held %" PRId64
-                  "] (R-I1)",
+                  "runner #%" PRIu64 ": live %" PRId64
+                  " outside [0, held %" PRId64 "] (R-I1)",
                   a->id, live, held);
       if (st == HMB__R_RUNNING && beyond > live)
         hmb__fail(&c,
@@ -137,8 +136,8 @@ int hmb_pool_check(hmb_pool_t *p, unsigned flags, char *buf, size_t len) {
   if (over > L->beyond_stopped + beyond_p + L->limit_debt)
     hmb__fail(&c,
               "over-commit %" PRId64 " > stopped runners' beyond %" PRId64
-              " + the progress runner's %" PRId64 " + lowered-limit debt %" PRId64
-              " (I3)",
+              " + the progress runner's %" PRId64
+              " + lowered-limit debt %" PRId64 " (I3)",
               over, L->beyond_stopped, beyond_p, L->limit_debt);
   if (L->cap >= 0 && over > L->cap + L->limit_debt)
     hmb__fail(&c,

@@ -28,7 +28,8 @@ typedef struct hmb__line {
 } hmb__line_t;
 
 static hmb_runner_t *hmb__runner_of(hmb__acct_t *a) {
-  return (hmb_runner_t *)(void *)a; /* the account is the runner's first member */
+  return (
+      hmb_runner_t *)(void *)a; /* the account is the runner's first member */
 }
 
 static void hmb__line_of(hmb__line_t *l, hmb__acct_t *a) {
@@ -165,7 +166,6 @@ int hmb__log_leaks(hmb_pool_t *p) {
              lk[i].state == HMB_RUNNER_CLOSED ? " (handle destroyed)" : "",
              lk[i].held, lk[i].live, lk[i].buffers);
   if (nr > n)
-    hmb__log(&h->log, HMB_LOG_ERROR, "leak: ... and %d more runner(s)",
-             nr - n);
+    hmb__log(&h->log, HMB_LOG_ERROR, "leak: ... and %d more runner(s)", nr - n);
   return nr;
 }

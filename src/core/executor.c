@@ -114,6 +114,9 @@ struct hmb_executor {
 
 /* The executor whose worker or callback this thread is in (shutdown check). */
 static _Thread_local hmb_executor_t *hmb__exec_current;
+/* The executor this thread is shutting down (a destroy from a log sink or
+ * callback during that shutdown must not free it under the shutdown). */
+static _Thread_local hmb_executor_t *hmb__exec_shutting;
 
 /* ---- task references and completion ------------------------------------ */
 
@@ -317,9 +320,9 @@ static void hmb__attempt(hmb_executor_t *ex, hmb_task_t *t) {
   pthread_mutex_unlock(&ex->lock);
 
   uint64_t t0 = hmb__os_now_ns();
-  rc = t->staged ? hmb_runner_start_partial(r, t->initial,
-                                            ex->acquire_timeout_ns)
-                 : hmb_runner_start(r, ex->acquire_timeout_ns);
+  rc = t->staged
+           ? hmb_runner_start_partial(r, t->initial, ex->acquire_timeout_ns)
+           : hmb_runner_start(r, ex->acquire_timeout_ns);
   uint64_t waited = hmb__os_now_ns() - t0;
 
   pthread_mutex_lock(&ex->lock);
@@ -399,8 +402,8 @@ void hmb_task_desc_init(hmb_task_desc_t *desc) {
 }
 
 int hmb_executor_create_sized(hmb_pool_t *pool,
-                              const hmb_executor_config_t *cfg,
-                              size_t cfg_size, hmb_executor_t **out) {
+                              const hmb_executor_config_t *cfg, size_t cfg_size,
+                              hmb_executor_t **out) {
   if (out)
     *out = NULL;
   if (!pool || !out)
@@ -492,7 +495,8 @@ int hmb_executor_submit_sized(hmb_executor_t *ex, const hmb_task_desc_t *udesc,
   if (!desc->run || desc->borrow_timeout_ns < HMB_WAIT_FOREVER)
     return HMB_EINVAL;
   if (desc->estimate > (size_t)ex->pool->home.ledger.max_request ||
-      (desc->staged && desc->initial > (size_t)ex->pool->home.ledger.max_request))
+      (desc->staged &&
+       desc->initial > (size_t)ex->pool->home.ledger.max_request))
     return HMB_ETOOBIG;
   hmb_task_t *t = calloc(1, sizeof *t);
   if (!t)
@@ -609,7 +613,17 @@ int hmb_executor_shutdown(hmb_executor_t *ex, int mode) {
   return hmb__shutdown(ex, mode);
 }
 
+static int hmb__shutdown_run(hmb_executor_t *ex, int mode);
+
 static int hmb__shutdown(hmb_executor_t *ex, int mode) {
+  hmb_executor_t *outer = hmb__exec_shutting;
+  hmb__exec_shutting = ex;
+  int rc = hmb__shutdown_run(ex, mode);
+  hmb__exec_shutting = outer;
+  return rc;
+}
+
+static int hmb__shutdown_run(hmb_executor_t *ex, int mode) {
   hmb_task_t *dropped = NULL;
   int64_t ndropped = 0, nsignalled = 0;
   pthread_mutex_lock(&ex->lock);
@@ -669,6 +683,13 @@ void hmb_executor_destroy(hmb_executor_t *ex) {
     hmb__log(&ex->pool->home.log, HMB_LOG_ERROR,
              "executor '%s': destroy called from its own task or callback; "
              "ignored (it would wait for itself)",
+             ex->name);
+    return;
+  }
+  if (hmb__exec_shutting == ex) {
+    hmb__log(&ex->pool->home.log, HMB_LOG_ERROR,
+             "executor '%s': destroy called while this thread shuts it down "
+             "(from a log sink or callback); ignored",
              ex->name);
     return;
   }

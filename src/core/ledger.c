@@ -39,7 +39,8 @@
 #include "memory/memory.h"
 #include "platform/os.h"
 
-/* ---- small helpers ----------------------------------------------------------- */
+/* ---- small helpers
+ * ----------------------------------------------------------- */
 
 static int64_t hmb__limit(const hmb__ledger_t *L) {
   return atomic_load_explicit(&L->limit, memory_order_relaxed);
@@ -49,7 +50,8 @@ static int64_t hmb__over(const hmb__ledger_t *L) {
   return o > 0 ? o : 0;
 }
 /* Relaxed store of a field written only under the lock. */
-#define HMB__SET(field, v) atomic_store_explicit(&(field), (v), memory_order_relaxed)
+#define HMB__SET(field, v)                                                     \
+  atomic_store_explicit(&(field), (v), memory_order_relaxed)
 #define HMB__GET(field) atomic_load_explicit(&(field), memory_order_relaxed)
 
 int64_t hmb__acct_spare(const hmb__acct_t *a) {
@@ -78,9 +80,8 @@ static int64_t hmb__spare_take_upto(hmb__acct_t *a, int64_t max) {
       int64_t x = v < max - t ? v : max - t;
       if (x <= 0)
         break;
-      if (atomic_compare_exchange_weak_explicit(sp, &v, v - x,
-                                                memory_order_seq_cst,
-                                                memory_order_relaxed)) {
+      if (atomic_compare_exchange_weak_explicit(
+              sp, &v, v - x, memory_order_seq_cst, memory_order_relaxed)) {
         t += x;
         break;
       }
@@ -95,14 +96,19 @@ static void hmb__spare_give(hmb__acct_t *a, unsigned shard, int64_t x) {
     atomic_fetch_add_explicit(&a->shard[shard].spare, x, memory_order_seq_cst);
 }
 
-static void hmb__ev_add(uint64_t *c, uint64_t v) { *c = hmb__sat_add(*c, v); }
+static void hmb__ev_add(uint64_t *c, uint64_t v) {
+  *c = hmb__sat_add(*c, v);
+}
 static void hmb__acct_count(_Atomic uint64_t *c, uint64_t v) {
   HMB__SET(*c, hmb__sat_add(HMB__GET(*c), v));
 }
 
-/* ---- the heap of holders (describe's top-K without a walk) ---------------- */
+/* ---- the heap of holders (describe's top-K without a walk) ----------------
+ */
 
-static int64_t hmb__hkey(const hmb__acct_t *a) { return HMB__GET(a->held); }
+static int64_t hmb__hkey(const hmb__acct_t *a) {
+  return HMB__GET(a->held);
+}
 
 static void hmb__heap_swap(hmb__ledger_t *L, int i, int j) {
   hmb__acct_t *t = L->heap[i];
@@ -156,7 +162,8 @@ static void hmb__heap_update(hmb__ledger_t *L, hmb__acct_t *a) {
   a->heap_at = -1;
 }
 
-/* ---- held, beyond and the cache's room ------------------------------------- */
+/* ---- held, beyond and the cache's room -------------------------------------
+ */
 
 static void hmb__room_locked(hmb__ledger_t *L) {
   int64_t room = hmb__limit(L) - L->held;
@@ -187,7 +194,8 @@ static void hmb__held_sub(hmb__ledger_t *L, hmb__acct_t *a, int64_t x) {
   hmb__room_locked(L);
 }
 
-/* ---- queues ------------------------------------------------------------------ */
+/* ---- queues
+ * ------------------------------------------------------------------ */
 
 static void hmb__unlink(hmb__waiter_t **head, hmb__waiter_t **tail,
                         hmb__waiter_t *w) {
@@ -270,7 +278,8 @@ static void hmb__wake(hmb__waiter_t *w, int result) {
     pthread_cond_signal(&w->cond);
 }
 
-/* ---- grants ------------------------------------------------------------------ */
+/* ---- grants
+ * ------------------------------------------------------------------ */
 
 static void hmb__stop_running_locked(hmb__ledger_t *L, hmb__acct_t *a,
                                      int new_state) {
@@ -297,8 +306,8 @@ static void hmb__make_progress_locked(hmb__ledger_t *L, hmb__acct_t *a) {
     }
 }
 
-static void hmb__grant_locked(hmb__ledger_t *L, hmb__waiter_t *w,
-                              int64_t bytes, int rule) {
+static void hmb__grant_locked(hmb__ledger_t *L, hmb__waiter_t *w, int64_t bytes,
+                              int rule) {
   hmb__acct_t *a = w->acct;
   hmb__grant_t *g = &w->g;
   int64_t over_before = hmb__over(L);
@@ -426,7 +435,8 @@ static int hmb__serve_own_locked(hmb__ledger_t *L, hmb__acct_t *a) {
   return done;
 }
 
-/* ---- waiting ---------------------------------------------------------------- */
+/* ---- waiting ----------------------------------------------------------------
+ */
 
 static const char *hmb__kind_name(int kind) {
   return kind == HMB_REQUEST_START    ? "start"
@@ -487,12 +497,11 @@ static int hmb__wait(hmb__ledger_t *L, hmb__acct_t *a, int kind, int64_t need,
   w.result = HMB__PENDING;
   uint64_t t0 = hmb__os_now_ns();
   uint64_t deadline = hmb__os_deadline(timeout_ns);
-  uint64_t long_at = L->long_wait_ns > 0 ? t0 + (uint64_t)L->long_wait_ns
-                                         : UINT64_MAX;
-  uint64_t press_at = L->pressure_wait_ns > 0
-                          ? t0 + (uint64_t)L->pressure_wait_ns
-                          : UINT64_MAX;
-  int began = 0, long_logged = 0;
+  uint64_t long_at =
+      L->long_wait_ns > 0 ? t0 + (uint64_t)L->long_wait_ns : UINT64_MAX;
+  uint64_t press_at =
+      L->pressure_wait_ns > 0 ? t0 + (uint64_t)L->pressure_wait_ns : UINT64_MAX;
+  int began = 0, long_logged = 0, queued = 0;
 
   pthread_mutex_lock(&L->lock);
   int st = hmb__acct_state(a);
@@ -505,6 +514,7 @@ static int hmb__wait(hmb__ledger_t *L, hmb__acct_t *a, int kind, int64_t need,
     if (kind == HMB_REQUEST_START)
       atomic_store_explicit(&a->state, HMB__R_WAITING, memory_order_relaxed);
     hmb__enqueue_locked(L, &w);
+    queued = 1;
     /* A borrow re-checks its own spare after queueing (see the file
      * comment: one of it and a concurrent free sees the other). */
     if (kind == HMB_REQUEST_BORROW)
@@ -585,8 +595,7 @@ static int hmb__wait(hmb__ledger_t *L, hmb__acct_t *a, int kind, int64_t need,
       else
         hmb__ev_add(&L->ev.borrow_timeouts, 1);
     }
-    if (kind == HMB_REQUEST_START &&
-        hmb__acct_state(a) == HMB__R_WAITING)
+    if (kind == HMB_REQUEST_START && hmb__acct_state(a) == HMB__R_WAITING)
       atomic_store_explicit(&a->state, HMB__R_CREATED, memory_order_relaxed);
     if (w.result == HMB_ETIMEDOUT)
       hmb__dispatch_locked(L); /* its leaving may let others in */
@@ -594,7 +603,7 @@ static int hmb__wait(hmb__ledger_t *L, hmb__acct_t *a, int kind, int64_t need,
   if (w.result == 0) {
     hmb__acct_count(&a->wait_ns, waited);
     w.g.waited_ns = waited;
-  } else if (w.result != HMB_ESTATE) {
+  } else if (queued) { /* a refusal at the door waited for nothing */
     hmb__acct_count(&a->failed_wait_ns, waited);
   }
   pthread_mutex_unlock(&L->lock);
@@ -617,7 +626,8 @@ static int hmb__wait(hmb__ledger_t *L, hmb__acct_t *a, int kind, int64_t need,
   return w.result;
 }
 
-/* ---- requests ----------------------------------------------------------------- */
+/* ---- requests
+ * ----------------------------------------------------------------- */
 
 int hmb__ledger_start(hmb__ledger_t *L, hmb__acct_t *a, int64_t bytes,
                       int64_t timeout_ns) {
@@ -677,8 +687,8 @@ void hmb__ledger_unborrow(hmb__ledger_t *L, hmb__acct_t *a, unsigned shard,
     /* What of this grant's beyond is still there: a try-free may have
      * repaid part of it meanwhile, and a cancel may have moved it to the
      * stopped runners' sum. */
-    int64_t rb = HMB__GET(a->beyond) < g->beyond ? HMB__GET(a->beyond)
-                                                  : g->beyond;
+    int64_t rb =
+        HMB__GET(a->beyond) < g->beyond ? HMB__GET(a->beyond) : g->beyond;
     HMB__SET(a->beyond, HMB__GET(a->beyond) - rb);
     if (!hmb__acct_running(a))
       L->beyond_stopped -= rb;
@@ -725,11 +735,12 @@ int hmb__ledger_grow(hmb__ledger_t *L, hmb__acct_t *a, int64_t bytes,
   /* The deficit is decided when it is queued; a concurrent return of
    * spare to the pool may leave the runner holding less than `bytes`. */
   hmb__grant_t g;
-  return hmb__wait(L, a, HMB_REQUEST_GROW, bytes - held, 0,
-                   hmb__shard_index(), timeout_ns, &g);
+  return hmb__wait(L, a, HMB_REQUEST_GROW, bytes - held, 0, hmb__shard_index(),
+                   timeout_ns, &g);
 }
 
-/* ---- returns ------------------------------------------------------------------ */
+/* ---- returns
+ * ------------------------------------------------------------------ */
 
 void hmb__ledger_freed_slow(hmb__ledger_t *L, hmb__acct_t *a, unsigned shard,
                             int64_t bytes, int added) {
@@ -804,11 +815,11 @@ int64_t hmb__ledger_set_need(hmb__ledger_t *L, hmb__acct_t *a, int64_t need) {
   return t;
 }
 
-/* ---- lifecycle ------------------------------------------------------------------ */
+/* ---- lifecycle
+ * ------------------------------------------------------------------ */
 
 /* Fail every queued request of `a` with `code` (cancel, destroy). */
-static void hmb__reject_all_locked(hmb__ledger_t *L, hmb__acct_t *a,
-                                   int code) {
+static void hmb__reject_all_locked(hmb__ledger_t *L, hmb__acct_t *a, int code) {
   hmb__waiter_t *heads[2] = {L->bor_head, L->acq_head};
   for (int q = 0; q < 2; q++) {
     hmb__waiter_t *next;
@@ -875,11 +886,12 @@ int hmb__ledger_destroy(hmb__ledger_t *L, hmb__acct_t *a) {
   return st;
 }
 
-/* ---- the pool ------------------------------------------------------------------ */
+/* ---- the pool
+ * ------------------------------------------------------------------ */
 
-int hmb__ledger_init(hmb__ledger_t *L, const hmb_pool_config_t *cfg,
-                     void *mem, hmb__pressure_set_t *pressure,
-                     const hmb__logger_t *logger, hmb_pool_t *pool,
+int hmb__ledger_init(hmb__ledger_t *L, const hmb_pool_config_t *cfg, void *mem,
+                     hmb__pressure_set_t *pressure, const hmb__logger_t *logger,
+                     hmb_pool_t *pool,
                      int (*describe)(hmb_pool_t *, int, char *, size_t)) {
   memset(L, 0, sizeof *L);
   if (pthread_mutex_init(&L->lock, NULL) != 0)
@@ -955,8 +967,8 @@ void hmb__ledger_set_limit(hmb__ledger_t *L, int64_t limit) {
   if (over_after > over_before) /* a shrink: held above the new limit */
     L->limit_debt += over_after - over_before;
   else if (limit > old) /* a growth pays the debt first */
-    L->limit_debt = L->limit_debt > limit - old ? L->limit_debt - (limit - old)
-                                                : 0;
+    L->limit_debt =
+        L->limit_debt > limit - old ? L->limit_debt - (limit - old) : 0;
   if (over_after > L->peak_over)
     L->peak_over = over_after;
   hmb__ev_add(&L->ev.limit_changes, 1);

@@ -36,9 +36,9 @@
 int64_t hmb__acct_spare(const hmb__acct_t *a);
 
 /* Initialise / tear down (pool.c). 0 or HMB_ENOMEM. */
-int hmb__ledger_init(hmb__ledger_t *L, const hmb_pool_config_t *cfg,
-                     void *mem, hmb__pressure_set_t *pressure,
-                     const hmb__logger_t *logger, hmb_pool_t *pool,
+int hmb__ledger_init(hmb__ledger_t *L, const hmb_pool_config_t *cfg, void *mem,
+                     hmb__pressure_set_t *pressure, const hmb__logger_t *logger,
+                     hmb_pool_t *pool,
                      int (*describe)(hmb_pool_t *, int, char *, size_t));
 void hmb__ledger_fini(hmb__ledger_t *L);
 
@@ -48,7 +48,8 @@ int hmb__ledger_open(hmb__ledger_t *L, hmb__acct_t *a,
 /* The account is gone (held 0, nothing queued). */
 void hmb__ledger_close(hmb__ledger_t *L, hmb__acct_t *a);
 
-/* ---- requests (they may wait) ---------------------------------------------- */
+/* ---- requests (they may wait) ----------------------------------------------
+ */
 
 /* Start: acquire min(bytes, declared need); rules R2/R3. */
 int hmb__ledger_start(hmb__ledger_t *L, hmb__acct_t *a, int64_t bytes,
@@ -67,7 +68,8 @@ void hmb__ledger_unborrow(hmb__ledger_t *L, hmb__acct_t *a, unsigned shard,
 int hmb__ledger_grow(hmb__ledger_t *L, hmb__acct_t *a, int64_t bytes,
                      int64_t timeout_ns);
 
-/* ---- returns --------------------------------------------------------------- */
+/* ---- returns ---------------------------------------------------------------
+ */
 
 /*
  * A root buffer of `bytes` charged to `a` was freed, on shard `shard`: keep
@@ -104,7 +106,8 @@ int64_t hmb__ledger_try_free(hmb__ledger_t *L, hmb__acct_t *a, uint64_t max);
 /* Declare the need and trim to it. Returns the bytes given back. */
 int64_t hmb__ledger_set_need(hmb__ledger_t *L, hmb__acct_t *a, int64_t need);
 
-/* ---- lifecycle ------------------------------------------------------------- */
+/* ---- lifecycle -------------------------------------------------------------
+ */
 
 /* Finish (RUNNING or CANCELLED). 0 or HMB_ESTATE. *returned: spare given. */
 int hmb__ledger_finish(hmb__ledger_t *L, hmb__acct_t *a, int status,
@@ -114,28 +117,28 @@ int hmb__ledger_cancel(hmb__ledger_t *L, hmb__acct_t *a);
 /* The handle is destroyed: stop, drain, CLOSED. Returns the state before. */
 int hmb__ledger_destroy(hmb__ledger_t *L, hmb__acct_t *a);
 
-/* ---- the pool -------------------------------------------------------------- */
+/* ---- the pool --------------------------------------------------------------
+ */
 
 /* Change the limit (pool.c has checked it); re-run admission. */
 void hmb__ledger_set_limit(hmb__ledger_t *L, int64_t limit);
 /* Budget counters into *out (the budget fields of hmb_pool_stats_t). */
 void hmb__ledger_stats(hmb__ledger_t *L, hmb_pool_stats_t *out);
 
-/* ---- the hot path ---------------------------------------------------------- */
+/* ---- the hot path ----------------------------------------------------------
+ */
 
 /*
  * Take `b` bytes of spare from shard `s` (CAS: never below zero): 1 if
  * taken. Relaxed: spare is a budget count, not a publication; the state
  * check that guards allocation is an acquire load in runner.c.
  */
-static inline int hmb__ledger_take_fast(hmb__acct_t *a, unsigned s,
-                                        int64_t b) {
+static inline int hmb__ledger_take_fast(hmb__acct_t *a, unsigned s, int64_t b) {
   _Atomic int64_t *sp = &a->shard[s].spare;
   int64_t v = atomic_load_explicit(sp, memory_order_relaxed);
   while (v >= b)
-    if (atomic_compare_exchange_weak_explicit(sp, &v, v - b,
-                                              memory_order_relaxed,
-                                              memory_order_relaxed))
+    if (atomic_compare_exchange_weak_explicit(
+            sp, &v, v - b, memory_order_relaxed, memory_order_relaxed))
       return 1;
   return 0;
 }

@@ -19,7 +19,8 @@
 #include "platform/shard.h"
 #include "platform/util.h"
 
-/* ---- runner accounts ------------------------------------------------------ */
+/* ---- runner accounts ------------------------------------------------------
+ */
 
 /*
  * Internal runner states: one enum, no flags. Public states map as
@@ -37,16 +38,20 @@ typedef enum hmb__rstate {
   HMB__R_CLOSED          /* handle destroyed (returning) */
 } hmb__rstate_t;
 
-static inline int hmb__rstate_returning(int s) { return s >= HMB__R_COMPLETED; }
+static inline int hmb__rstate_returning(int s) {
+  return s >= HMB__R_COMPLETED;
+}
 
 /*
  * One per-thread shard of a runner, on its own cache line. Writers:
- * `spare` the ledger only; `live`, `bufs` and `allocs` runner.c only.
+ * `spare` the ledger only; `live`, `live_folded`, `bufs` and `allocs`
+ * runner.c only (through shard.h for the gauge).
  */
 typedef struct hmb__rshard {
   _Alignas(64) _Atomic int64_t spare; /* budget backing no live buffer */
-  _Atomic int64_t live;    /* pending delta of the runner's live gauge */
-  _Atomic int64_t bufs;    /* 2 x root buffers counted here, | 1 = sealed */
+  _Atomic int64_t live;               /* this shard's part of the live gauge */
+  _Atomic int64_t live_folded;        /* what of it the gauge's tops have */
+  _Atomic int64_t bufs;    /* 2 x root buffers counted here, | 1: sealed */
   _Atomic uint64_t allocs; /* successful allocations counted here */
 } hmb__rshard_t;
 
@@ -54,10 +59,10 @@ typedef struct hmb__acct {
   hmb__rshard_t shard[HMB__SHARDS];
   /* --- written under the budget lock only; atomics for lock-free reads --- */
   _Alignas(64) _Atomic int64_t held;
-  _Atomic int state;        /* hmb__rstate_t */
-  _Atomic int64_t need;     /* declared need, -1: none */
-  _Atomic int bor_queued;   /* its borrow requests in the queue */
-  _Atomic int64_t beyond;   /* part of held granted beyond the limit */
+  _Atomic int state;      /* hmb__rstate_t */
+  _Atomic int64_t need;   /* declared need, -1: none */
+  _Atomic int bor_queued; /* its borrow requests in the queue */
+  _Atomic int64_t beyond; /* part of held granted beyond the limit */
   _Atomic int64_t peak_held;
   _Atomic uint64_t borrowed, borrows, returned_early, wait_ns, failed_wait_ns;
   _Atomic int64_t returned_at_finish;
@@ -80,7 +85,8 @@ static inline int hmb__acct_state(const hmb__acct_t *a) {
   return atomic_load_explicit(&a->state, memory_order_relaxed);
 }
 
-/* ---- the ledger ----------------------------------------------------------- */
+/* ---- the ledger -----------------------------------------------------------
+ */
 
 typedef struct hmb__waiter hmb__waiter_t;
 typedef struct hmb__pressure_set hmb__pressure_set_t;
@@ -114,7 +120,7 @@ typedef struct hmb__ledger {
   uint64_t next_id;
   hmb_pool_stats_t ev; /* the event counters (uint64_t fields) */
   /* --- set at creation --- */
-  void *mem;  /* hmb__memory_t *: told the room after every change */
+  void *mem; /* hmb__memory_t *: told the room after every change */
   int64_t long_wait_ns, pressure_wait_ns;
   hmb_wait_hook_fn wait_hook;
   void *wait_hook_user;
@@ -128,10 +134,10 @@ typedef struct hmb__ledger {
 
 /* A grant as the requester sees it (for rollback and logs). */
 typedef struct hmb__grant {
-  int rule;             /* enum hmb__rule */
-  int64_t bytes;        /* granted by the pool */
-  int64_t local;        /* served from the runner's own spare instead */
-  int64_t beyond;       /* bytes this grant added beyond the limit */
+  int rule;       /* enum hmb__rule */
+  int64_t bytes;  /* granted by the pool */
+  int64_t local;  /* served from the runner's own spare instead */
+  int64_t beyond; /* bytes this grant added beyond the limit */
   int64_t prev_peak_held, prev_peak_over, prev_acct_peak; /* for rollback */
   int64_t peak_held_after, peak_over_after, acct_peak_after;
   uint64_t waited_ns;

@@ -35,9 +35,9 @@ void hmb__line_timeout(const hmb__logger_t *lg, uint64_t id, const char *name,
            id, name, kind, need, timeout_ns / 1000);
 }
 
-void hmb__line_long_wait(const hmb__logger_t *lg, uint64_t id,
-                         const char *name, const char *kind, int64_t need,
-                         uint64_t waited_ns, int running, const char *desc) {
+void hmb__line_long_wait(const hmb__logger_t *lg, uint64_t id, const char *name,
+                         const char *kind, int64_t need, uint64_t waited_ns,
+                         int running, const char *desc) {
   hmb__log(lg, HMB_LOG_WARN,
            "runner #%" PRIu64 " '%s' has waited %" PRIu64 " ms to %s %" PRId64
            " bytes (%d running); %s",

@@ -27,8 +27,8 @@ void hmb__line_timeout(const hmb__logger_t *lg, uint64_t id, const char *name,
 
 /* A wait longer than the pool's long_wait_ns (warn), with `desc` (the
  * pool's description, or ""). */
-void hmb__line_long_wait(const hmb__logger_t *lg, uint64_t id,
-                         const char *name, const char *kind, int64_t need,
-                         uint64_t waited_ns, int running, const char *desc);
+void hmb__line_long_wait(const hmb__logger_t *lg, uint64_t id, const char *name,
+                         const char *kind, int64_t need, uint64_t waited_ns,
+                         int running, const char *desc);
 
 #endif /* HMB_SRC_CORE_LINES_H */

@@ -94,7 +94,8 @@ int(hmb_pool_create)(const hmb_pool_config_t *cfg, hmb_pool_t **out) {
   return hmb_pool_create_sized(cfg, sizeof(hmb_pool_config_t), out);
 }
 
-/* ---- destroy ----------------------------------------------------------------- */
+/* ---- destroy
+ * ----------------------------------------------------------------- */
 
 int hmb_pool_destroy(hmb_pool_t *p) {
   if (!p)
@@ -132,7 +133,8 @@ int hmb_pool_destroy(hmb_pool_t *p) {
   return 0;
 }
 
-/* ---- limit, pressure ----------------------------------------------------------- */
+/* ---- limit, pressure
+ * ----------------------------------------------------------- */
 
 size_t hmb_pool_limit(const hmb_pool_t *p) {
   return p ? (size_t)atomic_load_explicit(&p->home.ledger.limit,
@@ -147,8 +149,8 @@ int hmb_pool_set_limit(hmb_pool_t *p, size_t limit) {
   return 0;
 }
 
-int hmb_pool_add_pressure_handler(hmb_pool_t *p, hmb_pressure_fn fn,
-                                  void *user, int *id) {
+int hmb_pool_add_pressure_handler(hmb_pool_t *p, hmb_pressure_fn fn, void *user,
+                                  int *id) {
   if (id)
     *id = 0;
   if (!p || !fn)
@@ -162,7 +164,8 @@ int hmb_pool_remove_pressure_handler(hmb_pool_t *p, int id) {
   return hmb__pressure_remove(p->pressure, id);
 }
 
-/* ---- stats ----------------------------------------------------------------------- */
+/* ---- stats
+ * ----------------------------------------------------------------------- */
 
 int hmb_pool_stats_sized(hmb_pool_t *p, hmb_pool_stats_t *out,
                          size_t out_size) {

@@ -39,7 +39,7 @@ static const hmb__owner_ops_t hmb__runner_ops = {hmb__runner_freed,
                                                  hmb__runner_resize};
 
 static const char *const hmb__state_names[] = {
-    "CREATED", "WAITING", "RUNNING", "COMPLETED",
+    "CREATED", "WAITING",   "RUNNING", "COMPLETED",
     "FAILED",  "CANCELLED", "CLOSED"};
 
 const char *hmb_runner_state_name(int state) {
@@ -170,10 +170,11 @@ static void hmb__runner_release(hmb_runner_t *r) {
   /* Fold what the shards still hold into the pool's usage gauge, so that
    * its total stays the sum over the runners that are left. */
   for (unsigned i = 0; i < HMB__SHARDS; i++) {
-    int64_t u = atomic_exchange_explicit(&r->acct.shard[i].live, 0,
-                                         memory_order_relaxed);
-    if (u)
-      atomic_fetch_add_explicit(&r->pool_top->total, u, memory_order_relaxed);
+    hmb__rshard_t *sh = &r->acct.shard[i];
+    int64_t d = hmb__gauge_value(&sh->live) -
+                atomic_load_explicit(&sh->live_folded, memory_order_relaxed);
+    if (d)
+      atomic_fetch_add_explicit(&r->pool_top->total, d, memory_order_relaxed);
   }
   hmb__ledger_close(r->ledger, &r->acct);
   pthread_mutex_lock(&h->reg_lock);
@@ -212,20 +213,21 @@ void hmb_runner_destroy(hmb_runner_t *r) {
   hmb__runner_release(r); /* the handle's own */
 }
 
-/* ---- usage counters -------------------------------------------------------- */
+/* ---- usage counters --------------------------------------------------------
+ */
 
 int64_t hmb__runner_live(const hmb_runner_t *r) {
-  int64_t v = atomic_load_explicit(&r->live_top.total, memory_order_relaxed);
+  int64_t v = 0;
   for (unsigned i = 0; i < HMB__SHARDS; i++)
-    v += hmb__gauge_pending(&r->acct.shard[i].live);
+    v += hmb__gauge_value(&r->acct.shard[i].live);
   return v;
 }
 
 int64_t hmb__runner_buffers(const hmb_runner_t *r) {
   int64_t n = 0;
   for (unsigned i = 0; i < HMB__SHARDS; i++)
-    n += atomic_load_explicit(&r->acct.shard[i].bufs, memory_order_relaxed) >>
-         1;
+    n +=
+        atomic_load_explicit(&r->acct.shard[i].bufs, memory_order_relaxed) >> 1;
   return n;
 }
 
@@ -233,8 +235,8 @@ int64_t hmb__runner_buffers(const hmb_runner_t *r) {
 static int64_t hmb__runner_buffers_sc(const hmb_runner_t *r) {
   int64_t n = 0;
   for (unsigned i = 0; i < HMB__SHARDS; i++)
-    n += atomic_load_explicit(&r->acct.shard[i].bufs, memory_order_seq_cst) >>
-         1;
+    n +=
+        atomic_load_explicit(&r->acct.shard[i].bufs, memory_order_seq_cst) >> 1;
   return n;
 }
 
@@ -284,9 +286,9 @@ static int hmb__runner_charge(hmb_runner_t *r, unsigned sh, int64_t b,
 static int hmb__runner_new(hmb_runner_t *r, size_t bytes, size_t align,
                            unsigned flags, int with_memory,
                            hmb_buffer_t **out) {
-  if (HMB__UNLIKELY(atomic_load_explicit(&r->acct.state,
-                                         memory_order_acquire) !=
-                    HMB__R_RUNNING))
+  if (HMB__UNLIKELY(
+          atomic_load_explicit(&r->acct.state, memory_order_acquire) !=
+          HMB__R_RUNNING))
     return hmb__not_running(r);
   if (HMB__UNLIKELY((int64_t)bytes > r->ledger->max_request))
     return HMB_ETOOBIG;
@@ -323,7 +325,7 @@ static int hmb__runner_new(hmb_runner_t *r, size_t bytes, size_t align,
    * decrement of the closer (runner.h). */
   atomic_fetch_add_explicit(&s->bufs, 2, memory_order_relaxed);
   atomic_fetch_add_explicit(&s->allocs, 1, memory_order_relaxed);
-  hmb__gauge_add2(&s->live, &r->live_top, r->pool_top, b);
+  hmb__gauge_add2(&s->live, &s->live_folded, &r->live_top, r->pool_top, b);
   *out = buf;
   return 0;
 }
@@ -347,7 +349,8 @@ static void hmb__runner_freed(void *owner, hmb_buffer_t *b) {
              "buffer %p: block %p (%zu bytes) is not a live block of the "
              "pool's memory: not freed",
              (void *)b, b->data, b->size);
-  hmb__gauge_add2(&r->acct.shard[sh].live, &r->live_top, r->pool_top, -bytes);
+  hmb__gauge_add2(&r->acct.shard[sh].live, &r->acct.shard[sh].live_folded,
+                  &r->live_top, r->pool_top, -bytes);
   hmb__ledger_freed(r->ledger, &r->acct, sh, bytes);
   hmb__home_t *h = r->home;
   /* The last access to the runner (runner.h). seq_cst: it is acq_rel for
@@ -383,12 +386,10 @@ static int hmb__runner_resize(void *owner, hmb_buffer_t *b, size_t bytes) {
   }
   if (!hmb__memory_resize_in_place(r->mem, b->data, b->size, bytes, sh)) {
     int pinned = 0;
-    /* The block keeps (at least) the alignment it had. */
-    size_t align = (size_t)1 << __builtin_ctzll((uintptr_t)b->data);
-    void *nd = hmb__memory_alloc(r->mem, bytes,
-                                 align > HMB_MAX_ALIGN ? HMB_MAX_ALIGN : align,
-                                 (b->flags & HMB__BUF_PINNED) != 0, &pinned,
-                                 sh);
+    /* The block keeps the alignment it was asked with. */
+    void *nd =
+        hmb__memory_alloc(r->mem, bytes, hmb__memory_block_align(b->data),
+                          (b->flags & HMB__BUF_PINNED) != 0, &pinned, sh);
     if (!nd) {
       if (delta > 0)
         hmb__ledger_unborrow(r->ledger, &r->acct, sh, delta, &g);
@@ -402,7 +403,8 @@ static int hmb__runner_resize(void *owner, hmb_buffer_t *b, size_t bytes) {
                           (pinned ? HMB__BUF_PINNED : 0));
   }
   b->size = bytes;
-  hmb__gauge_add2(&r->acct.shard[sh].live, &r->live_top, r->pool_top, delta);
+  hmb__gauge_add2(&r->acct.shard[sh].live, &r->acct.shard[sh].live_folded,
+                  &r->live_top, r->pool_top, delta);
   if (delta < 0)
     hmb__ledger_freed(r->ledger, &r->acct, sh, -delta);
   return 0;
@@ -433,7 +435,8 @@ int hmb_runner_reserve(hmb_runner_t *r, size_t bytes, hmb_buffer_t **out) {
   return hmb__runner_new(r, bytes, 0, 0, 0, out);
 }
 
-/* ---- budget calls --------------------------------------------------------- */
+/* ---- budget calls ---------------------------------------------------------
+ */
 
 int hmb_runner_start(hmb_runner_t *r, int64_t timeout_ns) {
   if (!r)
@@ -575,7 +578,8 @@ int(hmb_runner_stats)(const hmb_runner_t *r, hmb_runner_stats_t *out) {
   return hmb_runner_stats_sized(r, out, sizeof(hmb_runner_stats_t));
 }
 
-/* ---- thread binding -------------------------------------------------------- */
+/* ---- thread binding --------------------------------------------------------
+ */
 
 static _Thread_local hmb_runner_t *hmb__bound
     __attribute__((tls_model("initial-exec")));
@@ -586,7 +590,9 @@ hmb_runner_t *hmb_runner_bind(hmb_runner_t *r) {
   return prev;
 }
 
-hmb_runner_t *hmb_runner_bound(void) { return hmb__bound; }
+hmb_runner_t *hmb_runner_bound(void) {
+  return hmb__bound;
+}
 
 /* ---- the bound allocator ------------------------------------------------- */
 

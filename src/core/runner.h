@@ -57,12 +57,12 @@ void hmb__home_fini(hmb__home_t *h);
 struct hmb_runner {
   hmb__acct_t acct;       /* first: its shards start the object's lines */
   hmb_allocator_t vtable; /* the vtable's ctx is the runner */
-  hmb__home_t *home; /* its pool's */
+  hmb__home_t *home;      /* its pool's */
   hmb__ledger_t *ledger;
   hmb__memory_t *mem;
   hmb__gauge_top_t *pool_top; /* the pool's usage gauge (outer top) */
   _Alignas(64) hmb__gauge_top_t live_top; /* this runner's live bytes */
-  _Atomic int shards_open; /* shards not yet released, + 1 for the handle */
+  _Atomic int shards_open;   /* shards not yet released, + 1 for the handle */
   hmb_runner_t *next, *prev; /* the home's registry */
 };
 

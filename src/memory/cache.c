@@ -53,7 +53,7 @@ int hmb__cache_create(size_t extra_cap, int64_t room0, int huge,
     return HMB_ENOMEM;
   }
   c->extra_cap = extra_cap && extra_cap < (size_t)INT64_MAX ? (int64_t)extra_cap
-                                                             : INT64_MAX;
+                                                            : INT64_MAX;
   c->huge_ok = huge;
   c->top_class = -1;
   atomic_init(&c->room, room0 > 0 ? room0 : 0);
@@ -121,8 +121,10 @@ void *hmb__cache_get(hmb__cache_t *c, size_t len, unsigned *cls, int *huge) {
     atomic_fetch_add_explicit(&c->hits, 1, memory_order_relaxed);
     return raw;
   }
-  atomic_fetch_add_explicit(&c->misses, 1, memory_order_relaxed);
-  return hmb__os_map_large(blen, c->huge_ok, huge);
+  raw = hmb__os_map_large(blen, c->huge_ok, huge);
+  if (raw) /* a miss served by the OS */
+    atomic_fetch_add_explicit(&c->misses, 1, memory_order_relaxed);
+  return raw;
 }
 
 void hmb__cache_put(hmb__cache_t *c, void *raw, unsigned cls, int huge) {

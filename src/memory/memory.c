@@ -44,15 +44,17 @@
 #include "platform/util.h"
 
 typedef struct hmb__mshard {
-  _Alignas(64) _Atomic int64_t live; /* pending of the live gauge */
-  _Atomic int64_t pinned;            /* pending of the pinned gauge */
-  _Atomic int64_t phys;              /* physical bytes, summed on read */
+  _Alignas(64) _Atomic int64_t live; /* this shard's part of live bytes */
+  _Atomic int64_t live_folded;
+  _Atomic int64_t pinned; /* this shard's part of pinned bytes */
+  _Atomic int64_t pinned_folded;
+  _Atomic int64_t phys; /* physical bytes, summed on read */
 } hmb__mshard_t;
 
 struct hmb__memory {
-  hmb_backend_t custom; /* custom.alloc == NULL: built-in */
-  size_t align;         /* default data alignment */
-  int huge;             /* huge-page advice allowed */
+  hmb_backend_t custom;      /* custom.alloc == NULL: built-in */
+  size_t align;              /* default data alignment */
+  int huge;                  /* huge-page advice allowed */
   const char *pinned_reason; /* static storage; "" when the region works */
   hmb__arena_t *arena;       /* NULL: no pinned region */
   void *region;
@@ -250,9 +252,9 @@ hmb__count_block(hmb__memory_t *m, unsigned sh, int pinned, int64_t live,
                  int64_t phys) {
   hmb__mshard_t *s = &m->shard[sh];
   if (pinned) {
-    hmb__gauge_add(&s->pinned, &m->pinned_top, live);
+    hmb__gauge_add(&s->pinned, &s->pinned_folded, &m->pinned_top, live);
   } else {
-    hmb__gauge_add(&s->live, &m->live_top, live);
+    hmb__gauge_add(&s->live, &s->live_folded, &m->live_top, live);
     atomic_fetch_add_explicit(&s->phys, phys, memory_order_relaxed);
   }
 }
@@ -265,13 +267,16 @@ static size_t hmb__round_page(size_t v) {
 }
 
 /* Place the data in a block starting at raw: aligned, with the prefix. */
-static void *hmb__place(void *raw, size_t prefix, size_t align,
-                        unsigned kind, int pinned, int huge, unsigned cls) {
+/* Place the data in a block starting at raw: after `prefix` bytes, on a
+ * multiple of `place` (1 when the prefix already aligns it); `align` is the
+ * alignment asked for, recorded for a later resize. */
+static void *hmb__place(void *raw, size_t prefix, size_t place, unsigned kind,
+                        int pinned, int huge, unsigned cls, size_t align) {
   uintptr_t d = (uintptr_t)raw + prefix;
-  d = (d + align - 1) & ~(uintptr_t)(align - 1);
+  d = (d + place - 1) & ~(uintptr_t)(place - 1);
   void *data = (void *)d;
-  *hmb__block_word_at(data) =
-      hmb__block_word((size_t)(d - (uintptr_t)raw), kind, pinned, huge, cls);
+  *hmb__block_word_at(data) = hmb__block_word((size_t)(d - (uintptr_t)raw),
+                                              kind, pinned, huge, cls, align);
   return data;
 }
 
@@ -282,9 +287,8 @@ static void *hmb__alloc_custom(hmb__memory_t *m, size_t size, size_t align,
     return NULL;
   void *raw = NULL;
   int is_pinned = 0;
-  if (m->custom.alloc(m->custom.ctx, size + prefix,
-                      align > 16 ? align : 16, prefer_pinned, &raw,
-                      &is_pinned) != 0 ||
+  if (m->custom.alloc(m->custom.ctx, size + prefix, align > 16 ? align : 16,
+                      prefer_pinned, &raw, &is_pinned) != 0 ||
       !raw)
     return NULL;
   is_pinned = is_pinned ? 1 : 0;
@@ -292,7 +296,7 @@ static void *hmb__alloc_custom(hmb__memory_t *m, size_t size, size_t align,
     atomic_fetch_add_explicit(&m->fallbacks, 1, memory_order_relaxed);
   /* The backend aligned raw to `align`, so data = raw + prefix is too. */
   void *data = hmb__place(raw, prefix, 1, HMB__BLOCK_CUSTOM, is_pinned, 0,
-                          HMB__BLOCK_NOCLASS);
+                          HMB__BLOCK_NOCLASS, align);
   hmb__count_block(m, sh, is_pinned, (int64_t)size, (int64_t)(size + prefix));
   *pinned = is_pinned;
   return data;
@@ -310,8 +314,8 @@ static void *hmb__alloc_pinned(hmb__memory_t *m, size_t size, size_t align,
   void *raw = hmb__arena_alloc(m->arena, size + room);
   if (!raw)
     return NULL;
-  void *data =
-      hmb__place(raw, pa, pa, HMB__BLOCK_PINNED, 1, 0, HMB__BLOCK_NOCLASS);
+  void *data = hmb__place(raw, pa, pa, HMB__BLOCK_PINNED, 1, 0,
+                          HMB__BLOCK_NOCLASS, align);
   hmb__count_block(m, sh, 1, (int64_t)size, 0);
   return data;
 }
@@ -325,7 +329,7 @@ hmb__alloc_small(hmb__memory_t *m, size_t need, size_t size, size_t align,
   if (HMB__UNLIKELY(!raw) && !(raw = malloc(bytes)))
     return NULL;
   void *data = hmb__place(raw, HMB__PREFIX_MIN, align, HMB__BLOCK_SMALL, 0, 0,
-                          cls);
+                          cls, align);
   hmb__count_block(m, sh, 0, (int64_t)size, (int64_t)bytes);
   return data;
 }
@@ -347,7 +351,8 @@ static void *hmb__alloc_large(hmb__memory_t *m, size_t size, size_t align,
   }
   if (!raw)
     return NULL;
-  void *data = hmb__place(raw, prefix, 1, HMB__BLOCK_LARGE, 0, huge, cls);
+  void *data =
+      hmb__place(raw, prefix, 1, HMB__BLOCK_LARGE, 0, huge, cls, align);
   if (huge)
     atomic_fetch_add_explicit(&m->huge_live, (int64_t)len,
                               memory_order_relaxed);
@@ -362,6 +367,7 @@ void *hmb__memory_alloc(hmb__memory_t *mem, size_t size, size_t align,
   *pinned = 0;
   if (HMB__UNLIKELY(mem->custom.alloc != NULL))
     return hmb__alloc_custom(mem, size, align, prefer_pinned, pinned, sh);
+  int full = 0;
   if (HMB__UNLIKELY(prefer_pinned)) {
     if (mem->arena) {
       void *p = hmb__alloc_pinned(mem, size, align, sh);
@@ -369,18 +375,23 @@ void *hmb__memory_alloc(hmb__memory_t *mem, size_t size, size_t align,
         *pinned = 1;
         return p;
       }
-      atomic_fetch_add_explicit(&mem->full_fallbacks, 1, memory_order_relaxed);
+      full = 1;
     }
-    atomic_fetch_add_explicit(&mem->fallbacks, 1, memory_order_relaxed);
   }
   /* Worst-case room: malloc gives 16-byte alignment, so an offset of at
    * most max(16, align) places aligned data after a 16-byte prefix. */
   size_t a = hmb__prefix_for(align);
+  void *p;
   if (HMB__LIKELY(size < HMB__LARGE_MIN - a))
-    return hmb__alloc_small(mem, size + a, size, align, sh);
-  if (size > SIZE_MAX / 2)
-    return NULL;
-  return hmb__alloc_large(mem, size, align, sh);
+    p = hmb__alloc_small(mem, size + a, size, align, sh);
+  else
+    p = size > SIZE_MAX / 2 ? NULL : hmb__alloc_large(mem, size, align, sh);
+  if (HMB__UNLIKELY(prefer_pinned) && p) { /* served pageable: a fallback */
+    atomic_fetch_add_explicit(&mem->fallbacks, 1, memory_order_relaxed);
+    if (full)
+      atomic_fetch_add_explicit(&mem->full_fallbacks, 1, memory_order_relaxed);
+  }
+  return p;
 }
 
 /* Bytes the block occupies (what hmb__count_block() added as physical). */
@@ -398,8 +409,7 @@ static size_t hmb__block_bytes(uint64_t w, size_t size) {
   }
 }
 
-int hmb__memory_free(hmb__memory_t *mem, void *data, size_t size,
-                     unsigned sh) {
+int hmb__memory_free(hmb__memory_t *mem, void *data, size_t size, unsigned sh) {
   uint64_t w = *hmb__block_word_at(data);
   if (!hmb__block_valid(w))
     return HMB_EINVAL;
@@ -420,8 +430,7 @@ int hmb__memory_free(hmb__memory_t *mem, void *data, size_t size,
       atomic_fetch_sub_explicit(&mem->huge_live, (int64_t)bytes,
                                 memory_order_relaxed);
     if (hmb__block_class(w) != HMB__BLOCK_NOCLASS && mem->cache)
-      hmb__cache_put(mem->cache, raw, hmb__block_class(w),
-                     hmb__block_huge(w));
+      hmb__cache_put(mem->cache, raw, hmb__block_class(w), hmb__block_huge(w));
     else
       hmb__os_unmap(raw, bytes);
     break;
@@ -434,9 +443,8 @@ int hmb__memory_free(hmb__memory_t *mem, void *data, size_t size,
   return 0;
 }
 
-int hmb__memory_resize_in_place(hmb__memory_t *mem, void *data,
-                                size_t old_size, size_t new_size,
-                                unsigned sh) {
+int hmb__memory_resize_in_place(hmb__memory_t *mem, void *data, size_t old_size,
+                                size_t new_size, unsigned sh) {
   uint64_t w = *hmb__block_word_at(data);
   unsigned kind = hmb__block_kind_of(w);
   if (kind != HMB__BLOCK_SMALL && kind != HMB__BLOCK_LARGE)
@@ -456,7 +464,12 @@ int hmb__memory_block_pinned(const void *data) {
   return hmb__block_pinned(*hmb__block_word_at((void *)(uintptr_t)data));
 }
 
-/* ---- the cache's room ------------------------------------------------------ */
+size_t hmb__memory_block_align(const void *data) {
+  return hmb__block_align(*hmb__block_word_at((void *)(uintptr_t)data));
+}
+
+/* ---- the cache's room ------------------------------------------------------
+ */
 
 void hmb__memory_set_room(hmb__memory_t *mem, int64_t room) {
   if (mem->cache)
@@ -471,18 +484,15 @@ void hmb__memory_trim(hmb__memory_t *mem, size_t keep_bytes) {
   hmb__cache_trim(mem->cache, keep_bytes);
 }
 
-/* ---- inspection ------------------------------------------------------------ */
+/* ---- inspection ------------------------------------------------------------
+ */
 
 void hmb__memory_stats(hmb__memory_t *mem, hmb_memory_stats_t *out) {
   memset(out, 0, sizeof *out);
-  int64_t live = atomic_load_explicit(&mem->live_top.total,
-                                      memory_order_relaxed);
-  int64_t pin = atomic_load_explicit(&mem->pinned_top.total,
-                                     memory_order_relaxed);
-  int64_t phys = 0;
+  int64_t live = 0, pin = 0, phys = 0;
   for (unsigned i = 0; i < HMB__SHARDS; i++) {
-    live += hmb__gauge_pending(&mem->shard[i].live);
-    pin += hmb__gauge_pending(&mem->shard[i].pinned);
+    live += hmb__gauge_value(&mem->shard[i].live);
+    pin += hmb__gauge_value(&mem->shard[i].pinned);
     phys += atomic_load_explicit(&mem->shard[i].phys, memory_order_relaxed);
   }
   out->pageable_live = live;

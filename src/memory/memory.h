@@ -70,12 +70,13 @@ int hmb__memory_free(hmb__memory_t *mem, void *data, size_t size,
  * class or mapping is large enough): 1 if done (counters adjusted), 0 if the
  * caller must allocate, copy and free.
  */
-int hmb__memory_resize_in_place(hmb__memory_t *mem, void *data,
-                                size_t old_size, size_t new_size,
-                                unsigned shard);
+int hmb__memory_resize_in_place(hmb__memory_t *mem, void *data, size_t old_size,
+                                size_t new_size, unsigned shard);
 
 /* 1 if the block's data is pinned memory (from its block word). */
 int hmb__memory_block_pinned(const void *data);
+/* The data alignment the block was allocated with (its block word). */
+size_t hmb__memory_block_align(const void *data);
 
 /*
  * The budget nobody holds, set by the core whenever it changes (the warm

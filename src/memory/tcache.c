@@ -28,15 +28,13 @@ _Static_assert(HMB__TC_SMALL_MAX == (size_t)128 * 1024,
 
 struct hmb__tcache {
   hmb__tc_front_t front; /* first: the owner-only hit path */
-  pthread_mutex_t lock; /* the magazine: large[] and nlarge */
+  pthread_mutex_t lock;  /* the magazine: large[] and nlarge */
   hmb__tc_large_t large[HMB__TC_LARGE];
   unsigned nlarge;
   hmb__tcache_t *next, *prev; /* registry */
 };
 
 enum { HMB__TC_NONE = 0, HMB__TC_LIVE = 1, HMB__TC_DEAD = 2 };
-
-
 
 static _Thread_local hmb__tcache_t *hmb__tc
     __attribute__((tls_model("initial-exec")));

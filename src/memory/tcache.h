@@ -83,8 +83,8 @@ extern _Thread_local hmb__tc_front_t *hmb__tc_front
 typedef struct hmb__tc_large {
   void *owner; /* the warm cache (cache.h) */
   void (*release)(void *owner, const struct hmb__tc_large *e);
-  void *raw;   /* start of the mapping */
-  size_t len;  /* its length */
+  void *raw;  /* start of the mapping */
+  size_t len; /* its length */
   unsigned cls;
   int huge;
 } hmb__tc_large_t;
@@ -114,8 +114,7 @@ static inline void *hmb__tcache_small_get(unsigned cls) {
 }
 
 /* Keep a small block of `bytes` (its class size); 1 if kept, 0 if full. */
-static inline int hmb__tcache_small_put(unsigned cls, size_t bytes,
-                                        void *raw) {
+static inline int hmb__tcache_small_put(unsigned cls, size_t bytes, void *raw) {
   if (!HMB__TC_KEEP_SMALL || cls >= HMB__TC_NCLASSES)
     return 0;
   hmb__tc_front_t *f = hmb__tcache_front();

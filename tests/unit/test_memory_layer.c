@@ -84,7 +84,8 @@ static void assert_memory_sound(hmb__memory_t *m) {
 
 static void test_block_word_round_trip(void **state) {
   (void)state;
-  const size_t offsets[] = {16, 64, 256, 4096, 65536, 0xFFFFFFFFu};
+  const size_t offsets[] = {16, 64, 256, 4096, 65536, 0xFFFFFFu};
+  const size_t aligns[] = {1, 16, 64, 4096, 65536};
   const unsigned kinds[] = {HMB__BLOCK_SMALL, HMB__BLOCK_LARGE,
                             HMB__BLOCK_PINNED, HMB__BLOCK_CUSTOM};
   const unsigned classes[] = {0, 1, 87, 447, HMB__BLOCK_NOCLASS};
@@ -93,8 +94,10 @@ static void test_block_word_round_trip(void **state) {
       for (size_t c = 0; c < sizeof classes / sizeof classes[0]; c++)
         for (int pinned = 0; pinned < 2; pinned++)
           for (int huge = 0; huge < 2; huge++) {
-            uint64_t w =
-                hmb__block_word(offsets[o], kinds[k], pinned, huge, classes[c]);
+            size_t al = aligns[(o + c) % 5];
+            uint64_t w = hmb__block_word(offsets[o], kinds[k], pinned, huge,
+                                         classes[c], al);
+            assert_int_equal(hmb__block_align(w), al);
             assert_true(hmb__block_valid(w));
             assert_int_equal(hmb__block_offset(w), offsets[o]);
             assert_int_equal(hmb__block_kind_of(w), kinds[k]);
@@ -164,7 +167,7 @@ static void test_block_prefix_of_every_kind(void **state) {
   for (size_t i = 0; i < sizeof cases / sizeof cases[0]; i++) {
     int pinned = -1;
     void *d = hmb__memory_alloc(cases[i].m, cases[i].size, cases[i].align,
-                                cases[i].pinned, &pinned);
+                                cases[i].pinned, &pinned, 0);
     assert_non_null(d);
     size_t align = cases[i].align ? cases[i].align : 64;
     if (cases[i].kind == HMB__BLOCK_PINNED && align < 256)
@@ -186,11 +189,11 @@ static void test_block_prefix_of_every_kind(void **state) {
     *hmb__block_backptr(d) = sentinel;
     memset(d, 0x5a, cases[i].size);
     assert_ptr_equal(*hmb__block_backptr(d), sentinel);
-    assert_int_equal(hmb__memory_free(cases[i].m, d, cases[i].size), 0);
+    assert_int_equal(hmb__memory_free(cases[i].m, d, cases[i].size, 0), 0);
   }
   /* Not a block: refused, nothing freed. */
   uint64_t junk[4] = {0, 0, 0, 0};
-  assert_int_equal(hmb__memory_free(m, &junk[2], 8), HMB_EINVAL);
+  assert_int_equal(hmb__memory_free(m, &junk[2], 8, 0), HMB_EINVAL);
   assert_memory_sound(m);
   assert_memory_sound(mc);
   hmb__memory_destroy(m);
@@ -251,23 +254,23 @@ static void test_tcache_small_blocks_and_objects(void **state) {
   const unsigned cls = hmb__class_of(1000);
   const size_t bytes = hmb__class_size(cls);
   void *q;
-  while ((q = hmb__tcache_small_get(tc, cls))) /* start empty */
+  while ((q = hmb__tcache_small_get(cls))) /* start empty */
     free(q);
   void *a = malloc(bytes), *b = malloc(bytes);
-  int kept_a = hmb__tcache_small_put(tc, cls, bytes, a);
-  int kept_b = hmb__tcache_small_put(tc, cls, bytes, b);
+  int kept_a = hmb__tcache_small_put(cls, bytes, a);
+  int kept_b = hmb__tcache_small_put(cls, bytes, b);
   if (UNDER_ASAN) {
     assert_int_equal(kept_a, 0); /* straight back to malloc, for ASan */
     assert_int_equal(kept_b, 0);
-    assert_null(hmb__tcache_small_get(tc, cls));
+    assert_null(hmb__tcache_small_get(cls));
     free(a);
     free(b);
   } else {
     assert_int_equal(kept_a, 1);
     assert_int_equal(kept_b, 1);
-    assert_ptr_equal(hmb__tcache_small_get(tc, cls), b); /* LIFO: warm */
-    assert_ptr_equal(hmb__tcache_small_get(tc, cls), a);
-    assert_null(hmb__tcache_small_get(tc, cls));
+    assert_ptr_equal(hmb__tcache_small_get(cls), b); /* LIFO: warm */
+    assert_ptr_equal(hmb__tcache_small_get(cls), a);
+    assert_null(hmb__tcache_small_get(cls));
     free(a);
     free(b);
     /* At most HMB__TC_SMALL_COUNT of one class. */
@@ -275,35 +278,35 @@ static void test_tcache_small_blocks_and_objects(void **state) {
     unsigned kept = 0;
     for (unsigned i = 0; i <= HMB__TC_SMALL_COUNT; i++) {
       p[i] = malloc(bytes);
-      if (hmb__tcache_small_put(tc, cls, bytes, p[i]))
+      if (hmb__tcache_small_put(cls, bytes, p[i]))
         kept++;
       else
         free(p[i]);
     }
     assert_int_equal(kept, HMB__TC_SMALL_COUNT);
-    while ((q = hmb__tcache_small_get(tc, cls)))
+    while ((q = hmb__tcache_small_get(cls)))
       free(q);
     /* At most HMB__TC_SMALL_BYTES in all, whatever the classes. */
     const unsigned big = hmb__class_of(100 * KIB);
     const size_t bigb = hmb__class_size(big);
-    while ((q = hmb__tcache_small_get(tc, big)))
+    while ((q = hmb__tcache_small_get(big)))
       free(q);
     size_t total = 0;
     for (int i = 0; i < 16; i++) {
       void *x = malloc(bigb);
-      if (hmb__tcache_small_put(tc, big, bigb, x))
+      if (hmb__tcache_small_put(big, bigb, x))
         total += bigb;
       else
         free(x);
     }
     assert_true(total <= HMB__TC_SMALL_BYTES);
     assert_true(total + bigb > HMB__TC_SMALL_BYTES);
-    while ((q = hmb__tcache_small_get(tc, big)))
+    while ((q = hmb__tcache_small_get(big)))
       free(q);
     /* Beyond HMB__TC_SMALL_MAX nothing is kept. */
     const unsigned huge = hmb__class_of(200 * KIB);
     void *y = malloc(hmb__class_size(huge));
-    assert_int_equal(hmb__tcache_small_put(tc, huge, hmb__class_size(huge), y),
+    assert_int_equal(hmb__tcache_small_put(huge, hmb__class_size(huge), y),
                      0);
     free(y);
   }
@@ -511,8 +514,8 @@ static void test_memory_counters_and_resize_in_place(void **state) {
   (void)state;
   hmb__memory_t *m = memory_new(0, 0, 64 << 20, NULL, 0, NULL);
   int pinned;
-  void *s = hmb__memory_alloc(m, 1000, 0, 0, &pinned);
-  void *l = hmb__memory_alloc(m, 300 * KIB, 0, 0, &pinned);
+  void *s = hmb__memory_alloc(m, 1000, 0, 0, &pinned, 0);
+  void *l = hmb__memory_alloc(m, 300 * KIB, 0, 0, &pinned, 0);
   hmb_memory_stats_t st = mstats(m);
   assert_int_equal(st.pageable_live, 1000 + 300 * KIB);
   size_t small_bytes = hmb__class_size(hmb__class_of(1000 + 64));
@@ -521,17 +524,17 @@ static void test_memory_counters_and_resize_in_place(void **state) {
   assert_int_equal(st.pageable_physical, (int64_t)(small_bytes + large_bytes));
   assert_int_equal(st.pageable_peak, st.pageable_live);
   /* In place while the block has room; counters follow the size. */
-  assert_int_equal(hmb__memory_resize_in_place(m, s, 1000, 1050), 1);
+  assert_int_equal(hmb__memory_resize_in_place(m, s, 1000, 1050, 0), 1);
   assert_int_equal(mstats(m).pageable_live, 1050 + 300 * KIB);
-  assert_int_equal(hmb__memory_resize_in_place(m, s, 1050, 10), 1);
-  assert_int_equal(hmb__memory_resize_in_place(m, s, 10, 100000), 0);
+  assert_int_equal(hmb__memory_resize_in_place(m, s, 1050, 10, 0), 1);
+  assert_int_equal(hmb__memory_resize_in_place(m, s, 10, 100000, 0), 0);
   assert_int_equal(mstats(m).pageable_live, 10 + 300 * KIB);
-  assert_int_equal(hmb__memory_resize_in_place(m, l, 300 * KIB, 310 * KIB), 1);
-  assert_int_equal(hmb__memory_resize_in_place(m, l, 310 * KIB, 4 * MIB), 0);
+  assert_int_equal(hmb__memory_resize_in_place(m, l, 300 * KIB, 310 * KIB, 0), 1);
+  assert_int_equal(hmb__memory_resize_in_place(m, l, 310 * KIB, 4 * MIB, 0), 0);
   assert_int_equal(mstats(m).pageable_physical,
                    (int64_t)(small_bytes + large_bytes)); /* unchanged */
-  assert_int_equal(hmb__memory_free(m, s, 10), 0);
-  assert_int_equal(hmb__memory_free(m, l, 310 * KIB), 0);
+  assert_int_equal(hmb__memory_free(m, s, 10, 0), 0);
+  assert_int_equal(hmb__memory_free(m, l, 310 * KIB, 0), 0);
   st = mstats(m);
   assert_int_equal(st.pageable_live, 0);
   assert_int_equal(st.pageable_physical, 0);
@@ -550,9 +553,9 @@ static void test_memory_room_is_the_caches(void **state) {
   int pinned;
   void *p[8];
   for (int i = 0; i < 8; i++)
-    p[i] = hmb__memory_alloc(m, 300 * KIB, 0, 0, &pinned);
+    p[i] = hmb__memory_alloc(m, 300 * KIB, 0, 0, &pinned, 0);
   for (int i = 0; i < 8; i++)
-    hmb__memory_free(m, p[i], 300 * KIB);
+    hmb__memory_free(m, p[i], 300 * KIB, 0);
   int64_t cached = mstats(m).cached_bytes;
   assert_true(cached >= (int64_t)(8 * 300 * KIB));
   hmb__memory_set_room(m, 1 << 20);
@@ -584,8 +587,6 @@ static void test_cuda_probe_decided_once(void **state) {
     assert_int_equal(ok, 0);
     assert_string_equal(r1, "built without CUDA support (HMB_WITH_CUDA=OFF)");
     assert_int_equal(hmb__cuda_is_pinned(&ok), HMB_ENOTSUP);
-    void *dev = NULL;
-    assert_int_equal(hmb__cuda_device_alloc(64, &dev), HMB_ENOTSUP);
     char why[128] = "";
     void *base = NULL;
     assert_int_equal(hmb__cuda_region_create(4096, 0, &base, why, sizeof why),
