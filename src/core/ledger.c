@@ -495,12 +495,9 @@ static int hmb__wait(hmb__ledger_t *L, hmb__acct_t *a, int kind, int64_t need,
   w.shard = shard;
   w.priority = a->priority;
   w.result = HMB__PENDING;
-  uint64_t t0 = hmb__os_now_ns();
-  uint64_t deadline = hmb__os_deadline(timeout_ns);
-  uint64_t long_at =
-      L->long_wait_ns > 0 ? t0 + (uint64_t)L->long_wait_ns : UINT64_MAX;
-  uint64_t press_at =
-      L->pressure_wait_ns > 0 ? t0 + (uint64_t)L->pressure_wait_ns : UINT64_MAX;
+  /* The clock is read only once the request cannot be decided at once. */
+  uint64_t t0 = 0, deadline = UINT64_MAX, long_at = UINT64_MAX,
+           press_at = UINT64_MAX;
   int began = 0, long_logged = 0, queued = 0;
 
   pthread_mutex_lock(&L->lock);
@@ -522,6 +519,14 @@ static int hmb__wait(hmb__ledger_t *L, hmb__acct_t *a, int kind, int64_t need,
     hmb__dispatch_locked(L);
     if (w.result == HMB__PENDING && kind == HMB_REQUEST_BORROW)
       hmb__ev_add(&L->ev.borrow_waits, 1);
+  }
+  if (w.result == HMB__PENDING) {
+    t0 = hmb__os_now_ns();
+    deadline = hmb__os_deadline(timeout_ns);
+    if (L->long_wait_ns > 0)
+      long_at = t0 + (uint64_t)L->long_wait_ns;
+    if (L->pressure_wait_ns > 0)
+      press_at = t0 + (uint64_t)L->pressure_wait_ns;
   }
   while (w.result == HMB__PENDING) {
     if (w.pressure == HMB__PRESSURE_DUE) {
@@ -587,7 +592,7 @@ static int hmb__wait(hmb__ledger_t *L, hmb__acct_t *a, int kind, int64_t need,
       hmb__dispatch_locked(L);
     }
   }
-  uint64_t waited = hmb__os_now_ns() - t0;
+  uint64_t waited = t0 ? hmb__os_now_ns() - t0 : 0;
   if (w.result == HMB_ETIMEDOUT || w.result == HMB_ECANCELED) {
     if (w.result == HMB_ETIMEDOUT) {
       if (kind == HMB_REQUEST_START)

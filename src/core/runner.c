@@ -76,6 +76,10 @@ void hmb_runner_config_init(hmb_runner_config_t *cfg) {
 
 /* ---- the home: registry and idle waits ---------------------------------- */
 
+/* Freed runner objects a pool keeps for reuse (a scan creates and frees
+ * one per split: this saves an aligned allocation and its free each). */
+#define HMB__RUNNER_SPARES 64
+
 int hmb__home_init(hmb__home_t *h) {
   if (pthread_mutex_init(&h->reg_lock, NULL) != 0)
     return HMB_ENOMEM;
@@ -95,6 +99,11 @@ int hmb__home_init(hmb__home_t *h) {
 }
 
 void hmb__home_fini(hmb__home_t *h) {
+  while (h->spares) {
+    hmb_runner_t *r = h->spares;
+    h->spares = r->next;
+    free(r);
+  }
   pthread_cond_destroy(&h->idle_cond);
   pthread_mutex_destroy(&h->idle_mu);
   pthread_mutex_destroy(&h->reg_lock);
@@ -123,9 +132,20 @@ int hmb_runner_create_sized(hmb_pool_t *pool, const hmb_runner_config_t *ucfg,
     return HMB_EINVAL;
   if (cfg.estimate > (size_t)hmb__home_of(pool)->ledger.max_request)
     return HMB_ETOOBIG;
-  hmb_runner_t *r = aligned_alloc(64, (sizeof *r + 63) & ~(size_t)63);
-  if (!r)
+  /* A runner object freed before in this pool, or a new one; registered in
+   * the same hold of the registry lock (which comes before the budget lock
+   * that hmb__ledger_open() takes). */
+  hmb__home_t *home = hmb__home_of(pool);
+  hmb_runner_t *r = NULL;
+  pthread_mutex_lock(&home->reg_lock);
+  if (home->spares) {
+    r = home->spares;
+    home->spares = r->next;
+    home->nspares--;
+  } else if (!(r = aligned_alloc(64, (sizeof *r + 63) & ~(size_t)63))) {
+    pthread_mutex_unlock(&home->reg_lock);
     return HMB_ENOMEM;
+  }
   memset(r, 0, sizeof *r);
   r->vtable.ctx = r;
   r->vtable.allocate = hmb__runner_allocate;
@@ -140,11 +160,10 @@ int hmb_runner_create_sized(hmb_pool_t *pool, const hmb_runner_config_t *ucfg,
   hmb__text_clean(r->acct.name, sizeof r->acct.name, cfg.name);
   rc = hmb__ledger_open(r->ledger, &r->acct, &cfg);
   if (rc) {
+    pthread_mutex_unlock(&home->reg_lock);
     free(r);
     return rc;
   }
-  hmb__home_t *home = r->home;
-  pthread_mutex_lock(&home->reg_lock);
   r->prev = NULL;
   r->next = home->runners;
   if (home->runners)
@@ -185,6 +204,12 @@ static void hmb__runner_release(hmb_runner_t *r) {
   if (r->next)
     r->next->prev = r->prev;
   h->nrunners--;
+  if (h->nspares < HMB__RUNNER_SPARES) { /* kept for the next create */
+    r->next = h->spares;
+    h->spares = r;
+    h->nspares++;
+    r = NULL;
+  }
   pthread_mutex_unlock(&h->reg_lock);
   free(r);
 }

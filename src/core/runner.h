@@ -40,6 +40,8 @@ typedef struct hmb__home {
   pthread_mutex_t reg_lock;
   hmb_runner_t *runners; /* every runner not yet freed */
   int32_t nrunners;
+  hmb_runner_t *spares; /* freed runner objects kept for reuse */
+  int32_t nspares;
   pthread_mutex_t idle_mu; /* hmb_runner_wait_idle() */
   pthread_cond_t idle_cond;
   _Atomic int idle_waiters;
