@@ -453,9 +453,22 @@ int hmb__memory_resize_in_place(hmb__memory_t *mem, void *data, size_t old_size,
   size_t off = hmb__block_offset(w);
   if (new_size > bytes - off)
     return 0;
-  if (kind == HMB__BLOCK_LARGE && hmb__block_class(w) == HMB__BLOCK_NOCLASS &&
-      hmb__round_page(new_size + off) != bytes)
-    return 0; /* an exact mapping keeps its length: reallocate instead */
+  /* In place only when the block is the one a fresh allocation of the new
+   * size would get: a shrink that kept a much larger block would hold
+   * memory beyond the physical bound of stats.h (which counts the class of
+   * the size asked for). */
+  size_t a = hmb__prefix_for(hmb__block_align(w));
+  size_t want;
+  if (kind == HMB__BLOCK_SMALL)
+    want = new_size + a < HMB__LARGE_MIN
+               ? hmb__class_size(hmb__class_of(new_size + a))
+               : 0;
+  else if (hmb__block_class(w) != HMB__BLOCK_NOCLASS)
+    want = hmb__cache_block_len(hmb__round_page(new_size + off));
+  else
+    want = hmb__round_page(new_size + off);
+  if (want != bytes)
+    return 0;
   hmb__count_block(mem, sh, 0, (int64_t)new_size - (int64_t)old_size, 0);
   return 1;
 }

@@ -29,6 +29,7 @@
 #include "testsupport.h"
 
 #define KIB ((size_t)1024)
+#define MIB (1024 * KIB)
 
 static hmb_memory_stats_t default_mem(void) {
   hmb_memory_stats_t ms;
@@ -260,6 +261,40 @@ test_ptr_realloc_keeps_bytes_and_charges_the_difference(void **state) {
   assert_int_equal(ts_pool_stats(pool).held, 40);
   assert_int_equal(hmb_ptr_free(p), HMB_OK);
   assert_int_equal(ts_pool_stats(pool).held, 0);
+  hmb_runner_destroy(r);
+  ts_pool_done(pool);
+}
+
+/* A realloc far down moves the data to a block of its own size: keeping the
+ * large block would hold memory the physical bound of stats.h does not
+ * count (it counts the class of the size asked for). */
+static void test_ptr_realloc_shrink_gives_the_block_back(void **state) {
+  (void)state;
+  hmb_pool_config_t cfg;
+  hmb_pool_config_init(&cfg);
+  cfg.limit = 8 * MIB;
+  cfg.flags = HMB_POOL_NO_CACHE;
+  hmb_pool_t *pool = ts_pool_cfg(&cfg);
+  hmb_runner_t *r = ts_started_runner(pool, 4 * MIB);
+  void *p = NULL;
+  assert_int_equal(hmb_ptr_alloc(hmb_runner_allocator(r), 2 * MIB, 0, 0, &p),
+                   HMB_OK);
+  fill(p, 2 * MIB, 3);
+  assert_true(ts_memory_stats(pool).pageable_physical >= (int64_t)(2 * MIB));
+  assert_int_equal(hmb_ptr_realloc(&p, 100), HMB_OK);
+  assert_true(filled(p, 100, 3));
+  hmb_memory_stats_t m = ts_memory_stats(pool);
+  assert_int_equal(m.pageable_live, 100);
+  assert_true(m.pageable_physical < (int64_t)(4 * KIB));
+  /* Same for a mid-size block shrunk to a small one. */
+  assert_int_equal(hmb_ptr_realloc(&p, 60 * KIB), HMB_OK);
+  assert_true(filled(p, 100, 3));
+  assert_int_equal(hmb_ptr_realloc(&p, 50), HMB_OK);
+  assert_true(filled(p, 50, 3));
+  m = ts_memory_stats(pool);
+  assert_int_equal(m.pageable_live, 50);
+  assert_true(m.pageable_physical < (int64_t)(1 * KIB));
+  assert_int_equal(hmb_ptr_free(p), HMB_OK);
   hmb_runner_destroy(r);
   ts_pool_done(pool);
 }
@@ -807,6 +842,7 @@ int main(void) {
       cmocka_unit_test(test_ptr_zero_bytes),
       cmocka_unit_test(test_ptr_alignments),
       cmocka_unit_test(test_ptr_realloc_keeps_bytes_and_charges_the_difference),
+      cmocka_unit_test(test_ptr_realloc_shrink_gives_the_block_back),
       cmocka_unit_test(test_ptr_realloc_refusals_change_nothing),
       cmocka_unit_test(test_ptr_free_null_and_foreign),
       cmocka_unit_test(test_ptr_free_from_another_thread_returns_the_budget),

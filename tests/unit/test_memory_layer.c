@@ -306,8 +306,7 @@ static void test_tcache_small_blocks_and_objects(void **state) {
     /* Beyond HMB__TC_SMALL_MAX nothing is kept. */
     const unsigned huge = hmb__class_of(200 * KIB);
     void *y = malloc(hmb__class_size(huge));
-    assert_int_equal(hmb__tcache_small_put(huge, hmb__class_size(huge), y),
-                     0);
+    assert_int_equal(hmb__tcache_small_put(huge, hmb__class_size(huge), y), 0);
     free(y);
   }
   /* 64-byte objects, 64-aligned, reused by the thread that freed them. */
@@ -523,18 +522,31 @@ static void test_memory_counters_and_resize_in_place(void **state) {
       (300 * KIB + 64 + hmb__os_page_size() - 1) & ~(hmb__os_page_size() - 1));
   assert_int_equal(st.pageable_physical, (int64_t)(small_bytes + large_bytes));
   assert_int_equal(st.pageable_peak, st.pageable_live);
-  /* In place while the block has room; counters follow the size. */
+  /* In place only while a fresh allocation of the new size would get the
+   * same block; counters follow the size. */
+  assert_int_equal(hmb__class_size(hmb__class_of(1050 + 64)), small_bytes);
   assert_int_equal(hmb__memory_resize_in_place(m, s, 1000, 1050, 0), 1);
   assert_int_equal(mstats(m).pageable_live, 1050 + 300 * KIB);
-  assert_int_equal(hmb__memory_resize_in_place(m, s, 1050, 10, 0), 1);
-  assert_int_equal(hmb__memory_resize_in_place(m, s, 10, 100000, 0), 0);
-  assert_int_equal(mstats(m).pageable_live, 10 + 300 * KIB);
-  assert_int_equal(hmb__memory_resize_in_place(m, l, 300 * KIB, 310 * KIB, 0), 1);
-  assert_int_equal(hmb__memory_resize_in_place(m, l, 310 * KIB, 4 * MIB, 0), 0);
+  /* A shrink to a smaller class would keep the larger block: refused, the
+   * caller moves the data to a block of the right class. */
+  assert_true(hmb__class_size(hmb__class_of(10 + 64)) < small_bytes);
+  assert_int_equal(hmb__memory_resize_in_place(m, s, 1050, 10, 0), 0);
+  assert_int_equal(hmb__memory_resize_in_place(m, s, 1050, 100000, 0), 0);
+  assert_int_equal(mstats(m).pageable_live, 1050 + 300 * KIB);
+  size_t pg = hmb__os_page_size();
+  size_t grown = 300 * KIB + pg; /* one page more */
+  int same =
+      hmb__cache_block_len((grown + 64 + pg - 1) & ~(pg - 1)) == large_bytes;
+  assert_true(same); /* classes step by a quarter power of two */
+  assert_int_equal(hmb__memory_resize_in_place(m, l, 300 * KIB, grown, 0), 1);
+  size_t lsize = grown;
+  assert_int_equal(hmb__memory_resize_in_place(m, l, lsize, 4 * MIB, 0), 0);
+  assert_int_equal(hmb__memory_resize_in_place(m, l, lsize, 20 * KIB, 0), 0);
+  assert_int_equal(mstats(m).pageable_live, (int64_t)(1050 + lsize));
   assert_int_equal(mstats(m).pageable_physical,
                    (int64_t)(small_bytes + large_bytes)); /* unchanged */
-  assert_int_equal(hmb__memory_free(m, s, 10, 0), 0);
-  assert_int_equal(hmb__memory_free(m, l, 310 * KIB, 0), 0);
+  assert_int_equal(hmb__memory_free(m, s, 1050, 0), 0);
+  assert_int_equal(hmb__memory_free(m, l, lsize, 0), 0);
   st = mstats(m);
   assert_int_equal(st.pageable_live, 0);
   assert_int_equal(st.pageable_physical, 0);
