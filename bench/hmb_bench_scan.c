@@ -41,7 +41,8 @@
  * held <= limit + peak over-committed; every sampled check passed; the pool
  * is back at rest (held 0, live 0, no runner left), passes the quiescent
  * check and is destroyable; the default allocator is back to its live bytes
- * before the run; the oracle never borrows; the unlimited pool never waits.
+ * before the run; the oracle borrows only after a short idle start (R3) and
+ * never waits to; the unlimited pool never waits.
  */
 #define _POSIX_C_SOURCE 200809L
 
@@ -667,8 +668,16 @@ static void bench_check(bench_run_t *r, bench_result_t *res,
   if (atomic_load(&r->live) != 0)
     bench_fail(res, "bench live counter back at 0: %" PRId64,
                atomic_load(&r->live));
-  if (r->policy == BENCH_ORACLE && ps->borrows != 0)
-    bench_fail(res, "oracle never borrows: %" PRIu64 " borrows", ps->borrows);
+  /* The oracle's estimate is its exact need, so it borrows only when an
+   * idle start was granted less than it asked (R3: capped at what nobody
+   * holds); that runner is the progress runner, whose borrows never wait. */
+  if (r->policy == BENCH_ORACLE && ps->borrows != 0 &&
+      (ps->acquire_overcommits == 0 || ps->borrow_waits != 0))
+    bench_fail(res,
+               "oracle borrows only after a short idle start (R3), and never "
+               "waits: %" PRIu64 " borrows, %" PRIu64 " idle starts, %" PRIu64
+               " borrow waits",
+               ps->borrows, ps->acquire_overcommits, ps->borrow_waits);
   if (r->policy == BENCH_UNLIMITED &&
       (ps->borrow_waits || es->requeues || ps->acquire_overcommits))
     bench_fail(res,
