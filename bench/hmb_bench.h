@@ -6,8 +6,12 @@
  *                      output-path checks, helper programs, progress ticker
  *   hmb_bench_scan.c   the scan scenario: splits, policies, scan tasks on the
  *                      executor, the consumer stage, invariant checks
- *   hmb_bench_micro.c  microbenchmarks (runner fast path vs raw backend,
- *                      pool acquire/release and borrow under contention)
+ *   hmb_bench_micro.c  microbenchmarks (the allocation path against glibc
+ *                      malloc and peer allocators, pool acquire/release and
+ *                      borrow under contention, the executor against a bare
+ *                      thread pool, fixed-iteration cases for callgrind)
+ *   bench_compat.h     what the bench needs over hmb 0.2 and 0.1
+ *   compat_noscan.c    stands in for hmb_bench_scan.c against hmb 0.1
  *
  * Units used everywhere: sizes in bytes (printed in MiB = 2^20 bytes),
  * rates in bytes per second (given and printed as MB/s and GB/s, powers of
