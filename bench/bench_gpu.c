@@ -90,6 +90,20 @@ void bench_gpu_free(void *dev) {
     cudaFree(dev);
 }
 
+int bench_gpu_host_alloc(size_t size, void **host) {
+  if (!bench_gpu_usable(NULL) || cudaMallocHost(host, size) != cudaSuccess) {
+    cudaGetLastError();
+    *host = NULL;
+    return -1;
+  }
+  return 0;
+}
+
+void bench_gpu_host_free(void *host) {
+  if (host)
+    cudaFreeHost(host);
+}
+
 int bench_gpu_copy(void *dev, const void *host, size_t size) {
   if (cudaMemcpy(dev, host, size, cudaMemcpyHostToDevice) != cudaSuccess) {
     cudaGetLastError();
@@ -118,6 +132,16 @@ int bench_gpu_alloc(size_t size, void **dev) {
 
 void bench_gpu_free(void *dev) {
   (void)dev;
+}
+
+int bench_gpu_host_alloc(size_t size, void **host) {
+  (void)size;
+  *host = NULL;
+  return -1;
+}
+
+void bench_gpu_host_free(void *host) {
+  (void)host;
 }
 
 int bench_gpu_copy(void *dev, const void *host, size_t size) {

@@ -28,6 +28,13 @@ int bench_gpu_alloc(size_t size, void **dev);
 /* Free what bench_gpu_alloc() gave; NULL is a no-op. */
 void bench_gpu_free(void *dev);
 
+/* Pinned host memory from cudaMallocHost (the baseline of hmb's pinned
+ * buffers): 0 with *host, or -1. */
+int bench_gpu_host_alloc(size_t size, void **host);
+
+/* Free what bench_gpu_host_alloc() gave; NULL is a no-op. */
+void bench_gpu_host_free(void *host);
+
 /* Synchronous host-to-device copy: 0, or -1 when the runtime failed. */
 int bench_gpu_copy(void *dev, const void *host, size_t size);
 

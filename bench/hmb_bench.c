@@ -4,7 +4,14 @@
  *
  *   hmb_bench [options]          the scan scenario, every policy in turn
  *   hmb_bench --sweep[=MiB,...]  the same over several budgets (CSV, chart)
+ *   hmb_bench --tight            budgets of 0.25, 0.5, 1 x the largest split
  *   hmb_bench micro | --micro    microbenchmarks
+ *
+ * --repeat N runs every (policy, budget) N times, rotating the order each
+ * time, and reports medians; --isolate runs each in a process of its own
+ * (this program again, with internal --child-* options, returning its
+ * result through a pipe), so that no run inherits another's heap, caches
+ * or thread caches.
  *
  * This file holds the command line (getopt_long), the output formats and
  * the sweep; the scenario lives in hmb_bench_scan.c, the microbenchmarks in
@@ -19,12 +26,15 @@
 
 #include <errno.h>
 #include <getopt.h>
+#include <spawn.h>
+#include <sys/wait.h>
 #include <inttypes.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <unistd.h>
 
+#include "bench_compat.h"
 #include "bench_gpu.h"
 #include "hmb.h"
 #include "hmb_bench.h"
@@ -53,8 +63,20 @@ static void bench_opts_defaults(bench_opts_t *o) {
   o->policies = (1u << BENCH_NPOLICIES) - 1;
   o->progress = -1;
   o->micro_ms = 200;
-  o->micro_threads = "1,2";
+  o->micro_threads = "1,2,2s";
+  o->micro_touch = 2;
+  o->micro_rounds = 3;
+  o->callgrind_iters = 20000;
   o->fail_split = -1;
+  o->staged_first = 256 * BENCH_KIB;
+  o->repeat = 1;
+  o->child_fd = -1;
+}
+
+const char *bench_policy_name(int policy) {
+  static const char *const names[BENCH_NPOLICIES] = {
+      "unlimited", "virtual", "bound", "early", "staged", "oracle"};
+  return policy >= 0 && policy < BENCH_NPOLICIES ? names[policy] : "?";
 }
 
 /* --quick: the same shape, scaled down to a few seconds for CI. */
@@ -70,6 +92,8 @@ static void bench_opts_quick(bench_opts_t *o) {
   o->budget = 32 * BENCH_MIB;
   o->acquire_timeout_ms = 20;
   o->micro_ms = 20;
+  o->micro_rounds = 1;
+  o->callgrind_iters = 2000;
 }
 
 static void bench_usage(FILE *f) {
@@ -110,6 +134,19 @@ enum {
   OPT_MICRO,
   OPT_MICRO_MS,
   OPT_MICRO_THREADS,
+  OPT_MICRO_SIZES,
+  OPT_MICRO_TOUCH,
+  OPT_MICRO_ROUNDS,
+  OPT_MICRO_GROUPS,
+  OPT_CALLGRIND,
+  OPT_CALLGRIND_ITERS,
+  OPT_STAGED_FIRST,
+  OPT_REPEAT,
+  OPT_ISOLATE,
+  OPT_TIGHT,
+  OPT_CHILD_FD,
+  OPT_CHILD_POLICY,
+  OPT_CHILD_BUDGET,
   OPT_VERSION
 };
 
@@ -146,6 +183,19 @@ static const struct option bench_options[] = {
     {"micro", no_argument, NULL, OPT_MICRO},
     {"micro-ms", required_argument, NULL, OPT_MICRO_MS},
     {"micro-threads", required_argument, NULL, OPT_MICRO_THREADS},
+    {"micro-sizes", required_argument, NULL, OPT_MICRO_SIZES},
+    {"micro-touch", required_argument, NULL, OPT_MICRO_TOUCH},
+    {"micro-rounds", required_argument, NULL, OPT_MICRO_ROUNDS},
+    {"micro-groups", required_argument, NULL, OPT_MICRO_GROUPS},
+    {"callgrind", no_argument, NULL, OPT_CALLGRIND},
+    {"callgrind-iters", required_argument, NULL, OPT_CALLGRIND_ITERS},
+    {"staged-first-kib", required_argument, NULL, OPT_STAGED_FIRST},
+    {"repeat", required_argument, NULL, OPT_REPEAT},
+    {"isolate", no_argument, NULL, OPT_ISOLATE},
+    {"tight", no_argument, NULL, OPT_TIGHT},
+    {"child-fd", required_argument, NULL, OPT_CHILD_FD},
+    {"child-policy", required_argument, NULL, OPT_CHILD_POLICY},
+    {"child-budget", required_argument, NULL, OPT_CHILD_BUDGET},
     {"help", no_argument, NULL, 'h'},
     {"version", no_argument, NULL, OPT_VERSION},
     {NULL, 0, NULL, 0}};
@@ -317,6 +367,64 @@ static int bench_apply(bench_opts_t *o, int c, const char *val) {
     NUM(1, 1e6);
     o->micro_ms = d;
     break;
+  case OPT_MICRO_ROUNDS:
+    NUM(1, 64);
+    o->micro_rounds = (int)d;
+    break;
+  case OPT_CALLGRIND_ITERS:
+    NUM(1, 1e9);
+    o->callgrind_iters = (uint64_t)d;
+    break;
+  case OPT_STAGED_FIRST:
+    NUM(0, 1e7);
+    o->staged_first = (size_t)(d * BENCH_KIB);
+    break;
+  case OPT_REPEAT:
+    NUM(1, 99);
+    o->repeat = (int)d;
+    break;
+  case OPT_CHILD_FD:
+    NUM(0, 1e6);
+    o->child_fd = (int)d;
+    break;
+  case OPT_CHILD_POLICY:
+    NUM(0, BENCH_NPOLICIES - 1);
+    o->child_policy = (int)d;
+    break;
+  case OPT_CHILD_BUDGET:
+    NUM(1, 4.6e18);
+    o->child_budget = (int64_t)d;
+    break;
+  case OPT_MICRO_TOUCH:
+    if (strcmp(val, "page") == 0)
+      o->micro_touch = 0;
+    else if (strcmp(val, "fill") == 0)
+      o->micro_touch = 1;
+    else if (strcmp(val, "both") == 0)
+      o->micro_touch = 2;
+    else {
+      fprintf(stderr,
+              "hmb_bench: --micro-touch: '%s' is not one of page, fill, both\n",
+              val);
+      return 2;
+    }
+    break;
+  case OPT_MICRO_SIZES:
+    o->micro_sizes = val;
+    break;
+  case OPT_MICRO_GROUPS:
+    o->micro_groups = val;
+    break;
+  case OPT_CALLGRIND:
+    o->callgrind = 1;
+    o->micro = 1;
+    break;
+  case OPT_ISOLATE:
+    o->isolate = 1;
+    break;
+  case OPT_TIGHT:
+    o->tight = 1;
+    break;
   case OPT_GPU:
     if (strcmp(val, "auto") == 0)
       o->gpu = -1;
@@ -349,7 +457,7 @@ static int bench_apply(bench_opts_t *o, int c, const char *val) {
     if (!o->policies) {
       fprintf(stderr,
               "hmb_bench: --policies: '%s' is not a comma list of "
-              "unlimited, virtual, bound, early, oracle\n",
+              "unlimited, virtual, bound, early, staged, oracle\n",
               val);
       return 2;
     }
@@ -458,7 +566,7 @@ static void bench_print_scenario(const bench_opts_t *o,
                                  const bench_scenario_t *sc) {
   bench_scenario_info_t in;
   bench_scenario_describe(sc, &in);
-  printf("hmb_bench %s: scan scenario%s\n", HMB_VERSION_STRING,
+  printf("hmb_bench %s: scan scenario%s\n", BENCH_HMB_VERSION,
          o->quick ? " (--quick)" : "");
   printf("  splits %d (seed %" PRIu64 "), lengths %.2f..%.1f MiB "
          "log-uniform, chunk %zu KiB, keep %.2f\n",
@@ -484,18 +592,37 @@ static void bench_print_scenario(const bench_opts_t *o,
   bench_gpu_target(o, &why);
   printf("  consumer target: %s; pinned region per pool %.1f MiB\n", why,
          mib((int64_t)o->pinned));
-  printf("  budget %.1f MiB for virtual/bound/early/oracle, acquire timeout "
-         "%.0f ms\n",
-         mib((int64_t)o->budget), o->acquire_timeout_ms);
+  printf("  budget %.1f MiB for the budgeted policies (pool: default "
+         "configuration, only the limit set), acquire timeout %.0f ms; "
+         "staged: first piece min(split, %zu KiB)\n",
+         mib((int64_t)o->budget), o->acquire_timeout_ms,
+         o->staged_first / BENCH_KIB);
+  if (o->repeat > 1 || o->isolate)
+    printf("  %d run%s of each policy%s, in an order rotated every run; "
+           "figures are medians\n",
+           o->repeat, o->repeat == 1 ? "" : "s",
+           o->isolate ? ", each in a process of its own" : "");
   fflush(stdout);
 }
 
+/* The split of the progress runner at the sampled over-commit peak. */
+static void bench_over_split(const bench_result_t *r, char *buf, size_t len) {
+  if (r->sampled_over <= 0)
+    snprintf(buf, len, "-");
+  else if (r->over_split < 0)
+    snprintf(buf, len, "?");
+  else
+    snprintf(buf, len, "%d", r->over_split);
+}
+
 static void bench_print_table(const bench_result_t *r, int n) {
-  printf("\n%-9s %8s %7s %6s %6s %9s %9s %8s %9s %7s %8s %7s %8s\n", "policy",
-         "budget", "wall_s", "GB/s", "vs_unl", "peak_live", "peak_held", "over",
-         "phys_peak", "running", "wait_s", "borrows", "requeues");
-  printf("%-9s %8s %7s %6s %6s %9s %9s %8s %9s %7s %8s %7s %8s\n", "", "MiB",
-         "", "", "", "MiB", "MiB", "MiB", "MiB", "mean", "sum", "", "");
+  printf("\n%-9s %7s %7s %6s %6s %9s %9s %7s %9s %7s %8s %7s %5s %8s %5s\n",
+         "policy", "budget", "wall_s", "GB/s", "vs_unl", "peak_live",
+         "peak_held", "over", "phys_peak", "running", "wait_s", "borrows",
+         "grows", "requeues", "prog");
+  printf("%-9s %7s %7s %6s %6s %9s %9s %7s %9s %7s %8s %7s %5s %8s %5s\n", "",
+         "MiB", "", "", "", "MiB", "MiB", "MiB", "MiB", "mean", "sum", "", "",
+         "", "");
   for (int i = 0; i < n; i++) {
     char budget[32];
     if (r[i].policy == BENCH_UNLIMITED)
@@ -505,17 +632,46 @@ static void bench_print_table(const bench_result_t *r, int n) {
     char ratio[16] = "-";
     if (r[i].ratio > 0)
       snprintf(ratio, sizeof ratio, "%.2f", r[i].ratio);
-    printf("%-9s %8s %7.2f %6.3f %6s %9.1f %9.1f %8.1f %9.1f %7.2f %8.2f "
-           "%7" PRIu64 " %8" PRIu64 "%s\n",
+    printf("%-9s %7s %7.2f %6.3f %6s %9.1f %9.1f %7.1f %9.1f %7.2f %8.2f "
+           "%7" PRIu64 " %5" PRIu64 " %8" PRIu64 " %5" PRIu64 "%s\n",
            bench_policy_name(r[i].policy), budget, r[i].wall_s, r[i].gbps,
            ratio, mib(r[i].peak_live), mib(r[i].peak_held), mib(r[i].peak_over),
            mib(r[i].phys_peak), r[i].mean_running, r[i].wait_s, r[i].borrows,
-           r[i].requeues, r[i].ok ? "" : "  FAIL");
+           r[i].grows, r[i].requeues, r[i].progress_grants,
+           r[i].ok ? "" : "  FAIL");
   }
   printf("peak_live: bytes of live runner buffers (library); phys_peak: data "
          "bytes alive at once,\ncounted by the bench for every policy (virtual "
          "reads outside the budget: its\npeak_live is its reservations). "
-         "over: peak over-committed budget.\n");
+         "over: peak over-committed budget (the pool's exact\npeak). prog: "
+         "runners that became the progress runner (the only one that may be\n"
+         "granted budget beyond the limit).\n");
+}
+
+/* Over-commit: the exact peak, and who held it at the sampled peak. */
+static void bench_print_overcommit(const bench_result_t *r, int n) {
+  printf("\nover-commit (held beyond the limit):\n");
+  printf("%-9s %7s %9s %9s %10s %11s %11s %10s %7s\n", "policy", "budget",
+         "peak MiB", "max MiB", "sampled", "split (prog)", "beyond run",
+         "beyond stop", "checks");
+  for (int i = 0; i < n; i++) {
+    if (r[i].policy == BENCH_UNLIMITED)
+      continue;
+    char sp[32];
+    bench_over_split(&r[i], sp, sizeof sp);
+    printf("%-9s %7.0f %9.1f %9.1f %10.1f %11s %11.1f %10.1f %7" PRIu64
+           "\n",
+           bench_policy_name(r[i].policy), mib(r[i].limit), mib(r[i].peak_over),
+           mib(r[i].peak_over_max), mib(r[i].sampled_over), sp,
+           mib(r[i].over_beyond_running), mib(r[i].over_beyond_stopped),
+           r[i].checks);
+  }
+  printf("peak: the pool's peak_overcommitted (median over the runs; max: "
+         "the highest run). sampled:\nthe highest over-commit seen by the "
+         "5 ms sampler, with the split of the progress runner\nat that "
+         "moment and the pool's beyond_running / beyond_stopped then. "
+         "checks: hmb_pool_check\ncalls during the run (every 10 ms), all of "
+         "which passed, plus one HMB_CHECK_QUIESCENT at the end.\n");
 }
 
 static void bench_csv_header(FILE *f, int with_budget_col) {
@@ -525,7 +681,10 @@ static void bench_csv_header(FILE *f, int with_budget_col) {
           "bytes,phys_peak_bytes,lib_phys_peak_bytes,mean_running,sampled_"
           "running,wait_s,wait_max_s,borrows,borrow_waits,borrow_"
           "overcommits,acquire_overcommits,requeues,released_early_bytes,"
-          "failed,ok\n",
+          "failed,progress_grants,grows,sampled_over_bytes,over_split,"
+          "over_beyond_running,over_beyond_stopped,peak_over_max_bytes,"
+          "checks,runs,gbps_min,gbps_max,stall_queued_s,stall_alloc_s,"
+          "stall_grow_s,stall_read_s,stall_done_s,ok\n",
           with_budget_col ? "budget_bytes," : "");
 }
 
@@ -540,13 +699,19 @@ static void bench_csv_row(FILE *f, const bench_result_t *r, int with_budget,
           "%s,%" PRId64 ",%.4f,%" PRIu64 ",%.5f,%.4f,%" PRId64 ",%" PRId64
           ",%" PRId64 ",%" PRId64 ",%" PRId64 ",%.3f,%.3f,%.4f,%.4f,%" PRIu64
           ",%" PRIu64 ",%" PRIu64 ",%" PRIu64 ",%" PRIu64 ",%" PRIu64
-          ",%" PRIu64 ",%d\n",
+          ",%" PRIu64 ",%" PRIu64 ",%" PRIu64 ",%" PRId64 ",%d,%" PRId64
+          ",%" PRId64 ",%" PRId64 ",%" PRIu64
+          ",%d,%.5f,%.5f,%.3f,%.3f,%.3f,%.3f,%.3f,%d\n",
           bench_policy_name(r->policy), r->limit, r->wall_s, r->delivered,
           r->gbps, r->ratio, r->peak_live, r->peak_held, r->peak_over,
           r->phys_peak, r->lib_phys_peak, r->mean_running, r->sampled_running,
           r->wait_s, r->wait_max_s, r->borrows, r->borrow_waits,
           r->borrow_overcommits, r->acquire_overcommits, r->requeues,
-          r->released_early, r->failed, r->ok);
+          r->released_early, r->failed, r->progress_grants, r->grows,
+          r->sampled_over, r->over_split, r->over_beyond_running,
+          r->over_beyond_stopped, r->peak_over_max, r->checks, r->runs,
+          r->gbps_min, r->gbps_max, r->stall_s[0], r->stall_s[1],
+          r->stall_s[2], r->stall_s[3], r->stall_s[4], r->ok);
 }
 
 /* Open an output file; NULL with the reason on stderr. */
@@ -588,7 +753,7 @@ static int bench_write_json(const char *path, const bench_opts_t *o,
   bench_scenario_info_t in;
   bench_scenario_describe(sc, &in);
   fprintf(f, "{\n  \"version\": ");
-  bench_json_str(f, HMB_VERSION_STRING);
+  bench_json_str(f, BENCH_HMB_VERSION);
   fprintf(f, ",\n  ");
   bench_env_json(f, env);
   fprintf(f,
@@ -598,11 +763,13 @@ static int bench_write_json(const char *path, const bench_opts_t *o,
           "\"footer_max_bytes\": %zu, \"footer_outside\": %.4f, "
           "\"threads\": %d, \"latency_ms\": %.3f, \"stream_mbps\": %.3f, "
           "\"sink_mbps\": %.3f, \"budget_bytes\": %zu, "
-          "\"acquire_timeout_ms\": %.3f, \"order\": ",
+          "\"acquire_timeout_ms\": %.3f, \"staged_first_bytes\": %zu, "
+          "\"repeat\": %d, \"isolate\": %s, \"order\": ",
           o->seed, o->splits, o->split_min, o->split_max, o->chunk, o->keep,
           o->footer_min, o->footer_max, o->footer_outside, o->threads,
           o->latency_ms, o->stream_mbps, o->sink_mbps, o->budget,
-          o->acquire_timeout_ms);
+          o->acquire_timeout_ms, o->staged_first, o->repeat,
+          o->isolate ? "true" : "false");
   bench_json_str(f, o->order == BENCH_ORDER_SPLIT ? "split" : "completion");
   fprintf(f,
           ", \"total_estimate_bytes\": %" PRIu64
@@ -626,13 +793,20 @@ static int bench_write_json(const char *path, const bench_opts_t *o,
             ", \"borrow_waits\": %" PRIu64 ", \"borrow_overcommits\": %" PRIu64
             ", \"acquire_overcommits\": %" PRIu64 ", \"requeues\": %" PRIu64
             ", \"released_early_bytes\": %" PRIu64 ", \"failed\": %" PRIu64
+            ", \"progress_grants\": %" PRIu64 ", \"grows\": %" PRIu64
+            ", \"sampled_over_bytes\": %" PRId64 ", \"over_split\": %d"
+            ", \"peak_over_max_bytes\": %" PRId64 ", \"checks\": %" PRIu64
+            ", \"runs\": %d, \"gbps_min\": %.5f, \"gbps_max\": %.5f"
             ", \"ok\": %s, \"error\": ",
             r[i].limit, r[i].wall_s, r[i].delivered, r[i].gbps, r[i].ratio,
             r[i].peak_live, r[i].peak_held, r[i].peak_over, r[i].phys_peak,
             r[i].lib_phys_peak, r[i].mean_running, r[i].sampled_running,
             r[i].wait_s, r[i].wait_max_s, r[i].borrows, r[i].borrow_waits,
             r[i].borrow_overcommits, r[i].acquire_overcommits, r[i].requeues,
-            r[i].released_early, r[i].failed, r[i].ok ? "true" : "false");
+            r[i].released_early, r[i].failed, r[i].progress_grants,
+            r[i].grows, r[i].sampled_over, r[i].over_split, r[i].peak_over_max,
+            r[i].checks, r[i].runs, r[i].gbps_min, r[i].gbps_max,
+            r[i].ok ? "true" : "false");
     bench_json_str(f, r[i].error);
     fprintf(f, "}%s\n", i + 1 < n ? "," : "");
   }
@@ -640,51 +814,316 @@ static int bench_write_json(const char *path, const bench_opts_t *o,
   return bench_close_output(f, "--json", path);
 }
 
-/* Run one policy and report a broken invariant on stderr. */
+/* ---- running policies: in this process or one of its own ----------------- */
+
+/* One (policy, limit) of a plan; `block` groups the cells of one budget. */
+typedef struct bench_cell {
+  int policy;
+  int64_t limit; /* -1: unlimited */
+  int block;
+} bench_cell_t;
+
+extern char **environ;
+
+/*
+ * Run one policy in a child process: this program again, with the same
+ * options plus --child-*, which runs the one policy and writes its
+ * bench_result_t to a pipe. The child is the same binary, so the struct is
+ * the same. Returns bench_run_policy()'s status.
+ */
+static int bench_run_child(const bench_opts_t *o, int policy, int64_t limit,
+                           bench_result_t *res) {
+  memset(res, 0, sizeof *res);
+  res->policy = policy;
+  int fds[2];
+  if (pipe(fds) != 0)
+    return HMB_ENOMEM;
+  char fd[32], pol[32], bud[32];
+  snprintf(fd, sizeof fd, "%d", fds[1]);
+  snprintf(pol, sizeof pol, "%d", policy);
+  snprintf(bud, sizeof bud, "%" PRId64, limit > 0 ? limit : 1);
+  int n = o->argc;
+  char **av = calloc((size_t)n + 12, sizeof *av);
+  if (!av) {
+    close(fds[0]);
+    close(fds[1]);
+    return HMB_ENOMEM;
+  }
+  for (int i = 0; i < n; i++)
+    av[i] = o->argv[i];
+  av[n++] = "--child-fd";
+  av[n++] = fd;
+  av[n++] = "--child-policy";
+  av[n++] = pol;
+  av[n++] = "--child-budget";
+  av[n++] = bud;
+  av[n++] = "--no-progress";
+  av[n] = NULL;
+  pid_t pid;
+  int rc = posix_spawn(&pid, "/proc/self/exe", NULL, NULL, av, environ);
+  free(av);
+  close(fds[1]);
+  if (rc != 0) {
+    close(fds[0]);
+    fprintf(stderr, "hmb_bench: cannot run a child: %s\n", strerror(rc));
+    return HMB_ENOMEM;
+  }
+  size_t got = 0;
+  while (got < sizeof *res) {
+    ssize_t k = read(fds[0], (char *)res + got, sizeof *res - got);
+    if (k < 0 && errno == EINTR)
+      continue;
+    if (k <= 0)
+      break;
+    got += (size_t)k;
+  }
+  close(fds[0]);
+  int st = 0;
+  while (waitpid(pid, &st, 0) < 0 && errno == EINTR) {
+  }
+  if (got != sizeof *res) {
+    memset(res, 0, sizeof *res);
+    res->policy = policy;
+    res->limit = limit;
+    res->ok = 0;
+    if (WIFSIGNALED(st))
+      snprintf(res->error, sizeof res->error,
+               "the child run was killed by signal %d", WTERMSIG(st));
+    else
+      snprintf(res->error, sizeof res->error,
+               "the child run exited with status %d and no result",
+               WIFEXITED(st) ? WEXITSTATUS(st) : -1);
+    return 1;
+  }
+  return res->ok ? 0 : 1;
+}
+
+/* Run one cell and report a broken invariant on stderr. */
 static int bench_one(const bench_opts_t *o, const bench_scenario_t *sc,
-                     int policy, size_t limit, double unl_gbps,
-                     bench_result_t *res) {
+                     const bench_cell_t *c, int rep, bench_result_t *res) {
   char budget[32] = "no budget";
-  if (policy != BENCH_UNLIMITED)
-    snprintf(budget, sizeof budget, "budget %.0f MiB", mib((int64_t)limit));
+  if (c->policy != BENCH_UNLIMITED)
+    snprintf(budget, sizeof budget, "budget %.0f MiB", mib(c->limit));
+  char run[32] = "";
+  if (o->repeat > 1)
+    snprintf(run, sizeof run, ", run %d of %d", rep + 1, o->repeat);
   if (o->progress)
-    fprintf(stderr, "  running %s (%s)...\n", bench_policy_name(policy),
-            budget);
-  int rc = bench_run_policy(o, sc, policy, limit, res);
+    fprintf(stderr, "  running %s (%s%s)...\n", bench_policy_name(c->policy),
+            budget, run);
+  int rc = o->isolate
+               ? bench_run_child(o, c->policy, c->limit, res)
+               : bench_run_policy(o, sc, c->policy,
+                                  c->limit > 0 ? (size_t)c->limit : 0, res);
   if (rc < 0) {
     fprintf(stderr, "hmb_bench: %s: run could not be set up: %s\n",
-            bench_policy_name(policy), hmb_strerror(rc));
+            bench_policy_name(c->policy), hmb_strerror(rc));
     res->ok = 0;
     snprintf(res->error, sizeof res->error, "set-up failed: %s",
              hmb_strerror(rc));
     return 1;
   }
-  res->ratio = unl_gbps > 0 ? res->gbps / unl_gbps : 0;
   if (!res->ok)
     fprintf(stderr, "hmb_bench: invariant broken: %s (%s): %s\n",
-            bench_policy_name(policy), budget, res->error);
+            bench_policy_name(c->policy), budget, res->error);
   return res->ok ? 0 : 1;
 }
 
-/* A few plain sentences comparing early with its alternatives. */
+static int bench_cmp_double(const void *a, const void *b) {
+  double x = *(const double *)a, y = *(const double *)b;
+  return x < y ? -1 : x > y;
+}
+
+/* The median of field `get` over the runs of one cell. */
+static double bench_median_of(const bench_result_t *runs, int n,
+                              double (*get)(const bench_result_t *)) {
+  double v[128];
+  if (n > 128)
+    n = 128;
+  for (int i = 0; i < n; i++)
+    v[i] = get(&runs[i]);
+  qsort(v, (size_t)n, sizeof *v, bench_cmp_double);
+  return n % 2 ? v[n / 2] : (v[n / 2 - 1] + v[n / 2]) / 2;
+}
+
+#define BENCH_NUM_FIELDS(X)                                                    \
+  X(double, wall_s)                                                            \
+  X(double, gbps)                                                              \
+  X(double, ratio)                                                             \
+  X(int64_t, peak_live)                                                        \
+  X(int64_t, peak_held)                                                        \
+  X(int64_t, peak_over)                                                        \
+  X(int64_t, phys_peak)                                                        \
+  X(int64_t, lib_phys_peak)                                                    \
+  X(double, mean_running)                                                      \
+  X(double, sampled_running)                                                   \
+  X(double, wait_s)                                                            \
+  X(double, wait_max_s)                                                        \
+  X(uint64_t, borrows)                                                         \
+  X(uint64_t, borrow_waits)                                                    \
+  X(uint64_t, borrow_overcommits)                                              \
+  X(uint64_t, acquire_overcommits)                                             \
+  X(uint64_t, requeues)                                                        \
+  X(uint64_t, released_early)                                                  \
+  X(uint64_t, log_warnings)                                                    \
+  X(uint64_t, progress_grants)                                                 \
+  X(uint64_t, grows)                                                           \
+  X(uint64_t, checks)                                                          \
+  X(double, later_grown)
+
+#define BENCH_GETTER(type, f)                                                  \
+  static double bench_get_##f(const bench_result_t *r) {                       \
+    return (double)r->f;                                                       \
+  }
+BENCH_NUM_FIELDS(BENCH_GETTER)
+
+/* Fold the runs of one cell into *out: medians, and the worst of the
+ * rest (any failed run fails the cell; the over-commit attribution comes
+ * from the run with the highest sampled over-commit). */
+static void bench_fold_runs(const bench_result_t *runs, int n,
+                            bench_result_t *out) {
+  int worst = 0;
+  for (int i = 1; i < n; i++)
+    if (runs[i].sampled_over > runs[worst].sampled_over)
+      worst = i;
+  *out = runs[worst];
+#define BENCH_MEDIAN(type, f)                                                  \
+  out->f = (type)bench_median_of(runs, n, bench_get_##f);
+  BENCH_NUM_FIELDS(BENCH_MEDIAN)
+#undef BENCH_MEDIAN
+  for (int k = 0; k < BENCH_PHASES; k++) {
+    double v[128];
+    int m = n < 128 ? n : 128;
+    for (int i = 0; i < m; i++)
+      v[i] = runs[i].stall_s[k];
+    qsort(v, (size_t)m, sizeof *v, bench_cmp_double);
+    out->stall_s[k] = m % 2 ? v[m / 2] : (v[m / 2 - 1] + v[m / 2]) / 2;
+  }
+  out->runs = n;
+  out->gbps_min = out->gbps_max = runs[0].gbps;
+  out->peak_over_max = runs[0].peak_over;
+  for (int i = 0; i < n; i++) {
+    if (runs[i].gbps < out->gbps_min)
+      out->gbps_min = runs[i].gbps;
+    if (runs[i].gbps > out->gbps_max)
+      out->gbps_max = runs[i].gbps;
+    if (runs[i].peak_over > out->peak_over_max)
+      out->peak_over_max = runs[i].peak_over;
+    out->failed += i ? runs[i].failed : 0;
+    if (!runs[i].ok && out->ok) {
+      out->ok = 0;
+      snprintf(out->error, sizeof out->error, "run %d: %s", i + 1,
+               runs[i].error);
+    }
+  }
+}
+
+/*
+ * Run a plan `o->repeat` times. Every run after the first rotates the
+ * order: the blocks (budgets) by one, and the policies inside each block by
+ * one, so that no cell always runs first or after the same neighbour
+ * (machine load drifts; in one fixed order the first policy always ran on
+ * the quietest machine). Each run's ratio is taken against the unlimited
+ * run of the same repeat. `out` receives one folded result per cell, in
+ * plan order; returns the number of failed runs.
+ */
+static int bench_run_plan(const bench_opts_t *o, const bench_scenario_t *sc,
+                          const bench_cell_t *cells, int n, int nblocks,
+                          bench_result_t *out) {
+  int reps = o->repeat;
+  bench_result_t *all = calloc((size_t)n * (size_t)reps, sizeof *all);
+  int *order = calloc((size_t)n, sizeof *order);
+  if (!all || !order) {
+    free(all);
+    free(order);
+    fprintf(stderr, "hmb_bench: out of memory\n");
+    return n;
+  }
+  int fails = 0;
+  for (int rep = 0; rep < reps; rep++) {
+    int k = 0;
+    for (int bb = 0; bb < nblocks; bb++) {
+      int b = (bb + rep) % nblocks;
+      int first = -1, cnt = 0;
+      for (int i = 0; i < n; i++)
+        if (cells[i].block == b) {
+          if (first < 0)
+            first = i;
+          cnt++;
+        }
+      for (int j = 0; j < cnt; j++)
+        order[k++] = first + (j + rep) % cnt;
+    }
+    for (int j = 0; j < k; j++) {
+      int i = order[j];
+      fails += bench_one(o, sc, &cells[i], rep, &all[i * reps + rep]);
+    }
+    double ug = 0;
+    for (int i = 0; i < n; i++)
+      if (cells[i].policy == BENCH_UNLIMITED)
+        ug = all[i * reps + rep].gbps;
+    for (int i = 0; i < n; i++)
+      all[i * reps + rep].ratio =
+          cells[i].policy == BENCH_UNLIMITED
+              ? 1
+              : (ug > 0 ? all[i * reps + rep].gbps / ug : 0);
+  }
+  for (int i = 0; i < n; i++)
+    bench_fold_runs(&all[i * reps], reps, &out[i]);
+  free(all);
+  free(order);
+  return fails;
+}
+
+/* Where the consumer waited, by the phase of the split it waited for. */
+static void bench_print_stalls(const bench_result_t *r, int n) {
+  printf("\nconsumer stalls (split order): seconds the consumer waited for "
+         "the next split's buffers,\nby what that split was doing "
+         "(sampled every 5 ms)\n");
+  printf("%-9s %7s %8s %8s %8s %8s %8s %8s %8s\n", "policy", "budget",
+         "wall_s", "queued", "alloc", "grow", "read", "done", "ahead");
+  for (int i = 0; i < n; i++) {
+    char budget[32] = "inf";
+    if (r[i].policy != BENCH_UNLIMITED)
+      snprintf(budget, sizeof budget, "%.0f", mib(r[i].limit));
+    printf("%-9s %7s %8.2f", bench_policy_name(r[i].policy), budget,
+           r[i].wall_s);
+    for (int k = 0; k < BENCH_PHASES; k++)
+      printf(" %8.2f", r[i].stall_s[k]);
+    printf(" %8.1f\n", r[i].later_grown);
+  }
+  printf("queued: not admitted yet; alloc: inside an allocation (a borrow "
+         "waits there); grow: in\nhmb_runner_grow (staged); read: the "
+         "simulated transfer; done: the task had returned.\nahead "
+         "(staged): later splits whose grow had been served while the "
+         "consumer's split\nwaited in its own (mean over those samples).\n");
+}
+
+/* Plain sentences comparing early and staged with their alternatives. */
 static void bench_print_reading(const bench_result_t *r, int n) {
   const bench_result_t *by[BENCH_NPOLICIES] = {0};
   for (int i = 0; i < n; i++)
     by[r[i].policy] = &r[i];
-  const bench_result_t *e = by[BENCH_EARLY];
-  if (!e)
-    return;
   printf("\n");
-  for (int p = BENCH_VIRTUAL; p <= BENCH_ORACLE; p++) {
-    if (p == BENCH_EARLY || !by[p])
+  for (int me = BENCH_EARLY; me <= BENCH_STAGED; me++) {
+    const bench_result_t *e = by[me];
+    if (!e)
       continue;
-    const bench_result_t *x = by[p];
-    double t = x->gbps > 0 ? e->gbps / x->gbps : 0;
-    printf("early vs %-7s: %.2fx the throughput, peak held %.1f vs %.1f "
-           "MiB, phys peak %.1f vs %.1f MiB%s\n",
-           bench_policy_name(p), t, mib(e->peak_held), mib(x->peak_held),
-           mib(e->phys_peak), mib(x->phys_peak),
-           t < 1.0 ? "  <- early is slower here" : "");
+    for (int p = BENCH_VIRTUAL; p <= BENCH_ORACLE; p++) {
+      if (p == me || !by[p] || (me == BENCH_STAGED && p == BENCH_EARLY))
+        continue;
+      const bench_result_t *x = by[p];
+      double t = x->gbps > 0 ? e->gbps / x->gbps : 0;
+      const char *mark = "";
+      if (me == BENCH_STAGED && p == BENCH_ORACLE && t < 0.9)
+        mark = "  <- below the 0.9x goal";
+      else if (t < 1.0)
+        mark = "  <- slower here";
+      printf("%-6s vs %-7s: %.2fx the throughput, peak held %.1f vs %.1f "
+             "MiB, phys peak %.1f vs %.1f MiB%s\n",
+             bench_policy_name(me), bench_policy_name(p), t,
+             mib(e->peak_held), mib(x->peak_held), mib(e->phys_peak),
+             mib(x->phys_peak), mark);
+    }
   }
   const bench_result_t *v = by[BENCH_VIRTUAL];
   if (v && v->phys_peak > v->limit)
@@ -710,7 +1149,6 @@ static int bench_verdict(int run_fails, int out_fails) {
 
 /* ---- sweep ----------------------------------------------------------- */
 
-/* The chart's script: FILE.png.gp beside the chart. */
 static void bench_plot_script_path(const char *png, char *buf, size_t len) {
   snprintf(buf, len, "%s.gp", png);
 }
@@ -789,9 +1227,20 @@ static int bench_plot(const char *gnuplot, const char *png,
   return 0;
 }
 
-static int bench_sweep(const bench_opts_t *o, const bench_scenario_t *sc) {
-  int64_t budgets[64];
+
+/* The budgets of a sweep: --sweep's list, the default fractions of
+ * --budget-mib, or (--tight) 0.25, 0.5 and 1 x the largest split. */
+static int bench_sweep_budgets(const bench_opts_t *o,
+                               const bench_scenario_t *sc, int64_t *budgets) {
   int nb = 0;
+  if (o->tight) {
+    bench_scenario_info_t in;
+    bench_scenario_describe(sc, &in);
+    static const double f[] = {0.25, 0.5, 1};
+    for (int i = 0; i < 3; i++)
+      budgets[nb++] = (int64_t)(f[i] * (double)in.max_estimate);
+    return nb;
+  }
   if (o->sweep[0]) {
     const char *s = o->sweep;
     while (*s && nb < 64) {
@@ -799,43 +1248,51 @@ static int bench_sweep(const bench_opts_t *o, const bench_scenario_t *sc) {
       double v = strtod(s, &end);
       if (end == s || v <= 0) {
         fprintf(stderr, "hmb_bench: bad --sweep list '%s'\n", o->sweep);
-        return 2;
+        return -1;
       }
       budgets[nb++] = (int64_t)(v * BENCH_MIB);
       s = *end == ',' ? end + 1 : end;
       if (*end && *end != ',') {
         fprintf(stderr, "hmb_bench: bad --sweep list '%s'\n", o->sweep);
-        return 2;
+        return -1;
       }
     }
-  } else {
-    static const double f[] = {0.5, 0.75, 1, 1.5, 2, 3};
-    for (int i = 0; i < 6; i++)
-      budgets[nb++] = (int64_t)(f[i] * (double)o->budget);
+    return nb;
   }
+  static const double f[] = {0.5, 0.75, 1, 1.5, 2, 3};
+  for (int i = 0; i < 6; i++)
+    budgets[nb++] = (int64_t)(f[i] * (double)o->budget);
+  return nb;
+}
+
+static int bench_sweep(const bench_opts_t *o, const bench_scenario_t *sc) {
+  int64_t budgets[64];
+  int nb = bench_sweep_budgets(o, sc, budgets);
+  if (nb < 0)
+    return 2;
   int max = nb * BENCH_NPOLICIES + 1;
   bench_result_t *rows = calloc((size_t)max, sizeof *rows);
+  bench_cell_t *cells = calloc((size_t)max, sizeof *cells);
   int64_t *rb = calloc((size_t)max, sizeof *rb);
-  if (!rows || !rb) {
+  if (!rows || !rb || !cells) {
     free(rows);
     free(rb);
+    free(cells);
     return 1;
   }
-  int n = 0, fails = 0;
-  double ug = 0;
+  int n = 0, nblocks = 0;
   if (o->policies & (1u << BENCH_UNLIMITED)) {
-    fails += bench_one(o, sc, BENCH_UNLIMITED, 0, 0, &rows[n]);
-    rows[n].ratio = 1;
-    ug = rows[n].gbps;
+    cells[n] = (bench_cell_t){BENCH_UNLIMITED, -1, nblocks++};
     rb[n++] = -1;
   }
-  for (int b = 0; b < nb; b++)
+  for (int b = 0; b < nb; b++, nblocks++)
     for (int p = BENCH_VIRTUAL; p < BENCH_NPOLICIES; p++) {
       if (!(o->policies & (1u << p)))
         continue;
-      fails += bench_one(o, sc, p, (size_t)budgets[b], ug, &rows[n]);
+      cells[n] = (bench_cell_t){p, budgets[b], nblocks};
       rb[n++] = budgets[b];
     }
+  int fails = bench_run_plan(o, sc, cells, n, nblocks, rows);
   int out_fails = 0;
   const char *csv = o->sweep_csv ? o->sweep_csv : "hmb_sweep.csv";
   FILE *f = bench_open_output("--sweep-csv", csv);
@@ -847,21 +1304,53 @@ static int bench_sweep(const bench_opts_t *o, const bench_scenario_t *sc) {
   } else {
     out_fails++;
   }
-  printf("\n%-9s %8s %7s %6s %6s %9s %9s %8s %9s %7s %8s\n", "policy", "budget",
-         "wall_s", "GB/s", "vs_unl", "peak_live", "peak_held", "over",
-         "phys_peak", "running", "borrows");
+  printf("\n%-9s %7s %7s %6s %6s %9s %9s %7s %7s %9s %7s %7s %5s %5s %6s\n",
+         "policy", "budget", "wall_s", "GB/s", "vs_unl", "peak_live",
+         "peak_held", "over", "overmax", "phys_peak", "running", "borrows",
+         "grows", "prog", "spread");
   for (int i = 0; i < n; i++) {
     char budget[32] = "inf";
     if (rb[i] >= 0)
-      snprintf(budget, sizeof budget, "%.0f", mib(rb[i]));
-    printf("%-9s %8s %7.2f %6.3f %6.2f %9.1f %9.1f %8.1f %9.1f %7.2f "
-           "%8" PRIu64 "%s\n",
+      snprintf(budget, sizeof budget, "%.1f", mib(rb[i]));
+    double spread = rows[i].gbps > 0
+                        ? (rows[i].gbps_max - rows[i].gbps_min) / rows[i].gbps
+                        : 0;
+    printf("%-9s %7s %7.2f %6.3f %6.2f %9.1f %9.1f %7.1f %7.1f %9.1f %7.2f "
+           "%7" PRIu64 " %5" PRIu64 " %5" PRIu64 " %5.0f%%%s\n",
            bench_policy_name(rows[i].policy), budget, rows[i].wall_s,
            rows[i].gbps, rows[i].ratio, mib(rows[i].peak_live),
            mib(rows[i].peak_held), mib(rows[i].peak_over),
-           mib(rows[i].phys_peak), rows[i].mean_running, rows[i].borrows,
-           rows[i].ok ? "" : "  FAIL");
+           mib(rows[i].peak_over_max), mib(rows[i].phys_peak),
+           rows[i].mean_running, rows[i].borrows, rows[i].grows,
+           rows[i].progress_grants, 100 * spread, rows[i].ok ? "" : "  FAIL");
   }
+  printf("(spread: (max - min) / median GB/s over the %d run%s of a cell)\n",
+         o->repeat, o->repeat == 1 ? "" : "s");
+  /* staged against oracle at every budget. */
+  for (int b = 0; b < nb; b++) {
+    const bench_result_t *st = NULL, *orc = NULL, *ea = NULL;
+    for (int i = 0; i < n; i++)
+      if (rb[i] == budgets[b]) {
+        if (rows[i].policy == BENCH_STAGED)
+          st = &rows[i];
+        if (rows[i].policy == BENCH_ORACLE)
+          orc = &rows[i];
+        if (rows[i].policy == BENCH_EARLY)
+          ea = &rows[i];
+      }
+    if (orc && orc->gbps > 0 && (st || ea)) {
+      printf("budget %7.1f MiB:", mib(budgets[b]));
+      if (st)
+        printf(" staged/oracle %.2fx%s", st->gbps / orc->gbps,
+               st->gbps / orc->gbps < 0.9 ? " (below 0.9)" : "");
+      if (ea)
+        printf("  early/oracle %.2fx", ea->gbps / orc->gbps);
+      printf("\n");
+    }
+  }
+  bench_print_overcommit(rows, n);
+  if (o->order == BENCH_ORDER_SPLIT)
+    bench_print_stalls(rows, n);
   if (!out_fails)
     printf("sweep CSV: %s\n", csv);
   const char *png = o->sweep_png ? o->sweep_png : "hmb_sweep.png";
@@ -872,6 +1361,7 @@ static int bench_sweep(const bench_opts_t *o, const bench_scenario_t *sc) {
     printf("gnuplot not found: no chart\n");
   free(rows);
   free(rb);
+  free(cells);
   return bench_verdict(fails, out_fails);
 }
 
@@ -880,8 +1370,8 @@ static int bench_sweep(const bench_opts_t *o, const bench_scenario_t *sc) {
 static void bench_print_version(void) {
   bench_env_t e;
   bench_env_collect(&e);
-  printf("hmb_bench %s (headers %s, library %s)\n", HMB_VERSION_STRING,
-         HMB_VERSION_STRING, hmb_version_string());
+  printf("hmb_bench %s (headers %s, library %s)\n", BENCH_HMB_VERSION,
+         BENCH_HMB_VERSION, bench_hmb_library_version());
   printf("build: %s, %s, commit %s%s%s\n", e.build_type, e.compiler,
          e.git_commit, e.sanitizers[0] ? ", sanitizers " : "", e.sanitizers);
   printf("GPU copies: %s\n", bench_gpu_built()
@@ -896,7 +1386,7 @@ static int bench_check_outputs(const bench_opts_t *o) {
     bad |= bench_output_check("--csv", o->csv);
   if (o->json)
     bad |= bench_output_check("--json", o->json);
-  if (o->sweep && !o->micro) {
+  if ((o->sweep || o->tight) && !o->micro) {
     bad |= bench_output_check("--sweep-csv",
                               o->sweep_csv ? o->sweep_csv : "hmb_sweep.csv");
     char gnuplot[4096], gp[4096];
@@ -908,6 +1398,39 @@ static int bench_check_outputs(const bench_opts_t *o) {
     }
   }
   return bad ? -1 : 0;
+}
+
+/* A child of --isolate: run one policy, write the result to the pipe. */
+static int bench_child_main(const bench_opts_t *o) {
+  bench_scenario_t *sc = bench_scenario_create(o);
+  bench_result_t res;
+  memset(&res, 0, sizeof res);
+  int rc = 1;
+  if (sc) {
+    rc = bench_run_policy(o, sc, o->child_policy, (size_t)o->child_budget,
+                          &res);
+    if (rc < 0) {
+      res.ok = 0;
+      snprintf(res.error, sizeof res.error, "set-up failed: %s",
+               hmb_strerror(rc));
+      rc = 1;
+    }
+    bench_scenario_destroy(sc);
+  } else {
+    snprintf(res.error, sizeof res.error, "no scenario (out of memory)");
+  }
+  size_t done = 0;
+  while (done < sizeof res) {
+    ssize_t k = write(o->child_fd, (const char *)&res + done,
+                      sizeof res - done);
+    if (k < 0 && errno == EINTR)
+      continue;
+    if (k <= 0)
+      return 1;
+    done += (size_t)k;
+  }
+  close(o->child_fd);
+  return rc;
 }
 
 int main(int argc, char **argv) {
@@ -923,8 +1446,14 @@ int main(int argc, char **argv) {
   }
   if (rc)
     return rc; /* the message, with a pointer to --help, is out */
+  o.argc = argc;
+  o.argv = argv;
+  if (o.child_fd >= 0)
+    return bench_child_main(&o);
   if (bench_check_outputs(&o) != 0)
     return 2;
+  if (o.micro && (rc = bench_micro_prepare(&o, argv)) != 0)
+    return rc;
   bench_env_t env;
   bench_env_collect(&env);
   bench_env_warn(&env);
@@ -945,39 +1474,40 @@ int main(int argc, char **argv) {
 
   bench_scenario_t *sc = bench_scenario_create(&o);
   if (!sc) {
-    fprintf(stderr, "hmb_bench: out of memory building the scenario\n");
+    fprintf(stderr, "hmb_bench: no scenario (out of memory, or this build "
+                    "has no scan scenario)\n");
     return 1;
   }
   if (!o.quiet)
     bench_print_scenario(&o, sc);
   bench_scenario_info_t in;
   bench_scenario_describe(sc, &in);
-  if (!o.quiet && o.budget < in.max_estimate)
+  if (!o.quiet && o.budget < in.max_estimate && !o.sweep && !o.tight)
     printf("  note: the budget is below the largest estimate (%.1f MiB): "
            "such splits start only by over-commit\n",
            mib((int64_t)in.max_estimate));
 
-  if (o.sweep) {
+  if (o.sweep || o.tight) {
     rc = bench_sweep(&o, sc);
     bench_scenario_destroy(sc);
     return rc;
   }
 
+  bench_cell_t cells[BENCH_NPOLICIES];
   bench_result_t res[BENCH_NPOLICIES];
-  int n = 0, fails = 0, out_fails = 0;
-  double ug = 0;
-  uint64_t t0 = bench_now_ns();
-  for (int p = 0; p < BENCH_NPOLICIES; p++) {
-    if (!(o.policies & (1u << p)))
-      continue;
-    fails += bench_one(&o, sc, p, o.budget, ug, &res[n]);
-    if (p == BENCH_UNLIMITED) {
-      ug = res[n].gbps;
-      res[n].ratio = 1;
+  int n = 0, out_fails = 0;
+  for (int p = 0; p < BENCH_NPOLICIES; p++)
+    if (o.policies & (1u << p)) {
+      cells[n] = (bench_cell_t){p, p == BENCH_UNLIMITED ? -1 : (int64_t)o.budget,
+                                0};
+      n++;
     }
-    n++;
-  }
+  uint64_t t0 = bench_now_ns();
+  int fails = bench_run_plan(&o, sc, cells, n, 1, res);
   bench_print_table(res, n);
+  bench_print_overcommit(res, n);
+  if (o.order == BENCH_ORDER_SPLIT)
+    bench_print_stalls(res, n);
   if (!o.quiet)
     bench_print_reading(res, n);
   if (!o.quiet)

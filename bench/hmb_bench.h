@@ -6,8 +6,12 @@
  *                      output-path checks, helper programs, progress ticker
  *   hmb_bench_scan.c   the scan scenario: splits, policies, scan tasks on the
  *                      executor, the consumer stage, invariant checks
- *   hmb_bench_micro.c  microbenchmarks (runner fast path vs raw backend,
- *                      pool acquire/release and borrow under contention)
+ *   hmb_bench_micro.c  microbenchmarks (the allocation path against glibc
+ *                      malloc and peer allocators, pool acquire/release and
+ *                      borrow under contention, the executor against a bare
+ *                      thread pool, fixed-iteration cases for callgrind)
+ *   bench_compat.h     what the bench needs over hmb 0.2 and 0.1
+ *   compat_noscan.c    stands in for hmb_bench_scan.c against hmb 0.1
  *
  * Units used everywhere: sizes in bytes (printed in MiB = 2^20 bytes),
  * rates in bytes per second (given and printed as MB/s and GB/s, powers of
@@ -35,9 +39,20 @@ typedef enum bench_policy {
   BENCH_VIRTUAL = 1,   /* estimate reserved until consumed; memory unbound */
   BENCH_BOUND = 2,     /* buffers through the runner; over-claim at finish */
   BENCH_EARLY = 3,     /* bound + set-need once the footer is read */
-  BENCH_ORACLE = 4,    /* estimate = exact real need */
-  BENCH_NPOLICIES = 5
+  BENCH_STAGED = 4,    /* admitted for the footer, then grow to the need */
+  BENCH_ORACLE = 5,    /* estimate = exact real need */
+  BENCH_NPOLICIES = 6
 } bench_policy_t;
+
+/* Phases of a split's task, as the consumer's stall breakdown sees them. */
+enum {
+  BENCH_PH_QUEUED = 0, /* not admitted yet */
+  BENCH_PH_ALLOC = 1,  /* in an allocation (a borrow may wait there) */
+  BENCH_PH_GROW = 2,   /* staged: in hmb_runner_grow() */
+  BENCH_PH_READ = 3,   /* reading (the simulated transfer) */
+  BENCH_PH_DONE = 4,   /* the task has returned */
+  BENCH_PHASES = 5
+};
 
 /* Consumer order. */
 enum { BENCH_ORDER_SPLIT = 0, BENCH_ORDER_COMPLETION = 1 };
@@ -62,6 +77,16 @@ typedef struct bench_opts {
   int order;                 /* BENCH_ORDER_* */
   unsigned policies;         /* bit mask of bench_policy_t */
   int fail_split;            /* self-test: this split's task fails (-1: none) */
+  size_t staged_first;       /* staged: first piece cap (footer guess) */
+  int repeat;                /* runs of each policy (medians reported) */
+  int isolate;               /* each run in a process of its own */
+  int tight;                 /* the tight-limit table (fractions of the
+                                largest split) instead of --budget-mib */
+  int child_fd;              /* internal: a child run writes its result here */
+  int child_policy;          /* internal: the child's policy */
+  int64_t child_budget;      /* internal: the child's limit in bytes */
+  int argc;
+  char **argv;               /* the command line (to run children) */
   int quick;
   int quiet;
   int progress; /* -1: auto (stderr is a terminal), 0: off, 1: on */
@@ -71,7 +96,13 @@ typedef struct bench_opts {
   /* microbenchmarks */
   int micro;
   double micro_ms;           /* measured time per case */
-  const char *micro_threads; /* comma list, e.g. "1,2" */
+  const char *micro_threads; /* comma list of layouts, e.g. "1,2,2s" */
+  const char *micro_sizes;   /* comma list of sizes (k/m suffixes) or NULL */
+  const char *micro_groups;  /* comma list of alloc,pool,executor or NULL */
+  int micro_touch;           /* 0 page, 1 fill, 2 both */
+  int micro_rounds;          /* rotated rounds of every cell */
+  int callgrind;             /* fixed iterations for scripts/callgrind.sh */
+  uint64_t callgrind_iters;
 } bench_opts_t;
 
 /* Results of one policy run. */
@@ -92,11 +123,26 @@ typedef struct bench_result {
   double sampled_running; /* mean of periodic executor samples */
   double wait_s;          /* executor: time tasks waited for budget, summed */
   double wait_max_s;      /* executor: longest single wait */
+  /* Where the consumer waited (split order; sampled every 5 ms): the
+   * phase of the split it waited for. BENCH_PHASES entries. */
+  double stall_s[5];
+  double later_grown; /* staged: mean later splits already grown while the
+                         consumer's head split waited in its grow */
   uint64_t borrows, borrow_waits, borrow_overcommits;
   uint64_t acquire_overcommits, requeues;
   uint64_t released_early; /* bytes returned by set-need */
   uint64_t failed;         /* tasks that did not finish with status 0 */
   uint64_t log_warnings;   /* library warnings (over-commit, long waits) */
+  /* over-commit and the self-check (0.2) */
+  uint64_t progress_grants; /* runners that became the progress runner */
+  uint64_t grows;           /* grows granted */
+  int64_t sampled_over;     /* highest over-commit the sampler saw */
+  int over_split;           /* progress runner's split at that sample, -1 */
+  int64_t over_beyond_running, over_beyond_stopped; /* at that sample */
+  uint64_t checks;          /* hmb_pool_check calls made during the run */
+  double gbps_min, gbps_max; /* over the repeats (== gbps for one run) */
+  int64_t peak_over_max;     /* highest peak_over of the repeats */
+  int runs;                  /* repeats behind the figures */
   int ok;                  /* every invariant held */
   char error[512];         /* first broken invariant, if !ok */
 } bench_result_t;
@@ -119,7 +165,7 @@ typedef struct bench_scenario bench_scenario_t;
  */
 int bench_gpu_target(const bench_opts_t *o, const char **why);
 
-/* Clock and sleep (monotonic). */
+/* Clock and sleep (monotonic; hmb_bench_env.c). */
 uint64_t bench_now_ns(void);
 void bench_sleep_ns(uint64_t ns);
 
@@ -142,6 +188,9 @@ int bench_run_policy(const bench_opts_t *o, const bench_scenario_t *sc,
 
 /* Microbenchmarks; returns the process exit status. */
 int bench_micro_main(const bench_opts_t *o);
+/* Before any thread starts: load the peer allocators (may run the program
+ * again with more static TLS, see hmb_bench_micro.c); 0 or a usage error. */
+int bench_micro_prepare(const bench_opts_t *o, char **argv);
 
 /* ---- the run's environment and command-line services (hmb_bench_env.c) */
 

@@ -33,6 +33,7 @@
 #include <time.h>
 #include <unistd.h>
 
+#include "bench_compat.h"
 #include "hmb.h"
 #include "hmb_bench.h"
 #include "hmb_bench_build.h" /* generated: commit, sanitizers, usage text */
@@ -42,6 +43,22 @@ extern char **environ;
 #ifndef HMB_BENCH_BUILD_TYPE
 #define HMB_BENCH_BUILD_TYPE ""
 #endif
+
+/* ---- clock ------------------------------------------------------------- */
+
+uint64_t bench_now_ns(void) {
+  struct timespec ts;
+  clock_gettime(CLOCK_MONOTONIC, &ts);
+  return (uint64_t)ts.tv_sec * 1000000000u + (uint64_t)ts.tv_nsec;
+}
+
+void bench_sleep_ns(uint64_t ns) {
+  struct timespec ts;
+  ts.tv_sec = (time_t)(ns / 1000000000u);
+  ts.tv_nsec = (long)(ns % 1000000000u);
+  while (nanosleep(&ts, &ts) != 0) {
+  }
+}
 
 /* ---- environment ----------------------------------------------------- */
 
@@ -70,7 +87,7 @@ void bench_env_collect(bench_env_t *e) {
   bench_compiler(e->compiler, sizeof e->compiler);
   bench_copy(e->git_commit, sizeof e->git_commit, HMB_BENCH_GIT_COMMIT);
   bench_copy(e->sanitizers, sizeof e->sanitizers, HMB_BENCH_SANITIZE);
-  bench_copy(e->library, sizeof e->library, hmb_version_string());
+  bench_copy(e->library, sizeof e->library, bench_hmb_library_version());
   if (gethostname(e->host, sizeof e->host) != 0)
     bench_copy(e->host, sizeof e->host, "unknown");
   e->host[sizeof e->host - 1] = '\0';
@@ -129,7 +146,7 @@ void bench_env_json(FILE *f, const bench_env_t *e) {
   fprintf(f, ", \"library_version\": ");
   bench_json_str(f, e->library);
   fprintf(f, ", \"headers_version\": ");
-  bench_json_str(f, HMB_VERSION_STRING);
+  bench_json_str(f, BENCH_HMB_VERSION);
   fprintf(f, "},\n  \"host\": {\"name\": ");
   bench_json_str(f, e->host);
   fprintf(f, ", \"online_cpus\": %d, \"loadavg_1min\": ", e->cpus);

@@ -40,6 +40,11 @@ expect 2 "--keep: '2' is not a number in [0, 1]" --keep=2
 expect 2 "--policies: 'nope'" --policies nope
 expect 2 "unexpected argument 'foo'" foo
 expect 2 "is ambiguous" --s 1
+expect 2 "--micro-touch: 'x' is not one of page, fill, both" micro --micro-touch x
+expect 2 "--repeat: '0' is not a number" --repeat 0
+expect 2 "--micro-groups: 'nope'" micro --micro-groups nope
+expect 2 "bad --micro-sizes" micro --micro-sizes 4x --micro-groups alloc
+expect 2 "bad --micro-threads" micro --micro-threads 0 --micro-groups alloc
 # Unwritable outputs are usage errors found before anything runs.
 expect 2 "cannot write --csv '$tmp/no/such/dir/x.csv': its directory does not exist" \
   --quick --csv "$tmp/no/such/dir/x.csv"
@@ -66,6 +71,31 @@ echo "$names" | while IFS= read -r png; do
     echo "ok: sweep with chart '$png': drawn, and no command ran"
   fi
 done
+
+# Repeated runs, each in a process of its own, in rotated order; the
+# tight-limit table; the staged policy.
+# shellcheck disable=SC2086
+out=$("$bench" --quick --no-progress --splits 8 --policies unlimited,staged,oracle --isolate --repeat 2 2>&1) ||
+  { echo "$out"; fail "--isolate --repeat 2 failed"; }
+case $out in *"2 runs of each policy, each in a process of its own"*) ;;
+  *) echo "$out"; fail "--isolate --repeat: no repeat line" ;; esac
+echo "$out" | grep -q '^staged ' || { echo "$out"; fail "no staged row"; }
+echo "ok: --isolate --repeat 2 with staged"
+# shellcheck disable=SC2086
+(cd "$tmp" && "$bench" $small --policies unlimited,staged --tight \
+  --sweep-csv tight.csv --sweep-png tight.png >tight.out 2>&1) ||
+  { cat "$tmp/tight.out"; fail "--tight failed"; }
+[ "$(grep -c '^[0-9]' "$tmp/tight.csv")" = 3 ] ||
+  { cat "$tmp/tight.csv"; fail "--tight: not 3 budgets"; }
+echo "ok: --tight writes 3 budgets"
+# The callgrind mode lists every case (peers not installed are named).
+out=$("$bench" micro --callgrind --callgrind-iters 10 2>&1) ||
+  { echo "$out"; fail "micro --callgrind failed"; }
+for c in hmb_cg_malloc_64 hmb_cg_memalign_4k hmb_cg_hmb_64k hmb_cg_hmb_ptr_64 \
+  hmb_cg_hmb_glibc_64 hmb_cg_jemalloc_64 hmb_cg_hmb_tcmalloc_64k; do
+  echo "$out" | grep -q " $c " || { echo "$out"; fail "callgrind: no $c"; }
+done
+echo "ok: micro --callgrind names every case"
 
 # The JSON records build, host, date and load.
 # shellcheck disable=SC2086
