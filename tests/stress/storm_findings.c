@@ -1,0 +1,379 @@
+/*
+ * storm_findings.c - deterministic reproductions of what hmb_storm found,
+ * each a small sequence of public calls whose result contradicts the
+ * headers. They fail until the library (or the header) is fixed; the storm
+ * itself steers clear of them with --avoid-known (docs/fuzzing.md).
+ *
+ *   - pinned blocks aligned beyond the region's granule overlap the next
+ *     block (memory.c, hmb__alloc_pinned: the block is size + alignment
+ *     long, but the data is placed at the next aligned address past the
+ *     prefix, which lies up to alignment - granule bytes further on);
+ *   - a borrow whose physical allocation fails is undone after its runner
+ *     was cancelled: the stopped runners' `beyond` in the ledger keeps the
+ *     undone bytes (hmb_pool_check: "beyond of stopped runners ... !=
+ *     ledger"), and after a try-free repaid part of it the runner's
+ *     `beyond` goes negative (R-I3) (ledger.c, hmb__ledger_unborrow undoes
+ *     the grant as it was, not as it is now);
+ *   - with the over-commit cap, lowering the limit below what is held
+ *     (which hmb_pool_set_limit() allows) makes hmb_pool_check() report I5
+ *     broken, and pool.h says held - limit never exceeds the cap;
+ *   - the progress runner's `beyond` outlives the buffers it was granted
+ *     for: pool.h I3 says it is "at most its real need: the live bytes it
+ *     allocated", yet after they are closed it still holds the budget beyond
+ *     the limit, with nothing live, while other starts wait;
+ *   - hmb_ptr_realloc() reads the reference count relaxed: a close of the
+ *     other reference on another thread does not happen before the
+ *     realloc's writes to the handle (a data race under ThreadSanitizer;
+ *     the test passes in other builds).
+ */
+#define _POSIX_C_SOURCE 200809L
+#include <pthread.h>
+#include <setjmp.h>
+#include <stdarg.h>
+#include <stdatomic.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include <cmocka.h>
+
+#include "hmb.h"
+
+#define KIB ((size_t)1024)
+#define MIB ((size_t)1024 * 1024)
+
+static hmb_runner_t *runner(hmb_pool_t *pool, size_t estimate) {
+  hmb_runner_config_t c;
+  hmb_runner_config_init(&c);
+  c.estimate = estimate;
+  hmb_runner_t *r = NULL;
+  assert_int_equal(hmb_runner_create(pool, &c, &r), 0);
+  return r;
+}
+
+static void assert_sound(hmb_pool_t *pool, unsigned flags) {
+  char why[256];
+  int rc = hmb_pool_check(pool, flags, why, sizeof why);
+  if (rc)
+    print_message("hmb_pool_check: %s\n", why);
+  assert_int_equal(rc, 0);
+}
+
+/* ---- pinned blocks aligned beyond the granule --------------------------- */
+
+static void pinned_aligned_blocks_do_not_overlap(void **state) {
+  (void)state;
+  size_t region = 1 * MIB;
+  void *base = aligned_alloc(4096, region);
+  assert_non_null(base);
+  hmb_pool_config_t cfg;
+  hmb_pool_config_init(&cfg);
+  cfg.limit = 1 * MIB;
+  cfg.pinned_bytes = region;
+  cfg.pinned_base = base;
+  hmb_pool_t *pool = NULL;
+  assert_int_equal(hmb_pool_create(&cfg, &pool), 0);
+  hmb_runner_t *r = runner(pool, 1 * MIB);
+  assert_int_equal(hmb_runner_start(r, 0), 0);
+  /* A small block first, so that the next one does not start on a page. */
+  hmb_buffer_t *b[3];
+  assert_int_equal(hmb_runner_alloc(r, 100, HMB_ALLOC_PINNED, &b[0]), 0);
+  assert_int_equal(hmb_allocate_aligned(hmb_runner_allocator(r), 4096, 4096,
+                                        HMB_ALLOC_PINNED, &b[1]),
+                   0);
+  assert_int_equal(hmb_runner_alloc(r, 4096, HMB_ALLOC_PINNED, &b[2]), 0);
+  for (int i = 0; i < 3; i++)
+    assert_true(hmb_buffer_is_pinned(b[i]));
+  assert_int_equal((uintptr_t)hmb_buffer_data(b[1]) % 4096, 0);
+  /* Every two live blocks are disjoint. */
+  for (int i = 0; i < 3; i++)
+    for (int j = i + 1; j < 3; j++) {
+      uintptr_t a0 = (uintptr_t)hmb_buffer_data(b[i]);
+      uintptr_t a1 = a0 + hmb_buffer_size(b[i]);
+      uintptr_t c0 = (uintptr_t)hmb_buffer_data(b[j]);
+      uintptr_t c1 = c0 + hmb_buffer_size(b[j]);
+      if (a0 < c1 && c0 < a1)
+        print_message("pinned blocks %d [%p, +%zu) and %d [%p, +%zu) "
+                      "overlap\n",
+                      i, hmb_buffer_data(b[i]), hmb_buffer_size(b[i]), j,
+                      hmb_buffer_data(b[j]), hmb_buffer_size(b[j]));
+      assert_false(a0 < c1 && c0 < a1);
+    }
+  for (int i = 0; i < 3; i++)
+    assert_int_equal(hmb_buffer_close(b[i]), 0);
+  hmb_runner_destroy(r);
+  assert_int_equal(hmb_pool_destroy(pool), 0);
+  free(base);
+}
+
+/* ---- a failed allocation undone after the runner changed ------------------ */
+
+/* A backend whose next allocation blocks until released, then fails. */
+static struct {
+  pthread_mutex_t mu;
+  pthread_cond_t cv;
+  int arm, entered, release;
+} gate = {PTHREAD_MUTEX_INITIALIZER, PTHREAD_COND_INITIALIZER, 0, 0, 0};
+
+static int gate_alloc(void *ctx, size_t size, size_t align, int pin,
+                      void **ptr, int *pinned) {
+  (void)ctx;
+  (void)pin;
+  pthread_mutex_lock(&gate.mu);
+  int armed = gate.arm;
+  if (armed) {
+    gate.arm = 0;
+    gate.entered = 1;
+    pthread_cond_broadcast(&gate.cv);
+    while (!gate.release)
+      pthread_cond_wait(&gate.cv, &gate.mu);
+  }
+  pthread_mutex_unlock(&gate.mu);
+  if (armed)
+    return HMB_ENOMEM;
+  void *p = NULL;
+  if (posix_memalign(&p, align, size) != 0)
+    return HMB_ENOMEM;
+  *ptr = p;
+  *pinned = 0;
+  return 0;
+}
+
+static void gate_free(void *ctx, void *ptr, size_t size, int pinned) {
+  (void)ctx;
+  (void)size;
+  (void)pinned;
+  free(ptr);
+}
+
+static const hmb_backend_t gate_backend = {NULL, gate_alloc, gate_free};
+
+typedef struct alloc_job {
+  hmb_runner_t *r;
+  size_t bytes;
+  int rc;
+} alloc_job_t;
+
+static void *alloc_thread(void *arg) {
+  alloc_job_t *j = arg;
+  hmb_buffer_t *b = NULL;
+  j->rc = hmb_runner_alloc(j->r, j->bytes, 0, &b);
+  if (b)
+    hmb_buffer_close(b);
+  return NULL;
+}
+
+/* Start an allocation of `bytes` on another thread and return once the
+ * backend holds it (the budget is granted, the memory not yet). */
+static pthread_t gated_alloc(alloc_job_t *j) {
+  pthread_mutex_lock(&gate.mu);
+  gate.arm = 1;
+  gate.entered = 0;
+  gate.release = 0;
+  pthread_mutex_unlock(&gate.mu);
+  pthread_t th;
+  assert_int_equal(pthread_create(&th, NULL, alloc_thread, j), 0);
+  pthread_mutex_lock(&gate.mu);
+  while (!gate.entered)
+    pthread_cond_wait(&gate.cv, &gate.mu);
+  pthread_mutex_unlock(&gate.mu);
+  return th;
+}
+
+static void gate_open(pthread_t th) {
+  pthread_mutex_lock(&gate.mu);
+  gate.release = 1;
+  pthread_cond_broadcast(&gate.cv);
+  pthread_mutex_unlock(&gate.mu);
+  pthread_join(th, NULL);
+}
+
+static hmb_pool_t *gated_pool(size_t limit) {
+  hmb_pool_config_t cfg;
+  hmb_pool_config_init(&cfg);
+  cfg.limit = limit;
+  cfg.backend = &gate_backend;
+  hmb_pool_t *pool = NULL;
+  assert_int_equal(hmb_pool_create(&cfg, &pool), 0);
+  return pool;
+}
+
+static void failed_borrow_after_cancel_keeps_the_ledger(void **state) {
+  (void)state;
+  hmb_pool_t *pool = gated_pool(64 * KIB);
+  hmb_runner_t *r = runner(pool, 64 * KIB);
+  /* Idle start: granted the limit, and the progress runner (R3). */
+  assert_int_equal(hmb_runner_start(r, 0), 0);
+  /* 128 KiB: 64 KiB of spare, 64 KiB borrowed beyond the limit (R5); the
+   * backend then holds the allocation while the runner is cancelled. */
+  alloc_job_t j = {r, 128 * KIB, 0};
+  pthread_t th = gated_alloc(&j);
+  assert_int_equal(hmb_runner_cancel(r), 0);
+  gate_open(th);
+  assert_int_equal(j.rc, HMB_ENOMEM);
+  /* The failure changed nothing: nothing is beyond the limit any more. */
+  hmb_runner_stats_t rs;
+  assert_int_equal(hmb_runner_stats(r, &rs), 0);
+  hmb_pool_stats_t st;
+  assert_int_equal(hmb_pool_stats(pool, &st), 0);
+  print_message("runner held %lld beyond %lld; pool held %lld, "
+                "beyond_stopped %lld\n",
+                (long long)rs.held, (long long)rs.beyond, (long long)st.held,
+                (long long)st.beyond_stopped);
+  assert_sound(pool, HMB_CHECK_QUIESCENT);
+  assert_int_equal(st.beyond_stopped, rs.beyond);
+  size_t ret;
+  assert_int_equal(hmb_runner_finish(r, 0, &ret), 0);
+  hmb_runner_destroy(r);
+  assert_int_equal(hmb_pool_stats(pool, &st), 0);
+  assert_int_equal(st.held, 0);
+  assert_int_equal(st.beyond_stopped, 0);
+  assert_int_equal(hmb_pool_destroy(pool), 0);
+}
+
+static void failed_borrow_after_try_free_keeps_beyond(void **state) {
+  (void)state;
+  hmb_pool_t *pool = gated_pool(64 * KIB);
+  hmb_runner_t *r = runner(pool, 64 * KIB);
+  assert_int_equal(hmb_runner_start(r, 0), 0);
+  hmb_buffer_t *x = NULL;
+  assert_int_equal(hmb_runner_alloc(r, 32 * KIB, 0, &x), 0);
+  /* 96 KiB: the other 32 KiB of spare and 64 KiB beyond the limit. */
+  alloc_job_t j = {r, 96 * KIB, 0};
+  pthread_t th = gated_alloc(&j);
+  /* Meanwhile a buffer closes and its budget is given back: the return
+   * repays `beyond` first. */
+  assert_int_equal(hmb_buffer_close(x), 0);
+  size_t ret = 0;
+  assert_int_equal(hmb_runner_try_free(r, SIZE_MAX, &ret), 0);
+  assert_int_equal(ret, 32 * KIB);
+  gate_open(th);
+  assert_int_equal(j.rc, HMB_ENOMEM);
+  hmb_runner_stats_t rs;
+  assert_int_equal(hmb_runner_stats(r, &rs), 0);
+  print_message("runner held %lld spare %lld beyond %lld\n",
+                (long long)rs.held, (long long)rs.spare, (long long)rs.beyond);
+  assert_sound(pool, HMB_CHECK_QUIESCENT);
+  assert_true(rs.beyond >= 0 && rs.beyond <= rs.held);
+  hmb_runner_destroy(r);
+  assert_int_equal(hmb_pool_destroy(pool), 0);
+}
+
+/* ---- the cap and a lowered limit ----------------------------------------- */
+
+static void lowered_limit_with_cap_stays_sound(void **state) {
+  (void)state;
+  hmb_pool_config_t cfg;
+  hmb_pool_config_init(&cfg);
+  cfg.limit = 1 * MIB;
+  cfg.flags = HMB_POOL_CAP_OVERCOMMIT;
+  cfg.overcommit_cap = 0;
+  hmb_pool_t *pool = NULL;
+  assert_int_equal(hmb_pool_create(&cfg, &pool), 0);
+  hmb_runner_t *r = runner(pool, 1 * MIB);
+  assert_int_equal(hmb_runner_start(r, 0), 0);
+  /* Allowed: "Shrinking never fails ... budget already held above the new
+   * limit stays with its runners". */
+  assert_int_equal(hmb_pool_set_limit(pool, 512 * KIB), 0);
+  hmb_pool_stats_t st;
+  assert_int_equal(hmb_pool_stats(pool, &st), 0);
+  print_message("held %lld, limit %lld, over-committed %lld, cap %lld\n",
+                (long long)st.held, (long long)st.limit,
+                (long long)st.overcommitted, (long long)st.overcommit_cap);
+  assert_sound(pool, 0);
+  hmb_runner_destroy(r);
+  assert_int_equal(hmb_pool_destroy(pool), 0);
+}
+
+/* ---- the progress runner's beyond and its live bytes ---------------------- */
+
+static void progress_beyond_is_at_most_its_live_bytes(void **state) {
+  (void)state;
+  hmb_pool_config_t cfg;
+  hmb_pool_config_init(&cfg);
+  cfg.limit = 1 * MIB;
+  hmb_pool_t *pool = NULL;
+  assert_int_equal(hmb_pool_create(&cfg, &pool), 0);
+  hmb_runner_t *p = runner(pool, 512 * KIB);
+  assert_int_equal(hmb_runner_start(p, 0), 0);
+  hmb_buffer_t *b = NULL;
+  /* 2 MiB: 512 KiB held, 512 KiB more within the limit, 1 MiB beyond. */
+  assert_int_equal(hmb_runner_alloc(p, 2 * MIB, 0, &b), 0);
+  assert_int_equal(hmb_buffer_close(b), 0);
+  hmb_pool_stats_t st;
+  assert_int_equal(hmb_pool_stats(pool, &st), 0);
+  hmb_runner_stats_t rs;
+  assert_int_equal(hmb_runner_stats(p, &rs), 0);
+  /* Another task cannot start while nothing at all is live. */
+  hmb_runner_t *q = runner(pool, 4 * KIB);
+  int rc = hmb_runner_start(q, 1000000);
+  print_message("progress runner: beyond %lld, live %lld, held %lld; pool "
+                "held %lld of %lld; a 4 KiB start: %s\n",
+                (long long)st.beyond_running, (long long)rs.live,
+                (long long)rs.held, (long long)st.held, (long long)st.limit,
+                hmb_errname(rc));
+  assert_int_equal(st.progress_runner, rs.id);
+  assert_true(st.beyond_running <= rs.live);
+  hmb_runner_destroy(q);
+  hmb_runner_destroy(p);
+  assert_int_equal(hmb_pool_destroy(pool), 0);
+}
+
+/* ---- realloc after another thread's close ---------------------------------- */
+
+typedef struct share {
+  hmb_buffer_t *b;
+  _Atomic int sum;
+} share_t;
+
+static void *reader_then_close(void *arg) {
+  share_t *s = arg;
+  /* Read the buffer through the handle, then drop this reference. */
+  const unsigned char *d = hmb_buffer_data(s->b);
+  atomic_store(&s->sum, d[0] + (int)hmb_buffer_size(s->b));
+  hmb_buffer_close(s->b);
+  return NULL;
+}
+
+static void ptr_realloc_after_other_thread_close(void **state) {
+  (void)state;
+  hmb_pool_config_t cfg;
+  hmb_pool_config_init(&cfg);
+  cfg.limit = 1 * MIB;
+  hmb_pool_t *pool = NULL;
+  assert_int_equal(hmb_pool_create(&cfg, &pool), 0);
+  hmb_runner_t *r = runner(pool, 1 * MIB);
+  assert_int_equal(hmb_runner_start(r, 0), 0);
+  for (int round = 0; round < 200; round++) {
+    void *p = NULL;
+    assert_int_equal(hmb_ptr_alloc(hmb_runner_allocator(r), 64, 0, 0, &p), 0);
+    memset(p, 1, 64);
+    share_t s = {hmb_ptr_buffer(p), 0};
+    assert_int_equal(hmb_buffer_retain(s.b), 0);
+    pthread_t th;
+    assert_int_equal(pthread_create(&th, NULL, reader_then_close, &s), 0);
+    /* The only synchronisation with that thread: its close, as seen by
+     * the reference count (what hmb_ptr_realloc() itself relies on). */
+    while (hmb_buffer_refcount(s.b) != 1)
+      ;
+    assert_int_equal(hmb_ptr_realloc(&p, 64 * KIB), 0);
+    assert_int_equal(hmb_ptr_free(p), 0);
+    pthread_join(th, NULL);
+  }
+  hmb_runner_destroy(r);
+  assert_int_equal(hmb_pool_destroy(pool), 0);
+}
+
+int main(void) {
+  const struct CMUnitTest tests[] = {
+      cmocka_unit_test(pinned_aligned_blocks_do_not_overlap),
+      cmocka_unit_test(failed_borrow_after_cancel_keeps_the_ledger),
+      cmocka_unit_test(failed_borrow_after_try_free_keeps_beyond),
+      cmocka_unit_test(lowered_limit_with_cap_stays_sound),
+      cmocka_unit_test(progress_beyond_is_at_most_its_live_bytes),
+      cmocka_unit_test(ptr_realloc_after_other_thread_close),
+  };
+  return cmocka_run_group_tests(tests, NULL, NULL);
+}
