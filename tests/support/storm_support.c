@@ -4,6 +4,7 @@
 #define _POSIX_C_SOURCE 200809L
 #include "storm_support.h"
 
+#include <stdatomic.h>
 #include <time.h>
 #include <unistd.h>
 
@@ -35,12 +36,14 @@ uint64_t sts_below(uint64_t *s, uint64_t n) {
 size_t sts_prefix(size_t align) { return align > 16 ? align : 16; }
 
 size_t sts_page(void) {
-  static size_t page;
-  if (!page) {
+  static _Atomic size_t page; /* any thread may be the first */
+  size_t p = atomic_load_explicit(&page, memory_order_relaxed);
+  if (!p) {
     long v = sysconf(_SC_PAGESIZE);
-    page = v > 0 ? (size_t)v : 4096;
+    p = v > 0 ? (size_t)v : 4096;
+    atomic_store_explicit(&page, p, memory_order_relaxed);
   }
-  return page;
+  return p;
 }
 
 static size_t round_up(size_t v, size_t to) { return (v + to - 1) / to * to; }
