@@ -52,7 +52,7 @@
  * I3 says "at most ... the live bytes it allocated"), and physical blocks
  * above stats.h's stated term (no class rounding; shrinking reallocs).
  *
- * Waits are all bounded (start, borrow and grow timeouts of 1 ns .. 5 ms),
+ * Waits are all bounded (start, borrow and grow timeouts of 1 ns .. 250 us),
  * so the barriers cannot deadlock; timeouts are counted. A watchdog turns
  * a hang (no step anywhere for `--watchdog` seconds) into a failure.
  *
@@ -186,6 +186,7 @@ typedef struct totals {
       borrow_timeouts, grow_timeouts, faults, enomem, elimit, etoobig,
       cancels, detached, limit_changes, pressure_calls, pressure_closed,
       grabs, grab_bytes, handoffs, reallocs, realloc_moves, i3_literal,
+      waits, waits_granted,
       stated_excess, shrink_excess, quiescent_destroys;
   _Atomic int64_t max_phys_milli;  /* (physical + cached) / limit x 1000 */
   _Atomic int64_t max_over_milli;  /* held / limit x 1000 */
@@ -399,6 +400,9 @@ static void on_wait(void *user, const hmb_wait_event_t *ev) {
            tl_waiting, hmb_errname(r), ev->waited_ns);
     tl_waiting = 0;
     bump(&G.wait_end);
+    bump(&T.waits);
+    if (r == 0)
+      bump(&T.waits_granted);
   } else {
     FAIL("wait event phase %d", ev->phase);
   }
@@ -502,12 +506,12 @@ static size_t pick_budget(thr_t *t) {
 }
 
 static int64_t pick_timeout(thr_t *t) {
-  static const int64_t to[] = {0, 1, 100000, 1000000, 5000000};
+  static const int64_t to[] = {0, 1, 10000, 50000, 250000};
   return to[rnd(t, 5)];
 }
 
 static int64_t pick_borrow_timeout(thr_t *t) {
-  static const int64_t to[] = {1, 1, 100000, 1000000, 5000000};
+  static const int64_t to[] = {1, 1, 10000, 50000, 250000};
   return to[rnd(t, 5)];
 }
 
@@ -1427,7 +1431,7 @@ static void grabber_step(thr_t *t, grab_t *g) {
     pthread_rwlock_unlock(&s->rw);
     pthread_rwlock_rdlock(&s->rw);
     if (s->r) {
-      int rc = hmb_runner_start(s->r, rnd(t, 2) ? 0 : 1000000);
+      int rc = hmb_runner_start(s->r, rnd(t, 2) ? 0 : 250000);
       if (rc == 0) {
         g->state = G_GRAB;
         g->n = 0;
@@ -2170,8 +2174,10 @@ int main(int argc, char **argv) {
          " quiescent barriers, %" PRIu64 " refused pool destroys\n",
          atomic_load(&T.checks), O.check_every, atomic_load(&T.barriers),
          atomic_load(&T.quiescent_destroys));
-  printf("  timeouts: %" PRIu64 " start, %" PRIu64 " borrow, %" PRIu64
-         " grow; %" PRIu64 " HMB_ELIMIT, %" PRIu64 " HMB_ETOOBIG\n",
+  printf("  waits in the pool %" PRIu64 " (%" PRIu64 " granted); timeouts: %"
+         PRIu64 " start, %" PRIu64 " borrow, %" PRIu64 " grow; %" PRIu64
+         " HMB_ELIMIT, %" PRIu64 " HMB_ETOOBIG\n",
+         atomic_load(&T.waits), atomic_load(&T.waits_granted),
          atomic_load(&T.start_timeouts), atomic_load(&T.borrow_timeouts),
          atomic_load(&T.grow_timeouts), atomic_load(&T.elimit),
          atomic_load(&T.etoobig));
