@@ -99,10 +99,21 @@ static struct {
   long check_every;  /* hmb_pool_check(0) every N steps */
   long start_round;
   int quick, verbose, watchdog_s;
-  int avoid; /* --avoid-known: steer clear of the known findings */
+  unsigned avoid; /* AVOID_*: the known findings steered clear of */
   const char *argv0;
   int ops_given, seconds_given;
 } O;
+
+/* The library's known findings (tests/stress/storm_findings.c), which
+ * --avoid (or --avoid-known: all of them) steers clear of. */
+enum {
+  AVOID_PINNED = 1u << 0,  /* pinned blocks aligned beyond the granule */
+  AVOID_UNBORROW = 1u << 1, /* faults undone after their runner changed */
+  AVOID_REALLOC = 1u << 2,  /* realloc after another thread's close */
+  AVOID_ALL = (1u << 3) - 1
+};
+static const char *const avoid_names[] = {"pinned-align", "unborrow",
+                                          "shared-realloc"};
 
 /* ---- bookkeeping --------------------------------------------------------- */
 
@@ -245,8 +256,14 @@ static void print_replay(FILE *f) {
     fprintf(f, " --seconds %g", O.seconds);
   else
     fprintf(f, " --ops %ld", O.ops);
-  if (O.avoid)
+  if (O.avoid == AVOID_ALL) {
     fprintf(f, " --avoid-known");
+  } else if (O.avoid) {
+    fprintf(f, " --avoid ");
+    for (int i = 0, n = 0; i < 3; i++)
+      if (O.avoid & (1u << i))
+        fprintf(f, "%s%s", n++ ? "," : "", avoid_names[i]);
+  }
   fprintf(f, "\n");
 }
 
@@ -333,7 +350,7 @@ static int be_alloc(void *ctx, size_t size, size_t align, int prefer_pinned,
   (void)ctx;
   (void)prefer_pinned;
   uint64_t n = atomic_fetch_add_explicit(&G.be_calls, 1, memory_order_relaxed);
-  if (G.rc.fail_per_1024 && (!O.avoid || tl_solo) &&
+  if (G.rc.fail_per_1024 && (!(O.avoid & AVOID_UNBORROW) || tl_solo) &&
       sts_mix(O.seed ^ (G.rc.round << 40) ^ n) % 1024 < G.rc.fail_per_1024) {
     bump(&T.faults);
     return HMB_ENOMEM;
@@ -853,7 +870,7 @@ static int alloc_into(thr_t *t, hmb_runner_t *r, rrec_t *rec, int op,
   }
   /* Known finding: a pinned block aligned beyond the region's granule
    * (max(256, pool alignment)) overruns into the next block. */
-  if (O.avoid && eff > (G.rc.align > 256 ? G.rc.align : 256))
+  if ((O.avoid & AVOID_PINNED) && eff > (G.rc.align > 256 ? G.rc.align : 256))
     flags &= ~(unsigned)HMB_ALLOC_PINNED;
   rootrec_t *rr = malloc(sizeof *rr);
   CHECK(rr != NULL, "");
@@ -996,12 +1013,12 @@ static void op_realloc(thr_t *t) {
   verify_ref(r);
   /* Known finding: a pinned block moved by realloc keeps the old data's
    * natural alignment, which may pass the region's granule (see above). */
-  if (O.avoid && rr->pinned)
+  if ((O.avoid & AVOID_PINNED) && rr->pinned)
     return;
   /* Known finding: hmb_ptr_realloc() reads the reference count relaxed, so
    * a close of the last other reference on another thread does not happen
    * before its writes (a data race ThreadSanitizer reports). */
-  if (O.avoid && atomic_load(&rr->shared))
+  if ((O.avoid & AVOID_REALLOC) && atomic_load(&rr->shared))
     return;
   size_t old = rr->size;
   size_t n = rnd(t, 3) == 0 ? rnd(t, old + 1) : pick_size(t);
@@ -2041,12 +2058,13 @@ static void usage(void) {
           "usage: hmb_storm [--threads N] [--seed S] [--seconds T] [--ops N]\n"
           "                 [--quick] [--round-ops N] [--barrier K]\n"
           "                 [--check-every N] [--start-round R]\n"
-          "                 [--watchdog S] [--avoid-known] [--verbose]\n"
+          "                 [--watchdog S] [--avoid-known] [--avoid LIST]\n"
+          "                 [--verbose]\n"
           "  --threads N      worker threads (default 8), plus one grabber\n"
           "  --seed S         seed (default: from the clock; printed)\n"
           "  --seconds T      run for T seconds\n"
           "  --ops N          steps per worker in all (default 20000)\n"
-          "  --quick          CI size: 4 threads, 25000 steps each, rounds of "
+          "  --quick          CI size: 4 threads, 100000 steps each, rounds of "
           "1000,\n                   barrier every 50\n"
           "  --round-ops N    steps per worker per round (default 2000)\n"
           "  --barrier K      steps between barriers (default 100)\n"
@@ -2058,7 +2076,9 @@ static void usage(void) {
           "                   (docs/fuzzing.md): no pinned alignment above\n"
           "                   the region's granule, no realloc of pinned\n"
           "                   blocks or of blocks other threads held,\n"
-          "                   backend faults only in solo tasks\n");
+          "                   backend faults only in solo tasks\n"
+          "  --avoid LIST     some of them: pinned-align, unborrow,\n"
+          "                   shared-realloc (comma-separated)\n");
   exit(2);
 }
 
@@ -2076,7 +2096,12 @@ int main(int argc, char **argv) {
     if (!strcmp(a, "--quick")) {
       O.quick = 1;
     } else if (!strcmp(a, "--avoid-known")) {
-      O.avoid = 1;
+      O.avoid = AVOID_ALL;
+    } else if (!strcmp(a, "--avoid") && v) {
+      for (int k = 0; k < 3; k++)
+        if (strstr(v, avoid_names[k]))
+          O.avoid |= 1u << k;
+      i++;
     } else if (!strcmp(a, "--verbose")) {
       O.verbose = 1;
     } else if (!v) {
@@ -2107,7 +2132,7 @@ int main(int argc, char **argv) {
     if (O.threads == 8)
       O.threads = 4;
     if (!O.ops_given && !O.seconds_given)
-      O.ops = 25000, O.ops_given = 1;
+      O.ops = 100000, O.ops_given = 1;
     if (O.round_ops == 2000)
       O.round_ops = 1000;
     if (O.barrier == 100)
@@ -2142,7 +2167,10 @@ int main(int argc, char **argv) {
          "%ld steps, barrier every %ld, check every %ld step(s)%s\n",
          O.seed, O.threads,
          O.seconds_given ? "timed" : "counted", O.round_ops, O.barrier,
-         O.check_every, O.avoid ? ", known findings avoided" : "");
+         O.check_every,
+         O.avoid == AVOID_ALL ? ", known findings avoided"
+         : O.avoid            ? ", some known findings avoided"
+                              : "");
   fflush(stdout);
   pthread_t wd;
   pthread_create(&wd, NULL, watchdog_main, NULL);
