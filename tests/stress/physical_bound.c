@@ -39,8 +39,9 @@
  *       their own; once they stop every usage counter equals their
  *       bookkeeping, and everything is 0 once closed; peaks lie between the
  *       single-threaded phase's (exact) peak and peak held.
- * Sizes: HMB_PHYS_BLOCKS (blocks produced in (a)/(b), default 1200, a
- * quarter under sanitizers).
+ * Sizes: HMB_PHYS_BLOCKS (blocks produced in (a)/(b); default 1200, 500
+ * under sanitizers) and HMB_PHYS_OPS (operations per thread in (e); default
+ * 40000, 5000 under sanitizers). HMB_TEST_SEED replays a seed.
  */
 #define _POSIX_C_SOURCE 200809L
 #include <inttypes.h>
@@ -193,8 +194,11 @@ static int sample(hmb_pool_t *pool, figures_t *f) {
   f->exact++;
   int64_t L = st.limit, over = st.held > L ? st.held - L : 0;
   int64_t phys = ms.pageable_physical, c = ms.cached_bytes;
-  /* Usage is exact here. */
+  /* Usage is exact here, and within the budget (R-I1). */
   TCHECK((st.live_bytes) == (live));
+  if (live > st.held)
+    fprintf(stderr, "live %" PRId64 " > held %" PRId64 "\n", live, st.held);
+  TCHECK(live <= st.held);
   TCHECK((ms.pageable_live) == (live));
   TCHECK(phys >= live && phys <= bound);
   TCHECK(c >= 0);
