@@ -115,10 +115,12 @@ enum {
   AVOID_PINNED = 1u << 0,  /* pinned blocks aligned beyond the granule */
   AVOID_UNBORROW = 1u << 1, /* faults undone after their runner changed */
   AVOID_REALLOC = 1u << 2,  /* realloc after another thread's close */
-  AVOID_ALL = (1u << 3) - 1
+  AVOID_GIVEBACK = 1u << 3, /* a borrow's rest given back after a stop */
+  AVOID_ALL = (1u << 4) - 1
 };
-static const char *const avoid_names[] = {"pinned-align", "unborrow",
-                                          "shared-realloc"};
+enum { NAVOID = 4 };
+static const char *const avoid_names[NAVOID] = {
+    "pinned-align", "unborrow", "shared-realloc", "realloc-destroy"};
 
 /* ---- bookkeeping --------------------------------------------------------- */
 
@@ -129,6 +131,7 @@ typedef struct rrec {
   _Atomic int64_t bufs; /* live roots (== at rest) */
   _Atomic uint64_t allocs;
   _Atomic int used, destroyed;
+  int slot; /* its slot in the table, -1: a solo task's */
 } rrec_t;
 
 /* One root buffer: freed by its close handler at the last close. */
@@ -266,7 +269,7 @@ static void print_replay(FILE *f) {
     fprintf(f, " --avoid none");
   } else {
     fprintf(f, " --avoid ");
-    for (int i = 0, n = 0; i < 3; i++)
+    for (int i = 0, n = 0; i < NAVOID; i++)
       if (O.avoid & (1u << i))
         fprintf(f, "%s%s", n++ ? "," : "", avoid_names[i]);
   }
@@ -657,6 +660,7 @@ static void op_create(thr_t *t) {
       rrec_t *rec = &G.recs[st.id];
       CHECK(!atomic_exchange(&rec->used, 1), "runner id %" PRIu64 " reused",
             st.id);
+      rec->slot = (int)(s - G.slots);
       s->r = r;
       s->rec = rec;
       s->id = st.id;
@@ -1033,8 +1037,23 @@ static void op_realloc(thr_t *t) {
   int64_t delta = (int64_t)n - (int64_t)old;
   if (delta > 0)
     live_add(rr->owner, delta);
+  /* Known finding: a borrow that took all spare gives the rest back without
+   * looking at the state, so one racing the runner's destroy leaves budget
+   * with a runner that is freed with it. Here the owner's slot is held
+   * while the runner lives, so that a realloc never races its destroy. */
+  slot_t *os = NULL;
+  if ((O.avoid & AVOID_GIVEBACK) && rr->owner->slot >= 0) {
+    os = &G.slots[rr->owner->slot];
+    pthread_rwlock_rdlock(&os->rw);
+    if (os->rec != rr->owner) {
+      pthread_rwlock_unlock(&os->rw); /* destroyed already */
+      os = NULL;
+    }
+  }
   void *p = r->p;
   int rc = hmb_ptr_realloc(&p, n);
+  if (os)
+    pthread_rwlock_unlock(&os->rw);
   bump(&T.reallocs);
   if (rc) {
     if (delta > 0)
@@ -1252,6 +1271,7 @@ static void op_solo(thr_t *t) {
   CHECK(hmb_runner_stats(r, &a) == 0 && a.id < MAX_RUNNERS, "");
   rrec_t *rec = &G.recs[a.id];
   CHECK(!atomic_exchange(&rec->used, 1), "");
+  rec->slot = -1;
   int rc = hmb_runner_start(r, pick_timeout(t));
   CHECK(rc == 0 || rc == HMB_ETIMEDOUT, "solo start: %s", hmb_errname(rc));
   ref_t mine[8];
@@ -1447,6 +1467,7 @@ static void grabber_step(thr_t *t, grab_t *g) {
       hmb_runner_stats_t st;
       CHECK(hmb_runner_stats(r, &st) == 0 && st.id < MAX_RUNNERS, "");
       CHECK(!atomic_exchange(&G.recs[st.id].used, 1), "");
+      G.recs[st.id].slot = G.nslots - 1;
       s->r = r;
       s->rec = &G.recs[st.id];
       s->id = st.id;
@@ -2081,10 +2102,11 @@ static void usage(void) {
           "                   (docs/fuzzing.md; the default for now): no\n"
           "                   pinned alignment above the region's granule,\n"
           "                   no realloc of pinned blocks or of blocks other\n"
-          "                   threads held, backend faults only in solo tasks\n"
+          "                   threads held, backend faults only in solo tasks,\n"
+          "                   no realloc while its runner is destroyed\n"
           "  --avoid LIST     only some of them: pinned-align, unborrow,\n"
-          "                   shared-realloc (comma-separated); none: walk\n"
-          "                   into all of them\n"
+          "                   shared-realloc, realloc-destroy (comma-\n"
+          "                   separated); none: walk into all of them\n"
           "  HMB_STRESS_THREADS, HMB_STRESS_OPS: default threads and steps\n");
   exit(2);
 }
@@ -2116,7 +2138,7 @@ int main(int argc, char **argv) {
       O.avoid = AVOID_ALL;
     } else if (!strcmp(a, "--avoid") && v) {
       O.avoid = 0;
-      for (int k = 0; k < 3; k++)
+      for (int k = 0; k < NAVOID; k++)
         if (strstr(v, avoid_names[k]))
           O.avoid |= 1u << k;
       if (!O.avoid && strcmp(v, "none"))
