@@ -34,8 +34,8 @@
  *     destroy racing a realloc of one of its buffers the runner is freed
  *     with the budget still counted as held, and stays in the heap of
  *     holders that hmb_pool_describe() reads (a use after free). Both
- *     races are tried in a loop until they show (within a few hundred
- *     tries here).
+ *     races are tried in a loop, the stop a little later each time, until
+ *     they show.
  */
 #define _POSIX_C_SOURCE 200809L
 #include <pthread.h>
@@ -418,7 +418,7 @@ static void *borrower(void *arg) {
  * spare on another thread's shard, and a borrow of 2 KiB racing `stop`
  * (finish, or destroy). Returns the budget the pool still holds once
  * everything is closed (0 unless the race showed). */
-static int64_t giveback_try(hmb_pool_t *pool, int destroy) {
+static int64_t giveback_try(hmb_pool_t *pool, int destroy, int delay) {
   giveback_t g;
   memset(&g, 0, sizeof g);
   g.r = runner(pool, 4 * KIB);
@@ -432,6 +432,10 @@ static int64_t giveback_try(hmb_pool_t *pool, int destroy) {
   assert_int_equal(pthread_create(&t2, NULL, borrower, &g), 0);
   pthread_barrier_wait(&g.bar);
   atomic_store(&g.go, 1);
+  /* A delay that changes from try to try sweeps the stop across the
+   * borrow's window. */
+  for (volatile int spin = 0; spin < delay; spin++)
+    ;
   size_t ret;
   if (destroy)
     hmb_runner_destroy(g.r);
@@ -467,8 +471,8 @@ static void giveback_loop(int destroy) {
   assert_int_equal(hmb_pool_create(&cfg, &pool), 0);
   int64_t left = 0;
   int tries = 0;
-  for (; tries < 20000 && left == 0; tries++)
-    left = giveback_try(pool, destroy);
+  for (; tries < 5000 && left == 0; tries++)
+    left = giveback_try(pool, destroy, (tries * 7) % 400);
   print_message("%d tries\n", tries);
   assert_int_equal(left, 0);
   assert_int_equal(hmb_pool_destroy(pool), 0);
