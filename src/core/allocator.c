@@ -106,8 +106,8 @@ hmb_buffer_t *hmb_ptr_buffer(const void *ptr) {
     return NULL;
   hmb_buffer_t *b = *hmb__block_backptr_c(ptr);
   if (!b || ((uintptr_t)b & 63u) != 0 || b->magic != HMB__BUF_MAGIC ||
-      b->data != ptr)
-    return NULL;
+      b->data != ptr || !(b->flags & HMB__BUF_PTR))
+    return NULL; /* not ours, or the data of a handle-API buffer */
   return b;
 }
 
@@ -131,6 +131,7 @@ int hmb_ptr_alloc(const hmb_allocator_t *alloc, size_t bytes, size_t alignment,
     hmb_buffer_close(b);
     return HMB_ENOTSUP;
   }
+  hmb__buffer_mark_ptr(b);
   *out = b->data;
   return 0;
 }

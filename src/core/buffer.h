@@ -30,7 +30,8 @@
 enum hmb__buf_flags {
   HMB__BUF_PINNED = 1u << 0,
   HMB__BUF_SLICE = 1u << 1,
-  HMB__BUF_RESERVATION = 1u << 2 /* budget only: no memory */
+  HMB__BUF_RESERVATION = 1u << 2, /* budget only: no memory */
+  HMB__BUF_PTR = 1u << 3          /* made by hmb_ptr_alloc() */
 };
 
 typedef struct hmb__owner_ops {
@@ -85,6 +86,12 @@ static inline hmb_buffer_t *hmb__buffer_root(void *data, size_t size,
   if (data)
     *hmb__block_backptr(data) = b;
   return b;
+}
+
+/* Mark a handle just made, not yet shared, as a block of hmb_ptr_alloc():
+ * only such blocks are found by hmb_ptr_buffer(). */
+static inline void hmb__buffer_mark_ptr(hmb_buffer_t *b) {
+  b->flags = (uint16_t)(b->flags | HMB__BUF_PTR);
 }
 
 /* Give an unused root handle back (its creation was rolled back). */

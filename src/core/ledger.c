@@ -644,18 +644,39 @@ int hmb__ledger_start(hmb__ledger_t *L, hmb__acct_t *a, int64_t bytes,
                    timeout_ns, &g);
 }
 
+/* Budget beyond the limit that no live buffer needs goes back at once: the
+ * progress runner holds beyond the limit only what is live (I3), and the
+ * over-commit ends as soon as it can. */
+static void hmb__beyond_back_locked(hmb__ledger_t *L, hmb__acct_t *a) {
+  int64_t beyond = HMB__GET(a->beyond);
+  int64_t tb = beyond > 0 ? hmb__spare_take_upto(a, beyond) : 0;
+  if (tb > 0)
+    hmb__held_sub(L, a, tb);
+}
+
 /* Put spare back after a failure: no trim to the need (a failure changes
- * nothing), but never strand it in a runner that stopped meanwhile. */
+ * nothing), but never strand it in a runner that stopped meanwhile, nor
+ * keep it beyond the limit (closes while the request waited, a pressure
+ * handler's for instance, may have left the progress runner with nothing
+ * live beyond the limit). */
 static void hmb__spare_put_back(hmb__ledger_t *L, hmb__acct_t *a,
                                 unsigned shard, int64_t x) {
   if (x <= 0)
     return;
   hmb__spare_give(a, shard, x);
-  /* seq_cst: pairs with the state store of finish/destroy. */
-  if (hmb__rstate_returning(
-          atomic_load_explicit(&a->state, memory_order_seq_cst))) {
+  /* seq_cst: pairs with the state store of finish/destroy. `beyond` is
+   * written under the lock and read here relaxed: a grant beyond the limit
+   * made meanwhile on another thread of the runner is for an allocation of
+   * that thread, whose buffers' closes settle it (hmb__ledger_freed_slow). */
+  int st = atomic_load_explicit(&a->state, memory_order_seq_cst);
+  if (hmb__rstate_returning(st) || HMB__GET(a->beyond) > 0) {
     pthread_mutex_lock(&L->lock);
-    hmb__held_sub(L, a, hmb__spare_take_all(a));
+    if (hmb__rstate_returning(hmb__acct_state(a))) {
+      hmb__held_sub(L, a, hmb__spare_take_all(a));
+    } else {
+      hmb__serve_own_locked(L, a);
+      hmb__beyond_back_locked(L, a);
+    }
     hmb__dispatch_locked(L);
     pthread_mutex_unlock(&L->lock);
   }
@@ -758,13 +779,7 @@ void hmb__ledger_freed_slow(hmb__ledger_t *L, hmb__acct_t *a, unsigned shard,
     hmb__held_sub(L, a, hmb__spare_take_all(a));
   } else {
     hmb__serve_own_locked(L, a);
-    /* Budget beyond the limit that no live buffer needs goes back at once:
-     * the progress runner holds beyond the limit only what is live (I3), and
-     * the over-commit ends as soon as it can. */
-    int64_t beyond = HMB__GET(a->beyond);
-    int64_t tb = beyond > 0 ? hmb__spare_take_upto(a, beyond) : 0;
-    if (tb > 0)
-      hmb__held_sub(L, a, tb);
+    hmb__beyond_back_locked(L, a);
     int64_t need = HMB__GET(a->need);
     if (need >= 0 && hmb__acct_state(a) == HMB__R_RUNNING) {
       int64_t excess = HMB__GET(a->held) - need;

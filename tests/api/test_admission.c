@@ -50,7 +50,8 @@ static void pool_done(hmb_pool_t *p) {
   assert_int_equal(hmb_pool_destroy(p), 0);
 }
 
-/* ---- the rotation pattern ---------------------------------------------------- */
+/* ---- the rotation pattern
+ * ---------------------------------------------------- */
 
 typedef struct holder {
   hmb_pool_t *pool;
@@ -112,8 +113,8 @@ static void rotation(int n) {
          "need = %.2f x), peak over %" PRId64 " bytes, %" PRIu64
          " progress runners, %" PRIu64 " borrows beyond the limit\n",
          n, (double)st.peak_held / (double)limit,
-         (double)(limit + (size_t)need) / (double)limit,
-         st.peak_overcommitted, st.progress_grants, st.borrow_overcommits);
+         (double)(limit + (size_t)need) / (double)limit, st.peak_overcommitted,
+         st.progress_grants, st.borrow_overcommits);
   assert_int_equal(need, (int64_t)(piece * (size_t)pieces));
   /* I3: nothing outlives its task here, so held <= limit + one need. */
   assert_true(st.peak_held <= (int64_t)limit + need);
@@ -134,7 +135,8 @@ static void test_rotation_8(void **s) {
   rotation(8);
 }
 
-/* ---- real bytes, never estimates ----------------------------------------------- */
+/* ---- real bytes, never estimates
+ * ----------------------------------------------- */
 
 /* A start with nothing running gets what is available (its estimate capped
  * by the limit), becomes the progress runner, and a task whose real need
@@ -186,8 +188,8 @@ static void test_idle_start_pattern(void **s) {
     ts_check(p, 0);
     hmb_pool_stats_t st = ts_pool_stats(p);
     /* I3: held <= limit + beyond of stopped runners + this one's need. */
-    assert_true(st.held <= (int64_t)limit + st.beyond_stopped +
-                               (int64_t)(PIECES * piece));
+    assert_true(st.held <=
+                (int64_t)limit + st.beyond_stopped + (int64_t)(PIECES * piece));
     assert_true(st.beyond_running <= (int64_t)(PIECES * piece));
     hmb_runner_finish(r, 0, NULL); /* the consumer keeps its buffers */
     hmb_runner_destroy(r);
@@ -197,8 +199,8 @@ static void test_idle_start_pattern(void **s) {
   printf("idle starts, %d splits of estimate 4 x limit and need %zu KiB, "
          "buffers kept: held %.2f x limit, all of it live (%" PRId64
          " beyond, held by finished buffers)\n",
-         SPLITS, (size_t)PIECES * piece / KIB,
-         (double)st.held / (double)limit, stuck);
+         SPLITS, (size_t)PIECES * piece / KIB, (double)st.held / (double)limit,
+         stuck);
   /* Estimates never counted: held is exactly the live bytes. */
   assert_int_equal(st.held, st.live_bytes);
   assert_int_equal(st.held, (int64_t)(SPLITS * PIECES * piece));
@@ -209,7 +211,8 @@ static void test_idle_start_pattern(void **s) {
   pool_done(p);
 }
 
-/* ---- one runner beyond the limit at a time ------------------------------------ */
+/* ---- one runner beyond the limit at a time
+ * ------------------------------------ */
 
 typedef struct sampler {
   hmb_pool_t *pool;
@@ -336,7 +339,8 @@ static void test_progress_runner_holds_the_most(void **s) {
   pool_done(p);
 }
 
-/* ---- queue order ---------------------------------------------------------------- */
+/* ---- queue order
+ * ---------------------------------------------------------------- */
 
 typedef struct start_job {
   hmb_runner_t *r;
@@ -439,7 +443,8 @@ static void test_large_start_not_starved_by_zero_starts(void **s) {
   pool_done(p);
 }
 
-/* ---- failures change nothing ------------------------------------------------------- */
+/* ---- failures change nothing
+ * ------------------------------------------------------- */
 
 static void assert_same_budget(const hmb_runner_stats_t *x,
                                const hmb_runner_stats_t *y) {
@@ -601,7 +606,8 @@ static void test_refused_start_changes_nothing(void **s) {
   pool_done(p);
 }
 
-/* ---- the cap ------------------------------------------------------------------------ */
+/* ---- the cap
+ * ------------------------------------------------------------------------ */
 
 static void test_cap_zero_never_beyond_the_limit(void **s) {
   (void)s;
@@ -659,7 +665,8 @@ static void test_cap_bounds_the_overcommit(void **s) {
   pool_done(p);
 }
 
-/* ---- staged admission ------------------------------------------------------------ */
+/* ---- staged admission
+ * ------------------------------------------------------------ */
 
 typedef struct grow_job {
   hmb_runner_t *r;
@@ -730,7 +737,8 @@ static void test_progress_grow_gets_only_what_is_available(void **s) {
   pool_done(p);
 }
 
-/* ---- pressure ---------------------------------------------------------------------- */
+/* ---- pressure
+ * ---------------------------------------------------------------------- */
 
 typedef struct join_side {
   hmb_buffer_t *kept[32];
@@ -772,9 +780,8 @@ static void test_pressure_lets_a_join_proceed_without_overcommit(void **s) {
   hmb_runner_finish(build, 0, NULL);
   hmb_runner_destroy(build);
   int id = 0;
-  assert_int_equal(hmb_pool_add_pressure_handler(p, release_on_pressure, &j,
-                                                 &id),
-                   0);
+  assert_int_equal(
+      hmb_pool_add_pressure_handler(p, release_on_pressure, &j, &id), 0);
   assert_true(id > 0);
   /* The probe side starts with nothing available and allocates: before
    * each borrow beyond the limit the handler runs, frees a build buffer,
@@ -814,6 +821,52 @@ static void test_pressure_lets_a_join_proceed_without_overcommit(void **s) {
   pool_done(p);
 }
 
+/* A pressure handler closes the progress runner's own buffers while its
+ * borrow waits, then the allocation fails: what the closes left beyond the
+ * limit with nothing live goes back too (I3 at rest: beyond <= live). */
+static void test_failed_borrow_after_pressure_closes_returns_beyond(void **s) {
+  (void)s;
+  const size_t limit = MIB, extra = 64 * KIB;
+  ts_failing_backend_t fb;
+  ts_failing_backend_init(&fb, 0, 0);
+  hmb_pool_t *p = ts_pool(limit, &fb.vtable, NULL);
+  hmb_runner_t *r = ts_runner(p, limit, "scan");
+  assert_int_equal(hmb_runner_start(r, 0), 0);
+  join_side_t j;
+  memset(&j, 0, sizeof j);
+  assert_int_equal(hmb_runner_alloc(r, limit, 0, &j.kept[j.nkept++]), 0);
+  assert_int_equal(hmb_runner_alloc(r, extra, 0, &j.kept[j.nkept++]), 0);
+  hmb_runner_stats_t rs = ts_runner_stats(r);
+  assert_true(rs.progress);
+  assert_int_equal(rs.beyond, (int64_t)extra);
+  int id = 0;
+  assert_int_equal(
+      hmb_pool_add_pressure_handler(p, release_on_pressure, &j, &id), 0);
+  /* limit + extra / 2: the handler closes both buffers, the request takes
+   * all but extra / 2 of the freed spare, the close gives that back; then
+   * the physical allocation fails. */
+  fb.fail_at = fb.calls + 1;
+  hmb_buffer_t *b = NULL;
+  assert_int_equal(hmb_runner_alloc(r, limit + extra / 2, 0, &b), HMB_ENOMEM);
+  assert_null(b);
+  assert_int_equal(j.nkept, 0);
+  rs = ts_runner_stats(r);
+  hmb_pool_stats_t st = ts_pool_stats(p);
+  printf("after the failed borrow: runner held %" PRId64 " beyond %" PRId64
+         " live %" PRId64 "; pool over-committed %" PRId64 "\n",
+         rs.held, rs.beyond, rs.live, st.overcommitted);
+  assert_int_equal(rs.live, 0);
+  assert_int_equal(rs.beyond, 0);
+  assert_int_equal(st.overcommitted, 0);
+  assert_int_equal(st.beyond_running, 0);
+  assert_int_equal(rs.held, (int64_t)limit); /* what it was admitted with */
+  ts_check(p, HMB_CHECK_QUIESCENT);
+  assert_int_equal(hmb_pool_remove_pressure_handler(p, id), 0);
+  hmb_runner_finish(r, 0, NULL);
+  hmb_runner_destroy(r);
+  pool_done(p);
+}
+
 static void test_pressure_after_a_long_wait(void **s) {
   (void)s;
   const size_t limit = MIB;
@@ -829,9 +882,8 @@ static void test_pressure_after_a_long_wait(void **s) {
   assert_int_equal(hmb_runner_start(a, 0), 0);
   for (int i = 0; i < 4; i++)
     assert_int_equal(hmb_runner_alloc(a, limit / 4, 0, &j.kept[j.nkept++]), 0);
-  assert_int_equal(hmb_pool_add_pressure_handler(p, release_on_pressure, &j,
-                                                 NULL),
-                   0);
+  assert_int_equal(
+      hmb_pool_add_pressure_handler(p, release_on_pressure, &j, NULL), 0);
   hmb_runner_finish(a, 0, NULL);
   hmb_runner_destroy(a);
   /* Something runs (so R3 does not apply) and holds nothing. */
@@ -851,7 +903,8 @@ static void test_pressure_after_a_long_wait(void **s) {
   pool_done(p);
 }
 
-/* ---- the limit at run time ------------------------------------------------------------- */
+/* ---- the limit at run time
+ * ------------------------------------------------------------- */
 
 static void test_set_limit_grow_and_shrink(void **s) {
   (void)s;
@@ -890,7 +943,8 @@ static void test_set_limit_grow_and_shrink(void **s) {
   pool_done(p);
 }
 
-/* ---- wait hooks and quiet waiting -------------------------------------------------------- */
+/* ---- wait hooks and quiet waiting
+ * -------------------------------------------------------- */
 
 typedef struct hook_log {
   _Atomic int begins, ends;
@@ -985,7 +1039,9 @@ static void test_borrow_waiters_count_runners(void **s) {
   pool_done(p);
 }
 
-/* ---- describe ------------------------------------------------------------------------------ */
+/* ---- describe
+ * ------------------------------------------------------------------------------
+ */
 
 static void test_describe_lists_the_top_holders(void **s) {
   (void)s;
@@ -1675,6 +1731,7 @@ int main(void) {
       cmocka_unit_test(test_staged_grow_served_before_new_starts),
       cmocka_unit_test(test_progress_grow_gets_only_what_is_available),
       cmocka_unit_test(test_pressure_lets_a_join_proceed_without_overcommit),
+      cmocka_unit_test(test_failed_borrow_after_pressure_closes_returns_beyond),
       cmocka_unit_test(test_pressure_after_a_long_wait),
       cmocka_unit_test(test_set_limit_grow_and_shrink),
       cmocka_unit_test(test_wait_hooks_and_zero_timeouts),
