@@ -14,7 +14,9 @@
  *
  * @par Admission rules (docs/design.md gives the argument for each)
  *   - **R1 Borrowers first.** Borrow and grow requests are served before
- *     starts, first come first served; while one waits, no start is granted.
+ *     starts, by their runner's priority (higher first), then arrival (first
+ *     come first served at equal priorities, the default); while one waits,
+ *     no start is granted.
  *   - **R2 Starts in order.** Starts are served by priority (higher first),
  *     then arrival. The head blocks the ones behind it, whatever their size
  *     (a start of 0 bytes included): a large start is never bypassed by a

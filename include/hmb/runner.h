@@ -82,7 +82,8 @@ typedef struct hmb_runner hmb_runner_t;
 typedef struct hmb_runner_config {
   /** Budget acquired by hmb_runner_start() (bytes; 0 is valid). */
   size_t estimate;
-  /** Start priority: higher is served first. */
+  /** Priority of the runner's starts, borrows and grows: higher is served
+   *  first (R1, R2 in hmb/pool.h); equal priorities in arrival order. */
   int priority;
   /**
    * Longest wait of a single borrow or grow (ns); 0 or #HMB_WAIT_FOREVER:
@@ -305,9 +306,10 @@ HMB_API int hmb_runner_finish(hmb_runner_t *runner, int status,
  * fail with #HMB_ECANCELED. It keeps the budget it held within the limit
  * (including that of buffers closed afterwards, which returns to its spare;
  * budget beyond the limit goes back as soon as no live buffer needs it);
- * all of it that is not live comes back at finish or destroy. Idempotent while not finished:
- * cancelling a cancelled runner returns 0; once it is finished (completed,
- * failed, or cancelled and then finished) or destroyed, #HMB_ESTATE.
+ * all of it that is not live comes back at finish or destroy. Idempotent while
+ * not finished: cancelling a cancelled runner returns 0; once it is finished
+ * (completed, failed, or cancelled and then finished) or destroyed,
+ * #HMB_ESTATE.
  * @param runner the runner
  * @return 0, #HMB_ESTATE (finished), #HMB_EINVAL (NULL)
  * @par Thread-safety

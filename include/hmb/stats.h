@@ -141,8 +141,9 @@ typedef struct hmb_memory_stats {
   int64_t huge_bytes; /**< live or cached bytes in mappings advised for
                            transparent huge pages */
   /**
-   * The CUDA runtime in use ("libcudart.so.13"), or why none is ("" if
-   * the pool never needed one); static storage.
+   * The CUDA runtime in use ("libcudart.so.13"), or why none is; "" while
+   * the pool has never needed one (a build with HMB_WITH_CUDA=OFF says so
+   * from the start); static storage.
    */
   const char *cuda_runtime;
 } hmb_memory_stats_t;

@@ -4,7 +4,7 @@
  *
  * A request that cannot be granted at once becomes a waiter on the
  * requesting thread's stack, linked into one of two queues (borrows and
- * grows, FIFO; starts, by priority then arrival). hmb__dispatch_locked()
+ * grows; starts: each by priority, then arrival). hmb__dispatch_locked()
  * asks admission.c for the next step after every change that could allow
  * one (a return, a runner stopping, a waiter leaving or arriving, a limit
  * change) and applies it. The thread that grants books the grant
@@ -230,6 +230,28 @@ static void hmb__remove_locked(hmb__ledger_t *L, hmb__waiter_t *w) {
   }
 }
 
+/* Insert `w` after the last waiter of at least its priority and no later
+ * sequence number: each queue is ordered by priority (higher first), then
+ * arrival. Equal priorities (the default) make it a FIFO; the walk starts
+ * at the tail, so a FIFO insert is O(1). */
+static void hmb__insert_ordered(hmb__waiter_t **head, hmb__waiter_t **tail,
+                                hmb__waiter_t *w) {
+  hmb__waiter_t *at = *tail;
+  while (at && (at->priority < w->priority ||
+                (at->priority == w->priority && at->seq > w->seq)))
+    at = at->prev;
+  w->prev = at;
+  w->next = at ? at->next : *head;
+  if (w->next)
+    w->next->prev = w;
+  else
+    *tail = w;
+  if (at)
+    at->next = w;
+  else
+    *head = w;
+}
+
 static void hmb__enqueue_locked(hmb__ledger_t *L, hmb__waiter_t *w) {
   hmb__acct_t *a = w->acct;
   w->next = w->prev = NULL;
@@ -237,29 +259,14 @@ static void hmb__enqueue_locked(hmb__ledger_t *L, hmb__waiter_t *w) {
     if (a->ticket == 0) /* a retried start keeps its first place */
       a->ticket = ++L->seq;
     w->seq = a->ticket;
-    hmb__waiter_t *at = L->acq_tail;
-    while (at && (at->priority < w->priority ||
-                  (at->priority == w->priority && at->seq > w->seq)))
-      at = at->prev;
-    w->prev = at;
-    w->next = at ? at->next : L->acq_head;
-    if (w->next)
-      w->next->prev = w;
-    else
-      L->acq_tail = w;
-    if (at)
-      at->next = w;
-    else
-      L->acq_head = w;
+    hmb__insert_ordered(&L->acq_head, &L->acq_tail, w);
     L->acq_waiters++;
   } else {
+    /* R1: borrows and grows by the runner's priority, then arrival, so a
+     * reader that gives the split its consumer needs next the highest
+     * priority has that split's grows served first. */
     w->seq = ++L->seq;
-    w->prev = L->bor_tail;
-    if (L->bor_tail)
-      L->bor_tail->next = w;
-    else
-      L->bor_head = w;
-    L->bor_tail = w;
+    hmb__insert_ordered(&L->bor_head, &L->bor_tail, w);
     L->bor_waiters++;
     /* seq_cst: pairs with the free path's read after it adds to spare. */
     atomic_fetch_add_explicit(&a->bor_queued, 1, memory_order_seq_cst);
@@ -305,6 +312,8 @@ static void hmb__make_progress_locked(hmb__ledger_t *L, hmb__acct_t *a) {
       break;
     }
 }
+
+static int hmb__serve_own_locked(hmb__ledger_t *L, hmb__acct_t *a);
 
 static void hmb__grant_locked(hmb__ledger_t *L, hmb__waiter_t *w, int64_t bytes,
                               int rule) {
@@ -366,6 +375,9 @@ static void hmb__grant_locked(hmb__ledger_t *L, hmb__waiter_t *w, int64_t bytes,
   default: /* grow */
     hmb__ev_add(&L->ev.grows, 1);
     hmb__spare_give(a, w->shard, bytes);
+    /* Borrows of other threads of the runner waiting meanwhile are served
+     * from the grown spare (runner.h); the runner's held is unchanged. */
+    hmb__serve_own_locked(L, a);
     break;
   }
   hmb__wake(w, 0);
@@ -669,7 +681,11 @@ static void hmb__spare_put_back(hmb__ledger_t *L, hmb__acct_t *a,
    * made meanwhile on another thread of the runner is for an allocation of
    * that thread, whose buffers' closes settle it (hmb__ledger_freed_slow). */
   int st = atomic_load_explicit(&a->state, memory_order_seq_cst);
-  if (hmb__rstate_returning(st) || HMB__GET(a->beyond) > 0) {
+  /* seq_cst: pairs with the borrower's increment of bor_queued before it
+   * reads spare (hmb__enqueue_locked), as for a free: a borrow of another
+   * thread queued meanwhile is served from what comes back here. */
+  if (hmb__rstate_returning(st) || HMB__GET(a->beyond) > 0 ||
+      atomic_load_explicit(&a->bor_queued, memory_order_seq_cst) > 0) {
     pthread_mutex_lock(&L->lock);
     if (hmb__rstate_returning(hmb__acct_state(a))) {
       hmb__held_sub(L, a, hmb__spare_take_all(a));

@@ -1411,6 +1411,98 @@ static void test_timeout_leaves_nothing_taken(void **s) {
   pool_done(pool);
 }
 
+static int no_borrower_waits(void *arg) {
+  return ts_pool_stats(arg).borrow_waiters == 0;
+}
+
+static int two_borrowers_wait(void *arg) {
+  return ts_pool_stats(arg).borrow_waiters >= 2;
+}
+
+/* R1: borrows (and grows) are served by their runner's priority, then
+ * arrival: a later borrow of a higher priority goes first. */
+static void test_borrows_served_by_priority(void **s) {
+  (void)s;
+  const size_t limit = MIB, piece = 256 * KIB;
+  hmb_pool_t *p = pool_with(limit, 0, 0);
+  hmb_runner_t *holder = runner_prio(p, limit - 2 * piece, 0);
+  hmb_runner_t *low = runner_prio(p, piece, 0);
+  hmb_runner_t *high = runner_prio(p, piece, 5);
+  assert_int_equal(hmb_runner_start(holder, 0), 0);
+  assert_int_equal(hmb_runner_start(low, 0), 0);
+  assert_int_equal(hmb_runner_start(high, 0), 0);
+  hmb_buffer_t *hb = NULL;
+  assert_int_equal(hmb_runner_alloc(holder, limit - 2 * piece, 0, &hb), 0);
+  /* low, then high, ask for a piece more than they hold: both wait. */
+  alloc_job_t jl = {low, 2 * piece, NULL, -99};
+  alloc_job_t jh = {high, 2 * piece, NULL, -99};
+  pthread_t tl, th;
+  pthread_create(&tl, NULL, alloc_main, &jl);
+  assert_true(ts_wait_for(runner_waits, p, 5000));
+  pthread_create(&th, NULL, alloc_main, &jh);
+  assert_true(ts_wait_for(two_borrowers_wait, p, 5000));
+  /* One piece comes back: it goes to high, which arrived second. */
+  assert_int_equal(hmb_buffer_close(hb), 0);
+  size_t ret = 0;
+  assert_int_equal(hmb_runner_try_free(holder, piece, &ret), 0);
+  assert_int_equal(ret, piece);
+  pthread_join(th, NULL);
+  assert_int_equal(jh.rc, 0);
+  assert_int_equal(ts_pool_stats(p).borrow_waiters, 1);
+  assert_int_equal(ts_runner_stats(low).live, 0);
+  ts_check(p, 0);
+  /* The rest comes back: low is served, within the limit. */
+  hmb_runner_finish(holder, 0, NULL);
+  pthread_join(tl, NULL);
+  assert_int_equal(jl.rc, 0);
+  hmb_pool_stats_t st = ts_pool_stats(p);
+  assert_int_equal(st.peak_overcommitted, 0);
+  assert_int_equal(st.held, (int64_t)(4 * piece));
+  hmb_buffer_close(jl.out);
+  hmb_buffer_close(jh.out);
+  hmb_runner_finish(low, 0, NULL);
+  hmb_runner_finish(high, 0, NULL);
+  hmb_runner_destroy(holder);
+  hmb_runner_destroy(low);
+  hmb_runner_destroy(high);
+  pool_done(p);
+}
+
+/* A close by one thread of a runner partly serves another thread's queued
+ * borrow of the same runner from the freed spare; the rest of that borrow
+ * now fits in what is available and must be granted at once, not when some
+ * other runner happens to return budget. */
+static void test_partial_serve_by_a_close_lets_the_rest_fit(void **s) {
+  (void)s;
+  const size_t limit = 2 * MIB;
+  hmb_pool_t *p = pool_with(limit, 0, 0);
+  hmb_runner_t *b = ts_runner(p, 0, "other");
+  assert_int_equal(hmb_runner_start(b, 0), 0); /* keeps running */
+  hmb_runner_t *a = ts_runner(p, 0, "two threads");
+  assert_int_equal(hmb_runner_start(a, 0), 0);
+  hmb_buffer_t *one = NULL;
+  assert_int_equal(hmb_runner_alloc(a, MIB, 0, &one), 0);
+  alloc_job_t j = {a, limit, NULL, -99};
+  pthread_t t;
+  pthread_create(&t, NULL, alloc_main, &j);
+  assert_true(ts_wait_for(runner_waits, p, 5000));
+  /* available 1 MiB; the waiter wants 2 MiB: 1 MiB from this close's
+   * spare, 1 MiB from the pool. */
+  assert_int_equal(hmb_buffer_close(one), 0);
+  assert_true(ts_wait_for(no_borrower_waits, p, 5000));
+  pthread_join(t, NULL);
+  assert_int_equal(j.rc, 0);
+  hmb_pool_stats_t st = ts_pool_stats(p);
+  assert_int_equal(st.held, (int64_t)limit);
+  assert_int_equal(st.peak_overcommitted, 0);
+  hmb_buffer_close(j.out);
+  hmb_runner_finish(a, 0, NULL);
+  hmb_runner_finish(b, 0, NULL);
+  hmb_runner_destroy(a);
+  hmb_runner_destroy(b);
+  pool_done(p);
+}
+
 /* R2: starts are served by priority, then arrival. */
 static void test_priority_then_arrival_order(void **s) {
   (void)s;
@@ -1710,6 +1802,118 @@ static void test_two_borrows_of_one_runner_are_one_waiter(void **s) {
   pool_done(p);
 }
 
+/* A pool whose wait hook counts the requests that went to sleep. */
+static hmb_pool_t *pool_counting_sleepers(size_t limit) {
+  hmb_pool_config_t cfg;
+  hmb_pool_config_init(&cfg);
+  cfg.limit = limit;
+  cfg.wait_hook = count_sleepers;
+  atomic_store(&sleepers, 0);
+  return ts_pool_cfg(&cfg);
+}
+
+/* A grow granted to a runner whose other thread waits to borrow serves that
+ * borrow from the grown spare (runner.h: a waiting borrow is served by
+ * budget that reaches its runner), instead of leaving it to wait for the
+ * pool while its runner holds the spare. */
+static void test_grown_spare_serves_the_runners_waiting_borrow(void **s) {
+  (void)s;
+  const size_t limit = MIB, piece = 256 * KIB;
+  int one = 1, two = 2;
+  hmb_pool_t *p = pool_counting_sleepers(limit);
+  hmb_runner_t *b = ts_runner(p, limit - piece, "other");
+  hmb_runner_t *a = ts_runner(p, piece, "two threads");
+  assert_int_equal(hmb_runner_start(b, 0), 0);
+  assert_int_equal(hmb_runner_start(a, 0), 0);
+  hmb_buffer_t *bb = NULL, *ab = NULL;
+  assert_int_equal(hmb_runner_alloc(b, limit - 2 * piece, 0, &bb), 0);
+  assert_int_equal(hmb_runner_alloc(a, piece, 0, &ab), 0);
+  grow_job_t jg = {a, 2 * piece, -99};
+  pthread_t tg, tb;
+  pthread_create(&tg, NULL, grow_main, &jg);
+  assert_true(ts_wait_for(n_sleepers, &one, 20000));
+  alloc_job_t jb = {a, piece, NULL, -99};
+  pthread_create(&tb, NULL, alloc_main, &jb);
+  assert_true(ts_wait_for(n_sleepers, &two, 20000));
+  /* b returns a piece: the grow (first in the queue) gets it, and the
+   * borrow of a's other thread is served from a's grown spare. */
+  size_t ret = 0;
+  assert_int_equal(hmb_runner_try_free(b, piece, &ret), 0);
+  assert_int_equal(ret, piece);
+  pthread_join(tg, NULL);
+  assert_int_equal(jg.rc, 0);
+  int served = ts_wait_for(no_borrower_waits, p, 5000);
+  if (!served) { /* let the borrow through so that the test ends */
+    hmb_buffer_close(bb);
+    bb = NULL;
+    assert_int_equal(hmb_runner_try_free(b, SIZE_MAX, &ret), 0);
+  }
+  pthread_join(tb, NULL);
+  assert_true(served);
+  assert_int_equal(jb.rc, 0);
+  hmb_pool_stats_t st = ts_pool_stats(p);
+  assert_int_equal(st.held, (int64_t)limit);
+  assert_int_equal(st.peak_overcommitted, 0);
+  assert_int_equal(ts_runner_stats(a).held, (int64_t)(2 * piece));
+  ts_check(p, 0);
+  hmb_buffer_close(jb.out);
+  hmb_buffer_close(ab);
+  if (bb)
+    hmb_buffer_close(bb);
+  hmb_runner_finish(a, 0, NULL);
+  hmb_runner_finish(b, 0, NULL);
+  hmb_runner_destroy(a);
+  hmb_runner_destroy(b);
+  pool_done(p);
+}
+
+/* A borrow that carried its runner's spare and timed out puts the spare
+ * back; a borrow of another thread of the runner, waiting beside it, is
+ * served from it. The second borrow starts 500 ms after the first, so it
+ * is still waiting (timeout 1 s) when the first times out. */
+static void test_timed_out_borrow_spare_serves_the_other_borrow(void **s) {
+  (void)s;
+  const size_t limit = MIB, piece = 256 * KIB;
+  int one = 1, two = 2;
+  hmb_pool_t *p = pool_counting_sleepers(limit);
+  hmb_runner_t *b = ts_runner(p, limit - piece, "other");
+  hmb_runner_config_t rc;
+  hmb_runner_config_init(&rc);
+  rc.estimate = piece;
+  rc.borrow_timeout_ns = 1000 * 1000 * 1000;
+  hmb_runner_t *a = NULL;
+  assert_int_equal(hmb_runner_create(p, &rc, &a), 0);
+  assert_int_equal(hmb_runner_start(b, 0), 0);
+  assert_int_equal(hmb_runner_start(a, 0), 0);
+  hmb_buffer_t *bb = NULL;
+  assert_int_equal(hmb_runner_alloc(b, limit - piece, 0, &bb), 0);
+  /* t0 takes a's piece of spare and waits for one more: it times out. */
+  alloc_job_t j0 = {a, 2 * piece, NULL, -99};
+  alloc_job_t j1 = {a, piece, NULL, -99};
+  pthread_t t0, t1;
+  pthread_create(&t0, NULL, alloc_main, &j0);
+  assert_true(ts_wait_for(n_sleepers, &one, 20000));
+  ts_sleep_ms(500);
+  pthread_create(&t1, NULL, alloc_main, &j1);
+  assert_true(ts_wait_for(n_sleepers, &two, 20000));
+  pthread_join(t0, NULL);
+  assert_int_equal(j0.rc, HMB_ETIMEDOUT);
+  pthread_join(t1, NULL);
+  assert_int_equal(j1.rc, 0); /* served from the piece t0 put back */
+  hmb_pool_stats_t st = ts_pool_stats(p);
+  assert_int_equal(st.held, (int64_t)limit);
+  assert_int_equal(st.peak_overcommitted, 0);
+  assert_int_equal(st.borrow_waiters, 0);
+  ts_check(p, 0);
+  hmb_buffer_close(j1.out);
+  hmb_buffer_close(bb);
+  hmb_runner_finish(a, 0, NULL);
+  hmb_runner_finish(b, 0, NULL);
+  hmb_runner_destroy(a);
+  hmb_runner_destroy(b);
+  pool_done(p);
+}
+
 int main(void) {
   ts_watchdog_arm("test_admission", 110);
   const struct CMUnitTest tests[] = {
@@ -1742,6 +1946,8 @@ int main(void) {
       cmocka_unit_test(test_borrowers_before_acquirers),
       cmocka_unit_test(test_all_borrowers_rule),
       cmocka_unit_test(test_timeout_leaves_nothing_taken),
+      cmocka_unit_test(test_borrows_served_by_priority),
+      cmocka_unit_test(test_partial_serve_by_a_close_lets_the_rest_fit),
       cmocka_unit_test(test_priority_then_arrival_order),
       cmocka_unit_test(test_retried_start_keeps_its_place),
       cmocka_unit_test(test_large_request_not_bypassed),
@@ -1749,6 +1955,8 @@ int main(void) {
       cmocka_unit_test(test_zero_start_waits_like_any_start),
       cmocka_unit_test(test_overcommit_cannot_overflow_the_counters),
       cmocka_unit_test(test_two_borrows_of_one_runner_are_one_waiter),
+      cmocka_unit_test(test_grown_spare_serves_the_runners_waiting_borrow),
+      cmocka_unit_test(test_timed_out_borrow_spare_serves_the_other_borrow),
   };
   int rc = cmocka_run_group_tests(tests, NULL, NULL);
   ts_watchdog_disarm();
