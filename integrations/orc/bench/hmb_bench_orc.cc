@@ -614,14 +614,33 @@ int child_generate(const Options &o) {
   double t0 = now_s();
   std::vector<data::FileInfo> files = load_files(o, &generated);
   std::uint64_t max_stripe = 0, bytes = 0, rows = 0, stripes = 0;
-  for (const data::FileInfo &f : files) {
-    std::unique_ptr<orc::Reader> r =
-        orc::createReader(orc::readLocalFile(f.path), orc::ReaderOptions());
-    for (std::uint64_t i = 0; i < r->getNumberOfStripes(); i++)
-      max_stripe = std::max(max_stripe, r->getStripe(i)->getLength());
-    bytes += f.bytes;
-    rows += f.rows;
-    stripes += f.stripes;
+  // A cached file must also open as the ORC file its manifest describes;
+  // if one does not, the data set is written again (once).
+  for (int attempt = 0;; attempt++) {
+    try {
+      max_stripe = bytes = rows = stripes = 0;
+      for (const data::FileInfo &f : files) {
+        std::unique_ptr<orc::Reader> r =
+            orc::createReader(orc::readLocalFile(f.path), orc::ReaderOptions());
+        if (r->getNumberOfRows() != f.rows ||
+            r->getNumberOfStripes() != f.stripes)
+          throw std::runtime_error(f.path + " does not match the manifest");
+        for (std::uint64_t i = 0; i < r->getNumberOfStripes(); i++)
+          max_stripe = std::max(max_stripe, r->getStripe(i)->getLength());
+        bytes += f.bytes;
+        rows += f.rows;
+        stripes += f.stripes;
+      }
+      break;
+    } catch (const std::exception &e) {
+      if (attempt > 0 || generated)
+        throw;
+      std::fprintf(stderr,
+                   "  cached data set unusable (%s): writing it again\n",
+                   e.what());
+      std::remove((dataset_dir(o) + "/manifest.txt").c_str());
+      files = load_files(o, &generated);
+    }
   }
   Result res;
   res.put("generated", generated ? 1 : 0);
