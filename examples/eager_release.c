@@ -242,8 +242,8 @@ int main(void) {
    * had to hold follows the live peak exactly. */
   EXPECT(keep.runner.peak_held == keep_peak);
   EXPECT(eager.runner.peak_held == eager_peak);
-  EXPECT(keep.runner.borrowed == keep_peak - a);
-  EXPECT(eager.runner.borrowed == eager_peak - a);
+  EXPECT(keep.runner.borrowed == (uint64_t)(keep_peak - a));
+  EXPECT(eager.runner.borrowed == (uint64_t)(eager_peak - a));
 
   double drop = 100.0 * (double)(keep_peak - eager_peak) / (double)keep_peak;
   printf("eager release lowers the peak from %" PRId64 " to %" PRId64

@@ -434,23 +434,40 @@ HMB_API int hmb_pool_trim(hmb_pool_t *pool, size_t keep_bytes);
  */
 HMB_API int hmb_pool_describe(hmb_pool_t *pool, int top, char *buf, size_t len);
 
+/** Flags of hmb_pool_check(). */
+enum hmb_check_flags {
+  /**
+   * The caller promises that no call on the pool, its runners or their
+   * buffers is in flight: the invariants that hold only at rest are checked
+   * too.
+   */
+  HMB_CHECK_QUIESCENT = 1u << 0
+};
+
 /**
- * The library's self-check of the budget ledger and the memory layer:
- * verifies invariants I1-I5 above and the runner invariants of
- * hmb/runner.h (spare >= 0, live <= held, beyond <= held, one progress
- * runner, queue and counter agreement). Stress tests and fuzzers call it
- * after every step. Parts that hold only at rest (live == the sum of live
- * buffers) are checked when no call is in flight; the rest at any instant.
- * @param pool the pool
- * @param buf  receives the first broken invariant ("" when sound); may be
- *             NULL when `len` is 0
- * @param len  size of `buf`
+ * The library's self-check of the budget ledger and the memory layer.
+ * At any instant, with calls in flight on other threads, it verifies I1
+ * (held is the sum of the runners' held), I2 (only the progress runner's
+ * `beyond` can grow: every other running runner has none), I3 (over-commit
+ * within the stopped runners' `beyond` plus the progress runner's), I5 (the
+ * cap), spare >= 0 and 0 <= beyond <= held for every runner, one progress
+ * runner at most and it is running, the running count, the queue counts and
+ * the heap of holders. With #HMB_CHECK_QUIESCENT it also verifies what holds
+ * only at rest: held == live + spare and live >= 0 for every runner, no
+ * request queued, and the memory layer's counters. Stress tests and fuzzers
+ * call it after every step.
+ * @param pool  the pool
+ * @param flags bit set of hmb_check_flags
+ * @param buf   receives the first broken invariant ("" when sound); may be
+ *              NULL when `len` is 0
+ * @param len   size of `buf`
  * @return 0 when every invariant holds, #HMB_EFAILED otherwise,
  *         #HMB_EINVAL for bad arguments
  * @par Thread-safety
- * Thread-safe; takes the budget lock for a walk of the ledger.
+ * Thread-safe; takes the registry and budget locks for a walk.
  */
-HMB_API int hmb_pool_check(hmb_pool_t *pool, char *buf, size_t len);
+HMB_API int hmb_pool_check(hmb_pool_t *pool, unsigned flags, char *buf,
+                           size_t len);
 
 #ifdef __cplusplus
 }

@@ -23,11 +23,15 @@
  *     close is in flight; while some are, each is off by at most the bytes
  *     (or buffers) of the operations in flight.
  *   - **Usage peaks** (`peak_live_bytes`, runner `peak_live`,
- *     `pageable_peak`, `pinned_peak`) are exact for a runner, pool or memory
- *     object used from one thread at a time. With T threads at once, each
- *     thread folds its changes into the shared peak only when they could set
- *     a new peak or have drifted by #HMB_STATS_PEAK_STEP, so a recorded peak
- *     is within (T - 1) x #HMB_STATS_PEAK_STEP of the true one.
+ *     `pageable_peak`, `pinned_peak`) are exact for a runner or memory
+ *     object used from one thread at a time, and for a pool whose runners
+ *     run one at a time. Otherwise each shard (a thread's part of a runner
+ *     or memory object) folds its changes into the shared peak only when
+ *     they could set a new peak or have drifted by #HMB_STATS_PEAK_STEP, so
+ *     a recorded peak is within (S - 1) x #HMB_STATS_PEAK_STEP of the true
+ *     one, S being the shards with changes not yet folded (at most one per
+ *     thread and runner). Live bytes never exceed held budget, so a runner's
+ *     or pool's peak live is also reported no higher than its peak held.
  *   - **Cumulative counters** (uint64_t) saturate at UINT64_MAX instead of
  *     wrapping.
  * All of them are exact once no allocation is in flight, peaks excepted as

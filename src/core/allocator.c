@@ -1,18 +1,41 @@
 /*
- * allocator.c - the allocator vtable entry point and the default allocator.
+ * allocator.c - the allocator entry points, the pointer-style API, and the
+ * default and thread-bound allocators.
  *
  * hmb_allocate() validates arguments once for every implementation, so an
- * implementation only sees a non-NULL out, bytes in (0, HMB_MAX_ALLOC] and
- * known flags. The default allocator charges no budget: it is the "no limit"
- * baseline and the allocator of code that runs outside any scan task.
+ * implementation only sees a non-NULL out, bytes in [0, HMB_MAX_ALLOC] and
+ * known flags. The default allocator charges no budget: it is the "no
+ * limit" baseline and the allocator of code that runs outside any task.
+ *
+ * Pointers. Every block of the built-in allocators carries the prefix of
+ * memory/block.h, whose back-pointer slot holds its handle, so a pointer
+ * finds its handle in O(1) without a lock. An allocator without
+ * allocate_aligned is asked for the size plus room to align, and the pointer
+ * is the data of a slice placed inside it, with a prefix of the same shape
+ * written into the bytes before it (kind HMB__BLOCK_INNER); closing the
+ * slice closes the whole block.
  */
-#include "internal.h"
+#include <stddef.h>
+#include <stdint.h>
+#include <string.h>
+
+#include "core/abi.h"
+#include "core/buffer.h"
+#include "core/log.h"
+#include "core/runner.h"
+#include "memory/block.h"
+#include "memory/memory.h"
+
+/* The prefix written inside a generic allocator's buffer. */
+#define HMB__BLOCK_INNER 5u
+
+static int hmb__pow2(size_t v) { return v && (v & (v - 1)) == 0; }
 
 int hmb_allocate(const hmb_allocator_t *alloc, size_t bytes, unsigned flags,
                  hmb_buffer_t **out) {
   if (out)
     *out = NULL;
-  if (!alloc || !alloc->allocate || !out || bytes == 0 ||
+  if (!alloc || !alloc->allocate || !out ||
       (flags & ~(unsigned)HMB_ALLOC_PINNED))
     return HMB_EINVAL;
   if (bytes > HMB_MAX_ALLOC)
@@ -20,22 +43,257 @@ int hmb_allocate(const hmb_allocator_t *alloc, size_t bytes, unsigned flags,
   return alloc->allocate(alloc->ctx, bytes, flags, out);
 }
 
+/* A slice of `outer` at `align` with an inner prefix: the generic path. */
+static int hmb__inner_view(hmb_buffer_t *outer, size_t bytes, size_t align,
+                           hmb_buffer_t **out) {
+  if (!outer->data) { /* a reservation has no bytes to place a prefix in */
+    hmb_buffer_close(outer);
+    return HMB_ENOTSUP;
+  }
+  uintptr_t base = (uintptr_t)outer->data;
+  uintptr_t p = (base + HMB__PREFIX_MIN + align - 1) & ~(uintptr_t)(align - 1);
+  hmb_buffer_t *s = hmb__buffer_view(outer, (size_t)(p - base), bytes);
+  hmb_buffer_close(outer); /* the view holds it now */
+  if (!s)
+    return HMB_ENOMEM;
+  void *data = (void *)p;
+  *hmb__block_word_at(data) =
+      hmb__block_word((size_t)(p - base), HMB__BLOCK_INNER,
+                      (s->flags & HMB__BUF_PINNED) != 0, 0,
+                      (unsigned)__builtin_ctzll(align));
+  *hmb__block_backptr(data) = s;
+  *out = s;
+  return 0;
+}
+
+int hmb_allocate_aligned(const hmb_allocator_t *alloc, size_t bytes,
+                         size_t alignment, unsigned flags, hmb_buffer_t **out) {
+  if (out)
+    *out = NULL;
+  if (!alloc || !alloc->allocate || !out ||
+      (flags & ~(unsigned)HMB_ALLOC_PINNED) ||
+      (alignment && (!hmb__pow2(alignment) || alignment > HMB_MAX_ALIGN)))
+    return HMB_EINVAL;
+  if (bytes > HMB_MAX_ALLOC)
+    return HMB_ETOOBIG;
+  if (alloc->allocate_aligned)
+    return alloc->allocate_aligned(alloc->ctx, bytes, alignment, flags, out);
+  size_t a = alignment > HMB__PREFIX_MIN ? alignment : HMB__PREFIX_MIN;
+  if (bytes > HMB_MAX_ALLOC - a - HMB__PREFIX_MIN)
+    return HMB_ETOOBIG;
+  hmb_buffer_t *outer = NULL;
+  int rc = alloc->allocate(alloc->ctx, bytes + a + HMB__PREFIX_MIN, flags,
+                           &outer);
+  if (rc)
+    return rc;
+  return hmb__inner_view(outer, bytes, a, out);
+}
+
+/* ---- pointers ---------------------------------------------------------------- */
+
+hmb_buffer_t *hmb_ptr_buffer(const void *ptr) {
+  if (!ptr || ((uintptr_t)ptr & (HMB__PREFIX_MIN - 1)) != 0)
+    return NULL;
+  uint64_t w = *hmb__block_word_at((void *)(uintptr_t)ptr);
+  if (!hmb__block_valid(w))
+    return NULL;
+  hmb_buffer_t *b = *hmb__block_backptr_c(ptr);
+  if (!b || ((uintptr_t)b & 63u) != 0 || b->magic != HMB__BUF_MAGIC ||
+      b->data != ptr)
+    return NULL;
+  return b;
+}
+
+size_t hmb_ptr_size(const void *ptr) {
+  hmb_buffer_t *b = hmb_ptr_buffer(ptr);
+  return b ? b->size : 0;
+}
+
+int hmb_ptr_alloc(const hmb_allocator_t *alloc, size_t bytes, size_t alignment,
+                  unsigned flags, void **out) {
+  if (out)
+    *out = NULL;
+  if (!out)
+    return HMB_EINVAL;
+  hmb_buffer_t *b = NULL;
+  int rc = hmb_allocate_aligned(alloc, bytes, alignment ? alignment : 16,
+                                flags, &b);
+  if (rc)
+    return rc;
+  if (!b->data) { /* an implementation that made a reservation */
+    hmb_buffer_close(b);
+    return HMB_ENOTSUP;
+  }
+  *out = b->data;
+  return 0;
+}
+
+int hmb_ptr_free(void *ptr) {
+  if (!ptr)
+    return 0;
+  hmb_buffer_t *b = hmb_ptr_buffer(ptr);
+  if (!b) {
+    hmb__log(NULL, HMB_LOG_ERROR,
+             "hmb_ptr_free(%p): not a block of hmb_ptr_alloc(); not freed",
+             ptr);
+    return HMB_EINVAL;
+  }
+  return hmb_buffer_close(b);
+}
+
+int hmb_ptr_realloc(void **pp, size_t bytes) {
+  if (!pp)
+    return HMB_EINVAL;
+  if (!*pp)
+    return hmb_ptr_alloc(hmb_default_allocator(), bytes, 16, 0, pp);
+  if (bytes > HMB_MAX_ALLOC)
+    return HMB_ETOOBIG;
+  hmb_buffer_t *b = hmb_ptr_buffer(*pp);
+  if (!b)
+    return HMB_EINVAL;
+  if (atomic_load_explicit(&b->refs, memory_order_relaxed) != 1)
+    return HMB_EBUSY;
+  if (!(b->flags & HMB__BUF_SLICE)) {
+    int rc = b->u.root.ops->resize(b->u.root.owner, b, bytes);
+    if (rc == 0)
+      *pp = b->data;
+    return rc;
+  }
+  /* A view inside a generic allocator's buffer: resize the whole block and
+   * place the view again at its alignment. */
+  hmb_buffer_t *outer = b->u.parent;
+  if ((outer->flags & HMB__BUF_SLICE) ||
+      atomic_load_explicit(&outer->refs, memory_order_relaxed) != 1)
+    return HMB_ENOTSUP;
+  size_t align = (size_t)1 << hmb__block_class(*hmb__block_word_at(*pp));
+  size_t old_off = (size_t)((char *)*pp - (char *)outer->data);
+  size_t keep = bytes < b->size ? bytes : b->size;
+  if (bytes > HMB_MAX_ALLOC - align - HMB__PREFIX_MIN)
+    return HMB_ETOOBIG;
+  int rc = outer->u.root.ops->resize(outer->u.root.owner, outer,
+                                     bytes + align + HMB__PREFIX_MIN);
+  if (rc)
+    return rc;
+  uintptr_t base = (uintptr_t)outer->data;
+  uintptr_t p = (base + HMB__PREFIX_MIN + align - 1) & ~(uintptr_t)(align - 1);
+  if ((size_t)(p - base) != old_off)
+    memmove((void *)p, (char *)outer->data + old_off, keep);
+  b->data = (void *)p;
+  b->size = bytes;
+  *hmb__block_word_at(b->data) =
+      hmb__block_word((size_t)(p - base), HMB__BLOCK_INNER,
+                      (b->flags & HMB__BUF_PINNED) != 0, 0,
+                      (unsigned)__builtin_ctzll(align));
+  *hmb__block_backptr(b->data) = b;
+  *pp = b->data;
+  return 0;
+}
+
+/* ---- the default allocator ------------------------------------------------ */
+
+static void hmb__default_freed(void *owner, hmb_buffer_t *b) {
+  if (hmb__memory_free(owner, b->data, b->size) != 0)
+    hmb__log(NULL, HMB_LOG_ERROR,
+             "buffer %p: block %p is not a live block of the default "
+             "allocator: not freed",
+             (void *)b, b->data);
+}
+
+static int hmb__default_resize(void *owner, hmb_buffer_t *b, size_t bytes) {
+  if (hmb__memory_resize_in_place(owner, b->data, b->size, bytes)) {
+    b->size = bytes;
+    return 0;
+  }
+  size_t align = (size_t)1 << __builtin_ctzll((uintptr_t)b->data);
+  int pinned = 0;
+  void *nd = hmb__memory_alloc(owner, bytes,
+                               align > HMB_MAX_ALIGN ? HMB_MAX_ALIGN : align,
+                               0, &pinned);
+  if (!nd)
+    return HMB_ENOMEM;
+  memcpy(nd, b->data, bytes < b->size ? bytes : b->size);
+  hmb__memory_free(owner, b->data, b->size);
+  b->data = nd;
+  b->size = bytes;
+  *hmb__block_backptr(nd) = b;
+  return 0;
+}
+
+static const hmb__owner_ops_t hmb__default_ops = {hmb__default_freed,
+                                                  hmb__default_resize};
+
+static int hmb__default_allocate_aligned(void *ctx, size_t bytes,
+                                         size_t align, unsigned flags,
+                                         hmb_buffer_t **out) {
+  (void)ctx;
+  hmb__memory_t *mem = hmb__memory_default();
+  int pinned = 0;
+  void *data = hmb__memory_alloc(mem, bytes, align,
+                                 (flags & HMB_ALLOC_PINNED) != 0, &pinned);
+  if (!data)
+    return HMB_ENOMEM;
+  hmb_buffer_t *b = hmb__buffer_root(data, bytes,
+                                     pinned ? HMB__BUF_PINNED : 0, 0, mem,
+                                     &hmb__default_ops);
+  if (!b) {
+    hmb__memory_free(mem, data, bytes);
+    return HMB_ENOMEM;
+  }
+  *out = b;
+  return 0;
+}
+
 static int hmb__default_allocate(void *ctx, size_t bytes, unsigned flags,
                                  hmb_buffer_t **out) {
-  (void)ctx;
-  return hmb__buffer_create(hmb__memory_default(), bytes, flags, NULL, out);
+  return hmb__default_allocate_aligned(ctx, bytes, 0, flags, out);
 }
 
 static const hmb_allocator_t hmb__default_allocator = {
-    NULL, hmb__default_allocate, "default"};
+    NULL, hmb__default_allocate, "default", hmb__default_allocate_aligned};
 
 const hmb_allocator_t *hmb_default_allocator(void) {
   return &hmb__default_allocator;
 }
 
-int hmb_default_memory_stats(hmb_memory_stats_t *out) {
+int hmb_default_memory_stats_sized(hmb_memory_stats_t *out, size_t out_size) {
   if (!out)
     return HMB_EINVAL;
-  hmb__memory_stats(hmb__memory_default(), out);
-  return 0;
+  hmb_memory_stats_t st;
+  hmb__memory_stats(hmb__memory_default(), &st);
+  return hmb__abi_out(out, out_size, &st, sizeof st,
+                      offsetof(hmb_memory_stats_t, huge_bytes));
+}
+
+int(hmb_default_memory_stats)(hmb_memory_stats_t *out) {
+  return hmb_default_memory_stats_sized(out, sizeof(hmb_memory_stats_t));
+}
+
+/* ---- the bound allocator ------------------------------------------------- */
+
+static int hmb__bound_allocate_aligned(void *ctx, size_t bytes, size_t align,
+                                       unsigned flags, hmb_buffer_t **out) {
+  hmb_runner_t *r = hmb_runner_bound();
+  if (r)
+    return r->vtable.allocate_aligned(r, bytes, align, flags, out);
+  if (ctx) /* HMB_UNBOUND_FAIL */
+    return HMB_ESTATE;
+  return hmb__default_allocate_aligned(NULL, bytes, align, flags, out);
+}
+
+static int hmb__bound_allocate(void *ctx, size_t bytes, unsigned flags,
+                               hmb_buffer_t **out) {
+  return hmb__bound_allocate_aligned(ctx, bytes, 0, flags, out);
+}
+
+static int hmb__fail_tag; /* the FAIL mode's ctx: any non-NULL address */
+
+static const hmb_allocator_t hmb__bound_allocators[2] = {
+    {NULL, hmb__bound_allocate, "bound", hmb__bound_allocate_aligned},
+    {&hmb__fail_tag, hmb__bound_allocate, "bound-or-fail",
+     hmb__bound_allocate_aligned}};
+
+const hmb_allocator_t *hmb_bound_allocator(int mode) {
+  if (mode != HMB_UNBOUND_DEFAULT && mode != HMB_UNBOUND_FAIL)
+    return NULL;
+  return &hmb__bound_allocators[mode];
 }

@@ -8,24 +8,32 @@
  * single acq_rel RMW costs the same on x86 and, unlike a standalone fence,
  * is understood by ThreadSanitizer.)
  *
- * Teardown order of a root buffer at zero: block back to its memory, bytes
- * back to the owning runner (budget released at this exact moment), then the
- * user handler with refs == 0, then the handle itself. A slice at zero first
- * drops its reference on the parent (which may free the parent's memory),
- * then calls its own handler, then frees its handle.
+ * Teardown of a root at zero: its owner's hook (block back to its memory,
+ * bytes back to the budget at this exact moment), then the user handler
+ * with refs == 0, then the handle itself. A slice at zero first drops its
+ * reference on the parent (which may end the parent too), then calls its
+ * own handler, then frees its handle.
  *
  * Over-close: a decrement that finds the count already at zero is undone
  * and reported (HMB_ESTATE), so accounting never goes wrong through a handle
- * that is still alive. Handles are checked against a magic number in debug
- * builds to catch wild pointers early.
+ * that is still alive. Debug builds check the handle's magic number to catch
+ * wild pointers early; sanitizer builds give handles straight back to
+ * malloc so that a use after the last close is reported.
  */
+#include "core/buffer.h"
+
 #include <stdio.h>
 #include <stdlib.h>
 
-#include "internal.h"
+#include "core/log.h"
+#include "memory/block.h"
+#include "memory/tcache.h"
+#include "platform/util.h"
 
-#define HMB__BUF_MAGIC 0x484d4242u /* "HMBB" */
 #define HMB__BUF_DEAD 0xdeadbeefu
+
+_Static_assert(sizeof(struct hmb_buffer) <= HMB__TC_OBJ_SIZE,
+               "a buffer handle fits the memory layer's 64-byte objects");
 
 #ifndef NDEBUG
 #define HMB__CHECK_MAGIC(b)                                                    \
@@ -40,39 +48,43 @@
 #define HMB__CHECK_MAGIC(b) ((void)0)
 #endif
 
-/* A handle with one reference, no handler, no memory owner or runner. */
-static void hmb__buffer_init(hmb_buffer_t *b, void *data, size_t size,
-                             int pinned, hmb_buffer_t *parent) {
+static hmb_buffer_t *hmb__handle_new(void *data, size_t size, unsigned flags) {
+  hmb_buffer_t *b = hmb__tcache_obj_get();
+  if (!b)
+    return NULL;
   atomic_init(&b->refs, 1);
   b->magic = HMB__BUF_MAGIC;
-  b->pinned = pinned;
+  b->flags = (uint16_t)flags;
+  b->shard = 0;
   b->data = data;
   b->size = size;
-  b->parent = parent;
-  b->mem = NULL;
-  b->owner = NULL;
+  b->u.root.owner = NULL;
+  b->u.root.ops = NULL;
   b->handler.fn = NULL;
   b->handler.user = NULL;
+  return b;
 }
 
-int hmb__buffer_create(hmb__memory_t *mem, size_t bytes, unsigned flags,
-                       hmb_runner_t *owner, hmb_buffer_t **out) {
-  hmb_buffer_t *b = malloc(sizeof *b);
-  if (!b)
-    return HMB_ENOMEM;
-  void *data = NULL;
-  int pinned = 0;
-  if (mem && hmb__memory_alloc(mem, bytes, (flags & HMB_ALLOC_PINNED) != 0,
-                               &data, &pinned) != 0) {
-    free(b);
-    return HMB_ENOMEM;
-  }
-  hmb__buffer_init(b, data, bytes, pinned, NULL);
-  b->mem = mem;
-  b->owner = owner;
-  *out = b;
-  return 0;
+static void hmb__handle_free(hmb_buffer_t *b) {
+  b->magic = HMB__BUF_DEAD;
+  hmb__tcache_obj_put(b);
 }
+
+hmb_buffer_t *hmb__buffer_root(void *data, size_t size, unsigned flags,
+                               unsigned shard, void *owner,
+                               const hmb__owner_ops_t *ops) {
+  hmb_buffer_t *b = hmb__handle_new(data, size, flags);
+  if (!b)
+    return NULL;
+  b->shard = (uint16_t)shard;
+  b->u.root.owner = owner;
+  b->u.root.ops = ops;
+  if (data)
+    *hmb__block_backptr(data) = b;
+  return b;
+}
+
+void hmb__buffer_discard(hmb_buffer_t *b) { hmb__handle_free(b); }
 
 void *hmb_buffer_data(const hmb_buffer_t *buf) {
   return buf ? buf->data : NULL;
@@ -83,7 +95,7 @@ size_t hmb_buffer_size(const hmb_buffer_t *buf) {
 }
 
 int hmb_buffer_is_pinned(const hmb_buffer_t *buf) {
-  return buf ? buf->pinned : 0;
+  return buf ? (buf->flags & HMB__BUF_PINNED) != 0 : 0;
 }
 
 long hmb_buffer_refcount(const hmb_buffer_t *buf) {
@@ -91,7 +103,7 @@ long hmb_buffer_refcount(const hmb_buffer_t *buf) {
 }
 
 hmb_buffer_t *hmb_buffer_parent(const hmb_buffer_t *buf) {
-  return buf ? buf->parent : NULL;
+  return buf && (buf->flags & HMB__BUF_SLICE) ? buf->u.parent : NULL;
 }
 
 int hmb_buffer_retain(hmb_buffer_t *buf) {
@@ -121,22 +133,18 @@ int hmb_buffer_retain(hmb_buffer_t *buf) {
 static void hmb__buffer_teardown(hmb_buffer_t *b) {
   hmb_buffer_t *ended = NULL;
   for (;;) {
-    hmb_buffer_t *parent = b->parent;
-    void *data = b->data;
-    b->data = NULL;
-    b->parent = ended;
-    ended = b;
-    if (!parent) { /* a root: its memory and budget go back now */
-      if (b->mem && /* NULL for a budget-only reservation */
-          hmb__memory_free(b->mem, data, b->size, b->pinned) != 0)
-        hmb__log(NULL, HMB_LOG_ERROR,
-                 "pinned block %p (%zu bytes) is not a live block of the "
-                 "region: not freed",
-                 data, b->size);
-      if (b->owner)
-        hmb__runner_buffer_freed(b->owner, (int64_t)b->size);
+    int slice = (b->flags & HMB__BUF_SLICE) != 0;
+    hmb_buffer_t *parent = slice ? b->u.parent : NULL;
+    if (!slice) { /* a root: its memory and budget go back now */
+      b->u.root.ops->freed(b->u.root.owner, b);
+      b->data = NULL;
+      b->u.parent = ended;
+      ended = b;
       break;
     }
+    b->data = NULL;
+    b->u.parent = ended;
+    ended = b;
     hmb_buffer_handler_t ph = parent->handler;
     long old =
         atomic_fetch_sub_explicit(&parent->refs, 1, memory_order_acq_rel);
@@ -155,13 +163,13 @@ static void hmb__buffer_teardown(hmb_buffer_t *b) {
     b = parent;
   }
   while (ended) {
-    hmb_buffer_t *next = ended->parent;
+    hmb_buffer_t *next = ended->u.parent;
     hmb_buffer_handler_t h = ended->handler;
-    ended->parent = NULL;
+    ended->u.parent = NULL;
+    ended->flags = (uint16_t)(ended->flags & ~HMB__BUF_SLICE);
     if (h.fn)
       h.fn(h.user, ended, 0);
-    ended->magic = HMB__BUF_DEAD;
-    free(ended);
+    hmb__handle_free(ended);
     ended = next;
   }
 }
@@ -174,6 +182,10 @@ int hmb_buffer_close(hmb_buffer_t *buf) {
    * thread's final close may free the handle at any moment. */
   hmb_buffer_handler_t h = buf->handler;
   long old = atomic_fetch_sub_explicit(&buf->refs, 1, memory_order_acq_rel);
+  if (HMB__LIKELY(old == 1)) {
+    hmb__buffer_teardown(buf);
+    return 0;
+  }
   if (HMB__UNLIKELY(old <= 0)) {
     atomic_fetch_add_explicit(&buf->refs, 1, memory_order_relaxed);
     hmb__log(NULL, HMB_LOG_ERROR,
@@ -181,12 +193,26 @@ int hmb_buffer_close(hmb_buffer_t *buf) {
              (void *)buf, old);
     return HMB_ESTATE;
   }
-  if (old > 1) {
-    if (h.fn)
-      h.fn(h.user, buf, old - 1);
-    return 0;
+  if (h.fn)
+    h.fn(h.user, buf, old - 1);
+  return 0;
+}
+
+/* A slice handle over `buf` (retained); 0 or an HMB_E* code. */
+static int hmb__slice_new(hmb_buffer_t *buf, size_t offset, size_t length,
+                          hmb_buffer_t **out) {
+  hmb_buffer_t *s =
+      hmb__handle_new(buf->data ? (char *)buf->data + offset : NULL, length,
+                      HMB__BUF_SLICE | (buf->flags & HMB__BUF_PINNED));
+  if (!s)
+    return HMB_ENOMEM;
+  int rc = hmb_buffer_retain(buf);
+  if (rc) {
+    hmb__handle_free(s);
+    return rc;
   }
-  hmb__buffer_teardown(buf);
+  s->u.parent = buf;
+  *out = s;
   return 0;
 }
 
@@ -198,18 +224,13 @@ int hmb_buffer_slice(hmb_buffer_t *buf, size_t offset, size_t length,
       length > buf->size - offset)
     return HMB_EINVAL;
   HMB__CHECK_MAGIC(buf);
-  hmb_buffer_t *s = malloc(sizeof *s);
-  if (!s)
-    return HMB_ENOMEM;
-  int rc = hmb_buffer_retain(buf);
-  if (rc) {
-    free(s);
-    return rc;
-  }
-  hmb__buffer_init(s, buf->data ? (char *)buf->data + offset : NULL, length,
-                   buf->pinned, buf);
-  *out = s;
-  return 0;
+  return hmb__slice_new(buf, offset, length, out);
+}
+
+hmb_buffer_t *hmb__buffer_view(hmb_buffer_t *parent, size_t offset,
+                               size_t length) {
+  hmb_buffer_t *s = NULL;
+  return hmb__slice_new(parent, offset, length, &s) == 0 ? s : NULL;
 }
 
 int hmb_buffer_set_handler(hmb_buffer_t *buf,

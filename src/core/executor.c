@@ -33,10 +33,13 @@
  * handles stay valid after the executor is destroyed.
  */
 #include <inttypes.h>
+#include <stddef.h>
 #include <stdlib.h>
 #include <string.h>
 
-#include "internal.h"
+#include "core/abi.h"
+#include "core/log.h"
+#include "core/pool.h"
 #include "platform/os.h"
 
 enum {
@@ -63,6 +66,8 @@ struct hmb_task {
   size_t estimate;
   int priority;
   int64_t borrow_timeout_ns;
+  int staged;
+  size_t initial;
   char name[32];
 
   /* --- under ex->lock --- */
@@ -101,9 +106,10 @@ struct hmb_executor {
   int shutting;   /* no more submissions */
   int cancelling; /* shutdown in CANCEL mode began */
   int joining, joined;
-  int64_t nqueued, nadmitting, nrunning;
+  int64_t nqueued, nadmitting, nrunning, nfinishing;
   uint64_t submitted, completed, failed, cancelled, requeues;
   uint64_t wait_total, wait_max;
+  _Atomic int destroying; /* re-entry guard of hmb_executor_destroy() */
 };
 
 /* The executor whose worker or callback this thread is in (shutdown check). */
@@ -232,6 +238,7 @@ static void hmb__complete(hmb_executor_t *ex, hmb_task_t *t, int status) {
     hmb__exec_current = saved;
   }
   pthread_mutex_lock(&ex->lock);
+  ex->nfinishing--;
   if (status == 0)
     ex->completed++;
   else if (status == HMB_ECANCELED)
@@ -257,9 +264,13 @@ static void hmb__complete(hmb_executor_t *ex, hmb_task_t *t, int status) {
 /* Run the task's function with its granted runner, then finish and detach. */
 static void hmb__run_admitted(hmb_executor_t *ex, hmb_task_t *t,
                               hmb_runner_t *r) {
+  hmb_runner_t *prev = hmb_runner_bind(r); /* for code that cannot be
+                                              handed the allocator */
   int rc = t->run(t->user, r);
+  hmb_runner_bind(prev);
   pthread_mutex_lock(&ex->lock);
   ex->nrunning--;
+  ex->nfinishing++;
   t->runner = NULL; /* from now on cancel cannot reach the runner */
   t->state = HMB__TASK_FINISHING;
   int cancelled = t->cancel_requested || hmb_runner_is_cancelled(r);
@@ -294,6 +305,7 @@ static void hmb__attempt(hmb_executor_t *ex, hmb_task_t *t) {
   if (rc != 0) {
     hmb__admission_end_locked(ex, t);
     t->state = HMB__TASK_FINISHING;
+    ex->nfinishing++;
     pthread_mutex_unlock(&ex->lock);
     hmb_runner_destroy(r);
     hmb__complete(ex, t, rc);
@@ -303,7 +315,9 @@ static void hmb__attempt(hmb_executor_t *ex, hmb_task_t *t) {
   pthread_mutex_unlock(&ex->lock);
 
   uint64_t t0 = hmb__os_now_ns();
-  rc = hmb_runner_start(r, ex->acquire_timeout_ns);
+  rc = t->staged ? hmb_runner_start_partial(r, t->initial,
+                                            ex->acquire_timeout_ns)
+                 : hmb_runner_start(r, ex->acquire_timeout_ns);
   uint64_t waited = hmb__os_now_ns() - t0;
 
   pthread_mutex_lock(&ex->lock);
@@ -334,6 +348,7 @@ static void hmb__attempt(hmb_executor_t *ex, hmb_task_t *t) {
     rc = HMB_ECANCELED;
   hmb__admission_end_locked(ex, t);
   t->state = HMB__TASK_FINISHING;
+  ex->nfinishing++;
   pthread_mutex_unlock(&ex->lock);
   hmb_runner_destroy(r); /* a granted budget goes back here */
   hmb__complete(ex, t, rc);
@@ -371,16 +386,30 @@ static void hmb__join_workers(hmb_executor_t *ex, int n) {
     pthread_join(ex->threads[i], NULL);
 }
 
-int hmb_executor_create(hmb_pool_t *pool, const hmb_executor_config_t *cfg,
-                        hmb_executor_t **out) {
+void hmb_executor_config_init(hmb_executor_config_t *cfg) {
+  if (cfg)
+    memset(cfg, 0, sizeof *cfg);
+}
+
+void hmb_task_desc_init(hmb_task_desc_t *desc) {
+  if (desc)
+    memset(desc, 0, sizeof *desc);
+}
+
+int hmb_executor_create_sized(hmb_pool_t *pool,
+                              const hmb_executor_config_t *cfg,
+                              size_t cfg_size, hmb_executor_t **out) {
   if (out)
     *out = NULL;
   if (!pool || !out)
     return HMB_EINVAL;
   hmb_executor_config_t c;
   memset(&c, 0, sizeof c);
-  if (cfg)
-    c = *cfg;
+  if (cfg) {
+    int rc = hmb__abi_in(&c, sizeof c, cfg, cfg_size, sizeof c);
+    if (rc)
+      return rc;
+  }
   if (c.threads < 0 || c.threads > HMB__EXEC_MAX_THREADS ||
       c.acquire_timeout_ns < HMB_WAIT_FOREVER)
     return HMB_EINVAL;
@@ -392,10 +421,7 @@ int hmb_executor_create(hmb_pool_t *pool, const hmb_executor_config_t *cfg,
   ex->nthreads = c.threads ? c.threads : HMB__EXEC_DEFAULT_THREADS;
   ex->acquire_timeout_ns = c.acquire_timeout_ns ? c.acquire_timeout_ns
                                                 : HMB__EXEC_DEFAULT_TIMEOUT_NS;
-  if (c.name) {
-    strncpy(ex->name, c.name, sizeof ex->name - 1);
-    ex->name[sizeof ex->name - 1] = '\0';
-  }
+  hmb__text_clean(ex->name, sizeof ex->name, c.name);
   ex->threads = calloc((size_t)ex->nthreads, sizeof *ex->threads);
   if (!ex->threads) {
     free(ex);
@@ -443,13 +469,28 @@ int hmb_executor_create(hmb_pool_t *pool, const hmb_executor_config_t *cfg,
   return 0;
 }
 
-int hmb_executor_submit(hmb_executor_t *ex, const hmb_task_desc_t *desc,
-                        hmb_task_t **out) {
+int(hmb_executor_create)(hmb_pool_t *pool, const hmb_executor_config_t *cfg,
+                         hmb_executor_t **out) {
+  return hmb_executor_create_sized(pool, cfg, sizeof(hmb_executor_config_t),
+                                   out);
+}
+
+int hmb_executor_submit_sized(hmb_executor_t *ex, const hmb_task_desc_t *udesc,
+                              size_t desc_size, hmb_task_t **out) {
   if (out)
     *out = NULL;
-  if (!ex || !desc || !desc->run || desc->borrow_timeout_ns < HMB_WAIT_FOREVER)
+  if (!ex || !udesc)
     return HMB_EINVAL;
-  if (desc->estimate > (size_t)ex->pool->max_request)
+  hmb_task_desc_t d;
+  int arc = hmb__abi_in(&d, sizeof d, udesc, desc_size,
+                        offsetof(hmb_task_desc_t, staged));
+  if (arc)
+    return arc;
+  const hmb_task_desc_t *desc = &d;
+  if (!desc->run || desc->borrow_timeout_ns < HMB_WAIT_FOREVER)
+    return HMB_EINVAL;
+  if (desc->estimate > (size_t)ex->pool->ledger.max_request ||
+      (desc->staged && desc->initial > (size_t)ex->pool->ledger.max_request))
     return HMB_ETOOBIG;
   hmb_task_t *t = calloc(1, sizeof *t);
   if (!t)
@@ -472,10 +513,9 @@ int hmb_executor_submit(hmb_executor_t *ex, const hmb_task_desc_t *desc,
   t->estimate = desc->estimate;
   t->priority = desc->priority;
   t->borrow_timeout_ns = desc->borrow_timeout_ns;
-  if (desc->name) {
-    strncpy(t->name, desc->name, sizeof t->name - 1);
-    t->name[sizeof t->name - 1] = '\0';
-  }
+  t->staged = desc->staged != 0;
+  t->initial = desc->initial;
+  hmb__text_clean(t->name, sizeof t->name, desc->name);
 
   pthread_mutex_lock(&ex->lock);
   if (ex->shutting) {
@@ -491,6 +531,11 @@ int hmb_executor_submit(hmb_executor_t *ex, const hmb_task_desc_t *desc,
   if (out)
     *out = t; /* our own reference: valid even if the task already ended */
   return 0;
+}
+
+int(hmb_executor_submit)(hmb_executor_t *ex, const hmb_task_desc_t *desc,
+                         hmb_task_t **out) {
+  return hmb_executor_submit_sized(ex, desc, sizeof(hmb_task_desc_t), out);
 }
 
 int hmb_task_wait(hmb_task_t *t, int64_t timeout_ns, int *status) {
@@ -527,6 +572,7 @@ int hmb_task_cancel(hmb_task_t *t) {
   case HMB__TASK_QUEUED:
     hmb__unlink(&ex->head, &ex->tail, t);
     ex->nqueued--;
+    ex->nfinishing++;
     t->state = HMB__TASK_FINISHING;
     pthread_mutex_unlock(&ex->lock);
     hmb__complete(ex, t, HMB_ECANCELED);
@@ -547,12 +593,21 @@ int hmb_task_cancel(hmb_task_t *t) {
   }
 }
 
+static int hmb__shutdown(hmb_executor_t *ex, int mode);
+
 int hmb_executor_shutdown(hmb_executor_t *ex, int mode) {
   if (!ex || (mode != HMB_SHUTDOWN_DRAIN && mode != HMB_SHUTDOWN_CANCEL))
     return HMB_EINVAL;
   if (hmb__exec_current == ex)
     return HMB_ESTATE; /* joining from a worker would wait for itself */
+  /* Relaxed: a sink that runs during this executor's destroy, on the
+   * destroying thread, sees the flag that thread set. */
+  if (atomic_load_explicit(&ex->destroying, memory_order_relaxed))
+    return HMB_ESTATE;
+  return hmb__shutdown(ex, mode);
+}
 
+static int hmb__shutdown(hmb_executor_t *ex, int mode) {
   hmb_task_t *dropped = NULL;
   int64_t ndropped = 0, nsignalled = 0;
   pthread_mutex_lock(&ex->lock);
@@ -564,6 +619,7 @@ int hmb_executor_shutdown(hmb_executor_t *ex, int mode) {
     for (hmb_task_t *t = dropped; t; t = t->next)
       t->state = HMB__TASK_FINISHING;
     ex->head = ex->tail = NULL;
+    ex->nfinishing += ex->nqueued;
     ex->nqueued = 0;
     for (hmb_task_t *t = ex->active; t; t = t->next) {
       if (t->state == HMB__TASK_FINISHING || t->cancel_requested)
@@ -614,8 +670,18 @@ void hmb_executor_destroy(hmb_executor_t *ex) {
              ex->name);
     return;
   }
+  int expect = 0;
+  if (!atomic_compare_exchange_strong_explicit(&ex->destroying, &expect, 1,
+                                               memory_order_acq_rel,
+                                               memory_order_acquire)) {
+    hmb__log(&ex->pool->log, HMB_LOG_ERROR,
+             "executor '%s': destroy re-entered while it is being destroyed; "
+             "ignored",
+             ex->name);
+    return;
+  }
   /* Cancels what is left (a no-op after an earlier shutdown) and joins. */
-  (void)hmb_executor_shutdown(ex, HMB_SHUTDOWN_CANCEL);
+  (void)hmb__shutdown(ex, HMB_SHUTDOWN_CANCEL);
   pthread_cond_destroy(&ex->join_cond);
   pthread_cond_destroy(&ex->work_cond);
   pthread_mutex_destroy(&ex->lock);
@@ -623,20 +689,28 @@ void hmb_executor_destroy(hmb_executor_t *ex) {
   free(ex);
 }
 
-int hmb_executor_stats(hmb_executor_t *ex, hmb_executor_stats_t *out) {
+int hmb_executor_stats_sized(hmb_executor_t *ex, hmb_executor_stats_t *out,
+                             size_t out_size) {
   if (!ex || !out)
     return HMB_EINVAL;
-  memset(out, 0, sizeof *out);
+  hmb_executor_stats_t st;
+  memset(&st, 0, sizeof st);
   pthread_mutex_lock(&ex->lock);
-  out->queued = ex->nqueued + ex->nadmitting;
-  out->running = ex->nrunning;
-  out->submitted = ex->submitted;
-  out->completed = ex->completed;
-  out->failed = ex->failed;
-  out->cancelled = ex->cancelled;
-  out->requeues = ex->requeues;
-  out->wait_ns_total = ex->wait_total;
-  out->wait_ns_max = ex->wait_max;
+  st.queued = ex->nqueued + ex->nadmitting;
+  st.running = ex->nrunning;
+  st.finishing = ex->nfinishing;
+  st.submitted = ex->submitted;
+  st.completed = ex->completed;
+  st.failed = ex->failed;
+  st.cancelled = ex->cancelled;
+  st.requeues = ex->requeues;
+  st.wait_ns_total = ex->wait_total;
+  st.wait_ns_max = ex->wait_max;
   pthread_mutex_unlock(&ex->lock);
-  return 0;
+  return hmb__abi_out(out, out_size, &st, sizeof st,
+                      offsetof(hmb_executor_stats_t, finishing));
+}
+
+int(hmb_executor_stats)(hmb_executor_t *ex, hmb_executor_stats_t *out) {
+  return hmb_executor_stats_sized(ex, out, sizeof(hmb_executor_stats_t));
 }

@@ -1,17 +1,17 @@
 /*
- * log.c - diagnostics sink.
+ * log.c - diagnostics sink (see log.h).
  *
- * A logger is a (function, user, level) triple copied into each pool; a
- * pool without its own function uses the process-wide sink, which by default
- * prints errors to stderr and drops the rest. Messages are formatted into a
- * stack buffer (one line, truncated at 512 bytes) only if they pass the
- * level filter, and the sink is called with no library lock held: callers
- * must not invoke hmb__log() while holding the pool lock.
+ * The process-wide sink by default prints errors to stderr and drops the
+ * rest. Messages are formatted into a stack buffer (one line, truncated at
+ * 512 bytes, control characters replaced) only if they pass the level
+ * filter.
  */
+#include "core/log.h"
+
+#include <pthread.h>
+#include <stdarg.h>
 #include <stdatomic.h>
 #include <stdio.h>
-
-#include "internal.h"
 
 /*
  * The process-wide sink. The function and its user pointer change together
@@ -34,7 +34,8 @@ void hmb_set_log(hmb_log_fn fn, void *user, int max_level) {
   pthread_mutex_lock(&hmb__glog.mu);
   hmb__glog.fn = fn;
   hmb__glog.user = user;
-  atomic_store(&hmb__glog.level, fn ? max_level : HMB_LOG_ERROR);
+  atomic_store_explicit(&hmb__glog.level, fn ? max_level : HMB_LOG_ERROR,
+                        memory_order_relaxed); /* read under mu or as a hint */
   pthread_mutex_unlock(&hmb__glog.mu);
 }
 
@@ -68,7 +69,7 @@ void hmb__log(const hmb__logger_t *lg, int level, const char *fmt, ...) {
     pthread_mutex_lock(&hmb__glog.mu);
     fn = hmb__glog.fn;
     user = hmb__glog.user;
-    int max = atomic_load(&hmb__glog.level);
+    int max = atomic_load_explicit(&hmb__glog.level, memory_order_relaxed);
     pthread_mutex_unlock(&hmb__glog.mu);
     if (level > (max > 0 ? max : HMB_LOG_ERROR))
       return;
@@ -80,5 +81,19 @@ void hmb__log(const hmb__logger_t *lg, int level, const char *fmt, ...) {
   va_start(ap, fmt);
   vsnprintf(msg, sizeof msg, fmt, ap);
   va_end(ap);
+  for (char *c = msg; *c; c++) /* one line, whatever the arguments held */
+    if ((unsigned char)*c < 0x20 || *c == 0x7f)
+      *c = '?';
   fn(user, level, msg);
+}
+
+void hmb__text_clean(char *dst, size_t len, const char *src) {
+  if (!len)
+    return;
+  size_t i = 0;
+  for (; src && src[i] && i + 1 < len; i++) {
+    unsigned char c = (unsigned char)src[i];
+    dst[i] = (c < 0x20 || c == 0x7f) ? '?' : (char)c;
+  }
+  dst[i] = '\0';
 }

@@ -1,285 +1,347 @@
 /*
  * runner.c - one scan task's budget, and the allocator that charges it.
  *
- * Budget of a runner is split in three atomics:
- *   held  - budget taken from the pool and not yet returned;
- *   live  - bytes of buffers allocated and not yet freed;
- *   spare - the part of held that backs no live buffer and may be handed out.
- * Invariant at every instant: held - live >= spare >= 0. Every operation
- * keeps it by ordering its steps:
- *   allocate  spare -= b (CAS, only if spare >= b), then live += b;
- *   borrow    take all spare, pool grants d (held += d), then live += b;
- *   free      live -= b, then spare += b (running) or held -= b (returning);
- *   give back take t from spare (CAS), then held -= t, then pool release.
- * The allocation fast path is one CAS on spare plus counter updates: no lock.
+ * The hot path of an allocation that fits the runner's spare: a state load
+ * (acquire: pairs with the release store of the start grant, so the spare
+ * it credited is visible), one CAS on the calling thread's shard of spare
+ * (ledger.h), the physical block (memory.h), the handle (buffer.h), and the
+ * usage counters of the same shard. No lock, and no cache line shared with
+ * another thread unless two threads share a shard (thread indices modulo
+ * HMB__SHARDS). Beyond the spare, the ledger borrows the deficit.
  *
- * `returning` says where freed budget goes: 0 - back into spare for reuse
- * (running, or cancelled and not yet finished); 1 - straight to the pool
- * (finished or destroyed). A free that raced with the switch to 1 (it added
- * to spare after finish drained it) sees the flag afterwards and drains
- * again; with sequentially consistent operations on both sides one of the
- * two always sees the other, so no budget is stranded in a finished runner.
- *
- * Lifetime: the handle and every live root buffer each hold a reference;
- * the last one unlinks the runner from its pool and frees it. State
- * transitions happen under the pool lock so that the pool's running count
- * and the deadlock rules always agree with runner states.
+ * The close of a root buffer reaches the runner through one hook
+ * (hmb__runner_freed): the block goes back to the memory, the bytes to the
+ * ledger (spare while running, the pool once stopped; at most one budget
+ * lock), and last the shard's buffer count, which may free the runner (see
+ * core/runner.h for the lifetime protocol).
  */
+#include "core/runner.h"
+
 #include <inttypes.h>
 #include <stdlib.h>
 #include <string.h>
 
-#include "internal.h"
+#include "core/abi.h"
+#include "core/buffer.h"
+#include "core/log.h"
+#include "core/pool.h"
+#include "memory/block.h"
+#include "memory/memory.h"
 #include "platform/os.h"
 
 static int hmb__runner_allocate(void *ctx, size_t bytes, unsigned flags,
                                 hmb_buffer_t **out);
+static int hmb__runner_allocate_aligned(void *ctx, size_t bytes, size_t align,
+                                        unsigned flags, hmb_buffer_t **out);
+static void hmb__runner_freed(void *owner, hmb_buffer_t *b);
+static int hmb__runner_resize(void *owner, hmb_buffer_t *b, size_t bytes);
+
+static const hmb__owner_ops_t hmb__runner_ops = {hmb__runner_freed,
+                                                 hmb__runner_resize};
+
+static const char *const hmb__state_names[] = {
+    "CREATED", "WAITING", "RUNNING", "COMPLETED",
+    "FAILED",  "CANCELLED", "CLOSED"};
 
 const char *hmb_runner_state_name(int state) {
-  static const char *const names[] = {"CREATED",   "WAITING", "RUNNING",
-                                      "COMPLETED", "FAILED",  "CANCELLED",
-                                      "CLOSED"};
   if (state < 0 || state > HMB_RUNNER_CLOSED)
     return "UNKNOWN";
-  return names[state];
+  return hmb__state_names[state];
 }
 
-int hmb_runner_create(hmb_pool_t *pool, const hmb_runner_config_t *cfg,
-                      hmb_runner_t **out) {
+/* The public state of an internal one. */
+static int hmb__public_state(int s) {
+  switch (s) {
+  case HMB__R_CREATED:
+    return HMB_RUNNER_CREATED;
+  case HMB__R_WAITING:
+    return HMB_RUNNER_WAITING;
+  case HMB__R_RUNNING:
+    return HMB_RUNNER_RUNNING;
+  case HMB__R_COMPLETED:
+    return HMB_RUNNER_COMPLETED;
+  case HMB__R_FAILED:
+    return HMB_RUNNER_FAILED;
+  case HMB__R_CANCELLED:
+  case HMB__R_CANCELLED_DONE:
+    return HMB_RUNNER_CANCELLED;
+  default:
+    return HMB_RUNNER_CLOSED;
+  }
+}
+
+void hmb_runner_config_init(hmb_runner_config_t *cfg) {
+  if (cfg)
+    memset(cfg, 0, sizeof *cfg);
+}
+
+/* ---- creation and lifetime ---------------------------------------------- */
+
+int hmb_runner_create_sized(hmb_pool_t *pool, const hmb_runner_config_t *ucfg,
+                            size_t cfg_size, hmb_runner_t **out) {
   if (out)
     *out = NULL;
-  if (!pool || !cfg || !out || cfg->borrow_timeout_ns < HMB_WAIT_FOREVER)
+  if (!pool || !ucfg || !out)
     return HMB_EINVAL;
-  if (cfg->estimate > (size_t)pool->max_request)
+  hmb_runner_config_t cfg;
+  int rc = hmb__abi_in(&cfg, sizeof cfg, ucfg, cfg_size, sizeof cfg);
+  if (rc)
+    return rc;
+  if (cfg.borrow_timeout_ns < HMB_WAIT_FOREVER)
+    return HMB_EINVAL;
+  if (cfg.estimate > (size_t)pool->ledger.max_request)
     return HMB_ETOOBIG;
-  size_t sz = (sizeof(hmb_runner_t) + 63) & ~(size_t)63;
-  hmb_runner_t *r = aligned_alloc(64, sz);
+  hmb_runner_t *r = aligned_alloc(64, (sizeof *r + 63) & ~(size_t)63);
   if (!r)
     return HMB_ENOMEM;
   memset(r, 0, sizeof *r);
   r->vtable.ctx = r;
   r->vtable.allocate = hmb__runner_allocate;
+  r->vtable.allocate_aligned = hmb__runner_allocate_aligned;
   r->vtable.name = "runner";
   r->pool = pool;
-  r->estimate = (int64_t)cfg->estimate;
-  r->priority = cfg->priority;
-  r->borrow_timeout_ns =
-      cfg->borrow_timeout_ns > 0 ? cfg->borrow_timeout_ns : HMB_WAIT_FOREVER;
-  if (cfg->name) {
-    strncpy(r->name, cfg->name, sizeof r->name - 1);
-    r->name[sizeof r->name - 1] = '\0';
+  r->ledger = &pool->ledger;
+  r->mem = pool->mem;
+  r->pool_top = &pool->usage;
+  atomic_init(&r->shards_open, (int)HMB__SHARDS + 1);
+  hmb__text_clean(r->acct.name, sizeof r->acct.name, cfg.name);
+  rc = hmb__ledger_open(r->ledger, &r->acct, &cfg);
+  if (rc) {
+    free(r);
+    return rc;
   }
-  atomic_init(&r->state, HMB_RUNNER_CREATED);
-  atomic_init(&r->refs, 1);
-  atomic_init(&r->real_need, -1);
-
-  pthread_mutex_lock(&pool->lock);
-  r->id = pool->next_runner_id++;
-  r->next = pool->runners;
-  if (pool->runners)
-    pool->runners->prev = r;
-  pool->runners = r;
-  pool->nrunners++;
-  pthread_mutex_unlock(&pool->lock);
+  hmb__pool_register(pool, r);
   *out = r;
   return 0;
 }
 
-static void hmb__runner_unref(hmb_runner_t *r) {
-  if (atomic_fetch_sub_explicit(&r->refs, 1, memory_order_acq_rel) != 1)
+int(hmb_runner_create)(hmb_pool_t *pool, const hmb_runner_config_t *cfg,
+                       hmb_runner_t **out) {
+  return hmb_runner_create_sized(pool, cfg, sizeof(hmb_runner_config_t), out);
+}
+
+/* One of the HMB__SHARDS + 1 references is released; the last frees. */
+static void hmb__runner_release(hmb_runner_t *r) {
+  /* acq_rel: every access of the releasers happens-before the free. */
+  if (atomic_fetch_sub_explicit(&r->shards_open, 1, memory_order_acq_rel) != 1)
     return;
   hmb_pool_t *p = r->pool;
-  pthread_mutex_lock(&p->lock);
-  if (r->prev)
-    r->prev->next = r->next;
-  else
-    p->runners = r->next;
-  if (r->next)
-    r->next->prev = r->prev;
-  p->nrunners--;
-  pthread_mutex_unlock(&p->lock);
+  /* Fold what the shards still hold into the pool's usage gauge, so that
+   * its total stays the sum over the runners that are left. */
+  for (unsigned i = 0; i < HMB__SHARDS; i++) {
+    int64_t u = atomic_exchange_explicit(&r->acct.shard[i].live, 0,
+                                         memory_order_relaxed);
+    if (u)
+      atomic_fetch_add_explicit(&r->pool_top->total, u, memory_order_relaxed);
+  }
+  hmb__ledger_close(r->ledger, &r->acct);
+  hmb__pool_unregister(p, r);
   free(r);
 }
 
-/* Return all spare budget to the pool; the caller holds the pool lock. */
-static int64_t hmb__runner_drain_locked(hmb_runner_t *r) {
-  int64_t x = atomic_exchange(&r->spare, 0);
-  if (x > 0) {
-    atomic_fetch_sub(&r->held, x);
-    r->pool->held -= x;
-  }
-  return x;
-}
-
-static void hmb__runner_drain(hmb_runner_t *r) {
-  pthread_mutex_lock(&r->pool->lock);
-  if (hmb__runner_drain_locked(r) > 0)
-    hmb__pool_dispatch_locked(r->pool);
-  pthread_mutex_unlock(&r->pool->lock);
-}
-
-static int64_t hmb__runner_trim_to_need(hmb_runner_t *r, int64_t need);
-
-/* `bytes` of held budget no longer back a live buffer: keep or return. */
-static void hmb__runner_give(hmb_runner_t *r, int64_t bytes) {
-  if (bytes <= 0)
+void hmb_runner_destroy(hmb_runner_t *r) {
+  if (!r)
     return;
-  if (!atomic_load(&r->returning)) {
-    atomic_fetch_add(&r->spare, bytes);
-    if (atomic_load(&r->returning)) {
-      hmb__runner_drain(r); /* raced with finish/destroy */
-      return;
-    }
-    /* A borrow of this runner still queued is served from what came back
-     * (the borrower checks spare after queueing: one of the two sees it). */
-    if (atomic_load(&r->bor_queued) > 0)
-      hmb__pool_serve_own_borrows(r->pool, r);
-    /* A declared need stays in force while running: give back the excess
-     * (a cancelled runner keeps its budget until finish or destroy). */
-    int64_t need = atomic_load_explicit(&r->real_need, memory_order_relaxed);
-    if (need >= 0 && atomic_load(&r->state) == HMB_RUNNER_RUNNING)
-      hmb__runner_trim_to_need(r, need);
-    return;
+  int before = hmb__ledger_destroy(r->ledger, &r->acct);
+  int64_t nbuf = hmb__runner_buffers(r);
+  if (nbuf > 0)
+    hmb__log(&r->pool->log, HMB_LOG_DEBUG,
+             "runner #%" PRIu64 " '%s' %s detached with %" PRId64
+             " live buffer(s), %" PRId64 " bytes; their budget returns as "
+             "they close",
+             r->acct.id, r->acct.name,
+             hmb_runner_state_name(hmb__public_state(before)), nbuf,
+             hmb__runner_live(r));
+  /* Seal every shard; an empty one is released at once. acq_rel: pairs
+   * with the closers' decrements (runner.h). */
+  for (unsigned i = 0; i < HMB__SHARDS; i++) {
+    int64_t old = atomic_fetch_or_explicit(&r->acct.shard[i].bufs, 1,
+                                           memory_order_acq_rel);
+    if ((old >> 1) == 0)
+      hmb__runner_release(r);
   }
-  atomic_fetch_sub(&r->held, bytes);
-  hmb__pool_release(r->pool, bytes);
+  hmb__runner_release(r); /* the handle's own */
 }
 
-/* Take up to `max` bytes of spare budget (CAS: never below zero). */
-static int64_t hmb__runner_take_spare(hmb_runner_t *r, int64_t max) {
-  int64_t s = atomic_load_explicit(&r->spare, memory_order_relaxed);
-  for (;;) {
-    int64_t t = s < max ? s : max;
-    if (t <= 0)
-      return 0;
-    if (atomic_compare_exchange_weak(&r->spare, &s, s - t))
-      return t;
-  }
+/* ---- usage counters -------------------------------------------------------- */
+
+int64_t hmb__runner_live(const hmb_runner_t *r) {
+  int64_t v = atomic_load_explicit(&r->live_top.total, memory_order_relaxed);
+  for (unsigned i = 0; i < HMB__SHARDS; i++)
+    v += hmb__gauge_pending(&r->acct.shard[i].live);
+  return v;
 }
 
-void hmb__runner_buffer_freed(hmb_runner_t *r, int64_t bytes) {
-  hmb_pool_t *p = r->pool;
-  atomic_fetch_sub_explicit(&p->live_bytes, bytes, memory_order_relaxed);
-  atomic_fetch_sub_explicit(&p->live_buffers, 1, memory_order_relaxed);
-  atomic_fetch_sub(&r->live, bytes);
-  hmb__runner_give(r, bytes);
-  if (atomic_fetch_sub(&r->live_buffers, 1) == 1 &&
-      atomic_load(&r->idle_waiters) > 0) {
-    pthread_mutex_lock(&p->lock);
-    pthread_cond_broadcast(&p->idle_cond);
-    pthread_mutex_unlock(&p->lock);
-  }
-  hmb__runner_unref(r);
+int64_t hmb__runner_buffers(const hmb_runner_t *r) {
+  int64_t n = 0;
+  for (unsigned i = 0; i < HMB__SHARDS; i++)
+    n += atomic_load_explicit(&r->acct.shard[i].bufs, memory_order_relaxed) >>
+         1;
+  return n;
 }
 
-int hmb_runner_start(hmb_runner_t *r, int64_t timeout_ns) {
-  if (!r || timeout_ns < HMB_WAIT_FOREVER)
-    return HMB_EINVAL;
-  hmb__grant_t g;
-  return hmb__pool_wait_grant(r->pool, r, HMB__WAIT_START, r->estimate,
-                              r->priority, timeout_ns, &g);
+uint64_t hmb__runner_allocations(const hmb_runner_t *r) {
+  uint64_t n = 0;
+  for (unsigned i = 0; i < HMB__SHARDS; i++)
+    n += atomic_load_explicit(&r->acct.shard[i].allocs, memory_order_relaxed);
+  return n;
 }
 
-/* Undo the budget side of an allocation whose physical part failed. */
-static void hmb__runner_rollback(hmb_runner_t *r, int64_t bytes,
-                                 int64_t borrowed, const hmb__grant_t *g) {
-  if (borrowed > 0) {
-    atomic_fetch_sub(&r->held, borrowed);
-    atomic_fetch_sub(&r->borrowed, borrowed);
-    atomic_fetch_sub(&r->borrows, 1);
-    hmb__pool_unborrow(r->pool, borrowed, g);
-  }
-  hmb__runner_give(r, bytes - borrowed);
+int64_t hmb__runner_peak_live(const hmb_runner_t *r) {
+  int64_t p = atomic_load_explicit(&r->live_top.peak, memory_order_relaxed);
+  int64_t l = hmb__runner_live(r);
+  if (p < l)
+    p = l;
+  /* live <= held at every instant, so the true peak is within peak held:
+   * a recorded peak above it is the fold error (stats.h), corrected. */
+  int64_t ph = atomic_load_explicit(&r->acct.peak_held, memory_order_relaxed);
+  return p < ph ? p : ph;
 }
 
-/*
- * Slow path: spare does not cover `bytes`. Take what spare there is and
- * borrow exactly the rest from the pool.
- */
-static int hmb__runner_borrow(hmb_runner_t *r, int64_t bytes, int64_t *borrowed,
+/* ---- allocation ---------------------------------------------------------- */
+
+static int hmb__not_running(const hmb_runner_t *r) {
+  int s = hmb__acct_state(&r->acct);
+  return s == HMB__R_CANCELLED || s == HMB__R_CANCELLED_DONE ? HMB_ECANCELED
+                                                             : HMB_ESTATE;
+}
+
+/* Charge `b` bytes to the runner on shard `sh`: spare, else a borrow. */
+static int hmb__runner_charge(hmb_runner_t *r, unsigned sh, int64_t b,
                               hmb__grant_t *g) {
-  int64_t s = atomic_exchange(&r->spare, 0);
-  if (s >= bytes) { /* spare grew meanwhile */
-    hmb__runner_give(r, s - bytes);
+  if (HMB__LIKELY(hmb__ledger_take_fast(&r->acct, sh, b))) {
+    g->bytes = 0;
+    g->local = b;
+    g->waited_ns = 0;
     return 0;
   }
-  int64_t d = bytes - s;
-  int rc = hmb__pool_wait_grant(r->pool, r, HMB__WAIT_BORROW, d, r->priority,
-                                r->borrow_timeout_ns, g);
-  if (rc) {
-    hmb__runner_give(r, s);
-    return rc;
-  }
-  if (g->local)
-    return 0; /* its own freed budget covered it: nothing was borrowed */
-  atomic_fetch_add_explicit(&r->borrowed, d, memory_order_relaxed);
-  atomic_fetch_add_explicit(&r->borrows, 1, memory_order_relaxed);
-  *borrowed = d;
-  return 0;
+  return hmb__ledger_borrow(r->ledger, &r->acct, sh, b, g);
 }
 
 /*
- * Charge `bytes` to the runner and create the buffer (with memory from the
- * pool's backends, or none for a reservation). The budget is reserved first
- * (fast path: one CAS on spare), so live <= held holds before the buffer
- * exists; a failed physical allocation undoes the charge.
+ * Charge `bytes` and create the buffer, with memory (aligned to `align`;
+ * 0: the pool's) or without (a reservation). The budget is taken first, so
+ * live <= held holds before the buffer exists; a failure undoes it.
  */
-static int hmb__runner_charge(hmb_runner_t *r, size_t bytes, unsigned flags,
-                              int with_memory, hmb_buffer_t **out) {
-  hmb_pool_t *p = r->pool;
-  int64_t b = (int64_t)bytes;
-  if (HMB__UNLIKELY(atomic_load_explicit(&r->state, memory_order_acquire) !=
-                    HMB_RUNNER_RUNNING))
-    return atomic_load(&r->cancelled) ? HMB_ECANCELED : HMB_ESTATE;
-  if (HMB__UNLIKELY(b > p->max_request))
+static int hmb__runner_new(hmb_runner_t *r, size_t bytes, size_t align,
+                           unsigned flags, int with_memory,
+                           hmb_buffer_t **out) {
+  if (HMB__UNLIKELY(atomic_load_explicit(&r->acct.state,
+                                         memory_order_acquire) !=
+                    HMB__R_RUNNING))
+    return hmb__not_running(r);
+  if (HMB__UNLIKELY((int64_t)bytes > r->ledger->max_request))
     return HMB_ETOOBIG;
-
-  int64_t borrowed = 0;
-  hmb__grant_t g = {0, 0, 0};
-  int64_t s = atomic_load_explicit(&r->spare, memory_order_relaxed);
-  for (;;) {
-    if (s < b) {
-      int rc = hmb__runner_borrow(r, b, &borrowed, &g);
-      if (rc)
-        return rc;
-      break;
+  unsigned sh = hmb__shard_index();
+  int64_t b = (int64_t)bytes;
+  hmb__grant_t g;
+  int rc = hmb__runner_charge(r, sh, b, &g);
+  if (HMB__UNLIKELY(rc))
+    return rc;
+  void *data = NULL;
+  unsigned bflags = 0;
+  if (with_memory) {
+    int pinned = 0;
+    data = hmb__memory_alloc(r->mem, bytes, align,
+                             (flags & HMB_ALLOC_PINNED) != 0, &pinned);
+    if (HMB__UNLIKELY(!data)) {
+      hmb__ledger_unborrow(r->ledger, &r->acct, sh, b, &g);
+      return HMB_ENOMEM;
     }
-    if (atomic_compare_exchange_weak_explicit(
-            &r->spare, &s, s - b, memory_order_relaxed, memory_order_relaxed))
-      break;
+    bflags = pinned ? HMB__BUF_PINNED : 0;
+  } else {
+    bflags = HMB__BUF_RESERVATION;
   }
-
-  atomic_fetch_add_explicit(&r->refs, 1, memory_order_relaxed);
-  if (HMB__UNLIKELY(hmb__buffer_create(with_memory ? p->mem : NULL, bytes,
-                                       flags, r, out) != 0)) {
-    atomic_fetch_sub_explicit(&r->refs, 1, memory_order_relaxed);
-    hmb__runner_rollback(r, b, borrowed, &g);
+  hmb_buffer_t *buf =
+      hmb__buffer_root(data, bytes, bflags, sh, r, &hmb__runner_ops);
+  if (HMB__UNLIKELY(!buf)) {
+    if (data)
+      hmb__memory_free(r->mem, data, bytes);
+    hmb__ledger_unborrow(r->ledger, &r->acct, sh, b, &g);
     return HMB_ENOMEM;
   }
-  int64_t live = atomic_fetch_add(&r->live, b) + b;
-  hmb__peak_update(&r->peak_live, live);
-  atomic_fetch_add_explicit(&r->live_buffers, 1, memory_order_relaxed);
-  atomic_fetch_add_explicit(&r->allocations, 1, memory_order_relaxed);
-  int64_t pl =
-      atomic_fetch_add_explicit(&p->live_bytes, b, memory_order_relaxed) + b;
-  hmb__peak_update(&p->peak_live, pl);
-  atomic_fetch_add_explicit(&p->live_buffers, 1, memory_order_relaxed);
+  hmb__rshard_t *s = &r->acct.shard[sh];
+  /* Relaxed: counts; the runner's lifetime is ordered by the acq_rel
+   * decrement of the closer (runner.h). */
+  atomic_fetch_add_explicit(&s->bufs, 2, memory_order_relaxed);
+  atomic_fetch_add_explicit(&s->allocs, 1, memory_order_relaxed);
+  hmb__gauge_add2(&s->live, &r->live_top, r->pool_top, b);
+  *out = buf;
   return 0;
 }
 
 static int hmb__runner_allocate(void *ctx, size_t bytes, unsigned flags,
                                 hmb_buffer_t **out) {
-  return hmb__runner_charge(ctx, bytes, flags, 1, out);
+  return hmb__runner_new(ctx, bytes, 0, flags, 1, out);
 }
 
-int hmb_runner_reserve(hmb_runner_t *r, size_t bytes, hmb_buffer_t **out) {
-  if (out)
-    *out = NULL;
-  if (!r || !out || bytes == 0)
-    return HMB_EINVAL;
-  if (bytes > HMB_MAX_ALLOC)
+static int hmb__runner_allocate_aligned(void *ctx, size_t bytes, size_t align,
+                                        unsigned flags, hmb_buffer_t **out) {
+  return hmb__runner_new(ctx, bytes, align, flags, 1, out);
+}
+
+static void hmb__runner_freed(void *owner, hmb_buffer_t *b) {
+  hmb_runner_t *r = owner;
+  unsigned sh = hmb__shard_index();
+  int64_t bytes = (int64_t)b->size;
+  if (b->data && hmb__memory_free(r->mem, b->data, b->size) != 0)
+    hmb__log(&r->pool->log, HMB_LOG_ERROR,
+             "buffer %p: block %p (%zu bytes) is not a live block of the "
+             "pool's memory: not freed",
+             (void *)b, b->data, b->size);
+  hmb__gauge_add2(&r->acct.shard[sh].live, &r->live_top, r->pool_top, -bytes);
+  hmb__ledger_freed(r->ledger, &r->acct, sh, bytes);
+  hmb_pool_t *p = r->pool;
+  /* The last access to the runner (runner.h): acq_rel orders everything
+   * above before a free by whoever releases the last reference. */
+  int64_t old = atomic_fetch_sub_explicit(&r->acct.shard[b->shard].bufs, 2,
+                                          memory_order_acq_rel);
+  if (old == 3) /* sealed, and this was the shard's last buffer */
+    hmb__runner_release(r);
+  else if ((old & 1) == 0)
+    hmb__pool_idle_notify(p);
+}
+
+static int hmb__runner_resize(void *owner, hmb_buffer_t *b, size_t bytes) {
+  hmb_runner_t *r = owner;
+  if ((int64_t)bytes > r->ledger->max_request)
     return HMB_ETOOBIG;
-  return hmb__runner_charge(r, bytes, 0, 0, out);
+  unsigned sh = hmb__shard_index();
+  int64_t delta = (int64_t)bytes - (int64_t)b->size;
+  hmb__grant_t g;
+  memset(&g, 0, sizeof g);
+  if (delta > 0) {
+    if (atomic_load_explicit(&r->acct.state, memory_order_acquire) !=
+        HMB__R_RUNNING)
+      return hmb__not_running(r);
+    int rc = hmb__runner_charge(r, sh, delta, &g);
+    if (rc)
+      return rc;
+  }
+  if (!hmb__memory_resize_in_place(r->mem, b->data, b->size, bytes)) {
+    int pinned = 0;
+    /* The block keeps (at least) the alignment it had. */
+    size_t align = (size_t)1 << __builtin_ctzll((uintptr_t)b->data);
+    void *nd = hmb__memory_alloc(r->mem, bytes,
+                                 align > HMB_MAX_ALIGN ? HMB_MAX_ALIGN : align,
+                                 (b->flags & HMB__BUF_PINNED) != 0, &pinned);
+    if (!nd) {
+      if (delta > 0)
+        hmb__ledger_unborrow(r->ledger, &r->acct, sh, delta, &g);
+      return HMB_ENOMEM;
+    }
+    memcpy(nd, b->data, bytes < b->size ? bytes : b->size);
+    hmb__memory_free(r->mem, b->data, b->size);
+    b->data = nd;
+    *hmb__block_backptr(nd) = b;
+    b->flags = (uint16_t)((b->flags & ~HMB__BUF_PINNED) |
+                          (pinned ? HMB__BUF_PINNED : 0));
+  }
+  b->size = bytes;
+  hmb__gauge_add2(&r->acct.shard[sh].live, &r->live_top, r->pool_top, delta);
+  if (delta < 0)
+    hmb__ledger_freed(r->ledger, &r->acct, sh, -delta);
+  return 0;
 }
 
 const hmb_allocator_t *hmb_runner_allocator(hmb_runner_t *r) {
@@ -296,22 +358,39 @@ int hmb_runner_alloc(hmb_runner_t *r, size_t bytes, unsigned flags,
   return hmb_allocate(&r->vtable, bytes, flags, out);
 }
 
-/*
- * Give back up to `max` spare bytes to the pool now (an early release: by
- * try-free, or by a trim to the declared need). The caller holds the pool
- * lock, so concurrent early releases see each other's held.
- */
-static int64_t hmb__runner_release_early_locked(hmb_runner_t *r, int64_t max) {
-  hmb_pool_t *p = r->pool;
-  int64_t t = max > 0 ? hmb__runner_take_spare(r, max) : 0;
-  if (t > 0) {
-    atomic_fetch_sub(&r->held, t);
-    atomic_fetch_add_explicit(&r->returned_early, t, memory_order_relaxed);
-    atomic_fetch_add_explicit(&p->released_early, t, memory_order_relaxed);
-    p->held -= t;
-    hmb__pool_dispatch_locked(p);
-  }
-  return t;
+int hmb_runner_reserve(hmb_runner_t *r, size_t bytes, hmb_buffer_t **out) {
+  if (out)
+    *out = NULL;
+  if (!r || !out || bytes == 0)
+    return HMB_EINVAL;
+  if (bytes > HMB_MAX_ALLOC)
+    return HMB_ETOOBIG;
+  return hmb__runner_new(r, bytes, 0, 0, 0, out);
+}
+
+/* ---- budget calls --------------------------------------------------------- */
+
+int hmb_runner_start(hmb_runner_t *r, int64_t timeout_ns) {
+  if (!r)
+    return HMB_EINVAL;
+  return hmb_runner_start_partial(r, (size_t)r->acct.estimate, timeout_ns);
+}
+
+int hmb_runner_start_partial(hmb_runner_t *r, size_t bytes,
+                             int64_t timeout_ns) {
+  if (!r || timeout_ns < HMB_WAIT_FOREVER)
+    return HMB_EINVAL;
+  if (bytes > (size_t)r->ledger->max_request)
+    return HMB_ETOOBIG;
+  return hmb__ledger_start(r->ledger, &r->acct, (int64_t)bytes, timeout_ns);
+}
+
+int hmb_runner_grow(hmb_runner_t *r, size_t bytes, int64_t timeout_ns) {
+  if (!r || timeout_ns < HMB_WAIT_FOREVER)
+    return HMB_EINVAL;
+  if (bytes > (size_t)r->ledger->max_request)
+    return HMB_ETOOBIG;
+  return hmb__ledger_grow(r->ledger, &r->acct, (int64_t)bytes, timeout_ns);
 }
 
 int hmb_runner_try_free(hmb_runner_t *r, size_t max_bytes, size_t *returned) {
@@ -319,37 +398,12 @@ int hmb_runner_try_free(hmb_runner_t *r, size_t max_bytes, size_t *returned) {
     *returned = 0;
   if (!r)
     return HMB_EINVAL;
-  if (atomic_load(&r->state) == HMB_RUNNER_CLOSED)
+  if (hmb__acct_state(&r->acct) == HMB__R_CLOSED)
     return HMB_ESTATE;
-  int64_t max =
-      max_bytes > HMB_MAX_ALLOC ? (int64_t)HMB_MAX_ALLOC : (int64_t)max_bytes;
-  pthread_mutex_lock(&r->pool->lock);
-  int64_t t = hmb__runner_release_early_locked(r, max);
-  pthread_mutex_unlock(&r->pool->lock);
+  int64_t t = hmb__ledger_try_free(r->ledger, &r->acct, (uint64_t)max_bytes);
   if (returned)
     *returned = (size_t)t;
   return 0;
-}
-
-/* held - max(live, need): what a trim to `need` would give back. */
-static int64_t hmb__runner_excess(hmb_runner_t *r, int64_t need) {
-  int64_t live = atomic_load(&r->live);
-  return atomic_load(&r->held) - (live > need ? live : need);
-}
-
-/*
- * Trim held budget to max(live, need): give back the spare above it. The
- * decision reads held, so concurrent trims are serialised by the pool lock
- * (each sees the held the previous one left); a lock-free look first keeps
- * closes that have nothing to give back off the lock.
- */
-static int64_t hmb__runner_trim_to_need(hmb_runner_t *r, int64_t need) {
-  if (hmb__runner_excess(r, need) <= 0)
-    return 0;
-  pthread_mutex_lock(&r->pool->lock);
-  int64_t t = hmb__runner_release_early_locked(r, hmb__runner_excess(r, need));
-  pthread_mutex_unlock(&r->pool->lock);
-  return t;
 }
 
 int hmb_runner_set_need(hmb_runner_t *r, size_t need, size_t *returned) {
@@ -359,20 +413,12 @@ int hmb_runner_set_need(hmb_runner_t *r, size_t need, size_t *returned) {
     return HMB_EINVAL;
   if (need > HMB_MAX_ALLOC)
     return HMB_ETOOBIG;
-  if (atomic_load(&r->state) == HMB_RUNNER_CLOSED)
+  if (hmb__acct_state(&r->acct) == HMB__R_CLOSED)
     return HMB_ESTATE;
-  atomic_store(&r->real_need, (int64_t)need);
-  int64_t t = hmb__runner_trim_to_need(r, (int64_t)need);
+  int64_t t = hmb__ledger_set_need(r->ledger, &r->acct, (int64_t)need);
   if (returned)
     *returned = (size_t)t;
   return 0;
-}
-
-/* Stop running (if running); the caller holds the pool lock. */
-static void hmb__runner_stop_locked(hmb_runner_t *r, int new_state) {
-  if (atomic_load(&r->state) == HMB_RUNNER_RUNNING)
-    r->pool->running--;
-  atomic_store(&r->state, new_state);
 }
 
 int hmb_runner_finish(hmb_runner_t *r, int status, size_t *returned) {
@@ -380,53 +426,28 @@ int hmb_runner_finish(hmb_runner_t *r, int status, size_t *returned) {
     *returned = 0;
   if (!r)
     return HMB_EINVAL;
-  hmb_pool_t *p = r->pool;
-  pthread_mutex_lock(&p->lock);
-  int st = atomic_load(&r->state);
-  if ((st != HMB_RUNNER_RUNNING && st != HMB_RUNNER_CANCELLED) ||
-      atomic_load(&r->returning) || r->nwait) {
-    pthread_mutex_unlock(&p->lock);
-    return HMB_ESTATE;
-  }
-  if (st == HMB_RUNNER_RUNNING)
-    hmb__runner_stop_locked(r, status == 0 ? HMB_RUNNER_COMPLETED
-                                           : HMB_RUNNER_FAILED);
-  atomic_store(&r->returning, 1);
-  int64_t x = hmb__runner_drain_locked(r);
-  atomic_fetch_add_explicit(&r->returned_at_finish, x, memory_order_relaxed);
-  hmb__pool_dispatch_locked(p);
-  pthread_mutex_unlock(&p->lock);
+  int64_t x = 0;
+  int rc = hmb__ledger_finish(r->ledger, &r->acct, status, &x);
   if (returned)
     *returned = (size_t)x;
-  return 0;
+  return rc;
 }
 
 int hmb_runner_cancel(hmb_runner_t *r) {
   if (!r)
     return HMB_EINVAL;
-  hmb_pool_t *p = r->pool;
-  pthread_mutex_lock(&p->lock);
-  int st = atomic_load(&r->state);
-  if (st == HMB_RUNNER_COMPLETED || st == HMB_RUNNER_FAILED ||
-      st == HMB_RUNNER_CLOSED) {
-    pthread_mutex_unlock(&p->lock);
-    return HMB_ESTATE;
-  }
-  if (!atomic_load(&r->cancelled)) {
-    atomic_store(&r->cancelled, 1);
-    hmb__runner_stop_locked(r, HMB_RUNNER_CANCELLED);
-    hmb__pool_cancel_runner_locked(p, r); /* wakes all; re-runs admission */
-  }
-  pthread_mutex_unlock(&p->lock);
-  return 0;
+  return hmb__ledger_cancel(r->ledger, &r->acct);
 }
 
 int hmb_runner_is_cancelled(const hmb_runner_t *r) {
-  return r ? atomic_load(&r->cancelled) : 0;
+  if (!r)
+    return 0;
+  int s = hmb__acct_state(&r->acct);
+  return s == HMB__R_CANCELLED || s == HMB__R_CANCELLED_DONE;
 }
 
 int hmb_runner_state(const hmb_runner_t *r) {
-  return r ? atomic_load(&r->state) : HMB_RUNNER_CLOSED;
+  return r ? hmb__public_state(hmb__acct_state(&r->acct)) : HMB_RUNNER_CLOSED;
 }
 
 int hmb_runner_wait_idle(hmb_runner_t *r, int64_t timeout_ns) {
@@ -435,66 +456,69 @@ int hmb_runner_wait_idle(hmb_runner_t *r, int64_t timeout_ns) {
   hmb_pool_t *p = r->pool;
   uint64_t deadline = hmb__os_deadline(timeout_ns);
   int rc = 0;
-  atomic_fetch_add(&r->idle_waiters, 1);
-  pthread_mutex_lock(&p->lock);
-  while (atomic_load(&r->live_buffers) > 0) {
-    if (hmb__os_cond_wait_until(&p->idle_cond, &p->lock, deadline) != 0 &&
-        atomic_load(&r->live_buffers) > 0) {
+  /* seq_cst: pairs with the closers' decrement then read of idle_waiters
+   * (one of the two sees the other). */
+  atomic_fetch_add_explicit(&p->idle_waiters, 1, memory_order_seq_cst);
+  pthread_mutex_lock(&p->idle_mu);
+  while (hmb__runner_buffers(r) > 0) {
+    if (hmb__os_cond_wait_until(&p->idle_cond, &p->idle_mu, deadline) != 0 &&
+        hmb__runner_buffers(r) > 0) {
       rc = HMB_ETIMEDOUT;
       break;
     }
   }
-  pthread_mutex_unlock(&p->lock);
-  atomic_fetch_sub(&r->idle_waiters, 1);
+  pthread_mutex_unlock(&p->idle_mu);
+  atomic_fetch_sub_explicit(&p->idle_waiters, 1, memory_order_relaxed);
   return rc;
 }
 
-void hmb_runner_destroy(hmb_runner_t *r) {
-  if (!r)
-    return;
-  hmb_pool_t *p = r->pool;
-  pthread_mutex_lock(&p->lock);
-  if (r->nwait) /* misuse (a call in flight); never leave it queued */
-    hmb__pool_cancel_runner_locked(p, r);
-  int st = atomic_load(&r->state);
-  if (st == HMB_RUNNER_RUNNING)
-    hmb__runner_stop_locked(r, HMB_RUNNER_COMPLETED);
-  atomic_store(&r->returning, 1);
-  hmb__runner_drain_locked(r);
-  atomic_store(&r->state, HMB_RUNNER_CLOSED);
-  r->closed = 1;
-  hmb__pool_dispatch_locked(p);
-  int64_t live = atomic_load(&r->live);
-  int64_t nbuf = atomic_load(&r->live_buffers);
-  pthread_mutex_unlock(&p->lock);
-  if (nbuf > 0)
-    hmb__log(&p->log, HMB_LOG_DEBUG,
-             "runner #%" PRIu64 " '%s' detached with %" PRId64
-             " live buffer(s), %" PRId64 " bytes; their budget returns as "
-             "they close",
-             r->id, r->name, nbuf, live);
-  hmb__runner_unref(r);
-}
-
-int hmb_runner_stats(const hmb_runner_t *r, hmb_runner_stats_t *out) {
+int hmb_runner_stats_sized(const hmb_runner_t *r, hmb_runner_stats_t *out,
+                           size_t out_size) {
   if (!r || !out)
     return HMB_EINVAL;
-  memset(out, 0, sizeof *out);
-  out->state = atomic_load(&r->state);
-  out->priority = r->priority;
-  out->id = r->id;
-  out->estimate = r->estimate;
-  out->real_need = atomic_load(&r->real_need);
-  out->live = atomic_load(&r->live);
-  out->held = atomic_load(&r->held);
-  out->peak_held = atomic_load(&r->peak_held);
-  out->peak_live = atomic_load(&r->peak_live);
-  out->live_buffers = atomic_load(&r->live_buffers);
-  out->borrowed = atomic_load(&r->borrowed);
-  out->borrows = atomic_load(&r->borrows);
-  out->allocations = atomic_load(&r->allocations);
-  out->returned_early = atomic_load(&r->returned_early);
-  out->returned_at_finish = atomic_load(&r->returned_at_finish);
-  out->wait_ns = atomic_load(&r->wait_ns);
-  return 0;
+  hmb_runner_stats_t st;
+  memset(&st, 0, sizeof st);
+  const hmb__acct_t *a = &r->acct;
+  st.state = hmb__public_state(hmb__acct_state(a));
+  st.priority = a->priority;
+  st.id = a->id;
+  st.estimate = a->estimate;
+  st.real_need = atomic_load_explicit(&a->need, memory_order_relaxed);
+  st.held = atomic_load_explicit(&a->held, memory_order_relaxed);
+  st.peak_held = atomic_load_explicit(&a->peak_held, memory_order_relaxed);
+  st.live = hmb__runner_live(r);
+  st.peak_live = hmb__runner_peak_live(r);
+  st.live_buffers = hmb__runner_buffers(r);
+  st.borrowed = atomic_load_explicit(&a->borrowed, memory_order_relaxed);
+  st.borrows = atomic_load_explicit(&a->borrows, memory_order_relaxed);
+  st.allocations = hmb__runner_allocations(r);
+  st.returned_early =
+      atomic_load_explicit(&a->returned_early, memory_order_relaxed);
+  st.returned_at_finish =
+      atomic_load_explicit(&a->returned_at_finish, memory_order_relaxed);
+  st.wait_ns = atomic_load_explicit(&a->wait_ns, memory_order_relaxed);
+  st.spare = hmb__acct_spare(a);
+  st.beyond = atomic_load_explicit(&a->beyond, memory_order_relaxed);
+  st.progress = atomic_load_explicit(&a->progress, memory_order_relaxed);
+  st.failed_wait_ns =
+      atomic_load_explicit(&a->failed_wait_ns, memory_order_relaxed);
+  return hmb__abi_out(out, out_size, &st, sizeof st,
+                      offsetof(hmb_runner_stats_t, spare));
 }
+
+int(hmb_runner_stats)(const hmb_runner_t *r, hmb_runner_stats_t *out) {
+  return hmb_runner_stats_sized(r, out, sizeof(hmb_runner_stats_t));
+}
+
+/* ---- thread binding -------------------------------------------------------- */
+
+static _Thread_local hmb_runner_t *hmb__bound
+    __attribute__((tls_model("initial-exec")));
+
+hmb_runner_t *hmb_runner_bind(hmb_runner_t *r) {
+  hmb_runner_t *prev = hmb__bound;
+  hmb__bound = r;
+  return prev;
+}
+
+hmb_runner_t *hmb_runner_bound(void) { return hmb__bound; }

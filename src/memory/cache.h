@@ -1,75 +1,80 @@
 /*
- * cache.h - the warm cache of freed pageable blocks.
+ * cache.h - the warm cache of large pageable blocks, inside the budget.
  *
- * A cache sits in front of the OS allocator (os.h). Requests of
- * HMB__CACHE_MIN bytes or more are rounded up to a size class (8 classes per
- * power of two, so the rounding adds less than 1/8); a freed block of a
- * class is kept, up to the cap, and handed to the next request of the same
- * class without touching the OS: its pages are already mapped and warm.
- * Smaller requests and classes above the cap bypass the cache.
+ * Large blocks (their own mappings, HMB__LARGE_MIN bytes or more) are
+ * expensive to get fresh: every page faults again. A freed one is kept,
+ * mapped and warm, and handed to the next request of its size class
+ * (eight classes per power of two, so a block is less than 1/8 larger than
+ * the request it serves) instead of going back to the OS.
  *
- * Bound: cached bytes (block sizes, after rounding) never exceed the cap, at
- * any instant, under any concurrency: room is reserved by compare-and-swap
- * before a block is kept. Freed blocks that find no room go back to the OS.
- * There is no eviction between classes: hmb__cache_trim() (and the pool's
- * hmb_pool_trim()) gives cached blocks back on demand.
+ * Bound. The cache keeps blocks only in budget nobody holds: its owner (the
+ * pool) sets the room (limit - held, never below 0) whenever a grant or a
+ * return changes it, and the cached bytes never exceed min(room, extra
+ * cap) when a block is kept (room is reserved by compare-and-swap before a
+ * block is kept). A grant that shrinks the room is followed, before its
+ * budget is used, by hmb__cache_fit(), which gives blocks back until the
+ * bound holds again. So live blocks + cached blocks stay within the budget
+ * plus the counted over-commit, cache included.
  *
- * Concurrency: one short mutex per class protects a LIFO stack threaded
- * through the cached blocks themselves; the OS is never called while a lock
- * is held. Counters are atomics.
+ * Concurrency. A hit is served from the calling thread's magazine
+ * (tcache.h: no lock shared by all threads), else from the shared depot
+ * (one mutex, by class), else the OS maps a fresh block (a miss). A freed
+ * block goes to the calling thread's magazine, else the depot, else the OS.
+ * The OS is never called while a lock is held, except by a thread exit,
+ * which releases its magazine under the tcache registry lock.
  */
-#ifndef HMB_SRC_CACHE_H
-#define HMB_SRC_CACHE_H
+#ifndef HMB_SRC_MEMORY_CACHE_H
+#define HMB_SRC_MEMORY_CACHE_H
 
 #include <stddef.h>
 #include <stdint.h>
 
-/* Smallest request the cache rounds and keeps. */
-#define HMB__CACHE_MIN ((size_t)4096)
-
 typedef struct hmb__cache hmb__cache_t;
 
 typedef struct hmb__cache_stats {
-  int64_t cached;   /* bytes kept now (<= cap) */
-  int64_t cap;      /* the configured cap */
-  uint64_t hits;    /* allocations served from the cache */
-  uint64_t misses;  /* cacheable allocations that went to the OS */
-  uint64_t rejects; /* frees that found the cache full (went to the OS) */
-  uint64_t trimmed; /* bytes given back by trims */
+  int64_t cached;   /* bytes kept now */
+  int64_t cap;      /* what may be kept now: min(room, extra cap) */
+  int64_t huge;     /* cached bytes in mappings advised for huge pages */
+  uint64_t hits;    /* blocks served from the cache */
+  uint64_t misses;  /* blocks the OS had to map */
+  uint64_t rejects; /* freed blocks given to the OS: no room */
+  uint64_t trimmed; /* bytes given back by trims, fits and destroy */
 } hmb__cache_stats_t;
 
 /*
- * Create a cache of at most `cap` (> 0) bytes whose blocks are aligned to
- * `align` (power of two >= sizeof(void *)). 0, HMB_EINVAL or HMB_ENOMEM.
+ * Create a cache. `extra_cap` (0: none) caps the cached bytes beyond the
+ * room; `room` starts at `room0`; `huge` allows huge-page advice for fresh
+ * mappings of 2 MiB or more. 0 or HMB_ENOMEM.
  */
-int hmb__cache_create(size_t cap, size_t align, hmb__cache_t **out);
+int hmb__cache_create(size_t extra_cap, int64_t room0, int huge,
+                      hmb__cache_t **out);
 
-/* Give every cached block back and free the cache. NULL is a no-op. */
+/* Give every cached block back (magazines included) and free the cache. */
 void hmb__cache_destroy(hmb__cache_t *c);
 
-/*
- * Bytes a request of `size` really occupies: its class size when the cache
- * handles it, else `size`. Pure function of the size; thread-safe.
- */
-size_t hmb__cache_block_size(const hmb__cache_t *c, size_t size);
+/* The mapping length a request of `len` bytes gets (its class size). */
+size_t hmb__cache_block_len(size_t len);
 
 /*
- * A block for a request of `size` bytes (hmb__cache_block_size(size) bytes
- * long): a cached one (hit), else a new one from the OS. NULL if the OS
- * fails. Thread-safe.
+ * A mapping of hmb__cache_block_len(len) bytes: cached (hit) or fresh. *cls
+ * gets its class, *huge whether it was advised for huge pages. NULL if the
+ * OS refuses. Thread-safe.
  */
-void *hmb__cache_alloc(hmb__cache_t *c, size_t size);
+void *hmb__cache_get(hmb__cache_t *c, size_t len, unsigned *cls, int *huge);
 
-/* Take back a block allocated for a request of `size`. Thread-safe. */
-void hmb__cache_free(hmb__cache_t *c, void *ptr, size_t size);
+/* Take back a block from hmb__cache_get(): keep it or unmap it. */
+void hmb__cache_put(hmb__cache_t *c, void *raw, unsigned cls, int huge);
 
-/*
- * Give cached blocks back to the OS, largest classes first, until at most
- * `keep` bytes remain cached. Thread-safe (concurrent frees may refill).
- */
+/* Set the room (budget nobody holds). Relaxed store; see hmb__cache_fit(). */
+void hmb__cache_set_room(hmb__cache_t *c, int64_t room);
+
+/* Give blocks back until cached <= min(room, extra cap). Thread-safe. */
+void hmb__cache_fit(hmb__cache_t *c);
+
+/* Give blocks back until at most `keep` bytes remain cached. */
 void hmb__cache_trim(hmb__cache_t *c, size_t keep);
 
 /* Counter snapshot. Thread-safe, lock-free. */
 void hmb__cache_stats(hmb__cache_t *c, hmb__cache_stats_t *out);
 
-#endif /* HMB_SRC_CACHE_H */
+#endif /* HMB_SRC_MEMORY_CACHE_H */

@@ -3,54 +3,70 @@
  *
  * A memory object serves blocks from one custom hmb_backend_t, or from the
  * built-in backends:
- *   pinned    an optional CUDA pinned region (cuda.h) cut up by a
- *             sub-allocator (arena.h); used for prefer_pinned requests;
- *   pageable  the OS (os.h), behind an optional warm cache (cache.h).
- * A prefer_pinned request that the region cannot serve (no region: no CUDA
- * in the build, no GPU or driver, pinned_bytes 0, region creation failed;
- * or the region is full) is served pageable and counted as a fallback; the
- * reason pinned memory is unavailable is decided once, at creation, and
- * kept as a string in static storage.
+ *   small   below HMB__LARGE_MIN (data + prefix): malloc of the size
+ *           class, behind the calling thread's cache (tcache.h), so a hit
+ *           costs no malloc call, no lock and no atomic;
+ *   large   their own mapping (huge-page aligned and advised from 2 MiB),
+ *           behind the warm cache (cache.h), which lives inside the budget
+ *           nobody holds;
+ *   pinned  an optional CUDA pinned region (cuda.h), or one the caller
+ *           pinned itself, cut up by a sub-allocator (arena.h).
+ * A prefer_pinned request that the region cannot serve (no region, or it is
+ * full) is served pageable and counted as a fallback; why pinned memory is
+ * unavailable is decided once, at creation, and kept in static storage.
  *
- * Accounting: the budget layer charges the requested size and never learns
- * where a block came from, so the budget is exact whatever the backend.
- * Here, live/peak bytes per kind count requested sizes too (they match the
- * budget), and pageable_physical counts what the blocks really occupy after
- * the cache's class rounding. Physical pageable memory is therefore
- * pageable_physical + cached bytes, with cached bytes <= the cache cap.
+ * Counters: live, physical and pinned bytes are sharded gauges (shard.h),
+ * so allocating writes no cache line shared between threads. `live` counts
+ * requested bytes (they match the budget), `physical` what the blocks
+ * occupy: the class size (small, and large with a cache) or the mapping
+ * length, which includes the prefix. This file is the only writer of them.
  *
- * Locks: the arena and the cache have their own leaf locks; this file takes
- * none on the allocation path and never calls the OS under a lock.
+ * Locks: the arena, the cache's depot and the thread caches' magazines have
+ * their own leaf locks; this file takes none on the allocation path.
  */
-#include <stdlib.h>
-#include <string.h>
-
 #include "memory/memory.h"
 
 #include <pthread.h>
+#include <stdatomic.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
 
 #include "hmb/errors.h"
-
 #include "memory/arena.h"
+#include "memory/block.h"
 #include "memory/cache.h"
+#include "memory/sizeclass.h"
+#include "memory/tcache.h"
 #include "platform/cuda.h"
 #include "platform/os.h"
+#include "platform/shard.h"
 #include "platform/util.h"
+
+typedef struct hmb__mshard {
+  _Alignas(64) _Atomic int64_t live; /* pending of the live gauge */
+  _Atomic int64_t pinned;            /* pending of the pinned gauge */
+  _Atomic int64_t phys;              /* physical bytes, summed on read */
+} hmb__mshard_t;
 
 struct hmb__memory {
   hmb_backend_t custom; /* custom.alloc == NULL: built-in */
-  size_t align;
+  size_t align;         /* default data alignment */
+  int huge;             /* huge-page advice allowed */
   const char *pinned_reason; /* static storage; "" when the region works */
   hmb__arena_t *arena;       /* NULL: no pinned region */
   void *region;
   size_t region_size;
   int region_method;
-  int region_owned; /* 1: made by cuda.h and freed with the object */
+  int region_owned;  /* 1: made by cuda.h and freed with the object */
   int region_failed; /* 1: a region was asked for and could not be made */
   uint64_t setup_ns;
-  hmb__cache_t *cache; /* NULL: no warm cache */
-  _Atomic int64_t pageable_live, pageable_peak, pageable_physical;
-  _Atomic int64_t pinned_live, pinned_peak;
+  size_t pinned_capacity; /* usable bytes of the region; fixed at creation */
+  hmb__cache_t *cache;    /* NULL: no warm cache */
+  hmb__mshard_t shard[HMB__SHARDS];
+  _Alignas(64) hmb__gauge_top_t live_top;
+  hmb__gauge_top_t pinned_top;
+  _Atomic int64_t huge_live; /* live bytes of advised mappings */
   _Atomic uint64_t fallbacks, full_fallbacks;
 };
 
@@ -64,6 +80,8 @@ static const char hmb__reason_unset[] =
     "no pinned region configured (pinned_bytes is 0)";
 static const char hmb__reason_default[] =
     "the default allocator has no pinned region";
+static const char hmb__reason_custom[] =
+    "a custom backend decides what is pinned";
 static const char hmb__reason_full[] =
     "pinned reasons table full; see the pool log";
 
@@ -92,27 +110,45 @@ done:
   return out;
 }
 
-/* ---- creation --------------------------------------------------------------
- */
+/* ---- creation ------------------------------------------------------------ */
 
-static size_t hmb__arena_align(const hmb__memory_t *m) {
-  return m->align > 256 ? m->align : 256;
+/* Data alignment inside the pinned region: cuDF's 256, or more. */
+static size_t hmb__pinned_align(size_t align) {
+  return align > 256 ? align : 256;
+}
+
+static size_t hmb__pinned_capacity(hmb__arena_t *a) {
+  hmb__arena_stats_t as;
+  hmb__arena_stats(a, &as);
+  return as.capacity;
 }
 
 /* Create the pinned region and its arena, or record why not. */
 static void hmb__memory_pin(hmb__memory_t *m, const hmb_pool_config_t *cfg) {
   const char *r;
-  if (!hmb__cuda_built()) {
-    hmb__cuda_probe(&r); /* the build's reason; touches no CUDA */
-    m->pinned_reason = r;
-    return;
-  }
   if (cfg->pinned_bytes == 0) {
     m->pinned_reason = hmb__reason_unset;
     return;
   }
-  if (!hmb__cuda_probe(&r)) {
+  if (cfg->pinned_base) { /* pinned by the application */
+    if (hmb__arena_create(cfg->pinned_base, cfg->pinned_bytes,
+                          hmb__pinned_align(m->align), &m->arena) != 0) {
+      m->pinned_reason = hmb__intern("the given pinned region is too small "
+                                     "or could not be tracked");
+      m->region_failed = 1;
+      return;
+    }
+    m->region = cfg->pinned_base;
+    m->region_size = cfg->pinned_bytes;
+    m->pinned_reason = "";
+    m->pinned_capacity = hmb__pinned_capacity(m->arena);
+    return;
+  }
+  if (!hmb__cuda_built() || !hmb__cuda_probe(&r)) {
+    if (!hmb__cuda_built())
+      hmb__cuda_probe(&r); /* the build's reason; touches no CUDA */
     m->pinned_reason = r;
+    m->region_failed = 1;
     return;
   }
   char why[256] = "";
@@ -122,11 +158,12 @@ static void hmb__memory_pin(hmb__memory_t *m, const hmb_pool_config_t *cfg) {
                                    why, sizeof why);
   m->setup_ns = hmb__os_now_ns() - t0;
   if (rc == 0) {
-    rc = hmb__arena_create(base, cfg->pinned_bytes, hmb__arena_align(m),
+    rc = hmb__arena_create(base, cfg->pinned_bytes, hmb__pinned_align(m->align),
                            &m->arena);
     if (rc != 0) {
       hmb__cuda_region_destroy(base, cfg->pinned_bytes, cfg->pinned_method);
-      strcpy(why, "no memory for the pinned region's bookkeeping");
+      snprintf(why, sizeof why,
+               "no memory for the pinned region's bookkeeping");
     }
   }
   if (rc != 0) {
@@ -139,45 +176,39 @@ static void hmb__memory_pin(hmb__memory_t *m, const hmb_pool_config_t *cfg) {
   m->region_method = cfg->pinned_method;
   m->region_owned = 1;
   m->pinned_reason = "";
+  m->pinned_capacity = hmb__pinned_capacity(m->arena);
 }
 
 static void hmb__memory_init(hmb__memory_t *m, const hmb_pool_config_t *cfg) {
   m->align = (cfg && cfg->alignment >= 64) ? cfg->alignment : 64;
-  if (cfg && cfg->backend)
-    m->custom = *cfg->backend;
+  m->huge = !(cfg && (cfg->flags & HMB_POOL_NO_HUGEPAGES));
   m->pinned_reason = hmb__reason_default;
+  if (cfg && cfg->backend) {
+    m->custom = *cfg->backend;
+    m->pinned_reason = hmb__reason_custom;
+  }
 }
 
-int hmb__memory_create(const hmb_pool_config_t *cfg, hmb__memory_t **out) {
+int hmb__memory_create(const hmb_pool_config_t *cfg, int64_t room0,
+                       hmb__memory_t **out) {
+  *out = NULL;
   if (cfg->pinned_method != HMB_PINNED_HOST_ALLOC &&
       cfg->pinned_method != HMB_PINNED_REGISTER)
     return HMB_EINVAL;
-  hmb__memory_t *m = calloc(1, sizeof *m);
+  hmb__memory_t *m = aligned_alloc(64, sizeof *m);
   if (!m)
     return HMB_ENOMEM;
+  memset(m, 0, sizeof *m);
   hmb__memory_init(m, cfg);
   if (!cfg->backend) {
-    if (cfg->cache_bytes > 0 &&
-        hmb__cache_create(cfg->cache_bytes, m->align, &m->cache) != 0) {
+    if (!(cfg->flags & HMB_POOL_NO_CACHE) &&
+        hmb__cache_create(cfg->cache_bytes, room0, m->huge, &m->cache) != 0) {
       free(m);
       return HMB_ENOMEM;
     }
     hmb__memory_pin(m, cfg);
   }
   *out = m;
-  return 0;
-}
-
-int hmb__memory_attach_region(hmb__memory_t *mem, void *base, size_t size) {
-  if (mem->custom.alloc || mem->arena)
-    return HMB_ESTATE;
-  int rc = hmb__arena_create(base, size, hmb__arena_align(mem), &mem->arena);
-  if (rc)
-    return rc;
-  mem->region = base;
-  mem->region_size = size;
-  mem->region_owned = 0;
-  mem->pinned_reason = "";
   return 0;
 }
 
@@ -196,6 +227,9 @@ static pthread_once_t hmb__default_once = PTHREAD_ONCE_INIT;
 
 static void hmb__memory_default_init(void) {
   hmb__memory_init(&hmb__default_mem, NULL);
+  if (hmb__cache_create(HMB__DEFAULT_CACHE, (int64_t)HMB__DEFAULT_CACHE, 1,
+                        &hmb__default_mem.cache) != 0)
+    hmb__default_mem.cache = NULL; /* no memory: serve without a cache */
   if (!hmb__cuda_built())
     hmb__cuda_probe(&hmb__default_mem.pinned_reason);
 }
@@ -205,120 +239,271 @@ hmb__memory_t *hmb__memory_default(void) {
   return &hmb__default_mem;
 }
 
-/* ---- allocation ------------------------------------------------------------
- */
-
-static void hmb__count(_Atomic int64_t *live, _Atomic int64_t *peak,
-                       int64_t delta) {
-  int64_t now =
-      atomic_fetch_add_explicit(live, delta, memory_order_relaxed) + delta;
-  if (delta > 0)
-    hmb__peak_update(peak, now);
+const char *hmb__memory_region_failure(const hmb__memory_t *mem) {
+  return mem->region_failed ? mem->pinned_reason : NULL;
 }
 
-static int hmb__custom_alloc(hmb__memory_t *mem, size_t size, int prefer_pinned,
-                             void **ptr, int *pinned) {
-  void *p = NULL;
+/* ---- counting ------------------------------------------------------------ */
+
+static hmb__mshard_t *hmb__mshard(hmb__memory_t *m) {
+  return &m->shard[hmb__shard_index()];
+}
+
+static void hmb__count_block(hmb__memory_t *m, int pinned, int64_t live,
+                             int64_t phys) {
+  hmb__mshard_t *s = hmb__mshard(m);
+  if (pinned) {
+    hmb__gauge_add(&s->pinned, &m->pinned_top, live);
+  } else {
+    hmb__gauge_add(&s->live, &m->live_top, live);
+    atomic_fetch_add_explicit(&s->phys, phys, memory_order_relaxed);
+  }
+}
+
+/* ---- allocation ---------------------------------------------------------- */
+
+static size_t hmb__round_page(size_t v) {
+  size_t page = hmb__os_page_size();
+  return (v + page - 1) & ~(page - 1);
+}
+
+/* Place the data in a block starting at raw: aligned, with the prefix. */
+static void *hmb__place(void *raw, size_t prefix, size_t align,
+                        unsigned kind, int pinned, int huge, unsigned cls) {
+  uintptr_t d = (uintptr_t)raw + prefix;
+  d = (d + align - 1) & ~(uintptr_t)(align - 1);
+  void *data = (void *)d;
+  *hmb__block_word_at(data) =
+      hmb__block_word((size_t)(d - (uintptr_t)raw), kind, pinned, huge, cls);
+  return data;
+}
+
+static void *hmb__alloc_custom(hmb__memory_t *m, size_t size, size_t align,
+                               int prefer_pinned, int *pinned) {
+  size_t prefix = hmb__prefix_for(align);
+  if (size > SIZE_MAX - prefix)
+    return NULL;
+  void *raw = NULL;
   int is_pinned = 0;
-  if (mem->custom.alloc(mem->custom.ctx, size, mem->align, prefer_pinned, &p,
-                        &is_pinned) != 0 ||
-      !p)
-    return HMB_ENOMEM;
+  if (m->custom.alloc(m->custom.ctx, size + prefix,
+                      align > 16 ? align : 16, prefer_pinned, &raw,
+                      &is_pinned) != 0 ||
+      !raw)
+    return NULL;
   is_pinned = is_pinned ? 1 : 0;
   if (prefer_pinned && !is_pinned)
-    atomic_fetch_add_explicit(&mem->fallbacks, 1, memory_order_relaxed);
-  if (is_pinned) {
-    hmb__count(&mem->pinned_live, &mem->pinned_peak, (int64_t)size);
-  } else {
-    hmb__count(&mem->pageable_live, &mem->pageable_peak, (int64_t)size);
-    atomic_fetch_add_explicit(&mem->pageable_physical, (int64_t)size,
-                              memory_order_relaxed);
-  }
-  *ptr = p;
+    atomic_fetch_add_explicit(&m->fallbacks, 1, memory_order_relaxed);
+  /* The backend aligned raw to `align`, so data = raw + prefix is too. */
+  void *data = hmb__place(raw, prefix, 1, HMB__BLOCK_CUSTOM, is_pinned, 0,
+                          HMB__BLOCK_NOCLASS);
+  hmb__count_block(m, is_pinned, (int64_t)size, (int64_t)(size + prefix));
   *pinned = is_pinned;
-  return 0;
+  return data;
 }
 
-int hmb__memory_alloc(hmb__memory_t *mem, size_t size, int prefer_pinned,
-                      void **ptr, int *pinned) {
+static void *hmb__alloc_pinned(hmb__memory_t *m, size_t size, size_t align) {
+  size_t pa = hmb__pinned_align(align);
+  if (size > SIZE_MAX - pa)
+    return NULL;
+  void *raw = hmb__arena_alloc(m->arena, size + pa);
+  if (!raw)
+    return NULL;
+  void *data =
+      hmb__place(raw, pa, pa, HMB__BLOCK_PINNED, 1, 0, HMB__BLOCK_NOCLASS);
+  hmb__count_block(m, 1, (int64_t)size, 0);
+  return data;
+}
+
+static void *hmb__alloc_small(hmb__memory_t *m, size_t need, size_t size,
+                              size_t align) {
+  unsigned cls = hmb__class_of(need);
+  size_t bytes = hmb__class_size(cls);
+  void *raw = NULL;
+  hmb__tcache_t *tc = bytes <= HMB__TC_SMALL_MAX ? hmb__tcache() : NULL;
+  if (tc)
+    raw = hmb__tcache_small_get(tc, cls);
+  if (!raw && !(raw = malloc(bytes)))
+    return NULL;
+  void *data = hmb__place(raw, HMB__PREFIX_MIN, align, HMB__BLOCK_SMALL, 0, 0,
+                          cls);
+  hmb__count_block(m, 0, (int64_t)size, (int64_t)bytes);
+  return data;
+}
+
+static void *hmb__alloc_large(hmb__memory_t *m, size_t size, size_t align) {
+  size_t prefix = hmb__prefix_for(align);
+  size_t len = hmb__round_page(size + prefix);
+  void *raw;
+  unsigned cls = HMB__BLOCK_NOCLASS;
+  int huge = 0;
+  if (m->cache && align <= hmb__os_page_size()) {
+    raw = hmb__cache_get(m->cache, len, &cls, &huge);
+    len = hmb__cache_block_len(len);
+  } else if (align <= hmb__os_page_size()) {
+    raw = hmb__os_map_large(len, m->huge, &huge);
+  } else {
+    raw = hmb__os_map(len, align); /* over-aligned: never cached */
+  }
+  if (!raw)
+    return NULL;
+  void *data = hmb__place(raw, prefix, 1, HMB__BLOCK_LARGE, 0, huge, cls);
+  if (huge)
+    atomic_fetch_add_explicit(&m->huge_live, (int64_t)len,
+                              memory_order_relaxed);
+  hmb__count_block(m, 0, (int64_t)size, (int64_t)len);
+  return data;
+}
+
+void *hmb__memory_alloc(hmb__memory_t *mem, size_t size, size_t align,
+                        int prefer_pinned, int *pinned) {
+  if (align == 0)
+    align = mem->align;
+  *pinned = 0;
   if (mem->custom.alloc)
-    return hmb__custom_alloc(mem, size, prefer_pinned, ptr, pinned);
+    return hmb__alloc_custom(mem, size, align, prefer_pinned, pinned);
   if (prefer_pinned) {
     if (mem->arena) {
-      void *p = hmb__arena_alloc(mem->arena, size);
+      void *p = hmb__alloc_pinned(mem, size, align);
       if (p) {
-        hmb__count(&mem->pinned_live, &mem->pinned_peak, (int64_t)size);
-        *ptr = p;
         *pinned = 1;
-        return 0;
+        return p;
       }
       atomic_fetch_add_explicit(&mem->full_fallbacks, 1, memory_order_relaxed);
     }
     atomic_fetch_add_explicit(&mem->fallbacks, 1, memory_order_relaxed);
   }
-  void *p;
-  size_t phys;
-  if (mem->cache) {
-    p = hmb__cache_alloc(mem->cache, size);
-    phys = hmb__cache_block_size(mem->cache, size);
-  } else {
-    p = hmb__os_alloc(size, mem->align);
-    phys = size;
-  }
-  if (!p)
-    return HMB_ENOMEM;
-  hmb__count(&mem->pageable_live, &mem->pageable_peak, (int64_t)size);
-  atomic_fetch_add_explicit(&mem->pageable_physical, (int64_t)phys,
-                            memory_order_relaxed);
-  *ptr = p;
-  *pinned = 0;
-  return 0;
+  /* Worst-case room: malloc gives 16-byte alignment, so an offset of at
+   * most max(16, align) places aligned data after a 16-byte prefix. */
+  size_t a = hmb__prefix_for(align);
+  if (size > SIZE_MAX / 2)
+    return NULL;
+  if (size + a < HMB__LARGE_MIN)
+    return hmb__alloc_small(mem, size + a, size, align);
+  return hmb__alloc_large(mem, size, align);
 }
 
-int hmb__memory_free(hmb__memory_t *mem, void *ptr, size_t size, int pinned) {
-  if (pinned)
-    hmb__count(&mem->pinned_live, &mem->pinned_peak, -(int64_t)size);
-  else
-    hmb__count(&mem->pageable_live, &mem->pageable_peak, -(int64_t)size);
-  if (mem->custom.free) {
-    if (!pinned)
-      atomic_fetch_sub_explicit(&mem->pageable_physical, (int64_t)size,
+/* Bytes the block occupies (what hmb__count_block() added as physical). */
+static size_t hmb__block_bytes(uint64_t w, size_t size) {
+  unsigned cls = hmb__block_class(w);
+  switch (hmb__block_kind_of(w)) {
+  case HMB__BLOCK_SMALL:
+    return hmb__class_size(cls);
+  case HMB__BLOCK_LARGE:
+    return cls != HMB__BLOCK_NOCLASS
+               ? hmb__cache_block_len(hmb__class_size(cls))
+               : hmb__round_page(size + hmb__block_offset(w));
+  default:
+    return size + hmb__block_offset(w);
+  }
+}
+
+int hmb__memory_free(hmb__memory_t *mem, void *data, size_t size) {
+  uint64_t w = *hmb__block_word_at(data);
+  if (!hmb__block_valid(w))
+    return HMB_EINVAL;
+  void *raw = (char *)data - hmb__block_offset(w);
+  unsigned kind = hmb__block_kind_of(w);
+  int pinned = hmb__block_pinned(w);
+  size_t bytes = hmb__block_bytes(w, size);
+  if (kind == HMB__BLOCK_PINNED && hmb__arena_free(mem->arena, raw) != 0)
+    return HMB_EINVAL;
+  hmb__count_block(mem, pinned, -(int64_t)size, -(int64_t)bytes);
+  switch (kind) {
+  case HMB__BLOCK_SMALL: {
+    hmb__tcache_t *tc = bytes <= HMB__TC_SMALL_MAX ? hmb__tcache() : NULL;
+    if (!tc || !hmb__tcache_small_put(tc, hmb__block_class(w), bytes, raw))
+      free(raw);
+    break;
+  }
+  case HMB__BLOCK_LARGE:
+    if (hmb__block_huge(w))
+      atomic_fetch_sub_explicit(&mem->huge_live, (int64_t)bytes,
                                 memory_order_relaxed);
-    mem->custom.free(mem->custom.ctx, ptr, size, pinned);
-    return 0;
+    if (hmb__block_class(w) != HMB__BLOCK_NOCLASS && mem->cache)
+      hmb__cache_put(mem->cache, raw, hmb__block_class(w),
+                     hmb__block_huge(w));
+    else
+      hmb__os_unmap(raw, bytes);
+    break;
+  case HMB__BLOCK_CUSTOM:
+    mem->custom.free(mem->custom.ctx, raw, bytes, pinned);
+    break;
+  default: /* pinned: freed above */
+    break;
   }
-  if (pinned)
-    return hmb__arena_free(mem->arena, ptr) != 0 ? HMB_EINVAL : 0;
-  size_t phys = mem->cache ? hmb__cache_block_size(mem->cache, size) : size;
-  atomic_fetch_sub_explicit(&mem->pageable_physical, (int64_t)phys,
-                            memory_order_relaxed);
-  if (mem->cache)
-    hmb__cache_free(mem->cache, ptr, size);
-  else
-    hmb__os_free(ptr, size);
   return 0;
 }
 
-const char *hmb__memory_region_failure(const hmb__memory_t *mem) {
-  return mem->region_failed ? mem->pinned_reason : NULL;
+int hmb__memory_resize_in_place(hmb__memory_t *mem, void *data,
+                                size_t old_size, size_t new_size) {
+  uint64_t w = *hmb__block_word_at(data);
+  unsigned kind = hmb__block_kind_of(w);
+  if (kind != HMB__BLOCK_SMALL && kind != HMB__BLOCK_LARGE)
+    return 0;
+  size_t bytes = hmb__block_bytes(w, old_size);
+  size_t off = hmb__block_offset(w);
+  if (new_size > bytes - off)
+    return 0;
+  if (kind == HMB__BLOCK_LARGE && hmb__block_class(w) == HMB__BLOCK_NOCLASS &&
+      hmb__round_page(new_size + off) != bytes)
+    return 0; /* an exact mapping keeps its length: reallocate instead */
+  hmb__count_block(mem, 0, (int64_t)new_size - (int64_t)old_size, 0);
+  return 1;
 }
+
+int hmb__memory_block_pinned(const void *data) {
+  return hmb__block_pinned(*hmb__block_word_at((void *)(uintptr_t)data));
+}
+
+/* ---- the cache's room ------------------------------------------------------ */
+
+void hmb__memory_set_room(hmb__memory_t *mem, int64_t room) {
+  if (mem->cache)
+    hmb__cache_set_room(mem->cache, room);
+}
+
+void hmb__memory_fit_room(hmb__memory_t *mem) {
+  hmb__cache_fit(mem->cache);
+}
+
+void hmb__memory_trim(hmb__memory_t *mem, size_t keep_bytes) {
+  hmb__cache_trim(mem->cache, keep_bytes);
+}
+
+/* ---- inspection ------------------------------------------------------------ */
 
 void hmb__memory_stats(hmb__memory_t *mem, hmb_memory_stats_t *out) {
-  *out = (hmb_memory_stats_t){0};
-  out->pageable_live = atomic_load(&mem->pageable_live);
-  out->pageable_peak = atomic_load(&mem->pageable_peak);
-  out->pageable_physical = atomic_load(&mem->pageable_physical);
-  out->pinned_live = atomic_load(&mem->pinned_live);
-  out->pinned_peak = atomic_load(&mem->pinned_peak);
-  out->pinned_fallbacks = atomic_load(&mem->fallbacks);
-  out->pinned_full_fallbacks = atomic_load(&mem->full_fallbacks);
-  out->pinned_reason = mem->custom.alloc ? "" : mem->pinned_reason;
-  out->pinned_setup_ns = mem->setup_ns;
-  if (mem->arena) {
-    hmb__arena_stats_t as;
-    hmb__arena_stats(mem->arena, &as);
-    out->pinned_capacity = (int64_t)as.capacity;
+  memset(out, 0, sizeof *out);
+  int64_t live = atomic_load_explicit(&mem->live_top.total,
+                                      memory_order_relaxed);
+  int64_t pin = atomic_load_explicit(&mem->pinned_top.total,
+                                     memory_order_relaxed);
+  int64_t phys = 0;
+  for (unsigned i = 0; i < HMB__SHARDS; i++) {
+    live += hmb__gauge_pending(&mem->shard[i].live);
+    pin += hmb__gauge_pending(&mem->shard[i].pinned);
+    phys += atomic_load_explicit(&mem->shard[i].phys, memory_order_relaxed);
   }
+  out->pageable_live = live;
+  out->pageable_peak =
+      atomic_load_explicit(&mem->live_top.peak, memory_order_relaxed);
+  if (out->pageable_peak < live)
+    out->pageable_peak = live;
+  out->pageable_physical = phys;
+  out->pinned_live = pin;
+  out->pinned_peak =
+      atomic_load_explicit(&mem->pinned_top.peak, memory_order_relaxed);
+  if (out->pinned_peak < pin)
+    out->pinned_peak = pin;
+  out->pinned_fallbacks =
+      atomic_load_explicit(&mem->fallbacks, memory_order_relaxed);
+  out->pinned_full_fallbacks =
+      atomic_load_explicit(&mem->full_fallbacks, memory_order_relaxed);
+  out->pinned_reason = mem->pinned_reason;
+  out->pinned_setup_ns = mem->setup_ns;
+  out->huge_bytes = atomic_load_explicit(&mem->huge_live, memory_order_relaxed);
+  out->cuda_runtime = "";
+  out->pinned_capacity = (int64_t)mem->pinned_capacity;
   if (mem->cache) {
     hmb__cache_stats_t cs;
     hmb__cache_stats(mem->cache, &cs);
@@ -328,10 +513,27 @@ void hmb__memory_stats(hmb__memory_t *mem, hmb_memory_stats_t *out) {
     out->cache_misses = cs.misses;
     out->cache_rejects = cs.rejects;
     out->cache_trimmed = cs.trimmed;
+    out->huge_bytes += cs.huge;
   }
 }
 
-void hmb__memory_trim(hmb__memory_t *mem, size_t keep_bytes) {
-  if (mem->cache)
-    hmb__cache_trim(mem->cache, keep_bytes);
+int hmb__memory_check(hmb__memory_t *mem, char *why, size_t len) {
+  hmb_memory_stats_t st;
+  hmb__memory_stats(mem, &st);
+  const char *bad = NULL;
+  if (st.pageable_live < 0 || st.pinned_live < 0)
+    bad = "memory: negative live bytes";
+  else if (st.pageable_physical < st.pageable_live)
+    bad = "memory: physical bytes below live bytes";
+  else if (st.pageable_peak < st.pageable_live)
+    bad = "memory: peak below live";
+  else if (st.cached_bytes < 0)
+    bad = "memory: negative cached bytes";
+  else if (st.pinned_capacity && st.pinned_live > st.pinned_capacity)
+    bad = "memory: pinned live bytes above the region";
+  else if (mem->arena && hmb__arena_check(mem->arena) != 0)
+    bad = "memory: pinned region bookkeeping is inconsistent";
+  if (bad && why && len)
+    snprintf(why, len, "%s", bad);
+  return bad ? HMB_EFAILED : 0;
 }

@@ -1,7 +1,7 @@
 /*
- * os.c - POSIX implementation of os.h: aligned pageable memory (libc for
- * small blocks, one anonymous mapping per large block), page-granular
- * mappings with any power-of-two alignment, parallel pre-touch, the
+ * os.c - POSIX implementation of os.h: page-granular mappings with any
+ * power-of-two alignment (huge-page aligned and advised for large blocks),
+ * remapping, parallel pre-touch, the per-thread index and exit hook, the
  * monotonic clock, and condition variables that wait on it (so that
  * timeouts are immune to wall-clock changes).
  *
@@ -10,10 +10,11 @@
  * occupies exactly round_up(size, page) mapped bytes: hmb__os_unmap() can
  * then give back the same range from (ptr, size) alone.
  */
-#define _DEFAULT_SOURCE /* MAP_ANONYMOUS on glibc */
+#define _GNU_SOURCE /* MAP_ANONYMOUS, mremap, MADV_HUGEPAGE on glibc */
 #include "platform/os.h"
 
 #include <errno.h>
+#include <stdatomic.h>
 #include <stdlib.h>
 #include <sys/mman.h>
 #include <time.h>
@@ -74,20 +75,71 @@ void hmb__os_unmap(void *ptr, size_t size) {
     munmap(ptr, hmb__round_up(size, hmb__os_page_size()));
 }
 
-void *hmb__os_alloc(size_t size, size_t align) {
-  if (size >= HMB__OS_MAP_MIN)
-    return hmb__os_map(size, align);
-  void *p = NULL;
-  if (posix_memalign(&p, align, size) != 0)
-    return NULL;
+void *hmb__os_map_large(size_t size, int huge, int *advised) {
+  if (advised)
+    *advised = 0;
+  if (!huge || size < HMB__OS_HUGE_PAGE)
+    return hmb__os_map(size, hmb__os_page_size());
+  /* On a huge-page boundary so that every whole 2 MiB of the block can be
+   * one huge page; the length stays page-rounded (see os.h). */
+  void *p = hmb__os_map(size, HMB__OS_HUGE_PAGE);
+#ifdef MADV_HUGEPAGE
+  if (p && madvise(p, size, MADV_HUGEPAGE) == 0 && advised)
+    *advised = 1;
+#endif
   return p;
 }
 
-void hmb__os_free(void *ptr, size_t size) {
-  if (size >= HMB__OS_MAP_MIN)
-    hmb__os_unmap(ptr, size);
-  else
-    free(ptr);
+void *hmb__os_remap(void *ptr, size_t old_size, size_t new_size) {
+#if defined(__linux__) && defined(MREMAP_MAYMOVE)
+  size_t page = hmb__os_page_size();
+  void *p = mremap(ptr, hmb__round_up(old_size, page),
+                   hmb__round_up(new_size, page), MREMAP_MAYMOVE);
+  return p == MAP_FAILED ? NULL : p;
+#else
+  (void)ptr;
+  (void)old_size;
+  (void)new_size;
+  return NULL;
+#endif
+}
+
+/* ---- threads ------------------------------------------------------------ */
+
+_Thread_local unsigned hmb__os_tindex __attribute__((tls_model("initial-exec")));
+
+unsigned hmb__os_thread_index_slow(void) {
+  static _Atomic unsigned next;
+  /* Relaxed: the number only has to be unique, it orders nothing. */
+  unsigned i = atomic_fetch_add_explicit(&next, 1, memory_order_relaxed);
+  hmb__os_tindex = i + 1;
+  return i;
+}
+
+static pthread_once_t hmb__exit_once = PTHREAD_ONCE_INIT;
+static pthread_key_t hmb__exit_key;
+static int hmb__exit_key_ok;
+typedef void (*hmb__exit_fn_t)(void *);
+static _Atomic(hmb__exit_fn_t) hmb__exit_fn;
+
+static void hmb__exit_run(void *arg) {
+  /* Acquire pairs with the release store below: the function is complete. */
+  hmb__exit_fn_t fn = atomic_load_explicit(&hmb__exit_fn, memory_order_acquire);
+  if (fn)
+    fn(arg);
+}
+
+static void hmb__exit_init(void) {
+  hmb__exit_key_ok = pthread_key_create(&hmb__exit_key, hmb__exit_run) == 0;
+}
+
+int hmb__os_at_thread_exit(void (*fn)(void *), void *arg) {
+  pthread_once(&hmb__exit_once, hmb__exit_init);
+  if (!hmb__exit_key_ok)
+    return -1;
+  /* One client (the memory layer) passes the same function every time. */
+  atomic_store_explicit(&hmb__exit_fn, fn, memory_order_release);
+  return pthread_setspecific(hmb__exit_key, arg);
 }
 
 /* ---- parallel pre-touch ------------------------------------------------ */

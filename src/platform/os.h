@@ -1,14 +1,10 @@
 /*
- * os.h - the few platform services the library needs (POSIX here): aligned
- * pageable memory, whole-page mappings, parallel pre-touch, a monotonic
- * clock, and condition-variable deadlines. Everything platform-specific
- * outside CUDA lives behind these functions.
- *
- * Pageable blocks: hmb__os_alloc() serves blocks of HMB__OS_MAP_MIN bytes or
- * more with their own anonymous mapping (so that freeing them really gives
- * the pages back to the OS, and trimming a cache is exact) and smaller ones
- * from libc. The choice depends on the size only, so hmb__os_free() needs
- * nothing but the size the block was allocated with.
+ * os.h - the few platform services the library needs (POSIX here): whole-
+ * page mappings (with transparent huge pages where the kernel offers them),
+ * parallel pre-touch, a small per-thread index, thread-exit hooks, a
+ * monotonic clock, and condition-variable deadlines. Everything platform-
+ * specific outside CUDA lives behind these functions; this layer includes
+ * nothing from the memory layer or the budget core.
  */
 #ifndef HMB_SRC_OS_H
 #define HMB_SRC_OS_H
@@ -17,15 +13,9 @@
 #include <stddef.h>
 #include <stdint.h>
 
-/* Blocks of at least this many bytes get their own mapping. */
-#define HMB__OS_MAP_MIN ((size_t)256 * 1024)
-
-/*
- * Aligned pageable block (align: power of two >= sizeof(void *)). NULL on
- * failure. Thread-safe. hmb__os_free() takes the same size back.
- */
-void *hmb__os_alloc(size_t size, size_t align);
-void hmb__os_free(void *ptr, size_t size);
+/* Size of a transparent huge page on the platforms we know (x86_64,
+ * aarch64 with 4 KiB base pages). */
+#define HMB__OS_HUGE_PAGE ((size_t)2 << 20)
 
 /* The OS page size in bytes (a power of two); cached after the first call. */
 size_t hmb__os_page_size(void);
@@ -38,6 +28,45 @@ size_t hmb__os_page_size(void);
  */
 void *hmb__os_map(size_t size, size_t align);
 void hmb__os_unmap(void *ptr, size_t size);
+
+/*
+ * Map `size` bytes for a large block: like hmb__os_map() with the base on a
+ * huge-page boundary, and advised for transparent huge pages (madvise
+ * MADV_HUGEPAGE) when `huge` is set and size >= HMB__OS_HUGE_PAGE. The
+ * length is not rounded beyond a base page, so the kernel backs the last
+ * partial huge page with base pages. *advised (may be NULL) tells whether
+ * the advice was accepted (0 where the kernel has no THP, or THP is
+ * "never"). NULL on failure.
+ */
+void *hmb__os_map_large(size_t size, int huge, int *advised);
+
+/*
+ * Grow or shrink a mapping made by hmb__os_map_large() to `new_size`,
+ * keeping its contents (Linux mremap, possibly moving it). NULL when the
+ * platform cannot (the caller then copies) or the kernel refuses; the old
+ * mapping is then untouched.
+ */
+void *hmb__os_remap(void *ptr, size_t old_size, size_t new_size);
+
+/*
+ * A small number for the calling thread, fixed for its life, assigned in
+ * order of first use (0, 1, 2, ...): lets per-thread shards of a counter sit
+ * on different cache lines without any registration. Lock-free.
+ */
+extern _Thread_local unsigned hmb__os_tindex
+    __attribute__((tls_model("initial-exec")));
+unsigned hmb__os_thread_index_slow(void);
+static inline unsigned hmb__os_thread_index(void) {
+  unsigned i = hmb__os_tindex;
+  return i ? i - 1 : hmb__os_thread_index_slow();
+}
+
+/*
+ * Run `fn(arg)` when the calling thread exits (one registration per
+ * thread; a second call replaces `arg`). 0, or nonzero if no key could be
+ * made (the caller then cleans up without it).
+ */
+int hmb__os_at_thread_exit(void (*fn)(void *), void *arg);
 
 /*
  * Write one byte in every page of [ptr, ptr + size) so that the OS backs

@@ -223,3 +223,40 @@ void ts_assert_pool_idle(hmb_pool_t *pool) {
   assert_int_equal(st.acquire_waiters, 0);
   assert_int_equal(st.borrow_waiters, 0);
 }
+
+void ts_check_at(hmb_pool_t *pool, unsigned flags, const char *file, int line) {
+  char why[512];
+  if (hmb_pool_check(pool, flags, why, sizeof why) != 0) {
+    char desc[2048];
+    hmb_pool_describe(pool, 8, desc, sizeof desc);
+    fail_msg("%s:%d: hmb_pool_check: %s\n  %s", file, line, why, desc);
+  }
+}
+
+hmb_runner_t *ts_runner(hmb_pool_t *pool, size_t estimate, const char *name) {
+  hmb_runner_config_t rc;
+  hmb_runner_config_init(&rc);
+  rc.estimate = estimate;
+  rc.name = name;
+  hmb_runner_t *r = NULL;
+  assert_int_equal(hmb_runner_create(pool, &rc, &r), HMB_OK);
+  return r;
+}
+
+hmb_pool_stats_t ts_pool_stats(hmb_pool_t *pool) {
+  hmb_pool_stats_t st;
+  assert_int_equal(hmb_pool_stats(pool, &st), HMB_OK);
+  return st;
+}
+
+hmb_runner_stats_t ts_runner_stats(const hmb_runner_t *runner) {
+  hmb_runner_stats_t st;
+  assert_int_equal(hmb_runner_stats(runner, &st), HMB_OK);
+  return st;
+}
+
+hmb_memory_stats_t ts_memory_stats(hmb_pool_t *pool) {
+  hmb_memory_stats_t st;
+  assert_int_equal(hmb_pool_memory_stats(pool, &st), HMB_OK);
+  return st;
+}

@@ -69,4 +69,20 @@ int ts_wait_for(int (*pred)(void *), void *arg, long ms_max);
 /* Assert that every budget counter of the pool is back at rest. */
 void ts_assert_pool_idle(hmb_pool_t *pool);
 
+/*
+ * Run the library's self-check (hmb_pool_check()) and fail the test with
+ * its message if an invariant is broken. `flags`: HMB_CHECK_QUIESCENT when
+ * nothing is in flight.
+ */
+#define ts_check(pool, flags) ts_check_at((pool), (flags), __FILE__, __LINE__)
+void ts_check_at(hmb_pool_t *pool, unsigned flags, const char *file, int line);
+
+/* A runner created (asserts success) but not started. */
+hmb_runner_t *ts_runner(hmb_pool_t *pool, size_t estimate, const char *name);
+
+/* Snapshots (assert success). */
+hmb_pool_stats_t ts_pool_stats(hmb_pool_t *pool);
+hmb_runner_stats_t ts_runner_stats(const hmb_runner_t *runner);
+hmb_memory_stats_t ts_memory_stats(hmb_pool_t *pool);
+
 #endif /* HMB_TESTSUPPORT_H */

@@ -1,0 +1,80 @@
+/*
+ * buffer.h (core) - the buffer handle and the one hook to its owner.
+ *
+ * A handle is 64 bytes, taken from the memory layer's per-thread object
+ * cache. A root buffer (allocated memory, or a budget-only reservation)
+ * knows its owner through one hook, called exactly once, at its last close:
+ * the owner gives the block back to its memory and the bytes back to its
+ * budget (a runner), or just the block (the default allocator). A slice
+ * knows only the buffer it views.
+ *
+ * buffer.c writes every field of a handle; owners only read `data`, `size`,
+ * `flags` and `shard` inside their hooks (and set them once at creation
+ * through hmb__buffer_root()).
+ */
+#ifndef HMB_SRC_CORE_BUFFER_H
+#define HMB_SRC_CORE_BUFFER_H
+
+#include <stdatomic.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#include "hmb/buffer.h"
+#include "hmb/errors.h"
+
+#define HMB__BUF_MAGIC 0x484d4242u /* "HMBB" */
+
+enum hmb__buf_flags {
+  HMB__BUF_PINNED = 1u << 0,
+  HMB__BUF_SLICE = 1u << 1,
+  HMB__BUF_RESERVATION = 1u << 2 /* budget only: no memory */
+};
+
+typedef struct hmb__owner_ops {
+  /* The root's last reference is gone: free its block (if any) and give
+   * its bytes back. Called before the close handler. */
+  void (*freed)(void *owner, hmb_buffer_t *b);
+  /* Resize the root's block to `bytes`, charging only the difference, and
+   * update b->data / b->size. 0 or an HMB_E* code (nothing changed). */
+  int (*resize)(void *owner, hmb_buffer_t *b, size_t bytes);
+} hmb__owner_ops_t;
+
+struct hmb_buffer {
+  _Atomic long refs;
+  uint32_t magic;
+  uint16_t flags;
+  uint16_t shard; /* the owner's shard this root was counted in */
+  void *data;
+  size_t size;
+  union {
+    struct {
+      void *owner; /* NULL: no owner (never for a root made here) */
+      const hmb__owner_ops_t *ops;
+    } root;
+    hmb_buffer_t *parent; /* a slice: the buffer it views (retained) */
+  } u;
+  hmb_buffer_handler_t handler;
+};
+
+/*
+ * A new root handle with one reference over `data` (NULL for a reservation)
+ * of `size` bytes, owned through `ops`. When `data` comes from the memory
+ * layer its back-pointer slot is set, so hmb_ptr_buffer() finds the handle.
+ * NULL if no handle could be had.
+ */
+hmb_buffer_t *hmb__buffer_root(void *data, size_t size, unsigned flags,
+                               unsigned shard, void *owner,
+                               const hmb__owner_ops_t *ops);
+
+/* Give an unused root handle back (its creation was rolled back). */
+void hmb__buffer_discard(hmb_buffer_t *b);
+
+/*
+ * A slice of [offset, offset + length) of `parent` (length 0 allowed),
+ * retaining it: the pointer API's view of an over-allocated buffer. NULL if
+ * no handle could be had or the parent is closed.
+ */
+hmb_buffer_t *hmb__buffer_view(hmb_buffer_t *parent, size_t offset,
+                               size_t length);
+
+#endif /* HMB_SRC_CORE_BUFFER_H */

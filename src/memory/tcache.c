@@ -1,0 +1,237 @@
+/*
+ * tcache.c - the per-thread cache of tcache.h.
+ *
+ * Small blocks and objects are singly linked through their first word and
+ * touched only by their owner thread, so the hit path is a few loads and
+ * stores. Large-block magazines are reached by other threads only through
+ * the registry (evictions), so each has a mutex that its owner takes,
+ * uncontended, around a push or pop.
+ *
+ * Thread exit: the destructor (os.h's exit hook) marks the thread's cache
+ * dead first, so frees that run later in the exit sequence bypass it, then
+ * empties it while holding the registry lock: a warm cache being destroyed
+ * on another thread either drains this magazine first or waits for the
+ * release to finish.
+ */
+#include "memory/tcache.h"
+
+#include <pthread.h>
+#include <stdint.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "memory/sizeclass.h"
+#include "platform/os.h"
+
+/* Small classes kept: every class whose size is <= HMB__TC_SMALL_MAX
+ * (hmb__class_of(128 KiB) == 87). */
+#define HMB__TC_NCLASSES 88u
+_Static_assert(HMB__TC_SMALL_MAX == (size_t)128 * 1024,
+               "HMB__TC_NCLASSES follows HMB__TC_SMALL_MAX");
+
+typedef struct hmb__tc_small {
+  void *head;
+  unsigned count;
+} hmb__tc_small_t;
+
+struct hmb__tcache {
+  hmb__tc_small_t small[HMB__TC_NCLASSES];
+  size_t small_bytes;
+  void *objs;
+  unsigned nobjs;
+  pthread_mutex_t lock; /* the magazine: large[] and nlarge */
+  hmb__tc_large_t large[HMB__TC_LARGE];
+  unsigned nlarge;
+  hmb__tcache_t *next, *prev; /* registry */
+};
+
+enum { HMB__TC_NONE = 0, HMB__TC_LIVE = 1, HMB__TC_DEAD = 2 };
+
+/* Under AddressSanitizer small blocks and objects go straight back to
+ * malloc, so that a use after free is still reported. */
+#if defined(__SANITIZE_ADDRESS__)
+#define HMB__TC_KEEP_SMALL 0
+#elif defined(__has_feature)
+#if __has_feature(address_sanitizer)
+#define HMB__TC_KEEP_SMALL 0
+#endif
+#endif
+#ifndef HMB__TC_KEEP_SMALL
+#define HMB__TC_KEEP_SMALL 1
+#endif
+
+static _Thread_local hmb__tcache_t *hmb__tc
+    __attribute__((tls_model("initial-exec")));
+static _Thread_local int hmb__tc_state
+    __attribute__((tls_model("initial-exec")));
+
+static pthread_mutex_t hmb__tc_registry = PTHREAD_MUTEX_INITIALIZER;
+static hmb__tcache_t *hmb__tc_all;
+
+static void hmb__tc_exit(void *arg) {
+  hmb__tcache_t *tc = arg;
+  hmb__tc_state = HMB__TC_DEAD;
+  hmb__tc = NULL;
+  pthread_mutex_lock(&hmb__tc_registry);
+  if (tc->prev)
+    tc->prev->next = tc->next;
+  else
+    hmb__tc_all = tc->next;
+  if (tc->next)
+    tc->next->prev = tc->prev;
+  pthread_mutex_lock(&tc->lock);
+  for (unsigned i = 0; i < tc->nlarge; i++)
+    tc->large[i].release(tc->large[i].owner, &tc->large[i]);
+  tc->nlarge = 0;
+  pthread_mutex_unlock(&tc->lock);
+  pthread_mutex_unlock(&hmb__tc_registry);
+  for (unsigned k = 0; k < HMB__TC_NCLASSES; k++) {
+    void *p = tc->small[k].head;
+    while (p) {
+      void *n = *(void **)p;
+      free(p);
+      p = n;
+    }
+  }
+  while (tc->objs) {
+    void *n = *(void **)tc->objs;
+    free(tc->objs);
+    tc->objs = n;
+  }
+  pthread_mutex_destroy(&tc->lock);
+  free(tc);
+}
+
+static hmb__tcache_t *hmb__tcache_make(void) {
+  if (hmb__tc_state != HMB__TC_NONE)
+    return NULL; /* exiting, or an earlier attempt failed */
+  hmb__tcache_t *tc = calloc(1, sizeof *tc);
+  if (!tc || pthread_mutex_init(&tc->lock, NULL) != 0) {
+    free(tc);
+    hmb__tc_state = HMB__TC_DEAD;
+    return NULL;
+  }
+  if (hmb__os_at_thread_exit(hmb__tc_exit, tc) != 0) {
+    pthread_mutex_destroy(&tc->lock);
+    free(tc);
+    hmb__tc_state = HMB__TC_DEAD;
+    return NULL;
+  }
+  pthread_mutex_lock(&hmb__tc_registry);
+  tc->next = hmb__tc_all;
+  if (hmb__tc_all)
+    hmb__tc_all->prev = tc;
+  hmb__tc_all = tc;
+  pthread_mutex_unlock(&hmb__tc_registry);
+  hmb__tc = tc;
+  hmb__tc_state = HMB__TC_LIVE;
+  return tc;
+}
+
+hmb__tcache_t *hmb__tcache(void) {
+  hmb__tcache_t *tc = hmb__tc;
+  return tc ? tc : hmb__tcache_make();
+}
+
+/* ---- small blocks ------------------------------------------------------- */
+
+void *hmb__tcache_small_get(hmb__tcache_t *tc, unsigned cls) {
+  if (cls >= HMB__TC_NCLASSES)
+    return NULL;
+  hmb__tc_small_t *s = &tc->small[cls];
+  void *p = s->head;
+  if (p) {
+    s->head = *(void **)p;
+    s->count--;
+    tc->small_bytes -= hmb__class_size(cls);
+  }
+  return p;
+}
+
+int hmb__tcache_small_put(hmb__tcache_t *tc, unsigned cls, size_t bytes,
+                          void *raw) {
+  if (!HMB__TC_KEEP_SMALL || cls >= HMB__TC_NCLASSES ||
+      bytes > HMB__TC_SMALL_MAX)
+    return 0;
+  hmb__tc_small_t *s = &tc->small[cls];
+  if (s->count >= HMB__TC_SMALL_COUNT ||
+      tc->small_bytes + bytes > HMB__TC_SMALL_BYTES)
+    return 0;
+  *(void **)raw = s->head;
+  s->head = raw;
+  s->count++;
+  tc->small_bytes += bytes;
+  return 1;
+}
+
+/* ---- objects ------------------------------------------------------------ */
+
+void *hmb__tcache_obj_get(void) {
+  hmb__tcache_t *tc = hmb__tcache();
+  if (tc && tc->objs) {
+    void *p = tc->objs;
+    tc->objs = *(void **)p;
+    tc->nobjs--;
+    return p;
+  }
+  return aligned_alloc(HMB__TC_OBJ_SIZE, HMB__TC_OBJ_SIZE);
+}
+
+void hmb__tcache_obj_put(void *obj) {
+  hmb__tcache_t *tc = HMB__TC_KEEP_SMALL ? hmb__tcache() : NULL;
+  if (tc && tc->nobjs < HMB__TC_OBJS) {
+    *(void **)obj = tc->objs;
+    tc->objs = obj;
+    tc->nobjs++;
+    return;
+  }
+  free(obj);
+}
+
+/* ---- large blocks ------------------------------------------------------- */
+
+int hmb__tcache_large_get(hmb__tcache_t *tc, const void *owner, unsigned cls,
+                          hmb__tc_large_t *out) {
+  int found = 0;
+  pthread_mutex_lock(&tc->lock);
+  for (unsigned i = tc->nlarge; i-- > 0;) { /* the warmest first */
+    if (tc->large[i].owner == owner && tc->large[i].cls == cls) {
+      *out = tc->large[i];
+      tc->large[i] = tc->large[--tc->nlarge];
+      found = 1;
+      break;
+    }
+  }
+  pthread_mutex_unlock(&tc->lock);
+  return found;
+}
+
+int hmb__tcache_large_put(hmb__tcache_t *tc, const hmb__tc_large_t *e) {
+  int kept = 0;
+  pthread_mutex_lock(&tc->lock);
+  if (tc->nlarge < HMB__TC_LARGE) {
+    tc->large[tc->nlarge++] = *e;
+    kept = 1;
+  }
+  pthread_mutex_unlock(&tc->lock);
+  return kept;
+}
+
+int hmb__tcache_large_take_any(const void *owner, hmb__tc_large_t *out) {
+  int found = 0;
+  pthread_mutex_lock(&hmb__tc_registry);
+  for (hmb__tcache_t *tc = hmb__tc_all; tc && !found; tc = tc->next) {
+    pthread_mutex_lock(&tc->lock);
+    for (unsigned i = 0; i < tc->nlarge; i++) {
+      if (tc->large[i].owner == owner) {
+        *out = tc->large[i];
+        tc->large[i] = tc->large[--tc->nlarge];
+        found = 1;
+        break;
+      }
+    }
+    pthread_mutex_unlock(&tc->lock);
+  }
+  pthread_mutex_unlock(&hmb__tc_registry);
+  return found;
+}
