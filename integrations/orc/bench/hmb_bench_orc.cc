@@ -793,7 +793,7 @@ int child_scan(const Options &o) {
   char why[256] = "";
   bool at_rest = ps.held == 0 && ps.live_bytes == 0 && ps.live_buffers == 0 &&
                  ps.runners == 0 && live_left == 0;
-  if (hmb_pool_check(pool, why, sizeof why) != 0)
+  if (hmb_pool_check(pool, HMB_CHECK_QUIESCENT, why, sizeof why) != 0)
     at_rest = false;
   hmb_memory_stats_t dm1;
   hmb_default_memory_stats(&dm1);

@@ -242,7 +242,7 @@ void check_at_rest_and_destroy(hmb_pool_t *pool) {
   CHECK_EQ(st.runners, 0);
   CHECK_EQ(st.running, 0);
   char msg[256];
-  if (hmb_pool_check(pool, msg, sizeof msg) != 0)
+  if (hmb_pool_check(pool, HMB_CHECK_QUIESCENT, msg, sizeof msg) != 0)
     fail(__FILE__, __LINE__, std::string("hmb_pool_check: ") + msg);
   CHECK_OK(hmb_pool_destroy(pool));
 }
