@@ -41,6 +41,7 @@
  */
 #include <fcntl.h>
 #include <getopt.h>
+#include <malloc.h>
 #include <poll.h>
 #include <signal.h>
 #include <sys/resource.h>
@@ -103,6 +104,7 @@ struct Options {
   bool tight = true;
   std::vector<std::string> tight_limits = {"stripe", "half", "64K"};
   bool bound_pool = false; // BoundPool instead of a TaskPool per task
+  int arenas = 0;          // glibc malloc arenas of a scan; 0: glibc's default
   double timeout_s = 600;
   bool quick = false, quiet = false, micro = false;
   std::string csv, json;
@@ -149,6 +151,10 @@ void usage(FILE *f) {
       "  --no-tight          skip the tight-limit table\n"
       "  --timeout-s F       longest run of one scan before it counts as stuck "
       "[600]\n"
+      "  --arenas N          glibc malloc arenas per scan process "
+      "(M_ARENA_MAX); "
+      "0: glibc's\n"
+      "                      default, one per thread up to 8 x cores [0]\n"
       "output:\n"
       "  --csv FILE, --json FILE   every run and the medians\n"
       "  --quick             small data (2 files of 8M, 1M stripes, 2M "
@@ -241,6 +247,7 @@ int parse_options(int argc, char **argv, Options *o) {
     O_GENERATE,
     O_POLICY,
     O_EXPECT,
+    O_ARENAS,
     O_HELP
   };
   static const struct option longs[] = {
@@ -270,6 +277,7 @@ int parse_options(int argc, char **argv, Options *o) {
       {"generate", no_argument, nullptr, O_GENERATE},
       {"policy", required_argument, nullptr, O_POLICY},
       {"expect", required_argument, nullptr, O_EXPECT},
+      {"arenas", required_argument, nullptr, O_ARENAS},
       {"help", no_argument, nullptr, O_HELP},
       {nullptr, 0, nullptr, 0}};
   const char *env = std::getenv("HMB_ORC_DATA");
@@ -400,6 +408,10 @@ int parse_options(int argc, char **argv, Options *o) {
       o->expect = a;
       break;
     case 'h':
+    case O_ARENAS:
+      ok = parse_int(a, 0, 1024, &v);
+      o->arenas = static_cast<int>(v);
+      break;
     case O_HELP:
       usage(stdout);
       std::exit(0);
@@ -900,6 +912,8 @@ std::vector<std::string> base_child_args(const Options &o) {
                                 size_arg(o.initial),
                                 "--pool",
                                 o.bound_pool ? "bound" : "task",
+                                "--arenas",
+                                std::to_string(o.arenas),
                                 "--timeout-s",
                                 std::to_string(o.timeout_s)};
   if (o.quiet)
@@ -1095,6 +1109,14 @@ void write_csv(const std::string &path, const std::vector<Row> &rows) {
   std::fclose(f);
 }
 
+// One "name": value pair; a missing figure (a failed run) is null.
+void json_num(FILE *f, const char *sep, const char *name, double v) {
+  if (std::isfinite(v))
+    std::fprintf(f, "%s\"%s\": %.9g", sep, name, v);
+  else
+    std::fprintf(f, "%s\"%s\": null", sep, name);
+}
+
 void write_json(const std::string &path, const Options &o, const Result &gen,
                 const std::vector<Row> &rows, bool ok) {
   FILE *f = std::fopen(path.c_str(), "w");
@@ -1115,9 +1137,10 @@ void write_json(const std::string &path, const Options &o, const Result &gen,
   std::fprintf(f,
                "  \"scan\": {\"threads\": %d, \"split_size\": %" PRIu64
                ", \"limit\": %" PRIu64 ", \"batch_rows\": %" PRIu64
-               ", \"repeat\": %d, \"projection\": \"every third "
-               "column\"},\n",
-               o.threads, o.split, o.limit, o.batch_rows, o.repeat);
+               ", \"repeat\": %d, \"malloc_arenas\": %d, \"pool\": \"%s\", "
+               "\"projection\": \"every third column\"},\n",
+               o.threads, o.split, o.limit, o.batch_rows, o.repeat, o.arenas,
+               o.bound_pool ? "bound" : "task");
   std::fprintf(f, "  \"rows\": [\n");
   for (size_t i = 0; i < rows.size(); i++) {
     const Row &r = rows[i];
@@ -1127,14 +1150,12 @@ void write_json(const std::string &path, const Options &o, const Result &gen,
         "\"limit\": %" PRIu64 ", \"median\": {",
         r.table.c_str(), r.policy.c_str(), r.limit_name.c_str(), r.limit);
     for (size_t k = 0; k < sizeof kFields / sizeof *kFields; k++)
-      std::fprintf(f, "%s\"%s\": %.9g", k ? ", " : "", kFields[k],
-                   r.med(kFields[k]));
+      json_num(f, k ? ", " : "", kFields[k], r.med(kFields[k]));
     std::fprintf(f, "}, \"runs\": [");
     for (size_t j = 0; j < r.runs.size(); j++) {
       std::fprintf(f, "%s{", j ? ", " : "");
       for (size_t k = 0; k < sizeof kFields / sizeof *kFields; k++)
-        std::fprintf(f, "%s\"%s\": %.9g", k ? ", " : "", kFields[k],
-                     r.runs[j].num(kFields[k]));
+        json_num(f, k ? ", " : "", kFields[k], r.runs[j].num(kFields[k]));
       std::fprintf(f, ", \"digest\": \"%s\"}", r.runs[j].str("digest").c_str());
     }
     std::fprintf(f, "]}%s\n", i + 1 < rows.size() ? "," : "");
@@ -1191,6 +1212,8 @@ int parent(Options &o) {
               "%" PRIu64 " rows; limit %.2f MiB (budgeted policies)\n",
               mib(static_cast<double>(o.split)), o.threads, o.batch_rows,
               mib(static_cast<double>(o.limit)));
+  if (o.arenas > 0)
+    std::printf("  glibc malloc arenas per scan process: %d\n", o.arenas);
 
   // 2. The reference: ORC's default pool, once.
   std::vector<std::string> ra = base_child_args(o);
@@ -1386,6 +1409,12 @@ int main(int argc, char **argv) {
   int rc = parse_options(argc, argv, &o);
   if (rc != 0)
     return rc;
+#ifdef M_ARENA_MAX
+  // Before any thread starts. By default every worker keeps its freed small
+  // blocks in an arena of its own, and a scan's peak RSS counts them all.
+  if (o.arenas > 0)
+    mallopt(M_ARENA_MAX, o.arenas);
+#endif
   try {
     if (o.micro)
       return micro(o);
