@@ -104,6 +104,17 @@ void bench_gpu_host_free(void *host) {
     cudaFreeHost(host);
 }
 
+int bench_gpu_is_pinned(const void *p) {
+  if (!bench_gpu_usable(NULL))
+    return -1;
+  struct cudaPointerAttributes a;
+  if (cudaPointerGetAttributes(&a, p) != cudaSuccess) {
+    cudaGetLastError();
+    return 0; /* older runtimes: an unregistered host pointer is an error */
+  }
+  return a.type == cudaMemoryTypeHost;
+}
+
 int bench_gpu_copy(void *dev, const void *host, size_t size) {
   if (cudaMemcpy(dev, host, size, cudaMemcpyHostToDevice) != cudaSuccess) {
     cudaGetLastError();
@@ -142,6 +153,11 @@ int bench_gpu_host_alloc(size_t size, void **host) {
 
 void bench_gpu_host_free(void *host) {
   (void)host;
+}
+
+int bench_gpu_is_pinned(const void *p) {
+  (void)p;
+  return -1;
 }
 
 int bench_gpu_copy(void *dev, const void *host, size_t size) {

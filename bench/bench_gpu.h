@@ -35,6 +35,10 @@ int bench_gpu_host_alloc(size_t size, void **host);
 /* Free what bench_gpu_host_alloc() gave; NULL is a no-op. */
 void bench_gpu_host_free(void *host);
 
+/* What the CUDA runtime says of host memory at `p`: 1 pinned (page-locked
+ * or registered), 0 pageable, -1 unknown (no usable GPU). */
+int bench_gpu_is_pinned(const void *p);
+
 /* Synchronous host-to-device copy: 0, or -1 when the runtime failed. */
 int bench_gpu_copy(void *dev, const void *host, size_t size);
 

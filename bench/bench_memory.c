@@ -11,22 +11,37 @@
  *      whether pool blocks are really pinned, and host-to-device copy speed
  *      from a pinned vs a pageable buffer (the copies need this program to
  *      be built with the CUDA toolkit, see bench_gpu.h). Without a GPU, the
- *      section says it was skipped and why (the library's own probe reason).
+ *      section says it was skipped and why (the pinned reason a pool reports).
  *
  * Each figure is the median of REPS timed repetitions after one warm-up
  * repetition; a sink keeps the fills alive. The human table goes to stdout,
  * followed by the same figures as CSV lines starting with "csv,".
  * Environment: HMB_BENCH_QUICK=1 runs about 8x less work.
  */
+#define _DEFAULT_SOURCE /* MAP_ANONYMOUS; clock_gettime and sysconf are POSIX */
 #include <inttypes.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/mman.h>
+#include <time.h>
+#include <unistd.h>
 
 #include "bench_gpu.h"
 #include "hmb.h"
-#include "platform/cuda.h" /* white-box: the library's pinned-region calls */
-#include "platform/os.h"
+
+/* The bench's own clock and mappings: it uses only the public API. */
+static uint64_t now_ns(void) {
+  struct timespec ts;
+  clock_gettime(CLOCK_MONOTONIC, &ts);
+  return (uint64_t)ts.tv_sec * 1000000000u + (uint64_t)ts.tv_nsec;
+}
+
+static unsigned char *map_fresh(size_t size) {
+  void *p = mmap(NULL, size, PROT_READ | PROT_WRITE,
+                 MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
+  return p == MAP_FAILED ? NULL : p;
+}
 
 enum { REPS = 5 };
 
@@ -104,7 +119,7 @@ static void mode_close(mode_ctx_t *c) {
 
 /* ns of `iters` alloc + fill + close of `size` in one mode. */
 static uint64_t mode_time(int mode, mode_ctx_t *c, size_t size, long iters) {
-  uint64_t t0 = hmb__os_now_ns();
+  uint64_t t0 = now_ns();
   for (long i = 0; i < iters; i++) {
     unsigned char *p;
     hmb_buffer_t *b = NULL;
@@ -125,7 +140,7 @@ static uint64_t mode_time(int mode, mode_ctx_t *c, size_t size, long iters) {
     else
       hmb_buffer_close(b);
   }
-  return hmb__os_now_ns() - t0;
+  return now_ns() - t0;
 }
 
 /*
@@ -198,34 +213,34 @@ static void bench_alloc_fill_close(size_t work) {
 static void bench_fresh_vs_reused(long iters) {
   size_t size = (size_t)8 << 20;
   uint64_t fresh[REPS], reused[REPS];
-  unsigned char *keep = hmb__os_map(size, 4096);
+  unsigned char *keep = map_fresh(size);
   if (!keep)
     die("mmap", HMB_ENOMEM);
   memset(keep, 1, size);
   for (int rep = -1; rep < REPS; rep++) {
-    uint64_t t0 = hmb__os_now_ns();
+    uint64_t t0 = now_ns();
     for (long i = 0; i < iters; i++) {
-      unsigned char *p = hmb__os_map(size, 4096);
+      unsigned char *p = map_fresh(size);
       if (!p)
         die("mmap", HMB_ENOMEM);
       memset(p, (int)(i & 0x7f) + 1, size);
       sink += p[size - 1];
-      hmb__os_unmap(p, size);
+      munmap(p, size);
     }
-    uint64_t t1 = hmb__os_now_ns();
+    uint64_t t1 = now_ns();
     for (long i = 0; i < iters; i++) {
       memset(keep, (int)(i & 0x7f) + 1, size);
       sink += keep[size - 1];
     }
-    uint64_t t2 = hmb__os_now_ns();
+    uint64_t t2 = now_ns();
     if (rep >= 0) {
       fresh[rep] = (t1 - t0) / (uint64_t)iters;
       reused[rep] = (t2 - t1) / (uint64_t)iters;
     }
   }
-  hmb__os_unmap(keep, size);
+  munmap(keep, size);
   uint64_t f = median(fresh, REPS), r = median(reused, REPS);
-  size_t pages = size / hmb__os_page_size();
+  size_t pages = size / (size_t)sysconf(_SC_PAGESIZE);
   printf("\n2. 8 MiB: mmap + fill + munmap vs refill of a reused buffer "
          "(median of %d x %ld)\n",
          REPS, iters);
@@ -255,19 +270,43 @@ static double copy_gbps(void *dev, const void *host, size_t size, int reps) {
   if (bench_gpu_copy(dev, host, size) != 0) /* warm-up */
     return 0.0;
   for (int i = 0; i < reps; i++) {
-    uint64_t t0 = hmb__os_now_ns();
+    uint64_t t0 = now_ns();
     if (bench_gpu_copy(dev, host, size) != 0)
       return 0.0;
-    t[i] = hmb__os_now_ns() - t0;
+    t[i] = now_ns() - t0;
   }
   return (double)size / (double)median(t, reps);
 }
 
+/* A pool of `limit` with a pinned region of `pinned` bytes made by
+ * `method`; dies if the pool cannot be created (a region that cannot be
+ * made is not an error: its reason is in the memory stats). */
+static hmb_pool_t *pinned_pool(size_t limit, size_t pinned, int method) {
+  hmb_pool_config_t cfg;
+  hmb_pool_config_init(&cfg);
+  cfg.limit = limit;
+  cfg.pinned_bytes = pinned;
+  cfg.pinned_method = method;
+  hmb_pool_t *pool = NULL;
+  int rc = hmb_pool_create(&cfg, &pool);
+  if (rc)
+    die("hmb_pool_create", rc);
+  return pool;
+}
+
 static void bench_gpu(void) {
-  const char *reason = "";
   printf("\n3. pinned memory (CUDA)\n");
-  int usable = hmb__cuda_probe(&reason);
-  printf("   CUDA runtime: %s\n", hmb__cuda_runtime());
+  /* The library's view: a pool that asks for a small pinned region loads
+   * the runtime and says what it got, or why not. */
+  hmb_pool_t *probe =
+      pinned_pool((size_t)64 << 20, (size_t)2 << 20, HMB_PINNED_HOST_ALLOC);
+  hmb_memory_stats_t ms;
+  hmb_pool_memory_stats(probe, &ms);
+  int usable = ms.pinned_capacity > 0;
+  char reason[256];
+  snprintf(reason, sizeof reason, "%s", ms.pinned_reason);
+  printf("   CUDA runtime: %s\n", ms.cuda_runtime);
+  hmb_pool_destroy(probe);
   if (!usable) {
     printf("   GPU measurements skipped: %s\n", reason);
     printf("   (no region set-up time, pinned check or copy speed was "
@@ -281,18 +320,17 @@ static void bench_gpu(void) {
   csv_add("gpu_setup,method,bytes,ns");
   for (size_t s = 0; s < 2; s++) {
     for (int m = 0; m < 2; m++) {
-      char why[256] = "";
-      void *base = NULL;
-      uint64_t t0 = hmb__os_now_ns();
-      int rc =
-          hmb__cuda_region_create(region_sizes[s], m, &base, why, sizeof why);
-      uint64_t dt = hmb__os_now_ns() - t0;
-      if (rc) {
+      /* The set-up time the pool measured for its region. */
+      hmb_pool_t *pool = pinned_pool(2 * region_sizes[s], region_sizes[s], m);
+      hmb_pool_memory_stats(pool, &ms);
+      uint64_t dt = ms.pinned_setup_ns;
+      int made = ms.pinned_capacity >= (int64_t)region_sizes[s];
+      if (!made)
         printf("   set-up %-31s %5zu MiB: failed: %s\n", methods[m],
-               region_sizes[s] >> 20, why);
+               region_sizes[s] >> 20, ms.pinned_reason);
+      hmb_pool_destroy(pool);
+      if (!made)
         continue;
-      }
-      hmb__cuda_region_destroy(base, region_sizes[s], m);
       printf("   set-up %-31s %5zu MiB: %9.1f ms (%.1f ms per GiB)\n",
              methods[m], region_sizes[s] >> 20, (double)dt / 1e6,
              (double)dt / 1e6 * (double)((size_t)1 << 30) /
@@ -325,8 +363,8 @@ static void bench_gpu(void) {
     die("hmb_runner_alloc", rc);
   memset(hmb_buffer_data(pin), 1, size);
   memset(hmb_buffer_data(pag), 2, size);
-  int pinned_attr = hmb__cuda_is_pinned(hmb_buffer_data(pin));
-  int pageable_attr = hmb__cuda_is_pinned(hmb_buffer_data(pag));
+  int pinned_attr = bench_gpu_is_pinned(hmb_buffer_data(pin));
+  int pageable_attr = bench_gpu_is_pinned(hmb_buffer_data(pag));
   printf("   pool block: hmb_buffer_is_pinned=%d, runtime says pinned host=%d;"
          " pageable block: runtime says pinned host=%d\n",
          hmb_buffer_is_pinned(pin), pinned_attr, pageable_attr);
@@ -373,11 +411,11 @@ int main(void) {
   size_t work = quick ? (size_t)32 << 20 : (size_t)256 << 20;
   const char *copies = "";
   int gpu_copies = bench_gpu_usable(&copies);
-  printf("bench_memory: page size %zu, %d online CPUs, CUDA support in the "
-         "library: %s, GPU copies: %s%s\n",
-         hmb__os_page_size(), hmb__os_cpus(),
-         hmb__cuda_built() ? "yes (runtime loaded when needed)" : "no",
-         gpu_copies ? "yes" : copies, quick ? " (quick)" : "");
+  printf("bench_memory: hmb %s, page size %ld, %ld online CPUs, GPU copies: "
+         "%s%s (the library's CUDA runtime: section 3)\n",
+         hmb_version_string(), sysconf(_SC_PAGESIZE),
+         sysconf(_SC_NPROCESSORS_ONLN), gpu_copies ? "yes" : copies,
+         quick ? " (quick)" : "");
   bench_alloc_fill_close(work);
   bench_fresh_vs_reused(quick ? 4 : 32);
   bench_gpu();

@@ -60,7 +60,6 @@
 #include "bench_gpu.h"
 #include "hmb.h"
 #include "hmb_bench.h"
-#include "platform/shard.h" /* white-box: HMB__SHARDS, for the peak slack */
 
 /*
  * Usage peaks (live bytes, pageable and pinned peaks) are folded from
@@ -69,7 +68,7 @@
  * "Exactness"). The pool's peak held and over-commit are exact. Checks that
  * compare a usage peak with a budget figure allow that much.
  */
-#define BENCH_PEAK_SLACK ((int64_t)(HMB__SHARDS - 1) * HMB_STATS_PEAK_STEP)
+#define BENCH_PEAK_SLACK ((int64_t)(HMB_STATS_SHARDS - 1) * HMB_STATS_PEAK_STEP)
 
 /* ---- scenario ------------------------------------------------------------ */
 
@@ -191,9 +190,9 @@ typedef struct bench_run bench_run_t;
 typedef struct bench_slot {
   bench_run_t *run;
   int idx;
-  bench_queue_t q;           /* split order: this split's pieces */
-  hmb_buffer_t *reservation; /* virtual: the budget-only buffer */
-  int status;                /* task status, set by the done callback */
+  bench_queue_t q;            /* split order: this split's pieces */
+  hmb_buffer_t *reservation;  /* virtual: the budget-only buffer */
+  int status;                 /* task status, set by the done callback */
   _Atomic uint64_t runner_id; /* its runner's id, once admitted */
   _Atomic int phase;          /* BENCH_PH_* */
   _Atomic int grown;          /* staged: its grow has returned */
@@ -442,8 +441,7 @@ static void bench_end_split(bench_run_t *r, int idx) {
   atomic_fetch_add(&r->splits_done, 1);
 }
 
-static bench_piece_t *bench_pop(bench_run_t *r, bench_queue_t *q,
-                                int split) {
+static bench_piece_t *bench_pop(bench_run_t *r, bench_queue_t *q, int split) {
   pthread_mutex_lock(&r->mu);
   if (!q->head)
     atomic_store_explicit(&r->cons_waits_for, split, memory_order_relaxed);
@@ -506,11 +504,10 @@ static void bench_sample_pool(bench_run_t *r, const hmb_pool_stats_t *ps) {
   if (ps->held > ps->limit + ps->beyond_stopped + ps->beyond_running &&
       !r->check_error[0])
     snprintf(r->check_error, sizeof r->check_error,
-             "I3: held %" PRId64 " > limit %" PRId64 " + beyond_stopped %" PRId64
-             " + beyond_running %" PRId64,
+             "I3: held %" PRId64 " > limit %" PRId64
+             " + beyond_stopped %" PRId64 " + beyond_running %" PRId64,
              ps->held, ps->limit, ps->beyond_stopped, ps->beyond_running);
-  if (ps->beyond_running > 0 && ps->progress_runner == 0 &&
-      !r->check_error[0])
+  if (ps->beyond_running > 0 && ps->progress_runner == 0 && !r->check_error[0])
     snprintf(r->check_error, sizeof r->check_error,
              "I2: %" PRId64 " bytes beyond the limit held by running runners "
              "while none is the progress runner",
@@ -639,8 +636,8 @@ static void bench_check(bench_run_t *r, bench_result_t *res,
         ps->limit + ps->peak_overcommitted + BENCH_PEAK_SLACK)
       bench_fail(res,
                  "physical peak <= limit + peak over-committed (+ the "
-                 "documented fold error %" PRId64 "): %" PRId64
-                 " > %" PRId64 " + %" PRId64,
+                 "documented fold error %" PRId64 "): %" PRId64 " > %" PRId64
+                 " + %" PRId64,
                  BENCH_PEAK_SLACK, ms->pageable_peak + ms->pinned_peak,
                  ps->limit, ps->peak_overcommitted);
     if (res->phys_peak > ps->peak_live_bytes + BENCH_PEAK_SLACK)
@@ -858,9 +855,9 @@ int bench_run_policy(const bench_opts_t *o, const bench_scenario_t *sc,
       res->over_split = i;
   for (int k = 0; k < BENCH_PHASES; k++)
     res->stall_s[k] = r->stall_ns[k] / 1e9;
-  res->later_grown = r->grow_stall_samples
-                         ? (double)r->later_grown / (double)r->grow_stall_samples
-                         : 0;
+  res->later_grown = r->grow_stall_samples ? (double)r->later_grown /
+                                                 (double)r->grow_stall_samples
+                                           : 0;
   res->runs = 1;
   res->gbps_min = res->gbps_max = res->gbps;
   res->peak_over_max = res->peak_over;

@@ -74,6 +74,10 @@ extern "C" {
 
 /** Drift after which a thread folds its usage changes into shared peaks. */
 #define HMB_STATS_PEAK_STEP ((int64_t)1024 * 1024)
+/** Most shards of one runner or memory object (S above is at most this, and
+ *  at most the threads using it): a recorded peak is within
+ *  (HMB_STATS_SHARDS - 1) x #HMB_STATS_PEAK_STEP of the true one. */
+#define HMB_STATS_SHARDS 4
 
 /** Budget state of a pool. All byte counts are bytes of budget. */
 typedef struct hmb_pool_stats_s {

@@ -43,6 +43,11 @@
 #include "platform/shard.h"
 #include "platform/util.h"
 
+/* hmb/stats.h states the peak error bound with these public figures. */
+_Static_assert(HMB_STATS_SHARDS == HMB__SHARDS &&
+                   HMB_STATS_PEAK_STEP == HMB__GAUGE_STEP,
+               "hmb/stats.h: HMB_STATS_SHARDS, HMB_STATS_PEAK_STEP");
+
 typedef struct hmb__mshard {
   _Alignas(64) _Atomic int64_t live; /* this shard's part of live bytes */
   _Atomic int64_t live_folded;
