@@ -46,9 +46,8 @@ struct CheckFailed {
 };
 
 [[noreturn]] void fail(const char *file, int line, const std::string &msg) {
-  char b[64];
-  std::snprintf(b, sizeof b, "%s:%d: ", file, line);
-  throw CheckFailed{b + msg};
+  throw CheckFailed{std::string(file) + ":" + std::to_string(line) + ": " +
+                    msg};
 }
 
 #define CHECK(cond)                                                            \
