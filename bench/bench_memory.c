@@ -2,14 +2,16 @@
  * bench_memory.c - the memory backends, measured against raw alternatives in
  * one run.
  *
- *   1. alloc + fill + close through a runner, 4 KiB .. 64 MiB:
- *      warm cache vs no cache vs raw malloc/free, with ratios;
+ *   1. alloc + fill + close through a runner, 4 KiB .. 64 MiB: the default
+ *      configuration (warm cache) vs HMB_POOL_NO_CACHE vs raw malloc/free,
+ *      in rotated order every repetition, with ratios;
  *   2. a fresh 8 MiB mapping (mmap + fill + munmap) vs refilling a reused
  *      8 MiB buffer: the price of a cold page;
  *   3. with a usable GPU: region set-up time for both creation methods,
  *      whether pool blocks are really pinned, and host-to-device copy speed
- *      from a pinned vs a pageable buffer. Without one, the section says it
- *      was skipped and why (the library's own probe reason).
+ *      from a pinned vs a pageable buffer (the copies need this program to
+ *      be built with the CUDA toolkit, see bench_gpu.h). Without a GPU, the
+ *      section says it was skipped and why (the library's own probe reason).
  *
  * Each figure is the median of REPS timed repetitions after one warm-up
  * repetition; a sink keeps the fills alive. The human table goes to stdout,
@@ -21,8 +23,9 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "platform/cuda.h"
+#include "bench_gpu.h"
 #include "hmb.h"
+#include "platform/cuda.h" /* white-box: the library's pinned-region calls */
 #include "platform/os.h"
 
 enum { REPS = 5 };
@@ -59,61 +62,94 @@ enum { MODE_CACHE = 0, MODE_NOCACHE = 1, MODE_MALLOC = 2, NMODES = 3 };
 static const char *const mode_names[NMODES] = {"warm cache", "no cache",
                                                "malloc"};
 
-/* ns per alloc+fill+close of `size`, median over REPS runs of `iters`. */
-static uint64_t run_mode(int mode, size_t size, long iters) {
-  hmb_pool_t *pool = NULL;
-  hmb_runner_t *runner = NULL;
-  if (mode != MODE_MALLOC) {
-    hmb_pool_config_t cfg;
-    hmb_pool_config_init(&cfg);
-    cfg.limit = (size_t)1 << 30;
-    cfg.cache_bytes = mode == MODE_CACHE ? (size_t)256 << 20 : 0;
-    int rc = hmb_pool_create(&cfg, &pool);
-    if (rc)
-      die("hmb_pool_create", rc);
-    hmb_runner_config_t rcfg = {0};
-    rcfg.estimate = size;
-    rcfg.name = "bench";
-    if ((rc = hmb_runner_create(pool, &rcfg, &runner)) != 0)
-      die("hmb_runner_create", rc);
-    if ((rc = hmb_runner_start(runner, 0)) != 0)
-      die("hmb_runner_start", rc);
-  }
-  uint64_t t[REPS];
-  for (int rep = -1; rep < REPS; rep++) { /* rep -1: warm-up */
-    uint64_t t0 = hmb__os_now_ns();
-    for (long i = 0; i < iters; i++) {
-      unsigned char *p;
-      hmb_buffer_t *b = NULL;
-      if (mode == MODE_MALLOC) {
-        p = malloc(size);
-        if (!p)
-          die("malloc", HMB_ENOMEM);
-      } else {
-        int rc = hmb_runner_alloc(runner, size, 0, &b);
-        if (rc)
-          die("hmb_runner_alloc", rc);
-        p = hmb_buffer_data(b);
-      }
-      memset(p, (int)(i & 0x7f) + 1, size);
-      sink += p[0] + p[size - 1];
-      if (mode == MODE_MALLOC)
-        free(p);
-      else
-        hmb_buffer_close(b);
+/* One mode's pool and runner (none for malloc). */
+typedef struct mode_ctx {
+  hmb_pool_t *pool;
+  hmb_runner_t *runner;
+} mode_ctx_t;
+
+/* "warm cache": the default configuration, only the limit set (the cache
+ * keeps freed blocks of 256 KiB or more in the budget nobody holds);
+ * "no cache": HMB_POOL_NO_CACHE, every such block is mapped and unmapped. */
+static void mode_open(int mode, size_t size, mode_ctx_t *c) {
+  memset(c, 0, sizeof *c);
+  if (mode == MODE_MALLOC)
+    return;
+  hmb_pool_config_t cfg;
+  hmb_pool_config_init(&cfg);
+  cfg.limit = (size_t)1 << 30;
+  if (mode == MODE_NOCACHE)
+    cfg.flags = HMB_POOL_NO_CACHE;
+  int rc = hmb_pool_create(&cfg, &c->pool);
+  if (rc)
+    die("hmb_pool_create", rc);
+  hmb_runner_config_t rcfg = {0};
+  rcfg.estimate = size;
+  rcfg.name = "bench";
+  if ((rc = hmb_runner_create(c->pool, &rcfg, &c->runner)) != 0)
+    die("hmb_runner_create", rc);
+  if ((rc = hmb_runner_start(c->runner, 0)) != 0)
+    die("hmb_runner_start", rc);
+}
+
+static void mode_close(mode_ctx_t *c) {
+  if (!c->pool)
+    return;
+  hmb_runner_finish(c->runner, 0, NULL);
+  hmb_runner_destroy(c->runner);
+  int rc = hmb_pool_destroy(c->pool);
+  if (rc)
+    die("hmb_pool_destroy", rc);
+}
+
+/* ns of `iters` alloc + fill + close of `size` in one mode. */
+static uint64_t mode_time(int mode, mode_ctx_t *c, size_t size, long iters) {
+  uint64_t t0 = hmb__os_now_ns();
+  for (long i = 0; i < iters; i++) {
+    unsigned char *p;
+    hmb_buffer_t *b = NULL;
+    if (mode == MODE_MALLOC) {
+      p = malloc(size);
+      if (!p)
+        die("malloc", HMB_ENOMEM);
+    } else {
+      int rc = hmb_runner_alloc(c->runner, size, 0, &b);
+      if (rc)
+        die("hmb_runner_alloc", rc);
+      p = hmb_buffer_data(b);
     }
-    uint64_t dt = hmb__os_now_ns() - t0;
-    if (rep >= 0)
-      t[rep] = dt;
+    memset(p, (int)(i & 0x7f) + 1, size);
+    sink += p[0] + p[size - 1];
+    if (mode == MODE_MALLOC)
+      free(p);
+    else
+      hmb_buffer_close(b);
   }
-  if (pool) {
-    hmb_runner_finish(runner, 0, NULL);
-    hmb_runner_destroy(runner);
-    int rc = hmb_pool_destroy(pool);
-    if (rc)
-      die("hmb_pool_destroy", rc);
+  return hmb__os_now_ns() - t0;
+}
+
+/*
+ * ns per alloc + fill + close of `size` for every mode: one warm-up
+ * repetition, then REPS, each running the modes one after the other in an
+ * order rotated every repetition (so that no mode always runs first on a
+ * machine whose load drifts); the median of each mode's repetitions.
+ */
+static void run_modes(size_t size, long iters, uint64_t *ns) {
+  mode_ctx_t c[NMODES];
+  uint64_t t[NMODES][REPS];
+  for (int m = 0; m < NMODES; m++)
+    mode_open(m, size, &c[m]);
+  for (int rep = -1; rep < REPS; rep++)
+    for (int k = 0; k < NMODES; k++) {
+      int m = (k + (rep < 0 ? 0 : rep)) % NMODES;
+      uint64_t dt = mode_time(m, &c[m], size, iters);
+      if (rep >= 0)
+        t[m][rep] = dt;
+    }
+  for (int m = 0; m < NMODES; m++) {
+    mode_close(&c[m]);
+    ns[m] = median(t[m], REPS) / (uint64_t)iters;
   }
-  return median(t, REPS) / (uint64_t)iters;
 }
 
 static void bench_alloc_fill_close(size_t work) {
@@ -136,8 +172,7 @@ static void bench_alloc_fill_close(size_t work) {
     if (iters > 50000)
       iters = 50000;
     uint64_t ns[NMODES];
-    for (int m = 0; m < NMODES; m++)
-      ns[m] = run_mode(m, size, iters);
+    run_modes(size, iters, ns);
     double r1 = (double)ns[MODE_NOCACHE] / (double)ns[MODE_CACHE];
     double r2 = (double)ns[MODE_MALLOC] / (double)ns[MODE_CACHE];
     char label[32];
@@ -217,11 +252,11 @@ static double copy_gbps(void *dev, const void *host, size_t size, int reps) {
   uint64_t t[REPS];
   if (reps > REPS)
     reps = REPS;
-  if (hmb__cuda_copy_to_device(dev, host, size) != 0) /* warm-up */
+  if (bench_gpu_copy(dev, host, size) != 0) /* warm-up */
     return 0.0;
   for (int i = 0; i < reps; i++) {
     uint64_t t0 = hmb__os_now_ns();
-    if (hmb__cuda_copy_to_device(dev, host, size) != 0)
+    if (bench_gpu_copy(dev, host, size) != 0)
       return 0.0;
     t[i] = hmb__os_now_ns() - t0;
   }
@@ -231,7 +266,9 @@ static double copy_gbps(void *dev, const void *host, size_t size, int reps) {
 static void bench_gpu(void) {
   const char *reason = "";
   printf("\n3. pinned memory (CUDA)\n");
-  if (!hmb__cuda_probe(&reason)) {
+  int usable = hmb__cuda_probe(&reason);
+  printf("   CUDA runtime: %s\n", hmb__cuda_runtime());
+  if (!usable) {
     printf("   GPU measurements skipped: %s\n", reason);
     printf("   (no region set-up time, pinned check or copy speed was "
            "measured in this run)\n");
@@ -256,8 +293,10 @@ static void bench_gpu(void) {
         continue;
       }
       hmb__cuda_region_destroy(base, region_sizes[s], m);
-      printf("   set-up %-31s %5zu MiB: %9.1f ms\n", methods[m],
-             region_sizes[s] >> 20, (double)dt / 1e6);
+      printf("   set-up %-31s %5zu MiB: %9.1f ms (%.1f ms per GiB)\n",
+             methods[m], region_sizes[s] >> 20, (double)dt / 1e6,
+             (double)dt / 1e6 * (double)((size_t)1 << 30) /
+                 (double)region_sizes[s]);
       char line[160];
       snprintf(line, sizeof line, "gpu_setup,%d,%zu,%" PRIu64, m,
                region_sizes[s], dt);
@@ -292,19 +331,35 @@ static void bench_gpu(void) {
          " pageable block: runtime says pinned host=%d\n",
          hmb_buffer_is_pinned(pin), pinned_attr, pageable_attr);
   void *dev = NULL;
-  if ((rc = hmb__cuda_device_alloc(size, &dev)) != 0)
-    die("cudaMalloc", rc);
-  double gp = copy_gbps(dev, hmb_buffer_data(pin), size, REPS);
-  double gq = copy_gbps(dev, hmb_buffer_data(pag), size, REPS);
-  printf("   host-to-device copy of 64 MiB: pinned %.2f GB/s, pageable %.2f "
-         "GB/s, ratio %.2fx\n",
-         gp, gq, gq > 0 ? gp / gq : 0.0);
-  char line[160];
-  csv_add("gpu_copy,bytes,pinned_gbps,pageable_gbps,pinned_attr,pageable_attr");
-  snprintf(line, sizeof line, "gpu_copy,%zu,%.3f,%.3f,%d,%d", size, gp, gq,
-           pinned_attr, pageable_attr);
-  csv_add(line);
-  hmb__cuda_device_free(dev);
+  const char *no_copy = "";
+  if (!bench_gpu_usable(&no_copy)) {
+    printf("   no GPU copy: %s\n", no_copy);
+    csv_add("gpu_copy,skipped");
+  } else if (bench_gpu_alloc(size, &dev) != 0) {
+    die("cudaMalloc", HMB_ENOMEM);
+  } else {
+    /* The baseline: pinned memory straight from cudaMallocHost. */
+    void *mh = NULL;
+    double gm = 0;
+    if (bench_gpu_host_alloc(size, &mh) == 0) {
+      memset(mh, 3, size);
+      gm = copy_gbps(dev, mh, size, REPS);
+      bench_gpu_host_free(mh);
+    }
+    double gp = copy_gbps(dev, hmb_buffer_data(pin), size, REPS);
+    double gq = copy_gbps(dev, hmb_buffer_data(pag), size, REPS);
+    printf("   host-to-device copy of 64 MiB: hmb pinned %.2f GB/s, "
+           "cudaMallocHost %.2f GB/s, pageable %.2f GB/s; hmb pinned / "
+           "cudaMallocHost %.2fx, / pageable %.2fx\n",
+           gp, gm, gq, gm > 0 ? gp / gm : 0.0, gq > 0 ? gp / gq : 0.0);
+    char line[160];
+    csv_add("gpu_copy,bytes,pinned_gbps,mallochost_gbps,pageable_gbps,"
+            "pinned_attr,pageable_attr");
+    snprintf(line, sizeof line, "gpu_copy,%zu,%.3f,%.3f,%.3f,%d,%d", size, gp,
+             gm, gq, pinned_attr, pageable_attr);
+    csv_add(line);
+    bench_gpu_free(dev);
+  }
   hmb_buffer_close(pin);
   hmb_buffer_close(pag);
   hmb_runner_finish(runner, 0, NULL);
@@ -316,9 +371,13 @@ int main(void) {
   const char *q = getenv("HMB_BENCH_QUICK");
   int quick = q && *q && *q != '0';
   size_t work = quick ? (size_t)32 << 20 : (size_t)256 << 20;
-  printf("bench_memory: page size %zu, %d online CPUs, CUDA built in: %s%s\n",
-         hmb__os_page_size(), hmb__os_cpus(), hmb__cuda_built() ? "yes" : "no",
-         quick ? " (quick)" : "");
+  const char *copies = "";
+  int gpu_copies = bench_gpu_usable(&copies);
+  printf("bench_memory: page size %zu, %d online CPUs, CUDA support in the "
+         "library: %s, GPU copies: %s%s\n",
+         hmb__os_page_size(), hmb__os_cpus(),
+         hmb__cuda_built() ? "yes (runtime loaded when needed)" : "no",
+         gpu_copies ? "yes" : copies, quick ? " (quick)" : "");
   bench_alloc_fill_close(work);
   bench_fresh_vs_reused(quick ? 4 : 32);
   bench_gpu();

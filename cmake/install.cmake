@@ -1,36 +1,41 @@
-# install.cmake - `cmake --install` support: headers, both libraries, an
-# exported CMake package (find_package(hmb) -> hmb::hmb) and hmb.pc.
+# install.cmake - `cmake --install` support: headers, the libraries that
+# were built, an exported CMake package (find_package(hmb) -> hmb::hmb) and
+# hmb.pc. Does nothing unless HMB_INSTALL is ON (the default at top level
+# only); a top-level build then also gets the Debian packaging.
 #
-# Installed targets (namespace hmb::):
-#   hmb::hmb_shared  libhmb.so, hidden visibility, only HMB_API exported;
-#   hmb::hmb_static  libhmb.a, carries HMB_STATIC_DEFINE and, when built with
-#                    CUDA, a link-only dependency on CUDA::cudart;
+# Installed targets (namespace hmb::), each when it was built:
+#   hmb::hmb_shared  libhmb.so.<SOVERSION>, hidden visibility, only HMB_API
+#                    exported;
+#   hmb::hmb_static  libhmb.a, carries HMB_STATIC_DEFINE and its link-only
+#                    dependencies (pthreads, and the dynamic loader library
+#                    when CUDA support is built in);
 #   hmb::hmb         the one to use: an interface target over the shared
 #                    library, or over the static one when the consumer sets
-#                    HMB_USE_STATIC_LIBS=ON before find_package(hmb), or when
+#                    HMB_USE_STATIC_LIBS=ON before find_package(hmb), when
 #                    this package was configured with BUILD_SHARED_LIBS=OFF
-#                    (the consumer's HMB_USE_STATIC_LIBS=OFF still wins).
+#                    (the consumer's HMB_USE_STATIC_LIBS=OFF still wins), or
+#                    when only the static library was built.
+# Neither the package nor hmb.pc names anything of CUDA: the library opens
+# the CUDA runtime itself, at run time, when a pool needs pinned memory.
 #
-# hmb.pc describes the same library for pkg-config: `pkg-config --libs hmb`
-# links the shared library; `--static` adds the private dependencies
-# (pthreads and, with CUDA, cudart).
+# Components: hmb_runtime (the shared library's versioned file and SONAME
+# link) and hmb_development (headers, static library, the libhmb.so link,
+# CMake package, hmb.pc); cmake/packaging.cmake makes one Debian package of
+# each.
+if(NOT HMB_INSTALL)
+  return()
+endif()
 include(CMakePackageConfigHelpers)
 
 set(HMB_INSTALL_CMAKEDIR "${CMAKE_INSTALL_LIBDIR}/cmake/hmb"
     CACHE STRING "Where hmbConfig.cmake is installed (relative to the prefix)")
 
-# The shared library finds cudart through the same directory it was linked
-# with, even when that directory is not in the loader's default path.
-if(HMB_HAVE_CUDA)
-  set_target_properties(hmb_shared PROPERTIES INSTALL_RPATH_USE_LINK_PATH ON)
-endif()
-
 install(DIRECTORY ${PROJECT_SOURCE_DIR}/include/
         DESTINATION ${CMAKE_INSTALL_INCLUDEDIR}
         COMPONENT hmb_development
-        FILES_MATCHING PATTERN "*.h")
+        FILES_MATCHING PATTERN "*.h" PATTERN "*.hpp") # C and C++ headers
 
-install(TARGETS hmb_static hmb_shared
+install(TARGETS ${HMB_LIBRARY_TARGETS}
         EXPORT hmbTargets
         ARCHIVE DESTINATION ${CMAKE_INSTALL_LIBDIR} COMPONENT hmb_development
         LIBRARY DESTINATION ${CMAKE_INSTALL_LIBDIR} COMPONENT hmb_runtime
@@ -45,7 +50,7 @@ install(EXPORT hmbTargets
         COMPONENT hmb_development)
 
 # What hmb::hmb means when the consumer does not say.
-if(DEFINED BUILD_SHARED_LIBS AND NOT BUILD_SHARED_LIBS)
+if(NOT HMB_BUILD_SHARED OR (DEFINED BUILD_SHARED_LIBS AND NOT BUILD_SHARED_LIBS))
   set(HMB_DEFAULT_STATIC ON)
 else()
   set(HMB_DEFAULT_STATIC OFF)
@@ -55,10 +60,18 @@ configure_package_config_file(
   ${CMAKE_CURRENT_LIST_DIR}/hmbConfig.cmake.in
   ${PROJECT_BINARY_DIR}/hmbConfig.cmake
   INSTALL_DESTINATION ${HMB_INSTALL_CMAKEDIR})
+# 0.x: every minor release may break the API (hmb/version.h, CHANGELOG.md),
+# so a request for 0.2 accepts 0.2.x only; from 1.0 on this becomes
+# SameMajorVersion, in step with the SONAME (CMakeLists.txt).
+if(PROJECT_VERSION_MAJOR EQUAL 0)
+  set(_hmb_compat SameMinorVersion)
+else()
+  set(_hmb_compat SameMajorVersion)
+endif()
 write_basic_package_version_file(
   ${PROJECT_BINARY_DIR}/hmbConfigVersion.cmake
   VERSION ${PROJECT_VERSION}
-  COMPATIBILITY SameMinorVersion) # 0.x: minor releases may break the API
+  COMPATIBILITY ${_hmb_compat})
 install(FILES ${PROJECT_BINARY_DIR}/hmbConfig.cmake
               ${PROJECT_BINARY_DIR}/hmbConfigVersion.cmake
         DESTINATION ${HMB_INSTALL_CMAKEDIR}
@@ -71,7 +84,9 @@ install(FILES ${PROJECT_BINARY_DIR}/hmbConfig.cmake
 # -lpthread is harmless where pthreads live in libc (glibc >= 2.34).
 set(HMB_PC_LIBS_PRIVATE "-lpthread")
 if(HMB_HAVE_CUDA)
-  string(APPEND HMB_PC_LIBS_PRIVATE " -L${CUDAToolkit_LIBRARY_DIR} -lcudart")
+  foreach(lib IN LISTS CMAKE_DL_LIBS)
+    string(APPEND HMB_PC_LIBS_PRIVATE " -l${lib}")
+  endforeach()
 endif()
 foreach(dir LIBDIR INCLUDEDIR)
   if(IS_ABSOLUTE "${CMAKE_INSTALL_${dir}}")
@@ -91,3 +106,7 @@ install(CODE "
 install(FILES ${PROJECT_BINARY_DIR}/hmb.pc
         DESTINATION ${CMAKE_INSTALL_LIBDIR}/pkgconfig
         COMPONENT hmb_development)
+
+if(HMB_TOP_LEVEL)
+  include(${CMAKE_CURRENT_LIST_DIR}/packaging.cmake)
+endif()

@@ -19,6 +19,7 @@ set(HMB_SOURCES
     src/core/pressure.c
     src/core/runner.c
     src/core/pool.c
+    src/core/lines.c
     src/core/describe.c
     src/core/check.c
     src/core/executor.c)

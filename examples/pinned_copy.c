@@ -135,9 +135,10 @@ int main(void) {
     failures++;
   }
 #else
-  printf("no GPU copy: this build has no CUDA (HMB_WITH_CUDA=OFF or no "
-         "toolkit found)\n");
-  mode = "pageable fallback, built without CUDA";
+  printf("no GPU copy: this example was built without the CUDA toolkit "
+         "(the library itself may still use the CUDA runtime for pinned "
+         "memory)\n");
+  mode = "pageable fallback, example built without the toolkit";
 #endif
 
   hmb_buffer_close(host);

@@ -28,5 +28,6 @@
 #include "hmb/pool.h"
 #include "hmb/runner.h"
 #include "hmb/stats.h"
+#include "hmb/version.h"
 
 #endif /* HMB_H */

@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
 # Install what building and testing hmb needs on Debian/Ubuntu, if missing.
 # Usage: scripts/deps.sh [extra-package...]
+# Installing needs root: run as root, or as a user who may use sudo.
 set -euo pipefail
 pkgs=(cmake make gcc libc6-dev pkg-config libcmocka-dev "$@")
 missing=()
@@ -13,8 +14,15 @@ if ! command -v apt-get >/dev/null 2>&1; then
   echo "deps: please install: ${missing[*]}" >&2
   exit 1
 fi
-sudo=""
-[ "$(id -u)" -eq 0 ] || sudo="sudo"
+sudo=()
+if [ "$(id -u)" -ne 0 ]; then
+  if ! command -v sudo >/dev/null 2>&1; then
+    echo "deps: installing ${missing[*]} needs root: run as root or install sudo" >&2
+    exit 1
+  fi
+  sudo=(sudo)
+fi
 echo "deps: installing ${missing[*]}" >&2
-$sudo apt-get update -qq
-DEBIAN_FRONTEND=noninteractive $sudo apt-get install -y -qq --no-install-recommends "${missing[@]}" >/dev/null
+"${sudo[@]}" apt-get update -qq
+"${sudo[@]}" env DEBIAN_FRONTEND=noninteractive \
+  apt-get install -y -qq --no-install-recommends "${missing[@]}" >/dev/null

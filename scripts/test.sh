@@ -8,13 +8,13 @@ mode=${1:-normal}
 args=(-DHMB_WERROR=ON ${HMB_CMAKE_ARGS:-})
 cc=${CC:-gcc}
 case "$mode" in
-  normal) dir=build ;;
+  normal) dir=build; args+=(-DHMB_WITH_CUDA=AUTO) ;; # CUDA on where dlopen is
   asan) dir=build-asan; cc=clang; args+=(-DHMB_SANITIZE=address,undefined) ;;
   tsan) dir=build-tsan; cc=clang; args+=(-DHMB_SANITIZE=thread) ;;
   nocuda) dir=build-nocuda; args+=(-DHMB_WITH_CUDA=OFF) ;;
   *) echo "usage: $0 [normal|asan|tsan|nocuda]" >&2; exit 2 ;;
 esac
-scripts/deps.sh
+scripts/deps.sh g++ # the C++ wrapper's tests (skipped without a C++ compiler)
 if [ "$cc" = clang ]; then
   scripts/deps.sh clang
   # The sanitizer runtimes come with the compiler-rt of the installed clang.

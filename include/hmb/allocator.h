@@ -137,6 +137,10 @@ HMB_API int hmb_ptr_alloc(const hmb_allocator_t *alloc, size_t bytes,
  * and its first min(old, new) bytes. The owner (a runner) is charged only
  * the difference: a growth borrows it first (and fails changing nothing if
  * it cannot be had), a shrink gives it back after the block has shrunk.
+ * The block stays where it is only while a fresh allocation of the new size
+ * would get the same block (same size class); otherwise the data moves to
+ * a new block, so a shrink never keeps a larger block than its size needs
+ * (the physical bound of hmb/stats.h holds after it).
  * @param ptr   in: the block (NULL: like hmb_ptr_alloc() on the default
  *              allocator); out: the block, possibly moved
  * @param bytes the new size (0 is valid)
@@ -225,6 +229,13 @@ HMB_API int hmb_default_memory_stats_sized(hmb_memory_stats_t *out,
  */
 #define hmb_default_memory_stats(out)                                          \
   hmb_default_memory_stats_sized((out), sizeof(hmb_memory_stats_t))
+/**
+ * The function form of the hmb_default_memory_stats() macro, for callers that
+ * cannot use the macro (other languages, function pointers): the same call,
+ * assuming the struct layout of this release.
+ * @param out as for the macro
+ * @return as hmb_default_memory_stats_sized()
+ */
 HMB_API int(hmb_default_memory_stats)(hmb_memory_stats_t *out);
 
 #ifdef __cplusplus

@@ -109,7 +109,7 @@ typedef struct hmb_task_desc {
   void *user;
   /** Completion callback; may be NULL. */
   hmb_task_done_fn done;
-  /** Copied into the runner's name; may be NULL. */
+  /** Copied (at submit) into the runner's name; may be NULL. */
   const char *name;
   /** The runner's borrow timeout (ns); 0 or #HMB_WAIT_FOREVER: none. */
   int64_t borrow_timeout_ns;
@@ -134,7 +134,7 @@ typedef enum hmb_shutdown_mode {
  * `submitted == queued + running + finishing + completed + failed +
  * cancelled`.
  */
-typedef struct hmb_executor_stats {
+typedef struct hmb_executor_stats_s {
   /** Waiting for admission (in line, or a worker waits for its budget). */
   int64_t queued;
   /** Tasks whose function is running now. */
@@ -198,8 +198,16 @@ HMB_API int hmb_executor_create_sized(hmb_pool_t *pool,
  * @param out  receives the executor
  */
 #define hmb_executor_create(pool, cfg, out)                                    \
-  hmb_executor_create_sized((pool), (cfg), sizeof(hmb_executor_config_t),      \
-                            (out))
+  hmb_executor_create_sized((pool), (cfg), sizeof(hmb_executor_config_t), (out))
+/**
+ * The function form of the hmb_executor_create() macro, for callers that cannot
+ * use the macro (other languages, function pointers): the same call,
+ * assuming the struct layout of this release.
+ * @param pool as for the macro
+ * @param cfg as for the macro
+ * @param out as for the macro
+ * @return as hmb_executor_create_sized()
+ */
 HMB_API int(hmb_executor_create)(hmb_pool_t *pool,
                                  const hmb_executor_config_t *cfg,
                                  hmb_executor_t **out);
@@ -230,9 +238,17 @@ HMB_API int hmb_executor_submit_sized(hmb_executor_t *ex,
  */
 #define hmb_executor_submit(ex, desc, out)                                     \
   hmb_executor_submit_sized((ex), (desc), sizeof(hmb_task_desc_t), (out))
+/**
+ * The function form of the hmb_executor_submit() macro, for callers that cannot
+ * use the macro (other languages, function pointers): the same call,
+ * assuming the struct layout of this release.
+ * @param ex as for the macro
+ * @param desc as for the macro
+ * @param out as for the macro
+ * @return as hmb_executor_submit_sized()
+ */
 HMB_API int(hmb_executor_submit)(hmb_executor_t *ex,
-                                 const hmb_task_desc_t *desc,
-                                 hmb_task_t **out);
+                                 const hmb_task_desc_t *desc, hmb_task_t **out);
 
 /**
  * Wait for a task to finish.
@@ -303,8 +319,9 @@ HMB_API int hmb_executor_shutdown(hmb_executor_t *ex, int mode);
  * waited for. Every task has completed when this returns; task handles
  * still held stay valid until released, and buffers the tasks handed out
  * keep returning budget to the pool as they close. Called from one of its
- * own tasks or callbacks, or re-entered from a log sink during its own
- * destroy, it logs an error and does nothing.
+ * own tasks or callbacks, or from a log sink or callback while this thread
+ * is inside the executor's shutdown or destroy, it logs an error and does
+ * nothing.
  * @param ex the executor; NULL is a no-op
  * @par Thread-safety
  * Must not race with other calls on this executor.
@@ -332,6 +349,14 @@ HMB_API int hmb_executor_stats_sized(hmb_executor_t *ex,
  */
 #define hmb_executor_stats(ex, out)                                            \
   hmb_executor_stats_sized((ex), (out), sizeof(hmb_executor_stats_t))
+/**
+ * The function form of the hmb_executor_stats() macro, for callers that cannot
+ * use the macro (other languages, function pointers): the same call,
+ * assuming the struct layout of this release.
+ * @param ex as for the macro
+ * @param out as for the macro
+ * @return as hmb_executor_stats_sized()
+ */
 HMB_API int(hmb_executor_stats)(hmb_executor_t *ex, hmb_executor_stats_t *out);
 
 #ifdef __cplusplus

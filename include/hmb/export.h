@@ -1,25 +1,20 @@
-/*
- * hmb/export.h - visibility macro and library version.
+/**
+ * @file hmb/export.h
+ * @brief The export macro of the public API.
  *
  * The library is built with hidden visibility; only declarations marked
- * HMB_API are exported from the shared object. Static builds define
- * HMB_STATIC_DEFINE (the CMake target does this for consumers) so that the
- * macro expands to nothing.
+ * #HMB_API are exported from the shared object. Users of the static library
+ * define HMB_STATIC_DEFINE (the CMake target hmb::hmb_static does this for
+ * them) so that the macro expands to nothing. The version macros live in
+ * hmb/version.h.
  */
 #ifndef HMB_EXPORT_H
 #define HMB_EXPORT_H
 
-/* Major version: changes break the API or ABI (0: anything may change). */
-#define HMB_VERSION_MAJOR 0
-/* Minor version: new features. */
-#define HMB_VERSION_MINOR 1
-/* Patch version: fixes only. */
-#define HMB_VERSION_PATCH 0
-/* The version as a string, "MAJOR.MINOR.PATCH". */
-#define HMB_VERSION_STRING "0.1.0"
-
-/* Marks a public declaration: exported from the shared library. */
-#if defined(HMB_STATIC_DEFINE)
+#if defined(HMB_DOXYGEN)
+/** Marks a public declaration: exported from the shared library. */
+#define HMB_API
+#elif defined(HMB_STATIC_DEFINE)
 #define HMB_API
 #elif defined(_WIN32)
 #if defined(HMB_BUILDING)

@@ -14,14 +14,17 @@
  *
  * @par Admission rules (docs/design.md gives the argument for each)
  *   - **R1 Borrowers first.** Borrow and grow requests are served before
- *     starts, first come first served; while one waits, no start is granted.
+ *     starts, by their runner's priority (higher first), then arrival (first
+ *     come first served at equal priorities, the default); while one waits,
+ *     no start is granted.
  *   - **R2 Starts in order.** Starts are served by priority (higher first),
  *     then arrival. The head blocks the ones behind it, whatever their size
  *     (a start of 0 bytes included): a large start is never bypassed by a
  *     stream of small ones. A retried start keeps the place of its first try.
- *   - **R3 Idle progress.** When no runner is running, the head start is
- *     granted what is available (its request, capped at `limit - held` and
- *     never below 0) and its runner becomes the *progress runner*.
+ *   - **R3 Idle progress.** When no runner is running and the head start
+ *     does not fit, it is granted what is available (its request capped at
+ *     `limit - held`, never below 0) and its runner becomes the *progress
+ *     runner*. (A head start that fits is simply granted, by R2.)
  *   - **R4 Deadlock prevention.** When every running runner waits to borrow
  *     or grow, the waiting runner that holds the most becomes the progress
  *     runner.
@@ -41,20 +44,29 @@
  *     running runner has `beyond == 0`.
  *   - **I3 The over-commit bound.** held <= limit + (beyond of runners that
  *     have stopped, held only by their live buffers) + (beyond of the
- *     progress runner, which is at most its real need: the live bytes it
- *     allocated beyond what it held). In particular, while buffers do not
- *     outlive their runners, held <= limit + one task's real need.
+ *     progress runner, which is at most its live bytes: budget beyond the
+ *     limit that a close frees goes back to the pool at once). In
+ *     particular, while buffers do not outlive their runners, held <= limit
+ *     + one task's real need. (After hmb_pool_set_limit() lowered the
+ *     limit, add what the lowering left above it.)
  *   - **I4 Real bytes.** A start or a grow is never granted beyond the
  *     limit; only borrows (real allocations) are. A task whose real need
  *     fits in what is available never over-commits, whatever its estimate.
- *   - **I5 The cap.** With #HMB_POOL_CAP_OVERCOMMIT, held - limit never
- *     exceeds `overcommit_cap` (0: the pool never holds more than its
+ *   - **I5 The cap.** With #HMB_POOL_CAP_OVERCOMMIT, no grant makes held -
+ *     limit exceed `overcommit_cap` (0: the pool never holds more than its
  *     limit); a request that would pass it fails at once with #HMB_ELIMIT
  *     and changes nothing. The trade: such a task fails instead of
- *     over-committing, so progress is no longer guaranteed.
+ *     over-committing, so progress is no longer guaranteed. (Lowering the
+ *     limit below what is held does not take budget away: until enough
+ *     comes back, held - limit may exceed the cap by what the lowering left
+ *     above the new limit.)
  *   - **I6 Failures change nothing.** A failed allocation, a timed-out or
  *     cancelled borrow or grow, and a refused start leave held, spare and
- *     every budget counter of the runner and the pool as they were.
+ *     every budget counter of the runner and the pool as they were (the
+ *     failure counters aside: timeouts, cancels, `limit_rejects`,
+ *     `failed_wait_ns`). The progress role is admission state, not a
+ *     counter: a runner that became the progress runner for a request that
+ *     then failed keeps the role until it stops running.
  *
  * @par Pressure
  *   Handlers added with hmb_pool_add_pressure_handler() are called, outside
@@ -279,8 +291,8 @@ HMB_API void hmb_pool_config_init(hmb_pool_config_t *cfg);
  * @par Thread-safety
  * Thread-safe (creates independent objects).
  */
-HMB_API int hmb_pool_create_sized(const hmb_pool_config_t *cfg,
-                                  size_t cfg_size, hmb_pool_t **out);
+HMB_API int hmb_pool_create_sized(const hmb_pool_config_t *cfg, size_t cfg_size,
+                                  hmb_pool_t **out);
 
 /**
  * Create a pool. A macro over hmb_pool_create_sized() that passes the size
@@ -293,6 +305,14 @@ HMB_API int hmb_pool_create_sized(const hmb_pool_config_t *cfg,
  */
 #define hmb_pool_create(cfg, out)                                              \
   hmb_pool_create_sized((cfg), sizeof(hmb_pool_config_t), (out))
+/**
+ * The function form of the hmb_pool_create() macro, for callers that cannot
+ * use the macro (other languages, function pointers): the same call,
+ * assuming the struct layout of this release.
+ * @param cfg as for the macro
+ * @param out as for the macro
+ * @return as hmb_pool_create_sized()
+ */
 HMB_API int(hmb_pool_create)(const hmb_pool_config_t *cfg, hmb_pool_t **out);
 
 /**
@@ -381,6 +401,14 @@ HMB_API int hmb_pool_stats_sized(hmb_pool_t *pool, hmb_pool_stats_t *out,
  */
 #define hmb_pool_stats(pool, out)                                              \
   hmb_pool_stats_sized((pool), (out), sizeof(hmb_pool_stats_t))
+/**
+ * The function form of the hmb_pool_stats() macro, for callers that cannot
+ * use the macro (other languages, function pointers): the same call,
+ * assuming the struct layout of this release.
+ * @param pool as for the macro
+ * @param out as for the macro
+ * @return as hmb_pool_stats_sized()
+ */
 HMB_API int(hmb_pool_stats)(hmb_pool_t *pool, hmb_pool_stats_t *out);
 
 /**
@@ -404,6 +432,14 @@ HMB_API int hmb_pool_memory_stats_sized(hmb_pool_t *pool,
  */
 #define hmb_pool_memory_stats(pool, out)                                       \
   hmb_pool_memory_stats_sized((pool), (out), sizeof(hmb_memory_stats_t))
+/**
+ * The function form of the hmb_pool_memory_stats() macro, for callers that
+ * cannot use the macro (other languages, function pointers): the same call,
+ * assuming the struct layout of this release.
+ * @param pool as for the macro
+ * @param out as for the macro
+ * @return as hmb_pool_memory_stats_sized()
+ */
 HMB_API int(hmb_pool_memory_stats)(hmb_pool_t *pool, hmb_memory_stats_t *out);
 
 /**
@@ -458,7 +494,8 @@ enum hmb_check_flags {
  * call it after every step.
  * @param pool  the pool
  * @param flags bit set of hmb_check_flags
- * @param buf   receives the first broken invariant ("" when sound); may be
+ * @param buf   receives the first broken invariant ("" when sound),
+ *              truncated to `len` (a message is under 512 bytes); may be
  *              NULL when `len` is 0
  * @param len   size of `buf`
  * @return 0 when every invariant holds, #HMB_EFAILED otherwise,

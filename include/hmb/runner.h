@@ -82,7 +82,8 @@ typedef struct hmb_runner hmb_runner_t;
 typedef struct hmb_runner_config {
   /** Budget acquired by hmb_runner_start() (bytes; 0 is valid). */
   size_t estimate;
-  /** Start priority: higher is served first. */
+  /** Priority of the runner's starts, borrows and grows: higher is served
+   *  first (R1, R2 in hmb/pool.h); equal priorities in arrival order. */
   int priority;
   /**
    * Longest wait of a single borrow or grow (ns); 0 or #HMB_WAIT_FOREVER:
@@ -131,6 +132,15 @@ HMB_API int hmb_runner_create_sized(hmb_pool_t *pool,
  */
 #define hmb_runner_create(pool, cfg, out)                                      \
   hmb_runner_create_sized((pool), (cfg), sizeof(hmb_runner_config_t), (out))
+/**
+ * The function form of the hmb_runner_create() macro, for callers that cannot
+ * use the macro (other languages, function pointers): the same call,
+ * assuming the struct layout of this release.
+ * @param pool as for the macro
+ * @param cfg as for the macro
+ * @param out as for the macro
+ * @return as hmb_runner_create_sized()
+ */
 HMB_API int(hmb_runner_create)(hmb_pool_t *pool, const hmb_runner_config_t *cfg,
                                hmb_runner_t **out);
 
@@ -150,9 +160,9 @@ HMB_API int hmb_runner_start(hmb_runner_t *runner, int64_t timeout_ns);
 /**
  * Acquire `bytes` (at most the declared need, when hmb_runner_set_need() was
  * called before start) and enter RUNNING: staged admission of a first
- * piece. When nothing is running, the pool grants what is available instead
- * (rule R3: capped at `bytes`, never below 0) and the runner becomes the
- * progress runner; its later allocations are granted as they come.
+ * piece. When nothing is running and `bytes` does not fit, the pool grants
+ * what is available instead (rule R3: never below 0) and the runner becomes
+ * the progress runner; its later allocations are granted as they come.
  * @param runner     the runner
  * @param bytes      budget to acquire (0 is valid; it still waits its turn)
  * @param timeout_ns longest wait (0: do not wait, and do not sleep;
@@ -293,11 +303,15 @@ HMB_API int hmb_runner_finish(hmb_runner_t *runner, int status,
 /**
  * Cancel: a runner waiting in start, a borrow or a grow wakes at once with
  * #HMB_ECANCELED; a running runner stops running and its later allocations
- * fail with #HMB_ECANCELED. It keeps the budget it held (including that of
- * buffers closed afterwards, which returns to its spare); all of it that is
- * not live comes back at finish or destroy. Idempotent.
+ * fail with #HMB_ECANCELED. It keeps the budget it held within the limit
+ * (including that of buffers closed afterwards, which returns to its spare;
+ * budget beyond the limit goes back as soon as no live buffer needs it);
+ * all of it that is not live comes back at finish or destroy. Idempotent while
+ * not finished: cancelling a cancelled runner returns 0; once it is finished
+ * (completed, failed, or cancelled and then finished) or destroyed,
+ * #HMB_ESTATE.
  * @param runner the runner
- * @return 0, #HMB_ESTATE (already finished), #HMB_EINVAL (NULL)
+ * @return 0, #HMB_ESTATE (finished), #HMB_EINVAL (NULL)
  * @par Thread-safety
  * Thread-safe (this is the call meant to come from another thread).
  */
@@ -363,6 +377,14 @@ HMB_API int hmb_runner_stats_sized(const hmb_runner_t *runner,
  */
 #define hmb_runner_stats(runner, out)                                          \
   hmb_runner_stats_sized((runner), (out), sizeof(hmb_runner_stats_t))
+/**
+ * The function form of the hmb_runner_stats() macro, for callers that cannot
+ * use the macro (other languages, function pointers): the same call,
+ * assuming the struct layout of this release.
+ * @param runner as for the macro
+ * @param out as for the macro
+ * @return as hmb_runner_stats_sized()
+ */
 HMB_API int(hmb_runner_stats)(const hmb_runner_t *runner,
                               hmb_runner_stats_t *out);
 

@@ -7,7 +7,9 @@
  * hmb_pool_memory_stats(), hmb_runner_stats() and
  * hmb_default_memory_stats(). Those are macros that pass the struct size the
  * caller was compiled with, so fields are only ever appended and an older
- * binary never has bytes written past its struct.
+ * binary never has bytes written past its struct. (Struct tags that would
+ * share a name with the function filling them end in _s, so C++ can use
+ * both.)
  *
  * @par Exactness
  * The allocation path writes no cache line shared between threads: each
@@ -20,8 +22,9 @@
  *   - **Current usage figures** (`live_bytes`, `live_buffers` of pools and
  *     runners; `pageable_live`, `pageable_physical`, `pinned_live` of the
  *     memory layer; `allocations`) are exact whenever no allocation or
- *     close is in flight; while some are, each is off by at most the bytes
- *     (or buffers) of the operations in flight.
+ *     close is in flight; while some run, each is off by at most the bytes
+ *     (or buffers) of the operations that run while the snapshot is taken
+ *     (a snapshot adds up the shards one after another).
  *   - **Usage peaks** (`peak_live_bytes`, runner `peak_live`,
  *     `pageable_peak`, `pinned_peak`) are exact for a runner or memory
  *     object used from one thread at a time, and for a pool whose runners
@@ -38,20 +41,27 @@
  * just said.
  *
  * @par The physical bound (built-in backends)
- * With B the pool's live buffers and C the bytes the warm cache keeps:
- *   pageable memory the pool has asked for (live blocks + cached blocks)
- *     <= live_bytes + C + B x max(16, alignment) + page rounding,
- *   C <= max(0, limit - held) at every instant (the cache lives inside the
- *     budget nobody holds, and is given back before a grant needs it),
- *   live_bytes <= held <= limit + over-commit (hmb/pool.h, I3),
- * so pageable memory <= limit + over-commit + B x max(16, alignment)
- * + page rounding. "Page rounding" is below one base page per mapped block
- * (blocks of 256 KiB or more are whole-page mappings; with huge pages the
- * mapping starts on a 2 MiB boundary but is not lengthened, so the kernel
- * backs its last partial 2 MiB with base pages and the bound holds as is).
- * Blocks below 256 KiB come from malloc, whose chunk headers (8 to 24
- * bytes a block) and free lists are its own and outside this bound. `pageable_physical` reports the left-hand side's live part,
- * `cached_bytes` the cached part.
+ * Every live block occupies more than its requested size s: its prefix P
+ * (max(16, alignment), hmb/allocator.h) and its size-class rounding (blocks
+ * are kept and reused by class: fewer than max(16, (s + P) / 8) bytes), plus,
+ * for a block of 256 KiB or more (its own mapping), less than one page. Call
+ * R the sum of these extras over the live blocks: `pageable_physical -
+ * pageable_live` reports it exactly, and
+ *   R < (B x P + live bytes) / 8 + B x (P + 16) + (mapped blocks) x page,
+ * with B the live blocks. The warm cache keeps whole blocks, C bytes, only
+ * in budget nobody holds: C <= max(0, limit - held) after every put, and a
+ * grant that shrinks that room has the cache give blocks back before its
+ * budget is used. Since live bytes <= held <= limit + over-commit
+ * (hmb/pool.h, I3):
+ *   pageable memory the pool holds (live blocks + cached blocks)
+ *     = pageable_physical + cached_bytes <= max(limit, held) + R,
+ *   i.e. at most the limit, plus the counted over-commit, plus R.
+ * With huge pages a mapping starts on a 2 MiB boundary but is not
+ * lengthened, so the kernel backs its last partial 2 MiB with base pages and
+ * the bound holds as is. Outside it: malloc's own chunk headers (8 to 24
+ * bytes a small block) and free lists, and the thread cache's small blocks
+ * (at most 512 KiB a thread, freed blocks below 128 KiB kept for reuse by
+ * the thread that freed them).
  */
 #ifndef HMB_STATS_H
 #define HMB_STATS_H
@@ -63,26 +73,26 @@ extern "C" {
 #endif
 
 /** Drift after which a thread folds its usage changes into shared peaks. */
-#define HMB_STATS_PEAK_STEP ((int64_t)64 * 1024)
+#define HMB_STATS_PEAK_STEP ((int64_t)1024 * 1024)
 
 /** Budget state of a pool. All byte counts are bytes of budget. */
-typedef struct hmb_pool_stats {
-  int64_t limit;              /**< current limit */
-  int64_t available;          /**< limit - held; negative while over-committed */
-  int64_t held;               /**< budget held by runners now */
-  int64_t peak_held;          /**< highest `held` ever */
-  int64_t overcommitted;      /**< max(0, held - limit) now */
-  int64_t peak_overcommitted; /**< highest `overcommitted` ever */
-  int64_t live_bytes;         /**< bytes of live runner buffers now */
-  int64_t peak_live_bytes;    /**< highest `live_bytes` (see Exactness) */
-  int64_t live_buffers;       /**< live runner buffers (roots, not slices) */
-  int32_t runners;            /**< runner handles or detached runners alive */
-  int32_t running;            /**< runners in the RUNNING state */
-  int32_t acquire_waiters;    /**< runners waiting in a start */
-  int32_t borrow_waiters;     /**< runners waiting to borrow or grow */
-  uint64_t acquires;          /**< starts granted */
-  uint64_t acquire_timeouts;  /**< starts that timed out */
-  uint64_t acquire_cancels;   /**< starts cancelled while waiting */
+typedef struct hmb_pool_stats_s {
+  int64_t limit;         /**< current limit */
+  int64_t available;     /**< limit - held; negative while over-committed */
+  int64_t held;          /**< budget held by runners now */
+  int64_t peak_held;     /**< highest `held` ever */
+  int64_t overcommitted; /**< max(0, held - limit) now */
+  int64_t peak_overcommitted;   /**< highest `overcommitted` ever */
+  int64_t live_bytes;           /**< bytes of live runner buffers now */
+  int64_t peak_live_bytes;      /**< highest `live_bytes` (see Exactness) */
+  int64_t live_buffers;         /**< live runner buffers (roots, not slices) */
+  int32_t runners;              /**< runner handles or detached runners alive */
+  int32_t running;              /**< runners in the RUNNING state */
+  int32_t acquire_waiters;      /**< runners waiting in a start */
+  int32_t borrow_waiters;       /**< runners waiting to borrow or grow */
+  uint64_t acquires;            /**< starts granted */
+  uint64_t acquire_timeouts;    /**< starts that timed out */
+  uint64_t acquire_cancels;     /**< starts cancelled while waiting */
   uint64_t acquire_overcommits; /**< starts granted by R3 (idle progress) */
   uint64_t borrows;             /**< borrows granted (and kept) */
   uint64_t borrow_waits;        /**< borrows that had to wait */
@@ -124,15 +134,16 @@ typedef struct hmb_memory_stats {
    */
   int64_t pageable_physical;
   uint64_t pinned_full_fallbacks; /**< fallbacks: the region was full */
-  uint64_t cache_rejects; /**< freed blocks sent to the OS: no room */
-  uint64_t cache_trimmed; /**< bytes given back by trims and grants */
-  uint64_t pinned_setup_ns; /**< time taken to create the pinned region */
+  uint64_t cache_rejects;         /**< freed blocks sent to the OS: no room */
+  uint64_t cache_trimmed;         /**< bytes given back by trims and grants */
+  uint64_t pinned_setup_ns;       /**< time taken to create the pinned region */
   /* ---- appended in 0.2 ---- */
   int64_t huge_bytes; /**< live or cached bytes in mappings advised for
                            transparent huge pages */
   /**
-   * The CUDA runtime in use ("libcudart.so.13"), or why none is ("" if
-   * the pool never needed one); static storage.
+   * The CUDA runtime in use ("libcudart.so.13"), or why none is; "" while
+   * the pool has never needed one (a build with HMB_WITH_CUDA=OFF says so
+   * from the start); static storage.
    */
   const char *cuda_runtime;
 } hmb_memory_stats_t;
@@ -149,7 +160,7 @@ typedef enum hmb_runner_state {
 } hmb_runner_state_t;
 
 /** One runner's budget and usage. */
-typedef struct hmb_runner_stats {
+typedef struct hmb_runner_stats_s {
   int32_t state;              /**< an hmb_runner_state_t */
   int32_t priority;           /**< start priority from the configuration */
   uint64_t id;                /**< unique per pool, in creation order */
@@ -168,10 +179,10 @@ typedef struct hmb_runner_stats {
   /** Time spent in waits for budget that ended in a grant it kept. */
   uint64_t wait_ns;
   /* ---- appended in 0.2 ---- */
-  int64_t spare;        /**< held budget backing no live buffer */
-  int64_t beyond;       /**< part of held granted beyond the limit */
-  int32_t progress;     /**< 1 while this is the pool's progress runner */
-  int32_t reserved0;    /**< zero */
+  int64_t spare;           /**< held budget backing no live buffer */
+  int64_t beyond;          /**< part of held granted beyond the limit */
+  int32_t progress;        /**< 1 while this is the pool's progress runner */
+  int32_t reserved0;       /**< zero */
   uint64_t failed_wait_ns; /**< time spent in waits that ended in an error */
 } hmb_runner_stats_t;
 

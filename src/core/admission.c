@@ -67,7 +67,8 @@ static int hmb__progress_step(const hmb__ledger_t *L, int armed,
   return 0;
 }
 
-/* R4: the waiting borrower that holds the most (the earliest on a tie). */
+/* R4: the waiting borrower that holds the most (on a tie, the first in the
+ * queue's order: higher priority, then earlier). */
 static hmb__acct_t *hmb__progress_candidate(const hmb__ledger_t *L) {
   hmb__acct_t *best = NULL;
   int64_t most = -1;
@@ -87,7 +88,8 @@ void hmb__admit_next(const hmb__ledger_t *L, int pressure_armed,
   if (L->progress && hmb__progress_step(L, pressure_armed, d))
     return;
 
-  /* R1: the head of the other borrows and grows, first come first served. */
+  /* R1: the head of the other borrows and grows (by priority, then
+   * arrival: the queue's order). */
   hmb__waiter_t *w = L->bor_head;
   while (w && w->acct == L->progress)
     w = w->next;
@@ -124,6 +126,5 @@ void hmb__admit_next(const hmb__ledger_t *L, int pressure_armed,
   if (avail >= w->need)
     hmb__decide(d, HMB__ACT_GRANT, w, w->need, HMB__RULE_WITHIN, 0);
   else if (L->running == 0)
-    hmb__decide(d, HMB__ACT_GRANT, w, avail > 0 ? avail : 0, HMB__RULE_IDLE,
-                0);
+    hmb__decide(d, HMB__ACT_GRANT, w, avail > 0 ? avail : 0, HMB__RULE_IDLE, 0);
 }

@@ -24,7 +24,7 @@
 #include <pthread.h>
 #include <stdint.h>
 
-#include "core/ledger.h"
+#include "core/ledger_state.h"
 
 enum hmb__wait_result { HMB__PENDING = 1 };
 
@@ -40,16 +40,16 @@ struct hmb__waiter {
   pthread_cond_t cond;
   int cond_ready; /* cond initialised (before the thread first sleeps) */
   hmb__acct_t *acct;
-  int kind;        /* hmb_request_kind_t */
-  int64_t need;    /* bytes still wanted from the pool */
-  int64_t local;   /* a borrow: bytes served from its own runner's spare */
-  unsigned shard;  /* the requesting thread's shard (spare is credited) */
+  int kind;       /* hmb_request_kind_t */
+  int64_t need;   /* bytes still wanted from the pool */
+  int64_t local;  /* a borrow: bytes served from its own runner's spare */
+  unsigned shard; /* the requesting thread's shard (spare is credited) */
   int priority;
-  uint64_t seq;    /* arrival (a start: its runner's first arrival) */
-  int result;      /* HMB__PENDING, 0 granted, or an HMB_E* code */
-  int pressure;    /* enum hmb__pressure_state */
-  int fit_room;    /* the grant shrank the cache's room: fit it first */
-  hmb__grant_t g;  /* filled by the grant */
+  uint64_t seq;   /* arrival (a start: its runner's first arrival) */
+  int result;     /* HMB__PENDING, 0 granted, or an HMB_E* code */
+  int pressure;   /* enum hmb__pressure_state */
+  int fit_room;   /* the grant shrank the cache's room: fit it first */
+  hmb__grant_t g; /* filled by the grant */
 };
 
 enum hmb__action {

@@ -7,6 +7,8 @@
  * known flags. The default allocator charges no budget: it is the "no
  * limit" baseline and the allocator of code that runs outside any task.
  *
+ * (The thread-bound allocator is runner.c's: it charges runners.)
+ *
  * Pointers. Every block of the built-in allocators carries the prefix of
  * memory/block.h, whose back-pointer slot holds its handle, so a pointer
  * finds its handle in O(1) without a lock. An allocator without
@@ -22,14 +24,17 @@
 #include "core/abi.h"
 #include "core/buffer.h"
 #include "core/log.h"
-#include "core/runner.h"
+#include "hmb/allocator.h"
 #include "memory/block.h"
 #include "memory/memory.h"
+#include "platform/shard.h"
 
 /* The prefix written inside a generic allocator's buffer. */
 #define HMB__BLOCK_INNER 5u
 
-static int hmb__pow2(size_t v) { return v && (v & (v - 1)) == 0; }
+static int hmb__pow2(size_t v) {
+  return v && (v & (v - 1)) == 0;
+}
 
 int hmb_allocate(const hmb_allocator_t *alloc, size_t bytes, unsigned flags,
                  hmb_buffer_t **out) {
@@ -59,8 +64,7 @@ static int hmb__inner_view(hmb_buffer_t *outer, size_t bytes, size_t align,
   void *data = (void *)p;
   *hmb__block_word_at(data) =
       hmb__block_word((size_t)(p - base), HMB__BLOCK_INNER,
-                      (s->flags & HMB__BUF_PINNED) != 0, 0,
-                      (unsigned)__builtin_ctzll(align));
+                      (s->flags & HMB__BUF_PINNED) != 0, 0, 0, align);
   *hmb__block_backptr(data) = s;
   *out = s;
   return 0;
@@ -78,18 +82,21 @@ int hmb_allocate_aligned(const hmb_allocator_t *alloc, size_t bytes,
     return HMB_ETOOBIG;
   if (alloc->allocate_aligned)
     return alloc->allocate_aligned(alloc->ctx, bytes, alignment, flags, out);
+  if (alignment == 0) /* the allocator's own default */
+    return alloc->allocate(alloc->ctx, bytes, flags, out);
   size_t a = alignment > HMB__PREFIX_MIN ? alignment : HMB__PREFIX_MIN;
   if (bytes > HMB_MAX_ALLOC - a - HMB__PREFIX_MIN)
     return HMB_ETOOBIG;
   hmb_buffer_t *outer = NULL;
-  int rc = alloc->allocate(alloc->ctx, bytes + a + HMB__PREFIX_MIN, flags,
-                           &outer);
+  int rc =
+      alloc->allocate(alloc->ctx, bytes + a + HMB__PREFIX_MIN, flags, &outer);
   if (rc)
     return rc;
   return hmb__inner_view(outer, bytes, a, out);
 }
 
-/* ---- pointers ---------------------------------------------------------------- */
+/* ---- pointers
+ * ---------------------------------------------------------------- */
 
 hmb_buffer_t *hmb_ptr_buffer(const void *ptr) {
   if (!ptr || ((uintptr_t)ptr & (HMB__PREFIX_MIN - 1)) != 0)
@@ -99,8 +106,8 @@ hmb_buffer_t *hmb_ptr_buffer(const void *ptr) {
     return NULL;
   hmb_buffer_t *b = *hmb__block_backptr_c(ptr);
   if (!b || ((uintptr_t)b & 63u) != 0 || b->magic != HMB__BUF_MAGIC ||
-      b->data != ptr)
-    return NULL;
+      b->data != ptr || !(b->flags & HMB__BUF_PTR))
+    return NULL; /* not ours, or the data of a handle-API buffer */
   return b;
 }
 
@@ -116,14 +123,15 @@ int hmb_ptr_alloc(const hmb_allocator_t *alloc, size_t bytes, size_t alignment,
   if (!out)
     return HMB_EINVAL;
   hmb_buffer_t *b = NULL;
-  int rc = hmb_allocate_aligned(alloc, bytes, alignment ? alignment : 16,
-                                flags, &b);
+  int rc =
+      hmb_allocate_aligned(alloc, bytes, alignment ? alignment : 16, flags, &b);
   if (rc)
     return rc;
   if (!b->data) { /* an implementation that made a reservation */
     hmb_buffer_close(b);
     return HMB_ENOTSUP;
   }
+  hmb__buffer_mark_ptr(b);
   *out = b->data;
   return 0;
 }
@@ -151,7 +159,10 @@ int hmb_ptr_realloc(void **pp, size_t bytes) {
   hmb_buffer_t *b = hmb_ptr_buffer(*pp);
   if (!b)
     return HMB_EINVAL;
-  if (atomic_load_explicit(&b->refs, memory_order_relaxed) != 1)
+  /* Acquire: pairs with the acq_rel decrement of a close of another
+   * reference, so what that thread did with the buffer happens before the
+   * resize writes to it. */
+  if (atomic_load_explicit(&b->refs, memory_order_acquire) != 1)
     return HMB_EBUSY;
   if (!(b->flags & HMB__BUF_SLICE)) {
     int rc = b->u.root.ops->resize(b->u.root.owner, b, bytes);
@@ -163,9 +174,9 @@ int hmb_ptr_realloc(void **pp, size_t bytes) {
    * place the view again at its alignment. */
   hmb_buffer_t *outer = b->u.parent;
   if ((outer->flags & HMB__BUF_SLICE) ||
-      atomic_load_explicit(&outer->refs, memory_order_relaxed) != 1)
+      atomic_load_explicit(&outer->refs, memory_order_acquire) != 1)
     return HMB_ENOTSUP;
-  size_t align = (size_t)1 << hmb__block_class(*hmb__block_word_at(*pp));
+  size_t align = hmb__block_align(*hmb__block_word_at(*pp));
   size_t old_off = (size_t)((char *)*pp - (char *)outer->data);
   size_t keep = bytes < b->size ? bytes : b->size;
   if (bytes > HMB_MAX_ALLOC - align - HMB__PREFIX_MIN)
@@ -182,17 +193,17 @@ int hmb_ptr_realloc(void **pp, size_t bytes) {
   b->size = bytes;
   *hmb__block_word_at(b->data) =
       hmb__block_word((size_t)(p - base), HMB__BLOCK_INNER,
-                      (b->flags & HMB__BUF_PINNED) != 0, 0,
-                      (unsigned)__builtin_ctzll(align));
+                      (b->flags & HMB__BUF_PINNED) != 0, 0, 0, align);
   *hmb__block_backptr(b->data) = b;
   *pp = b->data;
   return 0;
 }
 
-/* ---- the default allocator ------------------------------------------------ */
+/* ---- the default allocator ------------------------------------------------
+ */
 
 static void hmb__default_freed(void *owner, hmb_buffer_t *b) {
-  if (hmb__memory_free(owner, b->data, b->size) != 0)
+  if (hmb__memory_free(owner, b->data, b->size, hmb__shard_index()) != 0)
     hmb__log(NULL, HMB_LOG_ERROR,
              "buffer %p: block %p is not a live block of the default "
              "allocator: not freed",
@@ -200,19 +211,18 @@ static void hmb__default_freed(void *owner, hmb_buffer_t *b) {
 }
 
 static int hmb__default_resize(void *owner, hmb_buffer_t *b, size_t bytes) {
-  if (hmb__memory_resize_in_place(owner, b->data, b->size, bytes)) {
+  unsigned sh = hmb__shard_index();
+  if (hmb__memory_resize_in_place(owner, b->data, b->size, bytes, sh)) {
     b->size = bytes;
     return 0;
   }
-  size_t align = (size_t)1 << __builtin_ctzll((uintptr_t)b->data);
   int pinned = 0;
-  void *nd = hmb__memory_alloc(owner, bytes,
-                               align > HMB_MAX_ALIGN ? HMB_MAX_ALIGN : align,
-                               0, &pinned);
+  void *nd = hmb__memory_alloc(owner, bytes, hmb__memory_block_align(b->data),
+                               0, &pinned, sh);
   if (!nd)
     return HMB_ENOMEM;
   memcpy(nd, b->data, bytes < b->size ? bytes : b->size);
-  hmb__memory_free(owner, b->data, b->size);
+  hmb__memory_free(owner, b->data, b->size, sh);
   b->data = nd;
   b->size = bytes;
   *hmb__block_backptr(nd) = b;
@@ -222,21 +232,20 @@ static int hmb__default_resize(void *owner, hmb_buffer_t *b, size_t bytes) {
 static const hmb__owner_ops_t hmb__default_ops = {hmb__default_freed,
                                                   hmb__default_resize};
 
-static int hmb__default_allocate_aligned(void *ctx, size_t bytes,
-                                         size_t align, unsigned flags,
-                                         hmb_buffer_t **out) {
+static int hmb__default_allocate_aligned(void *ctx, size_t bytes, size_t align,
+                                         unsigned flags, hmb_buffer_t **out) {
   (void)ctx;
   hmb__memory_t *mem = hmb__memory_default();
   int pinned = 0;
+  unsigned sh = hmb__shard_index();
   void *data = hmb__memory_alloc(mem, bytes, align,
-                                 (flags & HMB_ALLOC_PINNED) != 0, &pinned);
+                                 (flags & HMB_ALLOC_PINNED) != 0, &pinned, sh);
   if (!data)
     return HMB_ENOMEM;
-  hmb_buffer_t *b = hmb__buffer_root(data, bytes,
-                                     pinned ? HMB__BUF_PINNED : 0, 0, mem,
-                                     &hmb__default_ops);
+  hmb_buffer_t *b = hmb__buffer_root(data, bytes, pinned ? HMB__BUF_PINNED : 0,
+                                     0, mem, &hmb__default_ops);
   if (!b) {
-    hmb__memory_free(mem, data, bytes);
+    hmb__memory_free(mem, data, bytes, sh);
     return HMB_ENOMEM;
   }
   *out = b;
@@ -266,34 +275,4 @@ int hmb_default_memory_stats_sized(hmb_memory_stats_t *out, size_t out_size) {
 
 int(hmb_default_memory_stats)(hmb_memory_stats_t *out) {
   return hmb_default_memory_stats_sized(out, sizeof(hmb_memory_stats_t));
-}
-
-/* ---- the bound allocator ------------------------------------------------- */
-
-static int hmb__bound_allocate_aligned(void *ctx, size_t bytes, size_t align,
-                                       unsigned flags, hmb_buffer_t **out) {
-  hmb_runner_t *r = hmb_runner_bound();
-  if (r)
-    return r->vtable.allocate_aligned(r, bytes, align, flags, out);
-  if (ctx) /* HMB_UNBOUND_FAIL */
-    return HMB_ESTATE;
-  return hmb__default_allocate_aligned(NULL, bytes, align, flags, out);
-}
-
-static int hmb__bound_allocate(void *ctx, size_t bytes, unsigned flags,
-                               hmb_buffer_t **out) {
-  return hmb__bound_allocate_aligned(ctx, bytes, 0, flags, out);
-}
-
-static int hmb__fail_tag; /* the FAIL mode's ctx: any non-NULL address */
-
-static const hmb_allocator_t hmb__bound_allocators[2] = {
-    {NULL, hmb__bound_allocate, "bound", hmb__bound_allocate_aligned},
-    {&hmb__fail_tag, hmb__bound_allocate, "bound-or-fail",
-     hmb__bound_allocate_aligned}};
-
-const hmb_allocator_t *hmb_bound_allocator(int mode) {
-  if (mode != HMB_UNBOUND_DEFAULT && mode != HMB_UNBOUND_FAIL)
-    return NULL;
-  return &hmb__bound_allocators[mode];
 }

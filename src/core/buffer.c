@@ -32,7 +32,8 @@
 
 #define HMB__BUF_DEAD 0xdeadbeefu
 
-_Static_assert(sizeof(struct hmb_buffer) <= HMB__TC_OBJ_SIZE,
+_Static_assert(sizeof(struct hmb_buffer) <= HMB__TC_OBJ_SIZE &&
+                   _Alignof(struct hmb_buffer) <= HMB__TC_OBJ_SIZE,
                "a buffer handle fits the memory layer's 64-byte objects");
 
 #ifndef NDEBUG
@@ -70,21 +71,9 @@ static void hmb__handle_free(hmb_buffer_t *b) {
   hmb__tcache_obj_put(b);
 }
 
-hmb_buffer_t *hmb__buffer_root(void *data, size_t size, unsigned flags,
-                               unsigned shard, void *owner,
-                               const hmb__owner_ops_t *ops) {
-  hmb_buffer_t *b = hmb__handle_new(data, size, flags);
-  if (!b)
-    return NULL;
-  b->shard = (uint16_t)shard;
-  b->u.root.owner = owner;
-  b->u.root.ops = ops;
-  if (data)
-    *hmb__block_backptr(data) = b;
-  return b;
+void hmb__buffer_discard(hmb_buffer_t *b) {
+  hmb__handle_free(b);
 }
-
-void hmb__buffer_discard(hmb_buffer_t *b) { hmb__handle_free(b); }
 
 void *hmb_buffer_data(const hmb_buffer_t *buf) {
   return buf ? buf->data : NULL;

@@ -21,13 +21,17 @@
 
 #include "hmb/buffer.h"
 #include "hmb/errors.h"
+#include "memory/block.h"
+#include "memory/tcache.h"
+#include "platform/util.h"
 
 #define HMB__BUF_MAGIC 0x484d4242u /* "HMBB" */
 
 enum hmb__buf_flags {
   HMB__BUF_PINNED = 1u << 0,
   HMB__BUF_SLICE = 1u << 1,
-  HMB__BUF_RESERVATION = 1u << 2 /* budget only: no memory */
+  HMB__BUF_RESERVATION = 1u << 2, /* budget only: no memory */
+  HMB__BUF_PTR = 1u << 3          /* made by hmb_ptr_alloc() */
 };
 
 typedef struct hmb__owner_ops {
@@ -60,11 +64,35 @@ struct hmb_buffer {
  * A new root handle with one reference over `data` (NULL for a reservation)
  * of `size` bytes, owned through `ops`. When `data` comes from the memory
  * layer its back-pointer slot is set, so hmb_ptr_buffer() finds the handle.
- * NULL if no handle could be had.
+ * NULL if no handle could be had. (Inline: it is on the allocation path.)
  */
-hmb_buffer_t *hmb__buffer_root(void *data, size_t size, unsigned flags,
-                               unsigned shard, void *owner,
-                               const hmb__owner_ops_t *ops);
+static inline hmb_buffer_t *hmb__buffer_root(void *data, size_t size,
+                                             unsigned flags, unsigned shard,
+                                             void *owner,
+                                             const hmb__owner_ops_t *ops) {
+  hmb_buffer_t *b = hmb__tcache_obj_get();
+  if (HMB__UNLIKELY(!b))
+    return NULL;
+  atomic_init(&b->refs, 1);
+  b->magic = HMB__BUF_MAGIC;
+  b->flags = (uint16_t)flags;
+  b->shard = (uint16_t)shard;
+  b->data = data;
+  b->size = size;
+  b->u.root.owner = owner;
+  b->u.root.ops = ops;
+  b->handler.fn = NULL;
+  b->handler.user = NULL;
+  if (data)
+    *hmb__block_backptr(data) = b;
+  return b;
+}
+
+/* Mark a handle just made, not yet shared, as a block of hmb_ptr_alloc():
+ * only such blocks are found by hmb_ptr_buffer(). */
+static inline void hmb__buffer_mark_ptr(hmb_buffer_t *b) {
+  b->flags = (uint16_t)(b->flags | HMB__BUF_PTR);
+}
 
 /* Give an unused root handle back (its creation was rolled back). */
 void hmb__buffer_discard(hmb_buffer_t *b);

@@ -23,8 +23,7 @@ typedef struct hmb__check {
   int bad;
 } hmb__check_t;
 
-static void hmb__fail(hmb__check_t *c, const char *fmt, ...)
-    HMB__PRINTF(2, 3);
+static void hmb__fail(hmb__check_t *c, const char *fmt, ...) HMB__PRINTF(2, 3);
 static void hmb__fail(hmb__check_t *c, const char *fmt, ...) {
   if (c->bad++)
     return; /* the first one is reported */
@@ -61,13 +60,13 @@ int hmb_pool_check(hmb_pool_t *p, unsigned flags, char *buf, size_t len) {
     buf[0] = '\0';
   hmb__check_t c = {buf, len, 0};
   int rest = (flags & HMB_CHECK_QUIESCENT) != 0;
-  hmb__ledger_t *L = &p->ledger;
-  pthread_mutex_lock(&p->reg_lock);
+  hmb__ledger_t *L = &p->home.ledger;
+  pthread_mutex_lock(&p->home.reg_lock);
   pthread_mutex_lock(&L->lock);
   int64_t limit = atomic_load_explicit(&L->limit, memory_order_relaxed);
   int64_t sum_held = 0, sum_beyond_stopped = 0, sum_live = 0;
   int32_t running = 0, progress = 0, in_heap = 0;
-  for (hmb_runner_t *r = p->runners; r; r = r->next) {
+  for (hmb_runner_t *r = p->home.runners; r; r = r->next) {
     hmb__acct_t *a = &r->acct;
     int st = hmb__acct_state(a);
     int64_t held = hmb__get(&a->held), beyond = hmb__get(&a->beyond);
@@ -76,8 +75,8 @@ int hmb_pool_check(hmb_pool_t *p, unsigned flags, char *buf, size_t len) {
       hmb__fail(&c, "runner #%" PRIu64 ": held %" PRId64 " < 0", a->id, held);
     if (beyond < 0 || beyond > held)
       hmb__fail(&c,
-                "runner #%" PRIu64 ": beyond %" PRId64 " outside [0, held %" PRId64
-                "] (R-I3)",
+                "runner #%" PRIu64 ": beyond %" PRId64
+                " outside [0, held %" PRId64 "] (R-I3)",
                 a->id, beyond, held);
     for (unsigned i = 0; i < HMB__SHARDS; i++)
       if (hmb__get(&a->shard[i].spare) < 0)
@@ -98,17 +97,23 @@ int hmb_pool_check(hmb_pool_t *p, unsigned flags, char *buf, size_t len) {
         hmb__fail(&c, "runner #%" PRIu64 " flagged progress wrongly", a->id);
     }
     if ((a->heap_at >= 0) != (held > 0))
-      hmb__fail(&c, "runner #%" PRIu64 ": in the heap %d, held %" PRId64,
-                a->id, a->heap_at >= 0, held);
+      hmb__fail(&c, "runner #%" PRIu64 ": in the heap %d, held %" PRId64, a->id,
+                a->heap_at >= 0, held);
     in_heap += a->heap_at >= 0;
     if (rest) {
       int64_t live = hmb__runner_live(r), spare = hmb__acct_spare(a);
       sum_live += live;
       if (live < 0 || live > held)
         hmb__fail(&c,
-                  "runner #%" PRIu64 ": live %" PRId64 " outside [0, held %" PRId64
-                  "] (R-I1)",
+                  "runner #%" PRIu64 ": live %" PRId64
+                  " outside [0, held %" PRId64 "] (R-I1)",
                   a->id, live, held);
+      if (st == HMB__R_RUNNING && beyond > live)
+        hmb__fail(&c,
+                  "runner #%" PRIu64 ": beyond %" PRId64 " > live %" PRId64
+                  " at rest (I3: the progress runner holds beyond the limit "
+                  "only what is live)",
+                  a->id, beyond, live);
       if (held != live + spare)
         hmb__fail(&c,
                   "runner #%" PRIu64 ": held %" PRId64 " != live %" PRId64
@@ -131,12 +136,14 @@ int hmb_pool_check(hmb_pool_t *p, unsigned flags, char *buf, size_t len) {
   if (over > L->beyond_stopped + beyond_p + L->limit_debt)
     hmb__fail(&c,
               "over-commit %" PRId64 " > stopped runners' beyond %" PRId64
-              " + the progress runner's %" PRId64 " + lowered-limit debt %" PRId64
-              " (I3)",
+              " + the progress runner's %" PRId64
+              " + lowered-limit debt %" PRId64 " (I3)",
               over, L->beyond_stopped, beyond_p, L->limit_debt);
-  if (L->cap >= 0 && over > L->cap)
-    hmb__fail(&c, "over-commit %" PRId64 " > cap %" PRId64 " (I5)", over,
-              L->cap);
+  if (L->cap >= 0 && over > L->cap + L->limit_debt)
+    hmb__fail(&c,
+              "over-commit %" PRId64 " > cap %" PRId64
+              " + lowered-limit debt %" PRId64 " (I5)",
+              over, L->cap, L->limit_debt);
   if (progress > 1 || (L->progress && progress != 1))
     hmb__fail(&c, "%d runners flagged progress (I2)", (int)progress);
   if (running != L->running)
@@ -159,10 +166,10 @@ int hmb_pool_check(hmb_pool_t *p, unsigned flags, char *buf, size_t len) {
   if (rest && (aw || bw))
     hmb__fail(&c, "requests queued at rest");
   pthread_mutex_unlock(&L->lock);
-  pthread_mutex_unlock(&p->reg_lock);
+  pthread_mutex_unlock(&p->home.reg_lock);
   if (rest && !c.bad) {
     char why[128];
-    if (hmb__memory_check(p->mem, why, sizeof why) != 0)
+    if (hmb__memory_check(p->home.mem, why, sizeof why) != 0)
       hmb__fail(&c, "%s", why);
   }
   (void)sum_live;

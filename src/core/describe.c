@@ -1,5 +1,6 @@
 /*
- * describe.c - the text the core writes (see describe.h).
+ * describe.c - the pool's description and its leak report (see describe.h);
+ * the ledger's own log lines are in lines.c.
  *
  * hmb_pool_describe() costs O(top log top) under the budget lock whatever
  * the number of runners: the ledger keeps the runners that hold budget in a
@@ -14,7 +15,6 @@
 #include <string.h>
 
 #include "core/log.h"
-#include "core/pool.h"
 #include "core/runner.h"
 
 enum { HMB__DESCRIBE_MAX = 32 };
@@ -28,7 +28,8 @@ typedef struct hmb__line {
 } hmb__line_t;
 
 static hmb_runner_t *hmb__runner_of(hmb__acct_t *a) {
-  return (hmb_runner_t *)(void *)a; /* the account is the runner's first member */
+  return (
+      hmb_runner_t *)(void *)a; /* the account is the runner's first member */
 }
 
 static void hmb__line_of(hmb__line_t *l, hmb__acct_t *a) {
@@ -76,10 +77,11 @@ int hmb_pool_describe(hmb_pool_t *p, int top, char *buf, size_t len) {
   if (top > HMB__DESCRIBE_MAX)
     top = HMB__DESCRIBE_MAX;
   hmb__line_t lines[HMB__DESCRIBE_MAX];
-  hmb__ledger_t *L = &p->ledger;
-  pthread_mutex_lock(&p->reg_lock);
-  int nr = p->nrunners;
-  pthread_mutex_unlock(&p->reg_lock);
+  hmb__home_t *h = hmb__home_of(p);
+  hmb__ledger_t *L = &h->ledger;
+  pthread_mutex_lock(&h->reg_lock);
+  int nr = h->nrunners;
+  pthread_mutex_unlock(&h->reg_lock);
   pthread_mutex_lock(&L->lock);
   int64_t held = L->held;
   int64_t limit = atomic_load_explicit(&L->limit, memory_order_relaxed);
@@ -116,53 +118,6 @@ int hmb_pool_describe(hmb_pool_t *p, int top, char *buf, size_t len) {
   return w;
 }
 
-/* ---- log lines ------------------------------------------------------------------ */
-
-void hmb__log_grant(const hmb__ledger_t *L, const hmb__acct_t *a,
-                    const char *kind, int64_t need, const hmb__grant_t *g) {
-  const hmb__logger_t *lg = L->log;
-  int64_t limit = atomic_load_explicit(&L->limit, memory_order_relaxed);
-  if (g->became_progress)
-    hmb__log(lg, HMB_LOG_INFO,
-             "runner #%" PRIu64 " '%s' is now the progress runner (%s); until "
-             "it stops running it alone may be granted budget beyond the "
-             "limit of %" PRId64,
-             a->id, a->name,
-             g->rule == HMB__RULE_IDLE ? "no runner was running"
-                                       : "every running runner waited to "
-                                         "borrow",
-             limit);
-  if (g->beyond <= 0)
-    return;
-  hmb__log(lg, g->first_beyond ? HMB_LOG_WARN : HMB_LOG_DEBUG,
-           "over-commit: progress runner #%" PRIu64 " '%s' was granted a %s "
-           "of %" PRId64 " bytes, %" PRId64 " of them beyond the limit of "
-           "%" PRId64 " (it now holds %" PRId64 " beyond)",
-           a->id, a->name, kind, need, g->beyond, limit,
-           atomic_load_explicit(&a->beyond, memory_order_relaxed));
-}
-
-void hmb__log_timeout(const hmb__ledger_t *L, const hmb__acct_t *a,
-                      const char *kind, int64_t need, int64_t timeout_ns) {
-  hmb__log(L->log, HMB_LOG_DEBUG,
-           "timeout: runner #%" PRIu64 " '%s' could not %s %" PRId64
-           " bytes within %" PRId64 " us",
-           a->id, a->name, kind, need, timeout_ns / 1000);
-}
-
-void hmb__log_long_wait(const hmb__ledger_t *L, const hmb__acct_t *a,
-                        const char *kind, int64_t need, uint64_t waited_ns,
-                        int running) {
-  if (!hmb__log_enabled(L->log, HMB_LOG_WARN))
-    return;
-  char desc[768];
-  hmb_pool_describe(L->pool, 3, desc, sizeof desc);
-  hmb__log(L->log, HMB_LOG_WARN,
-           "runner #%" PRIu64 " '%s' has waited %" PRIu64 " ms to %s %" PRId64
-           " bytes (%d running); %s",
-           a->id, a->name, waited_ns / 1000000u, kind, need, running, desc);
-}
-
 typedef struct hmb__leak {
   uint64_t id;
   char name[32];
@@ -174,9 +129,10 @@ int hmb__log_leaks(hmb_pool_t *p) {
   hmb__leak_t lk[HMB__DESCRIBE_MAX];
   int n = 0, nr;
   int64_t bufs = 0, bytes = 0;
-  pthread_mutex_lock(&p->reg_lock);
-  nr = p->nrunners;
-  for (hmb_runner_t *r = p->runners; r; r = r->next) {
+  hmb__home_t *h = hmb__home_of(p);
+  pthread_mutex_lock(&h->reg_lock);
+  nr = h->nrunners;
+  for (hmb_runner_t *r = h->runners; r; r = r->next) {
     int64_t b = hmb__runner_buffers(r), l = hmb__runner_live(r);
     bufs += b;
     bytes += l;
@@ -190,19 +146,19 @@ int hmb__log_leaks(hmb_pool_t *p) {
       n++;
     }
   }
-  pthread_mutex_unlock(&p->reg_lock);
+  pthread_mutex_unlock(&h->reg_lock);
   char desc[1024];
   hmb_pool_describe(p, 1, desc, sizeof desc);
   char *cut = strstr(desc, "; #"); /* the pool part only */
   if (cut)
     *cut = '\0';
-  hmb__log(&p->log, HMB_LOG_ERROR,
+  hmb__log(&h->log, HMB_LOG_ERROR,
            "leak: pool destroyed with %d runner(s) and %" PRId64
            " live buffer(s) (%" PRId64 " bytes) still alive; nothing was "
            "destroyed; %s",
            nr, bufs, bytes, desc);
   for (int i = 0; i < n; i++)
-    hmb__log(&p->log, HMB_LOG_ERROR,
+    hmb__log(&h->log, HMB_LOG_ERROR,
              "leak: runner #%" PRIu64 " '%s' %s%s holds %" PRId64
              " bytes of budget, %" PRId64 " live bytes in %" PRId64
              " buffer(s)",
@@ -210,7 +166,6 @@ int hmb__log_leaks(hmb_pool_t *p) {
              lk[i].state == HMB_RUNNER_CLOSED ? " (handle destroyed)" : "",
              lk[i].held, lk[i].live, lk[i].buffers);
   if (nr > n)
-    hmb__log(&p->log, HMB_LOG_ERROR, "leak: ... and %d more runner(s)",
-             nr - n);
+    hmb__log(&h->log, HMB_LOG_ERROR, "leak: ... and %d more runner(s)", nr - n);
   return nr;
 }

@@ -28,9 +28,9 @@
  *
  * Task lifetime: a task has one reference for the executor (dropped after
  * its completion) and one for the submitter's handle. Completion is
- * published through the task's own mutex and condition variable, so
- * waiting on, polling or releasing a handle never touches the executor:
- * handles stay valid after the executor is destroyed.
+ * published through a process-wide lock stripe (below), so waiting on,
+ * polling or releasing a handle never touches the executor: handles stay
+ * valid after the executor is destroyed.
  */
 #include <inttypes.h>
 #include <stddef.h>
@@ -82,11 +82,41 @@ struct hmb_task {
   hmb_task_t *next, *prev;   /* queue or active list */
   uint64_t wait_ns;          /* waiting for budget, summed over attempts */
 
-  /* --- completion, under mu --- */
-  pthread_mutex_t mu;
-  pthread_cond_t cond;
+  /* --- completion, under its stripe's lock (hmb__stripe_of()) --- */
   int status;
 };
+
+/*
+ * Completion is published through a process-wide set of lock stripes, a
+ * task hashed to one by its address, so that a task needs no mutex or
+ * condition variable of its own (creating and destroying them was a good
+ * part of a tiny task's cost) and handles stay valid after their executor
+ * is destroyed. A completion broadcasts its stripe's condition; waiters of
+ * other tasks of the stripe re-check and sleep again.
+ */
+#define HMB__STRIPES 32u
+static struct hmb__stripe {
+  pthread_mutex_t mu;
+  pthread_cond_t cond;
+} hmb__stripes[HMB__STRIPES];
+static pthread_once_t hmb__stripes_once = PTHREAD_ONCE_INIT;
+static int hmb__stripes_ok;
+
+static void hmb__stripes_init(void) {
+  for (unsigned i = 0; i < HMB__STRIPES; i++) {
+    if (pthread_mutex_init(&hmb__stripes[i].mu, NULL) != 0 ||
+        hmb__os_cond_init(&hmb__stripes[i].cond) != 0)
+      return; /* hmb__stripes_ok stays 0: submit fails with HMB_ENOMEM */
+  }
+  hmb__stripes_ok = 1;
+}
+
+static struct hmb__stripe *hmb__stripe_of(const hmb_task_t *t) {
+  uintptr_t h = (uintptr_t)t;
+  h ^= h >> 17;
+  h *= (uintptr_t)0x9E3779B97F4A7C15ull;
+  return &hmb__stripes[(h >> 7) % HMB__STRIPES];
+}
 
 struct hmb_executor {
   hmb_pool_t *pool;
@@ -114,12 +144,13 @@ struct hmb_executor {
 
 /* The executor whose worker or callback this thread is in (shutdown check). */
 static _Thread_local hmb_executor_t *hmb__exec_current;
+/* The executor this thread is shutting down (a destroy from a log sink or
+ * callback during that shutdown must not free it under the shutdown). */
+static _Thread_local hmb_executor_t *hmb__exec_shutting;
 
 /* ---- task references and completion ------------------------------------ */
 
 static void hmb__task_free(hmb_task_t *t) {
-  pthread_cond_destroy(&t->cond);
-  pthread_mutex_destroy(&t->mu);
   free(t);
 }
 
@@ -250,11 +281,14 @@ static void hmb__complete(hmb_executor_t *ex, hmb_task_t *t, int status) {
   t->state = HMB__TASK_DONE;
   pthread_mutex_unlock(&ex->lock);
 
-  pthread_mutex_lock(&t->mu);
+  struct hmb__stripe *sp = hmb__stripe_of(t);
+  pthread_mutex_lock(&sp->mu);
   t->status = status;
+  /* Release: pairs with the acquire loads of hmb_task_done(), _wait() and
+   * _cancel(): whoever sees done sees the status and the callback's work. */
   atomic_store_explicit(&t->done, 1, memory_order_release);
-  pthread_cond_broadcast(&t->cond);
-  pthread_mutex_unlock(&t->mu);
+  pthread_cond_broadcast(&sp->cond);
+  pthread_mutex_unlock(&sp->mu);
   hmb_task_release(t);
 }
 
@@ -315,9 +349,9 @@ static void hmb__attempt(hmb_executor_t *ex, hmb_task_t *t) {
   pthread_mutex_unlock(&ex->lock);
 
   uint64_t t0 = hmb__os_now_ns();
-  rc = t->staged ? hmb_runner_start_partial(r, t->initial,
-                                            ex->acquire_timeout_ns)
-                 : hmb_runner_start(r, ex->acquire_timeout_ns);
+  rc = t->staged
+           ? hmb_runner_start_partial(r, t->initial, ex->acquire_timeout_ns)
+           : hmb_runner_start(r, ex->acquire_timeout_ns);
   uint64_t waited = hmb__os_now_ns() - t0;
 
   pthread_mutex_lock(&ex->lock);
@@ -397,8 +431,8 @@ void hmb_task_desc_init(hmb_task_desc_t *desc) {
 }
 
 int hmb_executor_create_sized(hmb_pool_t *pool,
-                              const hmb_executor_config_t *cfg,
-                              size_t cfg_size, hmb_executor_t **out) {
+                              const hmb_executor_config_t *cfg, size_t cfg_size,
+                              hmb_executor_t **out) {
   if (out)
     *out = NULL;
   if (!pool || !out)
@@ -459,7 +493,7 @@ int hmb_executor_create_sized(hmb_pool_t *pool,
       pthread_mutex_destroy(&ex->lock);
       free(ex->threads);
       free(ex);
-      hmb__log(&pool->log, HMB_LOG_ERROR,
+      hmb__log(&pool->home.log, HMB_LOG_ERROR,
                "executor '%s': could not start worker thread %d of %d",
                c.name ? c.name : "", i + 1, nthreads);
       return HMB_ENOMEM;
@@ -489,21 +523,16 @@ int hmb_executor_submit_sized(hmb_executor_t *ex, const hmb_task_desc_t *udesc,
   const hmb_task_desc_t *desc = &d;
   if (!desc->run || desc->borrow_timeout_ns < HMB_WAIT_FOREVER)
     return HMB_EINVAL;
-  if (desc->estimate > (size_t)ex->pool->ledger.max_request ||
-      (desc->staged && desc->initial > (size_t)ex->pool->ledger.max_request))
+  if (desc->estimate > (size_t)ex->pool->home.ledger.max_request ||
+      (desc->staged &&
+       desc->initial > (size_t)ex->pool->home.ledger.max_request))
     return HMB_ETOOBIG;
+  pthread_once(&hmb__stripes_once, hmb__stripes_init);
+  if (!hmb__stripes_ok)
+    return HMB_ENOMEM;
   hmb_task_t *t = calloc(1, sizeof *t);
   if (!t)
     return HMB_ENOMEM;
-  if (pthread_mutex_init(&t->mu, NULL) != 0) {
-    free(t);
-    return HMB_ENOMEM;
-  }
-  if (hmb__os_cond_init(&t->cond) != 0) {
-    pthread_mutex_destroy(&t->mu);
-    free(t);
-    return HMB_ENOMEM;
-  }
   atomic_init(&t->refs, out ? 2 : 1);
   atomic_init(&t->done, 0);
   t->ex = ex;
@@ -543,9 +572,10 @@ int hmb_task_wait(hmb_task_t *t, int64_t timeout_ns, int *status) {
     return HMB_EINVAL;
   uint64_t deadline = hmb__os_deadline(timeout_ns);
   int rc = 0;
-  pthread_mutex_lock(&t->mu);
+  struct hmb__stripe *sp = hmb__stripe_of(t);
+  pthread_mutex_lock(&sp->mu);
   while (!atomic_load_explicit(&t->done, memory_order_acquire)) {
-    if (hmb__os_cond_wait_until(&t->cond, &t->mu, deadline) != 0 &&
+    if (hmb__os_cond_wait_until(&sp->cond, &sp->mu, deadline) != 0 &&
         !atomic_load_explicit(&t->done, memory_order_acquire)) {
       rc = HMB_ETIMEDOUT;
       break;
@@ -553,7 +583,7 @@ int hmb_task_wait(hmb_task_t *t, int64_t timeout_ns, int *status) {
   }
   if (rc == 0 && status)
     *status = t->status;
-  pthread_mutex_unlock(&t->mu);
+  pthread_mutex_unlock(&sp->mu);
   return rc;
 }
 
@@ -607,7 +637,17 @@ int hmb_executor_shutdown(hmb_executor_t *ex, int mode) {
   return hmb__shutdown(ex, mode);
 }
 
+static int hmb__shutdown_run(hmb_executor_t *ex, int mode);
+
 static int hmb__shutdown(hmb_executor_t *ex, int mode) {
+  hmb_executor_t *outer = hmb__exec_shutting;
+  hmb__exec_shutting = ex;
+  int rc = hmb__shutdown_run(ex, mode);
+  hmb__exec_shutting = outer;
+  return rc;
+}
+
+static int hmb__shutdown_run(hmb_executor_t *ex, int mode) {
   hmb_task_t *dropped = NULL;
   int64_t ndropped = 0, nsignalled = 0;
   pthread_mutex_lock(&ex->lock);
@@ -634,7 +674,7 @@ static int hmb__shutdown(hmb_executor_t *ex, int mode) {
   pthread_mutex_unlock(&ex->lock);
 
   if (mode == HMB_SHUTDOWN_CANCEL && (ndropped || nsignalled))
-    hmb__log(&ex->pool->log, HMB_LOG_INFO,
+    hmb__log(&ex->pool->home.log, HMB_LOG_INFO,
              "executor '%s': shutdown cancels %" PRId64 " queued and %" PRId64
              " running task(s)",
              ex->name, ndropped, nsignalled);
@@ -664,17 +704,26 @@ void hmb_executor_destroy(hmb_executor_t *ex) {
   if (!ex)
     return;
   if (hmb__exec_current == ex) {
-    hmb__log(&ex->pool->log, HMB_LOG_ERROR,
+    hmb__log(&ex->pool->home.log, HMB_LOG_ERROR,
              "executor '%s': destroy called from its own task or callback; "
              "ignored (it would wait for itself)",
              ex->name);
     return;
   }
+  if (hmb__exec_shutting == ex) {
+    hmb__log(&ex->pool->home.log, HMB_LOG_ERROR,
+             "executor '%s': destroy called while this thread shuts it down "
+             "(from a log sink or callback); ignored",
+             ex->name);
+    return;
+  }
   int expect = 0;
+  /* acq_rel: a destroy re-entered from a sink on this thread, or racing on
+   * another (misuse), sees the first one's flag. */
   if (!atomic_compare_exchange_strong_explicit(&ex->destroying, &expect, 1,
                                                memory_order_acq_rel,
                                                memory_order_acquire)) {
-    hmb__log(&ex->pool->log, HMB_LOG_ERROR,
+    hmb__log(&ex->pool->home.log, HMB_LOG_ERROR,
              "executor '%s': destroy re-entered while it is being destroyed; "
              "ignored",
              ex->name);

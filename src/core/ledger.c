@@ -4,7 +4,7 @@
  *
  * A request that cannot be granted at once becomes a waiter on the
  * requesting thread's stack, linked into one of two queues (borrows and
- * grows, FIFO; starts, by priority then arrival). hmb__dispatch_locked()
+ * grows; starts: each by priority, then arrival). hmb__dispatch_locked()
  * asks admission.c for the next step after every change that could allow
  * one (a return, a runner stopping, a waiter leaving or arriving, a limit
  * change) and applies it. The thread that grants books the grant
@@ -34,12 +34,13 @@
 #include <string.h>
 
 #include "core/admission.h"
-#include "core/describe.h"
+#include "core/lines.h"
 #include "core/pressure.h"
 #include "memory/memory.h"
 #include "platform/os.h"
 
-/* ---- small helpers ----------------------------------------------------------- */
+/* ---- small helpers
+ * ----------------------------------------------------------- */
 
 static int64_t hmb__limit(const hmb__ledger_t *L) {
   return atomic_load_explicit(&L->limit, memory_order_relaxed);
@@ -49,7 +50,8 @@ static int64_t hmb__over(const hmb__ledger_t *L) {
   return o > 0 ? o : 0;
 }
 /* Relaxed store of a field written only under the lock. */
-#define HMB__SET(field, v) atomic_store_explicit(&(field), (v), memory_order_relaxed)
+#define HMB__SET(field, v)                                                     \
+  atomic_store_explicit(&(field), (v), memory_order_relaxed)
 #define HMB__GET(field) atomic_load_explicit(&(field), memory_order_relaxed)
 
 int64_t hmb__acct_spare(const hmb__acct_t *a) {
@@ -78,9 +80,8 @@ static int64_t hmb__spare_take_upto(hmb__acct_t *a, int64_t max) {
       int64_t x = v < max - t ? v : max - t;
       if (x <= 0)
         break;
-      if (atomic_compare_exchange_weak_explicit(sp, &v, v - x,
-                                                memory_order_seq_cst,
-                                                memory_order_relaxed)) {
+      if (atomic_compare_exchange_weak_explicit(
+              sp, &v, v - x, memory_order_seq_cst, memory_order_relaxed)) {
         t += x;
         break;
       }
@@ -95,14 +96,19 @@ static void hmb__spare_give(hmb__acct_t *a, unsigned shard, int64_t x) {
     atomic_fetch_add_explicit(&a->shard[shard].spare, x, memory_order_seq_cst);
 }
 
-static void hmb__ev_add(uint64_t *c, uint64_t v) { *c = hmb__sat_add(*c, v); }
+static void hmb__ev_add(uint64_t *c, uint64_t v) {
+  *c = hmb__sat_add(*c, v);
+}
 static void hmb__acct_count(_Atomic uint64_t *c, uint64_t v) {
   HMB__SET(*c, hmb__sat_add(HMB__GET(*c), v));
 }
 
-/* ---- the heap of holders (describe's top-K without a walk) ---------------- */
+/* ---- the heap of holders (describe's top-K without a walk) ----------------
+ */
 
-static int64_t hmb__hkey(const hmb__acct_t *a) { return HMB__GET(a->held); }
+static int64_t hmb__hkey(const hmb__acct_t *a) {
+  return HMB__GET(a->held);
+}
 
 static void hmb__heap_swap(hmb__ledger_t *L, int i, int j) {
   hmb__acct_t *t = L->heap[i];
@@ -156,7 +162,8 @@ static void hmb__heap_update(hmb__ledger_t *L, hmb__acct_t *a) {
   a->heap_at = -1;
 }
 
-/* ---- held, beyond and the cache's room ------------------------------------- */
+/* ---- held, beyond and the cache's room -------------------------------------
+ */
 
 static void hmb__room_locked(hmb__ledger_t *L) {
   int64_t room = hmb__limit(L) - L->held;
@@ -187,7 +194,8 @@ static void hmb__held_sub(hmb__ledger_t *L, hmb__acct_t *a, int64_t x) {
   hmb__room_locked(L);
 }
 
-/* ---- queues ------------------------------------------------------------------ */
+/* ---- queues
+ * ------------------------------------------------------------------ */
 
 static void hmb__unlink(hmb__waiter_t **head, hmb__waiter_t **tail,
                         hmb__waiter_t *w) {
@@ -222,6 +230,28 @@ static void hmb__remove_locked(hmb__ledger_t *L, hmb__waiter_t *w) {
   }
 }
 
+/* Insert `w` after the last waiter of at least its priority and no later
+ * sequence number: each queue is ordered by priority (higher first), then
+ * arrival. Equal priorities (the default) make it a FIFO; the walk starts
+ * at the tail, so a FIFO insert is O(1). */
+static void hmb__insert_ordered(hmb__waiter_t **head, hmb__waiter_t **tail,
+                                hmb__waiter_t *w) {
+  hmb__waiter_t *at = *tail;
+  while (at && (at->priority < w->priority ||
+                (at->priority == w->priority && at->seq > w->seq)))
+    at = at->prev;
+  w->prev = at;
+  w->next = at ? at->next : *head;
+  if (w->next)
+    w->next->prev = w;
+  else
+    *tail = w;
+  if (at)
+    at->next = w;
+  else
+    *head = w;
+}
+
 static void hmb__enqueue_locked(hmb__ledger_t *L, hmb__waiter_t *w) {
   hmb__acct_t *a = w->acct;
   w->next = w->prev = NULL;
@@ -229,29 +259,14 @@ static void hmb__enqueue_locked(hmb__ledger_t *L, hmb__waiter_t *w) {
     if (a->ticket == 0) /* a retried start keeps its first place */
       a->ticket = ++L->seq;
     w->seq = a->ticket;
-    hmb__waiter_t *at = L->acq_tail;
-    while (at && (at->priority < w->priority ||
-                  (at->priority == w->priority && at->seq > w->seq)))
-      at = at->prev;
-    w->prev = at;
-    w->next = at ? at->next : L->acq_head;
-    if (w->next)
-      w->next->prev = w;
-    else
-      L->acq_tail = w;
-    if (at)
-      at->next = w;
-    else
-      L->acq_head = w;
+    hmb__insert_ordered(&L->acq_head, &L->acq_tail, w);
     L->acq_waiters++;
   } else {
+    /* R1: borrows and grows by the runner's priority, then arrival, so a
+     * reader that gives the split its consumer needs next the highest
+     * priority has that split's grows served first. */
     w->seq = ++L->seq;
-    w->prev = L->bor_tail;
-    if (L->bor_tail)
-      L->bor_tail->next = w;
-    else
-      L->bor_head = w;
-    L->bor_tail = w;
+    hmb__insert_ordered(&L->bor_head, &L->bor_tail, w);
     L->bor_waiters++;
     /* seq_cst: pairs with the free path's read after it adds to spare. */
     atomic_fetch_add_explicit(&a->bor_queued, 1, memory_order_seq_cst);
@@ -270,7 +285,8 @@ static void hmb__wake(hmb__waiter_t *w, int result) {
     pthread_cond_signal(&w->cond);
 }
 
-/* ---- grants ------------------------------------------------------------------ */
+/* ---- grants
+ * ------------------------------------------------------------------ */
 
 static void hmb__stop_running_locked(hmb__ledger_t *L, hmb__acct_t *a,
                                      int new_state) {
@@ -297,8 +313,10 @@ static void hmb__make_progress_locked(hmb__ledger_t *L, hmb__acct_t *a) {
     }
 }
 
-static void hmb__grant_locked(hmb__ledger_t *L, hmb__waiter_t *w,
-                              int64_t bytes, int rule) {
+static int hmb__serve_own_locked(hmb__ledger_t *L, hmb__acct_t *a);
+
+static void hmb__grant_locked(hmb__ledger_t *L, hmb__waiter_t *w, int64_t bytes,
+                              int rule) {
   hmb__acct_t *a = w->acct;
   hmb__grant_t *g = &w->g;
   int64_t over_before = hmb__over(L);
@@ -357,6 +375,9 @@ static void hmb__grant_locked(hmb__ledger_t *L, hmb__waiter_t *w,
   default: /* grow */
     hmb__ev_add(&L->ev.grows, 1);
     hmb__spare_give(a, w->shard, bytes);
+    /* Borrows of other threads of the runner waiting meanwhile are served
+     * from the grown spare (runner.h); the runner's held is unchanged. */
+    hmb__serve_own_locked(L, a);
     break;
   }
   hmb__wake(w, 0);
@@ -426,7 +447,8 @@ static int hmb__serve_own_locked(hmb__ledger_t *L, hmb__acct_t *a) {
   return done;
 }
 
-/* ---- waiting ---------------------------------------------------------------- */
+/* ---- waiting ----------------------------------------------------------------
+ */
 
 static const char *hmb__kind_name(int kind) {
   return kind == HMB_REQUEST_START    ? "start"
@@ -485,14 +507,10 @@ static int hmb__wait(hmb__ledger_t *L, hmb__acct_t *a, int kind, int64_t need,
   w.shard = shard;
   w.priority = a->priority;
   w.result = HMB__PENDING;
-  uint64_t t0 = hmb__os_now_ns();
-  uint64_t deadline = hmb__os_deadline(timeout_ns);
-  uint64_t long_at = L->long_wait_ns > 0 ? t0 + (uint64_t)L->long_wait_ns
-                                         : UINT64_MAX;
-  uint64_t press_at = L->pressure_wait_ns > 0
-                          ? t0 + (uint64_t)L->pressure_wait_ns
-                          : UINT64_MAX;
-  int began = 0, long_logged = 0;
+  /* The clock is read only once the request cannot be decided at once. */
+  uint64_t t0 = 0, deadline = UINT64_MAX, long_at = UINT64_MAX,
+           press_at = UINT64_MAX;
+  int began = 0, long_logged = 0, queued = 0;
 
   pthread_mutex_lock(&L->lock);
   int st = hmb__acct_state(a);
@@ -505,6 +523,7 @@ static int hmb__wait(hmb__ledger_t *L, hmb__acct_t *a, int kind, int64_t need,
     if (kind == HMB_REQUEST_START)
       atomic_store_explicit(&a->state, HMB__R_WAITING, memory_order_relaxed);
     hmb__enqueue_locked(L, &w);
+    queued = 1;
     /* A borrow re-checks its own spare after queueing (see the file
      * comment: one of it and a concurrent free sees the other). */
     if (kind == HMB_REQUEST_BORROW)
@@ -512,6 +531,14 @@ static int hmb__wait(hmb__ledger_t *L, hmb__acct_t *a, int kind, int64_t need,
     hmb__dispatch_locked(L);
     if (w.result == HMB__PENDING && kind == HMB_REQUEST_BORROW)
       hmb__ev_add(&L->ev.borrow_waits, 1);
+  }
+  if (w.result == HMB__PENDING) {
+    t0 = hmb__os_now_ns();
+    deadline = hmb__os_deadline(timeout_ns);
+    if (L->long_wait_ns > 0)
+      long_at = t0 + (uint64_t)L->long_wait_ns;
+    if (L->pressure_wait_ns > 0)
+      press_at = t0 + (uint64_t)L->pressure_wait_ns;
   }
   while (w.result == HMB__PENDING) {
     if (w.pressure == HMB__PRESSURE_DUE) {
@@ -562,8 +589,11 @@ static int hmb__wait(hmb__ledger_t *L, hmb__acct_t *a, int kind, int64_t need,
       long_logged = 1;
       int running = L->running;
       pthread_mutex_unlock(&L->lock);
-      hmb__log_long_wait(L, a, hmb__kind_name(kind), need,
-                         now - t0, running);
+      char desc[768] = "";
+      if (hmb__log_enabled(L->log, HMB_LOG_WARN) && L->describe)
+        L->describe(L->pool, 3, desc, sizeof desc);
+      hmb__line_long_wait(L->log, a->id, a->name, hmb__kind_name(kind), need,
+                          now - t0, running, desc);
       pthread_mutex_lock(&L->lock);
     }
     if (press_at != UINT64_MAX && now >= press_at && hmb__pressure_armed(L)) {
@@ -574,7 +604,7 @@ static int hmb__wait(hmb__ledger_t *L, hmb__acct_t *a, int kind, int64_t need,
       hmb__dispatch_locked(L);
     }
   }
-  uint64_t waited = hmb__os_now_ns() - t0;
+  uint64_t waited = t0 ? hmb__os_now_ns() - t0 : 0;
   if (w.result == HMB_ETIMEDOUT || w.result == HMB_ECANCELED) {
     if (w.result == HMB_ETIMEDOUT) {
       if (kind == HMB_REQUEST_START)
@@ -582,8 +612,7 @@ static int hmb__wait(hmb__ledger_t *L, hmb__acct_t *a, int kind, int64_t need,
       else
         hmb__ev_add(&L->ev.borrow_timeouts, 1);
     }
-    if (kind == HMB_REQUEST_START &&
-        hmb__acct_state(a) == HMB__R_WAITING)
+    if (kind == HMB_REQUEST_START && hmb__acct_state(a) == HMB__R_WAITING)
       atomic_store_explicit(&a->state, HMB__R_CREATED, memory_order_relaxed);
     if (w.result == HMB_ETIMEDOUT)
       hmb__dispatch_locked(L); /* its leaving may let others in */
@@ -591,7 +620,7 @@ static int hmb__wait(hmb__ledger_t *L, hmb__acct_t *a, int kind, int64_t need,
   if (w.result == 0) {
     hmb__acct_count(&a->wait_ns, waited);
     w.g.waited_ns = waited;
-  } else if (w.result != HMB_ESTATE) {
+  } else if (queued) { /* a refusal at the door waited for nothing */
     hmb__acct_count(&a->failed_wait_ns, waited);
   }
   pthread_mutex_unlock(&L->lock);
@@ -603,14 +632,19 @@ static int hmb__wait(hmb__ledger_t *L, hmb__acct_t *a, int kind, int64_t need,
     hmb__memory_fit_room(L->mem);
   *g = w.g;
   g->local = w.local;
-  if (w.result == 0)
-    hmb__log_grant(L, a, hmb__kind_name(kind), need, g);
+  if (w.result == 0 && (g->became_progress || g->beyond > 0))
+    hmb__line_grant(L->log, a->id, a->name, hmb__kind_name(kind), need,
+                    g->beyond, HMB__GET(a->beyond), g->first_beyond,
+                    g->became_progress, g->rule == HMB__RULE_IDLE,
+                    hmb__limit(L));
   else if (w.result == HMB_ETIMEDOUT)
-    hmb__log_timeout(L, a, hmb__kind_name(kind), need, timeout_ns);
+    hmb__line_timeout(L->log, a->id, a->name, hmb__kind_name(kind), need,
+                      timeout_ns);
   return w.result;
 }
 
-/* ---- requests ----------------------------------------------------------------- */
+/* ---- requests
+ * ----------------------------------------------------------------- */
 
 int hmb__ledger_start(hmb__ledger_t *L, hmb__acct_t *a, int64_t bytes,
                       int64_t timeout_ns) {
@@ -622,18 +656,43 @@ int hmb__ledger_start(hmb__ledger_t *L, hmb__acct_t *a, int64_t bytes,
                    timeout_ns, &g);
 }
 
+/* Budget beyond the limit that no live buffer needs goes back at once: the
+ * progress runner holds beyond the limit only what is live (I3), and the
+ * over-commit ends as soon as it can. */
+static void hmb__beyond_back_locked(hmb__ledger_t *L, hmb__acct_t *a) {
+  int64_t beyond = HMB__GET(a->beyond);
+  int64_t tb = beyond > 0 ? hmb__spare_take_upto(a, beyond) : 0;
+  if (tb > 0)
+    hmb__held_sub(L, a, tb);
+}
+
 /* Put spare back after a failure: no trim to the need (a failure changes
- * nothing), but never strand it in a runner that stopped meanwhile. */
+ * nothing), but never strand it in a runner that stopped meanwhile, nor
+ * keep it beyond the limit (closes while the request waited, a pressure
+ * handler's for instance, may have left the progress runner with nothing
+ * live beyond the limit). */
 static void hmb__spare_put_back(hmb__ledger_t *L, hmb__acct_t *a,
                                 unsigned shard, int64_t x) {
   if (x <= 0)
     return;
   hmb__spare_give(a, shard, x);
-  /* seq_cst: pairs with the state store of finish/destroy. */
-  if (hmb__rstate_returning(
-          atomic_load_explicit(&a->state, memory_order_seq_cst))) {
+  /* seq_cst: pairs with the state store of finish/destroy. `beyond` is
+   * written under the lock and read here relaxed: a grant beyond the limit
+   * made meanwhile on another thread of the runner is for an allocation of
+   * that thread, whose buffers' closes settle it (hmb__ledger_freed_slow). */
+  int st = atomic_load_explicit(&a->state, memory_order_seq_cst);
+  /* seq_cst: pairs with the borrower's increment of bor_queued before it
+   * reads spare (hmb__enqueue_locked), as for a free: a borrow of another
+   * thread queued meanwhile is served from what comes back here. */
+  if (hmb__rstate_returning(st) || HMB__GET(a->beyond) > 0 ||
+      atomic_load_explicit(&a->bor_queued, memory_order_seq_cst) > 0) {
     pthread_mutex_lock(&L->lock);
-    hmb__held_sub(L, a, hmb__spare_take_all(a));
+    if (hmb__rstate_returning(hmb__acct_state(a))) {
+      hmb__held_sub(L, a, hmb__spare_take_all(a));
+    } else {
+      hmb__serve_own_locked(L, a);
+      hmb__beyond_back_locked(L, a);
+    }
     hmb__dispatch_locked(L);
     pthread_mutex_unlock(&L->lock);
   }
@@ -642,9 +701,12 @@ static void hmb__spare_put_back(hmb__ledger_t *L, hmb__acct_t *a,
 int hmb__ledger_borrow(hmb__ledger_t *L, hmb__acct_t *a, unsigned shard,
                        int64_t bytes, hmb__grant_t *g) {
   memset(g, 0, sizeof *g);
-  int64_t s = hmb__spare_take_all(a);
-  if (s >= bytes) { /* spare grew meanwhile, or sat in other shards */
-    hmb__spare_give(a, shard, s - bytes);
+  /* Only what this allocation needs: spare taken beyond it would be out of
+   * every shard for a moment, and another thread of the runner could then
+   * borrow (as the progress runner: beyond the limit) budget its runner
+   * holds. */
+  int64_t s = hmb__spare_take_upto(a, bytes);
+  if (s >= bytes) { /* the spare sat in other shards */
     g->local = bytes;
     return 0;
   }
@@ -664,7 +726,14 @@ void hmb__ledger_unborrow(hmb__ledger_t *L, hmb__acct_t *a, unsigned shard,
     pthread_mutex_lock(&L->lock);
     L->held -= g->bytes;
     HMB__SET(a->held, HMB__GET(a->held) - g->bytes);
-    HMB__SET(a->beyond, HMB__GET(a->beyond) - g->beyond);
+    /* What of this grant's beyond is still there: a try-free may have
+     * repaid part of it meanwhile, and a cancel may have moved it to the
+     * stopped runners' sum. */
+    int64_t rb =
+        HMB__GET(a->beyond) < g->beyond ? HMB__GET(a->beyond) : g->beyond;
+    HMB__SET(a->beyond, HMB__GET(a->beyond) - rb);
+    if (!hmb__acct_running(a))
+      L->beyond_stopped -= rb;
     /* Undo exactly what the grant did, peaks included when nothing has
      * raised them since. */
     if (L->peak_held == g->peak_held_after)
@@ -708,53 +777,36 @@ int hmb__ledger_grow(hmb__ledger_t *L, hmb__acct_t *a, int64_t bytes,
   /* The deficit is decided when it is queued; a concurrent return of
    * spare to the pool may leave the runner holding less than `bytes`. */
   hmb__grant_t g;
-  return hmb__wait(L, a, HMB_REQUEST_GROW, bytes - held, 0,
-                   hmb__shard_index(), timeout_ns, &g);
+  return hmb__wait(L, a, HMB_REQUEST_GROW, bytes - held, 0, hmb__shard_index(),
+                   timeout_ns, &g);
 }
 
-/* ---- returns ------------------------------------------------------------------ */
+/* ---- returns
+ * ------------------------------------------------------------------ */
 
-void hmb__ledger_freed(hmb__ledger_t *L, hmb__acct_t *a, unsigned shard,
-                       int64_t bytes) {
-  /* seq_cst loads and the add: the free side of both pairings. */
-  if (!hmb__rstate_returning(
-          atomic_load_explicit(&a->state, memory_order_seq_cst))) {
-    hmb__spare_give(a, shard, bytes);
-    int st = atomic_load_explicit(&a->state, memory_order_seq_cst);
-    if (!hmb__rstate_returning(st)) {
-      int64_t need = HMB__GET(a->need);
-      int trim = need >= 0 && st == HMB__R_RUNNING &&
-                 HMB__GET(a->held) > need;
-      if (atomic_load_explicit(&a->bor_queued, memory_order_seq_cst) == 0 &&
-          !trim)
-        return; /* the common path: no lock */
-      pthread_mutex_lock(&L->lock);
-      int changed = hmb__serve_own_locked(L, a);
-      need = HMB__GET(a->need);
-      if (need >= 0 && hmb__acct_state(a) == HMB__R_RUNNING) {
-        int64_t excess = HMB__GET(a->held) - need;
-        int64_t t = excess > 0 ? hmb__spare_take_upto(a, excess) : 0;
-        if (t > 0) {
-          hmb__held_sub(L, a, t);
-          hmb__acct_count(&a->returned_early, (uint64_t)t);
-          hmb__ev_add(&L->ev.released_early, (uint64_t)t);
-          changed = 1;
-        }
-      }
-      if (changed)
-        hmb__dispatch_locked(L);
-      pthread_mutex_unlock(&L->lock);
-      return;
-    }
-    /* Stopped meanwhile: drain what this free (or another) left. */
-    pthread_mutex_lock(&L->lock);
-    hmb__held_sub(L, a, hmb__spare_take_all(a));
-    hmb__dispatch_locked(L);
-    pthread_mutex_unlock(&L->lock);
-    return;
-  }
+void hmb__ledger_freed_slow(hmb__ledger_t *L, hmb__acct_t *a, unsigned shard,
+                            int64_t bytes, int added) {
+  (void)shard;
   pthread_mutex_lock(&L->lock);
-  hmb__held_sub(L, a, bytes);
+  if (!added) { /* stopped: the bytes go straight back */
+    hmb__held_sub(L, a, bytes);
+  } else if (hmb__rstate_returning(hmb__acct_state(a))) {
+    /* Stopped meanwhile: drain what this free (or another) left. */
+    hmb__held_sub(L, a, hmb__spare_take_all(a));
+  } else {
+    hmb__serve_own_locked(L, a);
+    hmb__beyond_back_locked(L, a);
+    int64_t need = HMB__GET(a->need);
+    if (need >= 0 && hmb__acct_state(a) == HMB__R_RUNNING) {
+      int64_t excess = HMB__GET(a->held) - need;
+      int64_t t = excess > 0 ? hmb__spare_take_upto(a, excess) : 0;
+      if (t > 0) {
+        hmb__held_sub(L, a, t);
+        hmb__acct_count(&a->returned_early, (uint64_t)t);
+        hmb__ev_add(&L->ev.released_early, (uint64_t)t);
+      }
+    }
+  }
   hmb__dispatch_locked(L);
   pthread_mutex_unlock(&L->lock);
 }
@@ -799,11 +851,11 @@ int64_t hmb__ledger_set_need(hmb__ledger_t *L, hmb__acct_t *a, int64_t need) {
   return t;
 }
 
-/* ---- lifecycle ------------------------------------------------------------------ */
+/* ---- lifecycle
+ * ------------------------------------------------------------------ */
 
 /* Fail every queued request of `a` with `code` (cancel, destroy). */
-static void hmb__reject_all_locked(hmb__ledger_t *L, hmb__acct_t *a,
-                                   int code) {
+static void hmb__reject_all_locked(hmb__ledger_t *L, hmb__acct_t *a, int code) {
   hmb__waiter_t *heads[2] = {L->bor_head, L->acq_head};
   for (int q = 0; q < 2; q++) {
     hmb__waiter_t *next;
@@ -870,11 +922,13 @@ int hmb__ledger_destroy(hmb__ledger_t *L, hmb__acct_t *a) {
   return st;
 }
 
-/* ---- the pool ------------------------------------------------------------------ */
+/* ---- the pool
+ * ------------------------------------------------------------------ */
 
-int hmb__ledger_init(hmb__ledger_t *L, const hmb_pool_config_t *cfg,
-                     void *mem, hmb__pressure_set_t *pressure,
-                     const hmb__logger_t *logger, hmb_pool_t *pool) {
+int hmb__ledger_init(hmb__ledger_t *L, const hmb_pool_config_t *cfg, void *mem,
+                     hmb__pressure_set_t *pressure, const hmb__logger_t *logger,
+                     hmb_pool_t *pool,
+                     int (*describe)(hmb_pool_t *, int, char *, size_t)) {
   memset(L, 0, sizeof *L);
   if (pthread_mutex_init(&L->lock, NULL) != 0)
     return HMB_ENOMEM;
@@ -896,6 +950,7 @@ int hmb__ledger_init(hmb__ledger_t *L, const hmb_pool_config_t *cfg,
   L->pressure = pressure;
   L->log = logger;
   L->pool = pool;
+  L->describe = describe;
   return 0;
 }
 
@@ -948,8 +1003,8 @@ void hmb__ledger_set_limit(hmb__ledger_t *L, int64_t limit) {
   if (over_after > over_before) /* a shrink: held above the new limit */
     L->limit_debt += over_after - over_before;
   else if (limit > old) /* a growth pays the debt first */
-    L->limit_debt = L->limit_debt > limit - old ? L->limit_debt - (limit - old)
-                                                : 0;
+    L->limit_debt =
+        L->limit_debt > limit - old ? L->limit_debt - (limit - old) : 0;
   if (over_after > L->peak_over)
     L->peak_over = over_after;
   hmb__ev_add(&L->ev.limit_changes, 1);

@@ -1,12 +1,11 @@
 /*
- * pool.c - the pool's public face: creation and destruction, the runner
- * registry, stats, limit changes, pressure handler registration, idle
- * waits.
+ * pool.c - the pool's public face: creation and destruction, stats, limit
+ * changes, pressure handler registration.
  *
  * Budget state lives in the ledger (ledger.c); this file never writes it.
- * The registry (a list of runners not yet freed, under its own lock) lets
- * stats add up per-runner usage without the budget lock, and the leak
- * report name every runner left.
+ * The runners' registry (core/runner.h, written by runner.c) lets stats add
+ * up per-runner usage without the budget lock, and the leak report name
+ * every runner left.
  *
  * Destroy re-entry. A log sink, pressure handler or wait hook may call back
  * into hmb; one that calls hmb_pool_destroy() on the pool being destroyed
@@ -59,40 +58,33 @@ int hmb_pool_create_sized(const hmb_pool_config_t *ucfg, size_t cfg_size,
   if (!p)
     return HMB_ENOMEM;
   memset(p, 0, sizeof *p);
+  hmb__home_t *h = &p->home;
   p->alignment = cfg.alignment >= 64 ? cfg.alignment : 64;
-  p->log.fn = cfg.log_fn;
-  p->log.user = cfg.log_user;
-  p->log.level = cfg.log_level ? cfg.log_level : HMB_LOG_WARN;
-  if (pthread_mutex_init(&p->reg_lock, NULL) != 0)
+  h->log.fn = cfg.log_fn;
+  h->log.user = cfg.log_user;
+  h->log.level = cfg.log_level ? cfg.log_level : HMB_LOG_WARN;
+  if (hmb__home_init(h) != 0)
     goto fail0;
-  if (pthread_mutex_init(&p->idle_mu, NULL) != 0)
-    goto fail1;
-  if (hmb__os_cond_init(&p->idle_cond) != 0)
-    goto fail2;
   if (hmb__pressure_create(&p->pressure) != 0)
-    goto fail3;
-  rc = hmb__memory_create(&cfg, (int64_t)cfg.limit, &p->mem);
+    goto fail1;
+  rc = hmb__memory_create(&cfg, (int64_t)cfg.limit, &h->mem);
   if (rc)
-    goto fail4;
-  if (hmb__ledger_init(&p->ledger, &cfg, p->mem, p->pressure, &p->log, p) !=
-      0) {
-    hmb__memory_destroy(p->mem);
-    goto fail4;
+    goto fail2;
+  if (hmb__ledger_init(&h->ledger, &cfg, h->mem, p->pressure, &h->log, p,
+                       hmb_pool_describe) != 0) {
+    hmb__memory_destroy(h->mem);
+    goto fail2;
   }
-  const char *why = hmb__memory_region_failure(p->mem);
+  const char *why = hmb__memory_region_failure(h->mem);
   if (why)
-    hmb__log(&p->log, HMB_LOG_WARN,
+    hmb__log(&h->log, HMB_LOG_WARN,
              "pinned region unavailable, serving pageable memory: %s", why);
   *out = p;
   return 0;
-fail4:
-  hmb__pressure_destroy(p->pressure);
-fail3:
-  pthread_cond_destroy(&p->idle_cond);
 fail2:
-  pthread_mutex_destroy(&p->idle_mu);
+  hmb__pressure_destroy(p->pressure);
 fail1:
-  pthread_mutex_destroy(&p->reg_lock);
+  hmb__home_fini(h);
 fail0:
   free(p);
   return rc ? rc : HMB_ENOMEM;
@@ -102,41 +94,8 @@ int(hmb_pool_create)(const hmb_pool_config_t *cfg, hmb_pool_t **out) {
   return hmb_pool_create_sized(cfg, sizeof(hmb_pool_config_t), out);
 }
 
-/* ---- registry -------------------------------------------------------------- */
-
-void hmb__pool_register(hmb_pool_t *p, hmb_runner_t *r) {
-  pthread_mutex_lock(&p->reg_lock);
-  r->prev = NULL;
-  r->next = p->runners;
-  if (p->runners)
-    p->runners->prev = r;
-  p->runners = r;
-  p->nrunners++;
-  pthread_mutex_unlock(&p->reg_lock);
-}
-
-void hmb__pool_unregister(hmb_pool_t *p, hmb_runner_t *r) {
-  pthread_mutex_lock(&p->reg_lock);
-  if (r->prev)
-    r->prev->next = r->next;
-  else
-    p->runners = r->next;
-  if (r->next)
-    r->next->prev = r->prev;
-  p->nrunners--;
-  pthread_mutex_unlock(&p->reg_lock);
-}
-
-void hmb__pool_idle_notify(hmb_pool_t *p) {
-  /* seq_cst: pairs with the waiter's increment before it counts buffers. */
-  if (atomic_load_explicit(&p->idle_waiters, memory_order_seq_cst) == 0)
-    return;
-  pthread_mutex_lock(&p->idle_mu);
-  pthread_cond_broadcast(&p->idle_cond);
-  pthread_mutex_unlock(&p->idle_mu);
-}
-
-/* ---- destroy ----------------------------------------------------------------- */
+/* ---- destroy
+ * ----------------------------------------------------------------- */
 
 int hmb_pool_destroy(hmb_pool_t *p) {
   if (!p)
@@ -146,38 +105,39 @@ int hmb_pool_destroy(hmb_pool_t *p) {
   if (!atomic_compare_exchange_strong_explicit(&p->destroying, &expect, 1,
                                                memory_order_acq_rel,
                                                memory_order_acquire)) {
-    hmb__log(&p->log, HMB_LOG_ERROR,
+    hmb__log(&p->home.log, HMB_LOG_ERROR,
              "hmb_pool_destroy() re-entered while the same pool is being "
              "destroyed: refused");
     return HMB_ESTATE;
   }
-  pthread_mutex_lock(&p->reg_lock);
-  int nr = p->nrunners;
-  pthread_mutex_unlock(&p->reg_lock);
+  hmb__home_t *h = &p->home;
+  pthread_mutex_lock(&h->reg_lock);
+  int nr = h->nrunners;
+  pthread_mutex_unlock(&h->reg_lock);
   if (nr > 0) {
     hmb__log_leaks(p);
-    pthread_mutex_lock(&p->reg_lock);
-    nr = p->nrunners; /* a sink may have closed what was left */
-    pthread_mutex_unlock(&p->reg_lock);
+    pthread_mutex_lock(&h->reg_lock);
+    nr = h->nrunners; /* a sink may have closed what was left */
+    pthread_mutex_unlock(&h->reg_lock);
     if (nr > 0) {
+      /* Release: pairs with the next destroy's acquire CAS. */
       atomic_store_explicit(&p->destroying, 0, memory_order_release);
       return HMB_EBUSY;
     }
   }
-  hmb__ledger_fini(&p->ledger);
-  hmb__memory_destroy(p->mem);
+  hmb__ledger_fini(&h->ledger);
+  hmb__memory_destroy(h->mem);
   hmb__pressure_destroy(p->pressure);
-  pthread_cond_destroy(&p->idle_cond);
-  pthread_mutex_destroy(&p->idle_mu);
-  pthread_mutex_destroy(&p->reg_lock);
+  hmb__home_fini(h);
   free(p);
   return 0;
 }
 
-/* ---- limit, pressure ----------------------------------------------------------- */
+/* ---- limit, pressure
+ * ----------------------------------------------------------- */
 
 size_t hmb_pool_limit(const hmb_pool_t *p) {
-  return p ? (size_t)atomic_load_explicit(&p->ledger.limit,
+  return p ? (size_t)atomic_load_explicit(&p->home.ledger.limit,
                                           memory_order_relaxed)
            : 0;
 }
@@ -185,12 +145,12 @@ size_t hmb_pool_limit(const hmb_pool_t *p) {
 int hmb_pool_set_limit(hmb_pool_t *p, size_t limit) {
   if (!p || limit == 0 || limit > HMB_MAX_ALLOC)
     return HMB_EINVAL;
-  hmb__ledger_set_limit(&p->ledger, (int64_t)limit);
+  hmb__ledger_set_limit(&p->home.ledger, (int64_t)limit);
   return 0;
 }
 
-int hmb_pool_add_pressure_handler(hmb_pool_t *p, hmb_pressure_fn fn,
-                                  void *user, int *id) {
+int hmb_pool_add_pressure_handler(hmb_pool_t *p, hmb_pressure_fn fn, void *user,
+                                  int *id) {
   if (id)
     *id = 0;
   if (!p || !fn)
@@ -204,26 +164,28 @@ int hmb_pool_remove_pressure_handler(hmb_pool_t *p, int id) {
   return hmb__pressure_remove(p->pressure, id);
 }
 
-/* ---- stats ----------------------------------------------------------------------- */
+/* ---- stats
+ * ----------------------------------------------------------------------- */
 
 int hmb_pool_stats_sized(hmb_pool_t *p, hmb_pool_stats_t *out,
                          size_t out_size) {
   if (!p || !out)
     return HMB_EINVAL;
   hmb_pool_stats_t st;
-  hmb__ledger_stats(&p->ledger, &st);
+  hmb__ledger_stats(&p->home.ledger, &st);
   /* Usage: the runners' own counters, added up (stats.h: exact at rest). */
   int64_t live = 0, bufs = 0;
-  pthread_mutex_lock(&p->reg_lock);
-  for (hmb_runner_t *r = p->runners; r; r = r->next) {
+  hmb__home_t *h = &p->home;
+  pthread_mutex_lock(&h->reg_lock);
+  for (hmb_runner_t *r = h->runners; r; r = r->next) {
     live += hmb__runner_live(r);
     bufs += hmb__runner_buffers(r);
   }
-  st.runners = p->nrunners;
-  pthread_mutex_unlock(&p->reg_lock);
+  st.runners = h->nrunners;
+  pthread_mutex_unlock(&h->reg_lock);
   st.live_bytes = live;
   st.live_buffers = bufs;
-  int64_t peak = atomic_load_explicit(&p->usage.peak, memory_order_relaxed);
+  int64_t peak = atomic_load_explicit(&h->usage.peak, memory_order_relaxed);
   if (peak < live)
     peak = live;
   /* live <= held at every instant: the true peak is within peak_held. */
@@ -241,7 +203,7 @@ int hmb_pool_memory_stats_sized(hmb_pool_t *p, hmb_memory_stats_t *out,
   if (!p || !out)
     return HMB_EINVAL;
   hmb_memory_stats_t st;
-  hmb__memory_stats(p->mem, &st);
+  hmb__memory_stats(p->home.mem, &st);
   return hmb__abi_out(out, out_size, &st, sizeof st,
                       offsetof(hmb_memory_stats_t, huge_bytes));
 }
@@ -253,6 +215,6 @@ int(hmb_pool_memory_stats)(hmb_pool_t *p, hmb_memory_stats_t *out) {
 int hmb_pool_trim(hmb_pool_t *p, size_t keep_bytes) {
   if (!p)
     return HMB_EINVAL;
-  hmb__memory_trim(p->mem, keep_bytes);
+  hmb__memory_trim(p->home.mem, keep_bytes);
   return 0;
 }

@@ -63,8 +63,8 @@ int hmb__pressure_count(const hmb__pressure_set_t *set) {
   return atomic_load_explicit(&set->count, memory_order_relaxed);
 }
 
-int hmb__pressure_add(hmb__pressure_set_t *set, hmb_pressure_fn fn,
-                      void *user, int *id) {
+int hmb__pressure_add(hmb__pressure_set_t *set, hmb_pressure_fn fn, void *user,
+                      int *id) {
   int rc = HMB_ENOMEM;
   pthread_mutex_lock(&set->mu);
   for (int i = 0; i < HMB__PRESSURE_MAX; i++) {

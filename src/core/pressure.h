@@ -26,8 +26,8 @@ void hmb__pressure_destroy(hmb__pressure_set_t *set);
 int hmb__pressure_count(const hmb__pressure_set_t *set);
 
 /* 0, HMB_ENOMEM (full). */
-int hmb__pressure_add(hmb__pressure_set_t *set, hmb_pressure_fn fn,
-                      void *user, int *id);
+int hmb__pressure_add(hmb__pressure_set_t *set, hmb_pressure_fn fn, void *user,
+                      int *id);
 /* 0, HMB_EINVAL (unknown id). Waits for running calls of it. */
 int hmb__pressure_remove(hmb__pressure_set_t *set, int id);
 

@@ -24,7 +24,6 @@
 #include "core/abi.h"
 #include "core/buffer.h"
 #include "core/log.h"
-#include "core/pool.h"
 #include "memory/block.h"
 #include "memory/memory.h"
 #include "platform/os.h"
@@ -40,7 +39,7 @@ static const hmb__owner_ops_t hmb__runner_ops = {hmb__runner_freed,
                                                  hmb__runner_resize};
 
 static const char *const hmb__state_names[] = {
-    "CREATED", "WAITING", "RUNNING", "COMPLETED",
+    "CREATED", "WAITING",   "RUNNING", "COMPLETED",
     "FAILED",  "CANCELLED", "CLOSED"};
 
 const char *hmb_runner_state_name(int state) {
@@ -75,6 +74,48 @@ void hmb_runner_config_init(hmb_runner_config_t *cfg) {
     memset(cfg, 0, sizeof *cfg);
 }
 
+/* ---- the home: registry and idle waits ---------------------------------- */
+
+/* Freed runner objects a pool keeps for reuse (a scan creates and frees
+ * one per split: this saves an aligned allocation and its free each). */
+#define HMB__RUNNER_SPARES 64
+
+int hmb__home_init(hmb__home_t *h) {
+  if (pthread_mutex_init(&h->reg_lock, NULL) != 0)
+    return HMB_ENOMEM;
+  if (pthread_mutex_init(&h->idle_mu, NULL) != 0) {
+    pthread_mutex_destroy(&h->reg_lock);
+    return HMB_ENOMEM;
+  }
+  if (hmb__os_cond_init(&h->idle_cond) != 0) {
+    pthread_mutex_destroy(&h->idle_mu);
+    pthread_mutex_destroy(&h->reg_lock);
+    return HMB_ENOMEM;
+  }
+  h->runners = NULL;
+  h->nrunners = 0;
+  atomic_init(&h->idle_waiters, 0);
+  return 0;
+}
+
+void hmb__home_fini(hmb__home_t *h) {
+  while (h->spares) {
+    hmb_runner_t *r = h->spares;
+    h->spares = r->next;
+    free(r);
+  }
+  pthread_cond_destroy(&h->idle_cond);
+  pthread_mutex_destroy(&h->idle_mu);
+  pthread_mutex_destroy(&h->reg_lock);
+}
+
+/* A runner's last buffer may have closed: wake hmb_runner_wait_idle(). */
+static void hmb__home_idle_notify(hmb__home_t *h) {
+  pthread_mutex_lock(&h->idle_mu);
+  pthread_cond_broadcast(&h->idle_cond);
+  pthread_mutex_unlock(&h->idle_mu);
+}
+
 /* ---- creation and lifetime ---------------------------------------------- */
 
 int hmb_runner_create_sized(hmb_pool_t *pool, const hmb_runner_config_t *ucfg,
@@ -89,28 +130,47 @@ int hmb_runner_create_sized(hmb_pool_t *pool, const hmb_runner_config_t *ucfg,
     return rc;
   if (cfg.borrow_timeout_ns < HMB_WAIT_FOREVER)
     return HMB_EINVAL;
-  if (cfg.estimate > (size_t)pool->ledger.max_request)
+  if (cfg.estimate > (size_t)hmb__home_of(pool)->ledger.max_request)
     return HMB_ETOOBIG;
-  hmb_runner_t *r = aligned_alloc(64, (sizeof *r + 63) & ~(size_t)63);
-  if (!r)
+  /* A runner object freed before in this pool, or a new one; registered in
+   * the same hold of the registry lock (which comes before the budget lock
+   * that hmb__ledger_open() takes). */
+  hmb__home_t *home = hmb__home_of(pool);
+  hmb_runner_t *r = NULL;
+  pthread_mutex_lock(&home->reg_lock);
+  if (home->spares) {
+    r = home->spares;
+    home->spares = r->next;
+    home->nspares--;
+  } else if (!(r = aligned_alloc(64, (sizeof *r + 63) & ~(size_t)63))) {
+    pthread_mutex_unlock(&home->reg_lock);
     return HMB_ENOMEM;
+  }
   memset(r, 0, sizeof *r);
   r->vtable.ctx = r;
   r->vtable.allocate = hmb__runner_allocate;
   r->vtable.allocate_aligned = hmb__runner_allocate_aligned;
   r->vtable.name = "runner";
-  r->pool = pool;
-  r->ledger = &pool->ledger;
-  r->mem = pool->mem;
-  r->pool_top = &pool->usage;
+  hmb__home_t *h = hmb__home_of(pool);
+  r->home = h;
+  r->ledger = &h->ledger;
+  r->mem = h->mem;
+  r->pool_top = &h->usage;
   atomic_init(&r->shards_open, (int)HMB__SHARDS + 1);
   hmb__text_clean(r->acct.name, sizeof r->acct.name, cfg.name);
   rc = hmb__ledger_open(r->ledger, &r->acct, &cfg);
   if (rc) {
+    pthread_mutex_unlock(&home->reg_lock);
     free(r);
     return rc;
   }
-  hmb__pool_register(pool, r);
+  r->prev = NULL;
+  r->next = home->runners;
+  if (home->runners)
+    home->runners->prev = r;
+  home->runners = r;
+  home->nrunners++;
+  pthread_mutex_unlock(&home->reg_lock);
   *out = r;
   return 0;
 }
@@ -125,17 +185,32 @@ static void hmb__runner_release(hmb_runner_t *r) {
   /* acq_rel: every access of the releasers happens-before the free. */
   if (atomic_fetch_sub_explicit(&r->shards_open, 1, memory_order_acq_rel) != 1)
     return;
-  hmb_pool_t *p = r->pool;
+  hmb__home_t *h = r->home;
   /* Fold what the shards still hold into the pool's usage gauge, so that
    * its total stays the sum over the runners that are left. */
   for (unsigned i = 0; i < HMB__SHARDS; i++) {
-    int64_t u = atomic_exchange_explicit(&r->acct.shard[i].live, 0,
-                                         memory_order_relaxed);
-    if (u)
-      atomic_fetch_add_explicit(&r->pool_top->total, u, memory_order_relaxed);
+    hmb__rshard_t *sh = &r->acct.shard[i];
+    int64_t d = hmb__gauge_value(&sh->live) -
+                atomic_load_explicit(&sh->live_folded, memory_order_relaxed);
+    if (d)
+      atomic_fetch_add_explicit(&r->pool_top->total, d, memory_order_relaxed);
   }
   hmb__ledger_close(r->ledger, &r->acct);
-  hmb__pool_unregister(p, r);
+  pthread_mutex_lock(&h->reg_lock);
+  if (r->prev)
+    r->prev->next = r->next;
+  else
+    h->runners = r->next;
+  if (r->next)
+    r->next->prev = r->prev;
+  h->nrunners--;
+  if (h->nspares < HMB__RUNNER_SPARES) { /* kept for the next create */
+    r->next = h->spares;
+    h->spares = r;
+    h->nspares++;
+    r = NULL;
+  }
+  pthread_mutex_unlock(&h->reg_lock);
   free(r);
 }
 
@@ -145,7 +220,7 @@ void hmb_runner_destroy(hmb_runner_t *r) {
   int before = hmb__ledger_destroy(r->ledger, &r->acct);
   int64_t nbuf = hmb__runner_buffers(r);
   if (nbuf > 0)
-    hmb__log(&r->pool->log, HMB_LOG_DEBUG,
+    hmb__log(&r->home->log, HMB_LOG_DEBUG,
              "runner #%" PRIu64 " '%s' %s detached with %" PRId64
              " live buffer(s), %" PRId64 " bytes; their budget returns as "
              "they close",
@@ -163,20 +238,30 @@ void hmb_runner_destroy(hmb_runner_t *r) {
   hmb__runner_release(r); /* the handle's own */
 }
 
-/* ---- usage counters -------------------------------------------------------- */
+/* ---- usage counters --------------------------------------------------------
+ */
 
 int64_t hmb__runner_live(const hmb_runner_t *r) {
-  int64_t v = atomic_load_explicit(&r->live_top.total, memory_order_relaxed);
+  int64_t v = 0;
   for (unsigned i = 0; i < HMB__SHARDS; i++)
-    v += hmb__gauge_pending(&r->acct.shard[i].live);
+    v += hmb__gauge_value(&r->acct.shard[i].live);
   return v;
 }
 
 int64_t hmb__runner_buffers(const hmb_runner_t *r) {
   int64_t n = 0;
   for (unsigned i = 0; i < HMB__SHARDS; i++)
-    n += atomic_load_explicit(&r->acct.shard[i].bufs, memory_order_relaxed) >>
-         1;
+    n +=
+        atomic_load_explicit(&r->acct.shard[i].bufs, memory_order_relaxed) >> 1;
+  return n;
+}
+
+/* The same, seq_cst: the waiter's side of the idle pairing (see freed). */
+static int64_t hmb__runner_buffers_sc(const hmb_runner_t *r) {
+  int64_t n = 0;
+  for (unsigned i = 0; i < HMB__SHARDS; i++)
+    n +=
+        atomic_load_explicit(&r->acct.shard[i].bufs, memory_order_seq_cst) >> 1;
   return n;
 }
 
@@ -226,9 +311,9 @@ static int hmb__runner_charge(hmb_runner_t *r, unsigned sh, int64_t b,
 static int hmb__runner_new(hmb_runner_t *r, size_t bytes, size_t align,
                            unsigned flags, int with_memory,
                            hmb_buffer_t **out) {
-  if (HMB__UNLIKELY(atomic_load_explicit(&r->acct.state,
-                                         memory_order_acquire) !=
-                    HMB__R_RUNNING))
+  if (HMB__UNLIKELY(
+          atomic_load_explicit(&r->acct.state, memory_order_acquire) !=
+          HMB__R_RUNNING))
     return hmb__not_running(r);
   if (HMB__UNLIKELY((int64_t)bytes > r->ledger->max_request))
     return HMB_ETOOBIG;
@@ -243,7 +328,7 @@ static int hmb__runner_new(hmb_runner_t *r, size_t bytes, size_t align,
   if (with_memory) {
     int pinned = 0;
     data = hmb__memory_alloc(r->mem, bytes, align,
-                             (flags & HMB_ALLOC_PINNED) != 0, &pinned);
+                             (flags & HMB_ALLOC_PINNED) != 0, &pinned, sh);
     if (HMB__UNLIKELY(!data)) {
       hmb__ledger_unborrow(r->ledger, &r->acct, sh, b, &g);
       return HMB_ENOMEM;
@@ -256,7 +341,7 @@ static int hmb__runner_new(hmb_runner_t *r, size_t bytes, size_t align,
       hmb__buffer_root(data, bytes, bflags, sh, r, &hmb__runner_ops);
   if (HMB__UNLIKELY(!buf)) {
     if (data)
-      hmb__memory_free(r->mem, data, bytes);
+      hmb__memory_free(r->mem, data, bytes, sh);
     hmb__ledger_unborrow(r->ledger, &r->acct, sh, b, &g);
     return HMB_ENOMEM;
   }
@@ -265,7 +350,7 @@ static int hmb__runner_new(hmb_runner_t *r, size_t bytes, size_t align,
    * decrement of the closer (runner.h). */
   atomic_fetch_add_explicit(&s->bufs, 2, memory_order_relaxed);
   atomic_fetch_add_explicit(&s->allocs, 1, memory_order_relaxed);
-  hmb__gauge_add2(&s->live, &r->live_top, r->pool_top, b);
+  hmb__gauge_add2(&s->live, &s->live_folded, &r->live_top, r->pool_top, b);
   *out = buf;
   return 0;
 }
@@ -284,22 +369,28 @@ static void hmb__runner_freed(void *owner, hmb_buffer_t *b) {
   hmb_runner_t *r = owner;
   unsigned sh = hmb__shard_index();
   int64_t bytes = (int64_t)b->size;
-  if (b->data && hmb__memory_free(r->mem, b->data, b->size) != 0)
-    hmb__log(&r->pool->log, HMB_LOG_ERROR,
+  if (b->data && hmb__memory_free(r->mem, b->data, b->size, sh) != 0)
+    hmb__log(&r->home->log, HMB_LOG_ERROR,
              "buffer %p: block %p (%zu bytes) is not a live block of the "
              "pool's memory: not freed",
              (void *)b, b->data, b->size);
-  hmb__gauge_add2(&r->acct.shard[sh].live, &r->live_top, r->pool_top, -bytes);
+  hmb__gauge_add2(&r->acct.shard[sh].live, &r->acct.shard[sh].live_folded,
+                  &r->live_top, r->pool_top, -bytes);
   hmb__ledger_freed(r->ledger, &r->acct, sh, bytes);
-  hmb_pool_t *p = r->pool;
-  /* The last access to the runner (runner.h): acq_rel orders everything
-   * above before a free by whoever releases the last reference. */
+  hmb__home_t *h = r->home;
+  /* The last access to the runner (runner.h). seq_cst: it is acq_rel for
+   * the free by whoever releases the last reference (everything above
+   * happens before it), and it pairs with hmb_runner_wait_idle(), which
+   * raises idle_waiters and then counts buffers (one of the two sees the
+   * other). */
   int64_t old = atomic_fetch_sub_explicit(&r->acct.shard[b->shard].bufs, 2,
-                                          memory_order_acq_rel);
+                                          memory_order_seq_cst);
   if (old == 3) /* sealed, and this was the shard's last buffer */
     hmb__runner_release(r);
-  else if ((old & 1) == 0)
-    hmb__pool_idle_notify(p);
+  else if ((old & 1) == 0 &&
+           /* seq_cst: pairs with the waiter's increment (runner.c) */
+           atomic_load_explicit(&h->idle_waiters, memory_order_seq_cst))
+    hmb__home_idle_notify(h);
 }
 
 static int hmb__runner_resize(void *owner, hmb_buffer_t *b, size_t bytes) {
@@ -318,27 +409,27 @@ static int hmb__runner_resize(void *owner, hmb_buffer_t *b, size_t bytes) {
     if (rc)
       return rc;
   }
-  if (!hmb__memory_resize_in_place(r->mem, b->data, b->size, bytes)) {
+  if (!hmb__memory_resize_in_place(r->mem, b->data, b->size, bytes, sh)) {
     int pinned = 0;
-    /* The block keeps (at least) the alignment it had. */
-    size_t align = (size_t)1 << __builtin_ctzll((uintptr_t)b->data);
-    void *nd = hmb__memory_alloc(r->mem, bytes,
-                                 align > HMB_MAX_ALIGN ? HMB_MAX_ALIGN : align,
-                                 (b->flags & HMB__BUF_PINNED) != 0, &pinned);
+    /* The block keeps the alignment it was asked with. */
+    void *nd =
+        hmb__memory_alloc(r->mem, bytes, hmb__memory_block_align(b->data),
+                          (b->flags & HMB__BUF_PINNED) != 0, &pinned, sh);
     if (!nd) {
       if (delta > 0)
         hmb__ledger_unborrow(r->ledger, &r->acct, sh, delta, &g);
       return HMB_ENOMEM;
     }
     memcpy(nd, b->data, bytes < b->size ? bytes : b->size);
-    hmb__memory_free(r->mem, b->data, b->size);
+    hmb__memory_free(r->mem, b->data, b->size, sh);
     b->data = nd;
     *hmb__block_backptr(nd) = b;
     b->flags = (uint16_t)((b->flags & ~HMB__BUF_PINNED) |
                           (pinned ? HMB__BUF_PINNED : 0));
   }
   b->size = bytes;
-  hmb__gauge_add2(&r->acct.shard[sh].live, &r->live_top, r->pool_top, delta);
+  hmb__gauge_add2(&r->acct.shard[sh].live, &r->acct.shard[sh].live_folded,
+                  &r->live_top, r->pool_top, delta);
   if (delta < 0)
     hmb__ledger_freed(r->ledger, &r->acct, sh, -delta);
   return 0;
@@ -350,12 +441,13 @@ const hmb_allocator_t *hmb_runner_allocator(hmb_runner_t *r) {
 
 int hmb_runner_alloc(hmb_runner_t *r, size_t bytes, unsigned flags,
                      hmb_buffer_t **out) {
-  if (!r) {
-    if (out)
-      *out = NULL;
+  if (out)
+    *out = NULL;
+  if (!r || !out || (flags & ~(unsigned)HMB_ALLOC_PINNED))
     return HMB_EINVAL;
-  }
-  return hmb_allocate(&r->vtable, bytes, flags, out);
+  if (bytes > HMB_MAX_ALLOC)
+    return HMB_ETOOBIG;
+  return hmb__runner_new(r, bytes, 0, flags, 1, out);
 }
 
 int hmb_runner_reserve(hmb_runner_t *r, size_t bytes, hmb_buffer_t **out) {
@@ -368,7 +460,8 @@ int hmb_runner_reserve(hmb_runner_t *r, size_t bytes, hmb_buffer_t **out) {
   return hmb__runner_new(r, bytes, 0, 0, 0, out);
 }
 
-/* ---- budget calls --------------------------------------------------------- */
+/* ---- budget calls ---------------------------------------------------------
+ */
 
 int hmb_runner_start(hmb_runner_t *r, int64_t timeout_ns) {
   if (!r)
@@ -453,16 +546,16 @@ int hmb_runner_state(const hmb_runner_t *r) {
 int hmb_runner_wait_idle(hmb_runner_t *r, int64_t timeout_ns) {
   if (!r || timeout_ns < HMB_WAIT_FOREVER)
     return HMB_EINVAL;
-  hmb_pool_t *p = r->pool;
+  hmb__home_t *p = r->home;
   uint64_t deadline = hmb__os_deadline(timeout_ns);
   int rc = 0;
   /* seq_cst: pairs with the closers' decrement then read of idle_waiters
    * (one of the two sees the other). */
   atomic_fetch_add_explicit(&p->idle_waiters, 1, memory_order_seq_cst);
   pthread_mutex_lock(&p->idle_mu);
-  while (hmb__runner_buffers(r) > 0) {
+  while (hmb__runner_buffers_sc(r) > 0) {
     if (hmb__os_cond_wait_until(&p->idle_cond, &p->idle_mu, deadline) != 0 &&
-        hmb__runner_buffers(r) > 0) {
+        hmb__runner_buffers_sc(r) > 0) {
       rc = HMB_ETIMEDOUT;
       break;
     }
@@ -510,7 +603,8 @@ int(hmb_runner_stats)(const hmb_runner_t *r, hmb_runner_stats_t *out) {
   return hmb_runner_stats_sized(r, out, sizeof(hmb_runner_stats_t));
 }
 
-/* ---- thread binding -------------------------------------------------------- */
+/* ---- thread binding --------------------------------------------------------
+ */
 
 static _Thread_local hmb_runner_t *hmb__bound
     __attribute__((tls_model("initial-exec")));
@@ -521,4 +615,37 @@ hmb_runner_t *hmb_runner_bind(hmb_runner_t *r) {
   return prev;
 }
 
-hmb_runner_t *hmb_runner_bound(void) { return hmb__bound; }
+hmb_runner_t *hmb_runner_bound(void) {
+  return hmb__bound;
+}
+
+/* ---- the bound allocator ------------------------------------------------- */
+
+static int hmb__bound_allocate_aligned(void *ctx, size_t bytes, size_t align,
+                                       unsigned flags, hmb_buffer_t **out) {
+  hmb_runner_t *r = hmb__bound;
+  if (r)
+    return hmb__runner_new(r, bytes, align, flags, 1, out);
+  if (ctx) /* HMB_UNBOUND_FAIL */
+    return HMB_ESTATE;
+  return hmb_allocate_aligned(hmb_default_allocator(), bytes, align, flags,
+                              out);
+}
+
+static int hmb__bound_allocate(void *ctx, size_t bytes, unsigned flags,
+                               hmb_buffer_t **out) {
+  return hmb__bound_allocate_aligned(ctx, bytes, 0, flags, out);
+}
+
+static int hmb__fail_tag; /* the FAIL mode's ctx: any non-NULL address */
+
+static const hmb_allocator_t hmb__bound_allocators[2] = {
+    {NULL, hmb__bound_allocate, "bound", hmb__bound_allocate_aligned},
+    {&hmb__fail_tag, hmb__bound_allocate, "bound-or-fail",
+     hmb__bound_allocate_aligned}};
+
+const hmb_allocator_t *hmb_bound_allocator(int mode) {
+  if (mode != HMB_UNBOUND_DEFAULT && mode != HMB_UNBOUND_FAIL)
+    return NULL;
+  return &hmb__bound_allocators[mode];
+}

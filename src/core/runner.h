@@ -18,19 +18,54 @@
 #ifndef HMB_SRC_CORE_RUNNER_H
 #define HMB_SRC_CORE_RUNNER_H
 
+#include <pthread.h>
+
 #include "core/ledger.h"
+#include "core/log.h"
+#include "memory/memory.h"
 #include "platform/shard.h"
+
+/*
+ * What a pool gives its runners: the budget ledger, the memory, the log, the
+ * registry of runners not yet freed and the idle-wait state. A pool *is* a
+ * home: struct hmb_pool starts with one (core/pool.h), so a runner finds it
+ * from its pool pointer without calling up into pool.c. runner.c writes the
+ * registry and idle fields; pool.c, describe.c and check.c read them under
+ * reg_lock. Lock order: reg_lock, then the ledger's budget lock.
+ */
+typedef struct hmb__home {
+  hmb__ledger_t ledger;
+  hmb__memory_t *mem;
+  hmb__logger_t log;
+  pthread_mutex_t reg_lock;
+  hmb_runner_t *runners; /* every runner not yet freed */
+  int32_t nrunners;
+  hmb_runner_t *spares; /* freed runner objects kept for reuse */
+  int32_t nspares;
+  pthread_mutex_t idle_mu; /* hmb_runner_wait_idle() */
+  pthread_cond_t idle_cond;
+  _Atomic int idle_waiters;
+  _Alignas(64) hmb__gauge_top_t usage; /* live bytes of all its runners */
+} hmb__home_t;
+
+static inline hmb__home_t *hmb__home_of(hmb_pool_t *pool) {
+  return (hmb__home_t *)(void *)pool; /* its first member */
+}
+
+/* The registry and idle state of a home (runner.c). 0 or HMB_ENOMEM. */
+int hmb__home_init(hmb__home_t *h);
+void hmb__home_fini(hmb__home_t *h);
 
 struct hmb_runner {
   hmb__acct_t acct;       /* first: its shards start the object's lines */
   hmb_allocator_t vtable; /* the vtable's ctx is the runner */
-  hmb_pool_t *pool;
+  hmb__home_t *home;      /* its pool's */
   hmb__ledger_t *ledger;
-  void *mem;                  /* hmb__memory_t *, the pool's */
+  hmb__memory_t *mem;
   hmb__gauge_top_t *pool_top; /* the pool's usage gauge (outer top) */
   _Alignas(64) hmb__gauge_top_t live_top; /* this runner's live bytes */
-  _Atomic int shards_open; /* shards not yet released, + 1 for the handle */
-  hmb_runner_t *next, *prev; /* the pool's registry (pool.c writes them) */
+  _Atomic int shards_open;   /* shards not yet released, + 1 for the handle */
+  hmb_runner_t *next, *prev; /* the home's registry */
 };
 
 /* Exact usage figures, adding the shards up (relaxed reads). */

@@ -36,13 +36,17 @@ enum hmb__block_kind {
 #define HMB__BLOCK_CHECK UINT64_C(0xB7)
 #define HMB__BLOCK_NOCLASS 0xFFFFu
 
-/* The block word, packed: offset (32 bits) | kind (4) | pinned (1) |
- * huge (1) | class (16) | check byte (8). */
-static inline uint64_t hmb__block_word(size_t offset, unsigned kind,
-                                       int pinned, int huge, unsigned cls) {
-  return (uint64_t)offset | ((uint64_t)kind << 32) |
-         ((uint64_t)(pinned != 0) << 36) | ((uint64_t)(huge != 0) << 37) |
-         ((uint64_t)(cls & 0xFFFFu) << 40) | (HMB__BLOCK_CHECK << 56);
+/* The block word, packed: offset (24 bits) | log2 of the data alignment
+ * asked for (5) | kind (4, from bit 32) | pinned (1) | huge (1) | class (16,
+ * from bit 40) | check byte (8). Offsets are below a prefix of at most
+ * 2 x HMB_MAX_ALIGN, well under 2^24. */
+static inline uint64_t hmb__block_word(size_t offset, unsigned kind, int pinned,
+                                       int huge, unsigned cls, size_t align) {
+  return (uint64_t)(offset & 0xFFFFFFu) |
+         ((uint64_t)(__builtin_ctzll((unsigned long long)align) & 31) << 24) |
+         ((uint64_t)kind << 32) | ((uint64_t)(pinned != 0) << 36) |
+         ((uint64_t)(huge != 0) << 37) | ((uint64_t)(cls & 0xFFFFu) << 40) |
+         (HMB__BLOCK_CHECK << 56);
 }
 
 static inline uint64_t *hmb__block_word_at(void *data) {
@@ -55,13 +59,21 @@ static inline void *const *hmb__block_backptr_c(const void *data) {
   return (void *const *)data - 1;
 }
 static inline size_t hmb__block_offset(uint64_t w) {
-  return (size_t)(w & 0xFFFFFFFFu);
+  return (size_t)(w & 0xFFFFFFu);
+}
+/* The data alignment the block was asked for. */
+static inline size_t hmb__block_align(uint64_t w) {
+  return (size_t)1 << ((w >> 24) & 31u);
 }
 static inline unsigned hmb__block_kind_of(uint64_t w) {
   return (unsigned)((w >> 32) & 0xFu);
 }
-static inline int hmb__block_pinned(uint64_t w) { return (int)((w >> 36) & 1u); }
-static inline int hmb__block_huge(uint64_t w) { return (int)((w >> 37) & 1u); }
+static inline int hmb__block_pinned(uint64_t w) {
+  return (int)((w >> 36) & 1u);
+}
+static inline int hmb__block_huge(uint64_t w) {
+  return (int)((w >> 37) & 1u);
+}
 static inline unsigned hmb__block_class(uint64_t w) {
   return (unsigned)((w >> 40) & 0xFFFFu);
 }

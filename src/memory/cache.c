@@ -53,7 +53,7 @@ int hmb__cache_create(size_t extra_cap, int64_t room0, int huge,
     return HMB_ENOMEM;
   }
   c->extra_cap = extra_cap && extra_cap < (size_t)INT64_MAX ? (int64_t)extra_cap
-                                                             : INT64_MAX;
+                                                            : INT64_MAX;
   c->huge_ok = huge;
   c->top_class = -1;
   atomic_init(&c->room, room0 > 0 ? room0 : 0);
@@ -67,8 +67,13 @@ size_t hmb__cache_block_len(size_t len) {
   return (s + page - 1) & ~(page - 1);
 }
 
+/* The room is stored (hmb__cache_set_room) and read here seq_cst, as is
+ * `cached` by a put's reservation and re-check and by a shrink: a put that
+ * read the old room and a fit that ran before the put's reservation are
+ * then ordered so that one of them sees the other's write (store-load on
+ * two variables), and whichever does gives the excess back. */
 static int64_t hmb__cache_allowed(const hmb__cache_t *c) {
-  int64_t r = atomic_load_explicit(&c->room, memory_order_relaxed);
+  int64_t r = atomic_load_explicit(&c->room, memory_order_seq_cst);
   return r < c->extra_cap ? r : c->extra_cap;
 }
 
@@ -121,9 +126,13 @@ void *hmb__cache_get(hmb__cache_t *c, size_t len, unsigned *cls, int *huge) {
     atomic_fetch_add_explicit(&c->hits, 1, memory_order_relaxed);
     return raw;
   }
-  atomic_fetch_add_explicit(&c->misses, 1, memory_order_relaxed);
-  return hmb__os_map_large(blen, c->huge_ok, huge);
+  raw = hmb__os_map_large(blen, c->huge_ok, huge);
+  if (raw) /* a miss served by the OS */
+    atomic_fetch_add_explicit(&c->misses, 1, memory_order_relaxed);
+  return raw;
 }
+
+static void hmb__cache_shrink(hmb__cache_t *c, int64_t target);
 
 void hmb__cache_put(hmb__cache_t *c, void *raw, unsigned cls, int huge) {
   size_t blen = hmb__cache_block_len(hmb__class_size(cls));
@@ -136,27 +145,33 @@ void hmb__cache_put(hmb__cache_t *c, void *raw, unsigned cls, int huge) {
       return;
     }
   } while (!atomic_compare_exchange_weak_explicit(
-      &c->cached, &cur, cur + (int64_t)blen, memory_order_relaxed,
+      &c->cached, &cur, cur + (int64_t)blen, memory_order_seq_cst,
       memory_order_relaxed));
   if (huge)
     atomic_fetch_add_explicit(&c->huge_cached, (int64_t)blen,
                               memory_order_relaxed);
   hmb__tcache_t *tc = hmb__tcache();
   hmb__tc_large_t e = {c, hmb__cache_release, raw, blen, cls, huge};
-  if (tc && hmb__tcache_large_put(tc, &e))
-    return;
-  hmb__depot_entry_t *d = raw;
-  d->huge = huge;
-  pthread_mutex_lock(&c->lock);
-  d->next = c->depot[cls];
-  c->depot[cls] = d;
-  if ((int)cls > c->top_class)
-    c->top_class = (int)cls;
-  pthread_mutex_unlock(&c->lock);
+  if (!tc || !hmb__tcache_large_put(tc, &e)) {
+    hmb__depot_entry_t *d = raw;
+    d->huge = huge;
+    pthread_mutex_lock(&c->lock);
+    d->next = c->depot[cls];
+    c->depot[cls] = d;
+    if ((int)cls > c->top_class)
+      c->top_class = (int)cls;
+    pthread_mutex_unlock(&c->lock);
+  }
+  /* The room may have shrunk since it was read, with a fit that ran before
+   * the reservation (and so missed this block): give the excess back. */
+  int64_t allowed = hmb__cache_allowed(c);
+  if (atomic_load_explicit(&c->cached, memory_order_relaxed) > allowed)
+    hmb__cache_shrink(c, allowed);
 }
 
 void hmb__cache_set_room(hmb__cache_t *c, int64_t room) {
-  atomic_store_explicit(&c->room, room > 0 ? room : 0, memory_order_relaxed);
+  /* seq_cst: pairs with a put's re-check (hmb__cache_allowed). */
+  atomic_store_explicit(&c->room, room > 0 ? room : 0, memory_order_seq_cst);
 }
 
 /* Take one block out of the depot (largest class first), or NULL. */
@@ -179,7 +194,8 @@ static void *hmb__depot_take_largest(hmb__cache_t *c, unsigned *cls,
 
 /* Give blocks back while cached > `target`. */
 static void hmb__cache_shrink(hmb__cache_t *c, int64_t target) {
-  while (atomic_load_explicit(&c->cached, memory_order_relaxed) > target) {
+  /* seq_cst: after the room's store, sees a reservation made before it. */
+  while (atomic_load_explicit(&c->cached, memory_order_seq_cst) > target) {
     unsigned cls;
     int huge;
     void *raw = hmb__depot_take_largest(c, &cls, &huge);

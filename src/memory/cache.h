@@ -65,7 +65,7 @@ void *hmb__cache_get(hmb__cache_t *c, size_t len, unsigned *cls, int *huge);
 /* Take back a block from hmb__cache_get(): keep it or unmap it. */
 void hmb__cache_put(hmb__cache_t *c, void *raw, unsigned cls, int huge);
 
-/* Set the room (budget nobody holds). Relaxed store; see hmb__cache_fit(). */
+/* Set the room (budget nobody holds); seq_cst, see hmb__cache_put(). */
 void hmb__cache_set_room(hmb__cache_t *c, int64_t room);
 
 /* Give blocks back until cached <= min(room, extra cap). Thread-safe. */

@@ -44,15 +44,17 @@
 #include "platform/util.h"
 
 typedef struct hmb__mshard {
-  _Alignas(64) _Atomic int64_t live; /* pending of the live gauge */
-  _Atomic int64_t pinned;            /* pending of the pinned gauge */
-  _Atomic int64_t phys;              /* physical bytes, summed on read */
+  _Alignas(64) _Atomic int64_t live; /* this shard's part of live bytes */
+  _Atomic int64_t live_folded;
+  _Atomic int64_t pinned; /* this shard's part of pinned bytes */
+  _Atomic int64_t pinned_folded;
+  _Atomic int64_t phys; /* physical bytes, summed on read */
 } hmb__mshard_t;
 
 struct hmb__memory {
-  hmb_backend_t custom; /* custom.alloc == NULL: built-in */
-  size_t align;         /* default data alignment */
-  int huge;             /* huge-page advice allowed */
+  hmb_backend_t custom;      /* custom.alloc == NULL: built-in */
+  size_t align;              /* default data alignment */
+  int huge;                  /* huge-page advice allowed */
   const char *pinned_reason; /* static storage; "" when the region works */
   hmb__arena_t *arena;       /* NULL: no pinned region */
   void *region;
@@ -245,17 +247,14 @@ const char *hmb__memory_region_failure(const hmb__memory_t *mem) {
 
 /* ---- counting ------------------------------------------------------------ */
 
-static hmb__mshard_t *hmb__mshard(hmb__memory_t *m) {
-  return &m->shard[hmb__shard_index()];
-}
-
-static void hmb__count_block(hmb__memory_t *m, int pinned, int64_t live,
-                             int64_t phys) {
-  hmb__mshard_t *s = hmb__mshard(m);
+static inline __attribute__((always_inline)) void
+hmb__count_block(hmb__memory_t *m, unsigned sh, int pinned, int64_t live,
+                 int64_t phys) {
+  hmb__mshard_t *s = &m->shard[sh];
   if (pinned) {
-    hmb__gauge_add(&s->pinned, &m->pinned_top, live);
+    hmb__gauge_add(&s->pinned, &s->pinned_folded, &m->pinned_top, live);
   } else {
-    hmb__gauge_add(&s->live, &m->live_top, live);
+    hmb__gauge_add(&s->live, &s->live_folded, &m->live_top, live);
     atomic_fetch_add_explicit(&s->phys, phys, memory_order_relaxed);
   }
 }
@@ -268,26 +267,28 @@ static size_t hmb__round_page(size_t v) {
 }
 
 /* Place the data in a block starting at raw: aligned, with the prefix. */
-static void *hmb__place(void *raw, size_t prefix, size_t align,
-                        unsigned kind, int pinned, int huge, unsigned cls) {
+/* Place the data in a block starting at raw: after `prefix` bytes, on a
+ * multiple of `place` (1 when the prefix already aligns it); `align` is the
+ * alignment asked for, recorded for a later resize. */
+static void *hmb__place(void *raw, size_t prefix, size_t place, unsigned kind,
+                        int pinned, int huge, unsigned cls, size_t align) {
   uintptr_t d = (uintptr_t)raw + prefix;
-  d = (d + align - 1) & ~(uintptr_t)(align - 1);
+  d = (d + place - 1) & ~(uintptr_t)(place - 1);
   void *data = (void *)d;
-  *hmb__block_word_at(data) =
-      hmb__block_word((size_t)(d - (uintptr_t)raw), kind, pinned, huge, cls);
+  *hmb__block_word_at(data) = hmb__block_word((size_t)(d - (uintptr_t)raw),
+                                              kind, pinned, huge, cls, align);
   return data;
 }
 
 static void *hmb__alloc_custom(hmb__memory_t *m, size_t size, size_t align,
-                               int prefer_pinned, int *pinned) {
+                               int prefer_pinned, int *pinned, unsigned sh) {
   size_t prefix = hmb__prefix_for(align);
   if (size > SIZE_MAX - prefix)
     return NULL;
   void *raw = NULL;
   int is_pinned = 0;
-  if (m->custom.alloc(m->custom.ctx, size + prefix,
-                      align > 16 ? align : 16, prefer_pinned, &raw,
-                      &is_pinned) != 0 ||
+  if (m->custom.alloc(m->custom.ctx, size + prefix, align > 16 ? align : 16,
+                      prefer_pinned, &raw, &is_pinned) != 0 ||
       !raw)
     return NULL;
   is_pinned = is_pinned ? 1 : 0;
@@ -295,42 +296,46 @@ static void *hmb__alloc_custom(hmb__memory_t *m, size_t size, size_t align,
     atomic_fetch_add_explicit(&m->fallbacks, 1, memory_order_relaxed);
   /* The backend aligned raw to `align`, so data = raw + prefix is too. */
   void *data = hmb__place(raw, prefix, 1, HMB__BLOCK_CUSTOM, is_pinned, 0,
-                          HMB__BLOCK_NOCLASS);
-  hmb__count_block(m, is_pinned, (int64_t)size, (int64_t)(size + prefix));
+                          HMB__BLOCK_NOCLASS, align);
+  hmb__count_block(m, sh, is_pinned, (int64_t)size, (int64_t)(size + prefix));
   *pinned = is_pinned;
   return data;
 }
 
-static void *hmb__alloc_pinned(hmb__memory_t *m, size_t size, size_t align) {
+static void *hmb__alloc_pinned(hmb__memory_t *m, size_t size, size_t align,
+                               unsigned sh) {
   size_t pa = hmb__pinned_align(align);
-  if (size > SIZE_MAX - pa)
+  /* The arena's blocks start on its granule (the alignment it was made
+   * with); an alignment beyond it needs room to move the data forward. */
+  size_t granule = hmb__pinned_align(m->align);
+  size_t room = pa + (pa > granule ? pa - granule : 0);
+  if (size > SIZE_MAX - room)
     return NULL;
-  void *raw = hmb__arena_alloc(m->arena, size + pa);
+  void *raw = hmb__arena_alloc(m->arena, size + room);
   if (!raw)
     return NULL;
-  void *data =
-      hmb__place(raw, pa, pa, HMB__BLOCK_PINNED, 1, 0, HMB__BLOCK_NOCLASS);
-  hmb__count_block(m, 1, (int64_t)size, 0);
+  void *data = hmb__place(raw, pa, pa, HMB__BLOCK_PINNED, 1, 0,
+                          HMB__BLOCK_NOCLASS, align);
+  hmb__count_block(m, sh, 1, (int64_t)size, 0);
   return data;
 }
 
-static void *hmb__alloc_small(hmb__memory_t *m, size_t need, size_t size,
-                              size_t align) {
+static inline __attribute__((always_inline)) void *
+hmb__alloc_small(hmb__memory_t *m, size_t need, size_t size, size_t align,
+                 unsigned sh) {
   unsigned cls = hmb__class_of(need);
   size_t bytes = hmb__class_size(cls);
-  void *raw = NULL;
-  hmb__tcache_t *tc = bytes <= HMB__TC_SMALL_MAX ? hmb__tcache() : NULL;
-  if (tc)
-    raw = hmb__tcache_small_get(tc, cls);
-  if (!raw && !(raw = malloc(bytes)))
+  void *raw = hmb__tcache_small_get(cls);
+  if (HMB__UNLIKELY(!raw) && !(raw = malloc(bytes)))
     return NULL;
   void *data = hmb__place(raw, HMB__PREFIX_MIN, align, HMB__BLOCK_SMALL, 0, 0,
-                          cls);
-  hmb__count_block(m, 0, (int64_t)size, (int64_t)bytes);
+                          cls, align);
+  hmb__count_block(m, sh, 0, (int64_t)size, (int64_t)bytes);
   return data;
 }
 
-static void *hmb__alloc_large(hmb__memory_t *m, size_t size, size_t align) {
+static void *hmb__alloc_large(hmb__memory_t *m, size_t size, size_t align,
+                              unsigned sh) {
   size_t prefix = hmb__prefix_for(align);
   size_t len = hmb__round_page(size + prefix);
   void *raw;
@@ -346,40 +351,47 @@ static void *hmb__alloc_large(hmb__memory_t *m, size_t size, size_t align) {
   }
   if (!raw)
     return NULL;
-  void *data = hmb__place(raw, prefix, 1, HMB__BLOCK_LARGE, 0, huge, cls);
+  void *data =
+      hmb__place(raw, prefix, 1, HMB__BLOCK_LARGE, 0, huge, cls, align);
   if (huge)
     atomic_fetch_add_explicit(&m->huge_live, (int64_t)len,
                               memory_order_relaxed);
-  hmb__count_block(m, 0, (int64_t)size, (int64_t)len);
+  hmb__count_block(m, sh, 0, (int64_t)size, (int64_t)len);
   return data;
 }
 
 void *hmb__memory_alloc(hmb__memory_t *mem, size_t size, size_t align,
-                        int prefer_pinned, int *pinned) {
+                        int prefer_pinned, int *pinned, unsigned sh) {
   if (align == 0)
     align = mem->align;
   *pinned = 0;
-  if (mem->custom.alloc)
-    return hmb__alloc_custom(mem, size, align, prefer_pinned, pinned);
-  if (prefer_pinned) {
+  if (HMB__UNLIKELY(mem->custom.alloc != NULL))
+    return hmb__alloc_custom(mem, size, align, prefer_pinned, pinned, sh);
+  int full = 0;
+  if (HMB__UNLIKELY(prefer_pinned)) {
     if (mem->arena) {
-      void *p = hmb__alloc_pinned(mem, size, align);
+      void *p = hmb__alloc_pinned(mem, size, align, sh);
       if (p) {
         *pinned = 1;
         return p;
       }
-      atomic_fetch_add_explicit(&mem->full_fallbacks, 1, memory_order_relaxed);
+      full = 1;
     }
-    atomic_fetch_add_explicit(&mem->fallbacks, 1, memory_order_relaxed);
   }
   /* Worst-case room: malloc gives 16-byte alignment, so an offset of at
    * most max(16, align) places aligned data after a 16-byte prefix. */
   size_t a = hmb__prefix_for(align);
-  if (size > SIZE_MAX / 2)
-    return NULL;
-  if (size + a < HMB__LARGE_MIN)
-    return hmb__alloc_small(mem, size + a, size, align);
-  return hmb__alloc_large(mem, size, align);
+  void *p;
+  if (HMB__LIKELY(size < HMB__LARGE_MIN - a))
+    p = hmb__alloc_small(mem, size + a, size, align, sh);
+  else
+    p = size > SIZE_MAX / 2 ? NULL : hmb__alloc_large(mem, size, align, sh);
+  if (HMB__UNLIKELY(prefer_pinned) && p) { /* served pageable: a fallback */
+    atomic_fetch_add_explicit(&mem->fallbacks, 1, memory_order_relaxed);
+    if (full)
+      atomic_fetch_add_explicit(&mem->full_fallbacks, 1, memory_order_relaxed);
+  }
+  return p;
 }
 
 /* Bytes the block occupies (what hmb__count_block() added as physical). */
@@ -397,7 +409,7 @@ static size_t hmb__block_bytes(uint64_t w, size_t size) {
   }
 }
 
-int hmb__memory_free(hmb__memory_t *mem, void *data, size_t size) {
+int hmb__memory_free(hmb__memory_t *mem, void *data, size_t size, unsigned sh) {
   uint64_t w = *hmb__block_word_at(data);
   if (!hmb__block_valid(w))
     return HMB_EINVAL;
@@ -407,21 +419,18 @@ int hmb__memory_free(hmb__memory_t *mem, void *data, size_t size) {
   size_t bytes = hmb__block_bytes(w, size);
   if (kind == HMB__BLOCK_PINNED && hmb__arena_free(mem->arena, raw) != 0)
     return HMB_EINVAL;
-  hmb__count_block(mem, pinned, -(int64_t)size, -(int64_t)bytes);
+  hmb__count_block(mem, sh, pinned, -(int64_t)size, -(int64_t)bytes);
   switch (kind) {
-  case HMB__BLOCK_SMALL: {
-    hmb__tcache_t *tc = bytes <= HMB__TC_SMALL_MAX ? hmb__tcache() : NULL;
-    if (!tc || !hmb__tcache_small_put(tc, hmb__block_class(w), bytes, raw))
+  case HMB__BLOCK_SMALL:
+    if (!hmb__tcache_small_put(hmb__block_class(w), bytes, raw))
       free(raw);
     break;
-  }
   case HMB__BLOCK_LARGE:
     if (hmb__block_huge(w))
       atomic_fetch_sub_explicit(&mem->huge_live, (int64_t)bytes,
                                 memory_order_relaxed);
     if (hmb__block_class(w) != HMB__BLOCK_NOCLASS && mem->cache)
-      hmb__cache_put(mem->cache, raw, hmb__block_class(w),
-                     hmb__block_huge(w));
+      hmb__cache_put(mem->cache, raw, hmb__block_class(w), hmb__block_huge(w));
     else
       hmb__os_unmap(raw, bytes);
     break;
@@ -434,8 +443,8 @@ int hmb__memory_free(hmb__memory_t *mem, void *data, size_t size) {
   return 0;
 }
 
-int hmb__memory_resize_in_place(hmb__memory_t *mem, void *data,
-                                size_t old_size, size_t new_size) {
+int hmb__memory_resize_in_place(hmb__memory_t *mem, void *data, size_t old_size,
+                                size_t new_size, unsigned sh) {
   uint64_t w = *hmb__block_word_at(data);
   unsigned kind = hmb__block_kind_of(w);
   if (kind != HMB__BLOCK_SMALL && kind != HMB__BLOCK_LARGE)
@@ -444,10 +453,23 @@ int hmb__memory_resize_in_place(hmb__memory_t *mem, void *data,
   size_t off = hmb__block_offset(w);
   if (new_size > bytes - off)
     return 0;
-  if (kind == HMB__BLOCK_LARGE && hmb__block_class(w) == HMB__BLOCK_NOCLASS &&
-      hmb__round_page(new_size + off) != bytes)
-    return 0; /* an exact mapping keeps its length: reallocate instead */
-  hmb__count_block(mem, 0, (int64_t)new_size - (int64_t)old_size, 0);
+  /* In place only when the block is the one a fresh allocation of the new
+   * size would get: a shrink that kept a much larger block would hold
+   * memory beyond the physical bound of stats.h (which counts the class of
+   * the size asked for). */
+  size_t a = hmb__prefix_for(hmb__block_align(w));
+  size_t want;
+  if (kind == HMB__BLOCK_SMALL)
+    want = new_size + a < HMB__LARGE_MIN
+               ? hmb__class_size(hmb__class_of(new_size + a))
+               : 0;
+  else if (hmb__block_class(w) != HMB__BLOCK_NOCLASS)
+    want = hmb__cache_block_len(hmb__round_page(new_size + off));
+  else
+    want = hmb__round_page(new_size + off);
+  if (want != bytes)
+    return 0;
+  hmb__count_block(mem, sh, 0, (int64_t)new_size - (int64_t)old_size, 0);
   return 1;
 }
 
@@ -455,7 +477,12 @@ int hmb__memory_block_pinned(const void *data) {
   return hmb__block_pinned(*hmb__block_word_at((void *)(uintptr_t)data));
 }
 
-/* ---- the cache's room ------------------------------------------------------ */
+size_t hmb__memory_block_align(const void *data) {
+  return hmb__block_align(*hmb__block_word_at((void *)(uintptr_t)data));
+}
+
+/* ---- the cache's room ------------------------------------------------------
+ */
 
 void hmb__memory_set_room(hmb__memory_t *mem, int64_t room) {
   if (mem->cache)
@@ -470,18 +497,15 @@ void hmb__memory_trim(hmb__memory_t *mem, size_t keep_bytes) {
   hmb__cache_trim(mem->cache, keep_bytes);
 }
 
-/* ---- inspection ------------------------------------------------------------ */
+/* ---- inspection ------------------------------------------------------------
+ */
 
 void hmb__memory_stats(hmb__memory_t *mem, hmb_memory_stats_t *out) {
   memset(out, 0, sizeof *out);
-  int64_t live = atomic_load_explicit(&mem->live_top.total,
-                                      memory_order_relaxed);
-  int64_t pin = atomic_load_explicit(&mem->pinned_top.total,
-                                     memory_order_relaxed);
-  int64_t phys = 0;
+  int64_t live = 0, pin = 0, phys = 0;
   for (unsigned i = 0; i < HMB__SHARDS; i++) {
-    live += hmb__gauge_pending(&mem->shard[i].live);
-    pin += hmb__gauge_pending(&mem->shard[i].pinned);
+    live += hmb__gauge_value(&mem->shard[i].live);
+    pin += hmb__gauge_value(&mem->shard[i].pinned);
     phys += atomic_load_explicit(&mem->shard[i].phys, memory_order_relaxed);
   }
   out->pageable_live = live;
@@ -502,7 +526,7 @@ void hmb__memory_stats(hmb__memory_t *mem, hmb_memory_stats_t *out) {
   out->pinned_reason = mem->pinned_reason;
   out->pinned_setup_ns = mem->setup_ns;
   out->huge_bytes = atomic_load_explicit(&mem->huge_live, memory_order_relaxed);
-  out->cuda_runtime = "";
+  out->cuda_runtime = hmb__cuda_runtime();
   out->pinned_capacity = (int64_t)mem->pinned_capacity;
   if (mem->cache) {
     hmb__cache_stats_t cs;

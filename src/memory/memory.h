@@ -49,29 +49,34 @@ hmb__memory_t *hmb__memory_default(void);
 /*
  * Allocate `size` bytes whose data is aligned to `align` (a power of two,
  * 0: the object's default alignment). `prefer_pinned` asks for the pinned
- * region; *pinned tells what was served. Returns the data pointer (with its
- * prefix and block word in place), or NULL.
+ * region; *pinned tells what was served. `shard` is the calling thread's
+ * shard index (hmb__shard_index(), passed down so it is read once).
+ * Returns the data pointer (with its prefix and block word in place), or
+ * NULL.
  */
 void *hmb__memory_alloc(hmb__memory_t *mem, size_t size, size_t align,
-                        int prefer_pinned, int *pinned);
+                        int prefer_pinned, int *pinned, unsigned shard);
 
 /*
  * Return a block with the size it was allocated (or last resized) with.
  * 0, or HMB_EINVAL (nothing freed) for a data pointer whose block word is
  * not valid or that the pinned region does not know: the caller reports it.
  */
-int hmb__memory_free(hmb__memory_t *mem, void *data, size_t size);
+int hmb__memory_free(hmb__memory_t *mem, void *data, size_t size,
+                     unsigned shard);
 
 /*
  * Resize a block in place when it already has room for `new_size` (its
  * class or mapping is large enough): 1 if done (counters adjusted), 0 if the
  * caller must allocate, copy and free.
  */
-int hmb__memory_resize_in_place(hmb__memory_t *mem, void *data,
-                                size_t old_size, size_t new_size);
+int hmb__memory_resize_in_place(hmb__memory_t *mem, void *data, size_t old_size,
+                                size_t new_size, unsigned shard);
 
 /* 1 if the block's data is pinned memory (from its block word). */
 int hmb__memory_block_pinned(const void *data);
+/* The data alignment the block was allocated with (its block word). */
+size_t hmb__memory_block_align(const void *data);
 
 /*
  * The budget nobody holds, set by the core whenever it changes (the warm

@@ -23,23 +23,12 @@
 #include "memory/sizeclass.h"
 #include "platform/os.h"
 
-/* Small classes kept: every class whose size is <= HMB__TC_SMALL_MAX
- * (hmb__class_of(128 KiB) == 87). */
-#define HMB__TC_NCLASSES 88u
 _Static_assert(HMB__TC_SMALL_MAX == (size_t)128 * 1024,
                "HMB__TC_NCLASSES follows HMB__TC_SMALL_MAX");
 
-typedef struct hmb__tc_small {
-  void *head;
-  unsigned count;
-} hmb__tc_small_t;
-
 struct hmb__tcache {
-  hmb__tc_small_t small[HMB__TC_NCLASSES];
-  size_t small_bytes;
-  void *objs;
-  unsigned nobjs;
-  pthread_mutex_t lock; /* the magazine: large[] and nlarge */
+  hmb__tc_front_t front; /* first: the owner-only hit path */
+  pthread_mutex_t lock;  /* the magazine: large[] and nlarge */
   hmb__tc_large_t large[HMB__TC_LARGE];
   unsigned nlarge;
   hmb__tcache_t *next, *prev; /* registry */
@@ -47,20 +36,9 @@ struct hmb__tcache {
 
 enum { HMB__TC_NONE = 0, HMB__TC_LIVE = 1, HMB__TC_DEAD = 2 };
 
-/* Under AddressSanitizer small blocks and objects go straight back to
- * malloc, so that a use after free is still reported. */
-#if defined(__SANITIZE_ADDRESS__)
-#define HMB__TC_KEEP_SMALL 0
-#elif defined(__has_feature)
-#if __has_feature(address_sanitizer)
-#define HMB__TC_KEEP_SMALL 0
-#endif
-#endif
-#ifndef HMB__TC_KEEP_SMALL
-#define HMB__TC_KEEP_SMALL 1
-#endif
-
 static _Thread_local hmb__tcache_t *hmb__tc
+    __attribute__((tls_model("initial-exec")));
+_Thread_local hmb__tc_front_t *hmb__tc_front
     __attribute__((tls_model("initial-exec")));
 static _Thread_local int hmb__tc_state
     __attribute__((tls_model("initial-exec")));
@@ -72,6 +50,7 @@ static void hmb__tc_exit(void *arg) {
   hmb__tcache_t *tc = arg;
   hmb__tc_state = HMB__TC_DEAD;
   hmb__tc = NULL;
+  hmb__tc_front = NULL;
   pthread_mutex_lock(&hmb__tc_registry);
   if (tc->prev)
     tc->prev->next = tc->next;
@@ -86,17 +65,17 @@ static void hmb__tc_exit(void *arg) {
   pthread_mutex_unlock(&tc->lock);
   pthread_mutex_unlock(&hmb__tc_registry);
   for (unsigned k = 0; k < HMB__TC_NCLASSES; k++) {
-    void *p = tc->small[k].head;
+    void *p = tc->front.small[k].head;
     while (p) {
       void *n = *(void **)p;
       free(p);
       p = n;
     }
   }
-  while (tc->objs) {
-    void *n = *(void **)tc->objs;
-    free(tc->objs);
-    tc->objs = n;
+  while (tc->front.objs) {
+    void *n = *(void **)tc->front.objs;
+    free(tc->front.objs);
+    tc->front.objs = n;
   }
   pthread_mutex_destroy(&tc->lock);
   free(tc);
@@ -124,6 +103,7 @@ static hmb__tcache_t *hmb__tcache_make(void) {
   hmb__tc_all = tc;
   pthread_mutex_unlock(&hmb__tc_registry);
   hmb__tc = tc;
+  hmb__tc_front = &tc->front;
   hmb__tc_state = HMB__TC_LIVE;
   return tc;
 }
@@ -133,56 +113,24 @@ hmb__tcache_t *hmb__tcache(void) {
   return tc ? tc : hmb__tcache_make();
 }
 
-/* ---- small blocks ------------------------------------------------------- */
-
-void *hmb__tcache_small_get(hmb__tcache_t *tc, unsigned cls) {
-  if (cls >= HMB__TC_NCLASSES)
-    return NULL;
-  hmb__tc_small_t *s = &tc->small[cls];
-  void *p = s->head;
-  if (p) {
-    s->head = *(void **)p;
-    s->count--;
-    tc->small_bytes -= hmb__class_size(cls);
-  }
-  return p;
-}
-
-int hmb__tcache_small_put(hmb__tcache_t *tc, unsigned cls, size_t bytes,
-                          void *raw) {
-  if (!HMB__TC_KEEP_SMALL || cls >= HMB__TC_NCLASSES ||
-      bytes > HMB__TC_SMALL_MAX)
-    return 0;
-  hmb__tc_small_t *s = &tc->small[cls];
-  if (s->count >= HMB__TC_SMALL_COUNT ||
-      tc->small_bytes + bytes > HMB__TC_SMALL_BYTES)
-    return 0;
-  *(void **)raw = s->head;
-  s->head = raw;
-  s->count++;
-  tc->small_bytes += bytes;
-  return 1;
+hmb__tc_front_t *hmb__tcache_front_slow(void) {
+  hmb__tcache_t *tc = hmb__tcache();
+  return tc ? &tc->front : NULL;
 }
 
 /* ---- objects ------------------------------------------------------------ */
 
-void *hmb__tcache_obj_get(void) {
-  hmb__tcache_t *tc = hmb__tcache();
-  if (tc && tc->objs) {
-    void *p = tc->objs;
-    tc->objs = *(void **)p;
-    tc->nobjs--;
-    return p;
-  }
+void *hmb__tcache_obj_get_slow(void) {
+  hmb__tc_front_t *f = HMB__TC_KEEP_SMALL ? hmb__tcache_front() : NULL;
+  if (f && f->objs) /* the cache was just made: it is empty, but be exact */
+    return hmb__tcache_obj_get();
   return aligned_alloc(HMB__TC_OBJ_SIZE, HMB__TC_OBJ_SIZE);
 }
 
-void hmb__tcache_obj_put(void *obj) {
-  hmb__tcache_t *tc = HMB__TC_KEEP_SMALL ? hmb__tcache() : NULL;
-  if (tc && tc->nobjs < HMB__TC_OBJS) {
-    *(void **)obj = tc->objs;
-    tc->objs = obj;
-    tc->nobjs++;
+void hmb__tcache_obj_put_slow(void *obj) {
+  hmb__tc_front_t *f = HMB__TC_KEEP_SMALL ? hmb__tcache_front() : NULL;
+  if (f && f->nobjs < HMB__TC_OBJS) {
+    hmb__tcache_obj_put(obj);
     return;
   }
   free(obj);

@@ -26,6 +26,9 @@
 
 #include <stddef.h>
 
+#include "memory/sizeclass.h"
+#include "platform/util.h"
+
 /* Small blocks of at most this many bytes (prefix included) are kept. */
 #define HMB__TC_SMALL_MAX ((size_t)128 * 1024)
 /* Most bytes of small blocks one thread keeps. */
@@ -41,29 +44,118 @@
 
 typedef struct hmb__tcache hmb__tcache_t;
 
+/* Small classes kept: every class whose size is <= HMB__TC_SMALL_MAX
+ * (hmb__class_of(128 KiB) == 87). */
+#define HMB__TC_NCLASSES 88u
+
+/* Under AddressSanitizer small blocks and objects go straight back to
+ * malloc, so that a use after free is still reported. */
+#if defined(__SANITIZE_ADDRESS__)
+#define HMB__TC_KEEP_SMALL 0
+#elif defined(__has_feature)
+#if __has_feature(address_sanitizer)
+#define HMB__TC_KEEP_SMALL 0
+#endif
+#endif
+#ifndef HMB__TC_KEEP_SMALL
+#define HMB__TC_KEEP_SMALL 1
+#endif
+
+/* The owner-only part of a thread's cache (the hit path; inline below). */
+typedef struct hmb__tc_small {
+  void *head;
+  unsigned count;
+} hmb__tc_small_t;
+
+typedef struct hmb__tc_front {
+  hmb__tc_small_t small[HMB__TC_NCLASSES];
+  size_t small_bytes;
+  void *objs;
+  unsigned nobjs;
+} hmb__tc_front_t;
+
+/* The calling thread's cache front (NULL until made). Only tcache.h and
+ * tcache.c touch it. */
+extern _Thread_local hmb__tc_front_t *hmb__tc_front
+    __attribute__((tls_model("initial-exec")));
+
 /* A large block in a magazine, and who it belongs to. */
 typedef struct hmb__tc_large {
   void *owner; /* the warm cache (cache.h) */
   void (*release)(void *owner, const struct hmb__tc_large *e);
-  void *raw;   /* start of the mapping */
-  size_t len;  /* its length */
+  void *raw;  /* start of the mapping */
+  size_t len; /* its length */
   unsigned cls;
   int huge;
 } hmb__tc_large_t;
 
 /* The calling thread's cache, or NULL (exiting, or no memory for one). */
 hmb__tcache_t *hmb__tcache(void);
+/* The front of it, made if need be; NULL as above. */
+hmb__tc_front_t *hmb__tcache_front_slow(void);
+static inline hmb__tc_front_t *hmb__tcache_front(void) {
+  hmb__tc_front_t *f = hmb__tc_front;
+  return HMB__LIKELY(f != NULL) ? f : hmb__tcache_front_slow();
+}
 
 /* Pop a small block of class `cls`, or NULL. Owner thread only. */
-void *hmb__tcache_small_get(hmb__tcache_t *tc, unsigned cls);
+static inline void *hmb__tcache_small_get(unsigned cls) {
+  hmb__tc_front_t *f = hmb__tc_front;
+  if (!f || cls >= HMB__TC_NCLASSES)
+    return NULL;
+  hmb__tc_small_t *s = &f->small[cls];
+  void *p = s->head;
+  if (p) {
+    s->head = *(void **)p;
+    s->count--;
+    f->small_bytes -= hmb__class_size(cls);
+  }
+  return p;
+}
+
 /* Keep a small block of `bytes` (its class size); 1 if kept, 0 if full. */
-int hmb__tcache_small_put(hmb__tcache_t *tc, unsigned cls, size_t bytes,
-                          void *raw);
+static inline int hmb__tcache_small_put(unsigned cls, size_t bytes, void *raw) {
+  if (!HMB__TC_KEEP_SMALL || cls >= HMB__TC_NCLASSES)
+    return 0;
+  hmb__tc_front_t *f = hmb__tcache_front();
+  if (!f)
+    return 0;
+  hmb__tc_small_t *s = &f->small[cls];
+  if (s->count >= HMB__TC_SMALL_COUNT ||
+      f->small_bytes + bytes > HMB__TC_SMALL_BYTES)
+    return 0;
+  *(void **)raw = s->head;
+  s->head = raw;
+  s->count++;
+  f->small_bytes += bytes;
+  return 1;
+}
 
 /* A 64-byte object, 64-byte aligned; NULL on failure. Any thread. */
-void *hmb__tcache_obj_get(void);
+void *hmb__tcache_obj_get_slow(void);
+static inline void *hmb__tcache_obj_get(void) {
+  hmb__tc_front_t *f = hmb__tc_front;
+  if (HMB__LIKELY(f && f->objs)) {
+    void *p = f->objs;
+    f->objs = *(void **)p;
+    f->nobjs--;
+    return p;
+  }
+  return hmb__tcache_obj_get_slow();
+}
+
 /* Give one back (kept by the calling thread, or freed). Any thread. */
-void hmb__tcache_obj_put(void *obj);
+void hmb__tcache_obj_put_slow(void *obj);
+static inline void hmb__tcache_obj_put(void *obj) {
+  hmb__tc_front_t *f = hmb__tc_front;
+  if (HMB__TC_KEEP_SMALL && HMB__LIKELY(f && f->nobjs < HMB__TC_OBJS)) {
+    *(void **)obj = f->objs;
+    f->objs = obj;
+    f->nobjs++;
+    return;
+  }
+  hmb__tcache_obj_put_slow(obj);
+}
 
 /* Take a large block of `owner` and class `cls` from the calling thread's
  * magazine; 1 if found (*out filled). */

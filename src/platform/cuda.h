@@ -1,10 +1,11 @@
 /*
  * cuda.h - the internal contract between the library and the CUDA runtime.
  *
- * Exactly one of two files implements it: cuda.c (the build found the CUDA
- * toolkit; the only file that includes CUDA headers) or cuda_none.c (built
- * without CUDA: every call reports why pinned memory is unavailable). No
- * other file tests whether CUDA is built in; they call these functions.
+ * Exactly one of two files implements it: cuda.c (loads the CUDA runtime
+ * with dlopen the first time pinned memory is needed; no CUDA header or
+ * library is needed to build it) or cuda_none.c (HMB_WITH_CUDA=OFF: every
+ * call reports why pinned memory is unavailable). No other file tests
+ * whether CUDA is built in; they call these functions.
  *
  * All functions are thread-safe. Reasons are NUL-terminated texts in
  * static storage (or copied into the caller's buffer where one is given).
@@ -14,16 +15,29 @@
 
 #include <stddef.h>
 
-/* 1 if this build links the CUDA runtime, else 0. */
+/*
+ * 1 if this build can use the CUDA runtime (it is looked for at run time,
+ * see hmb__cuda_probe()), 0 if it was built without CUDA support.
+ */
 int hmb__cuda_built(void);
 
 /*
- * Probe once per process whether pinned host memory can be allocated (a
- * runtime, a driver and at least one device are usable): 1 if so, else 0
- * with *reason (may be NULL) set to why. Later calls return the first
- * answer without touching CUDA again. Never crashes without a GPU.
+ * Probe once per process whether pinned host memory can be allocated: the
+ * CUDA runtime library loads, a driver and at least one device are usable
+ * and a small pinned allocation succeeds. Returns 1 if so, else 0 with
+ * *reason (may be NULL) set to what failed. The first call loads the
+ * runtime; later calls return the first answer without touching CUDA again.
+ * Never crashes without a GPU, a driver or the runtime library.
  */
 int hmb__cuda_probe(const char **reason);
+
+/*
+ * The CUDA runtime library in use, as it was opened ("libcudart.so.13", or
+ * the value of the HMB_CUDART environment variable), or why none is ("libcudart
+ * not found (tried ...)", or the reason of a build without CUDA support).
+ * "" while no pool has needed the runtime yet: this call never loads it.
+ */
+const char *hmb__cuda_runtime(void);
 
 /*
  * Create a pinned region of `size` bytes: method 0 (HMB_PINNED_HOST_ALLOC)
@@ -43,10 +57,5 @@ void hmb__cuda_region_destroy(void *base, size_t size, int method);
  * (page-locked) kind, 0 anything else, HMB_ENOTSUP without CUDA.
  */
 int hmb__cuda_is_pinned(const void *ptr);
-
-/* Device memory and a synchronous host-to-device copy, for benchmarks. */
-int hmb__cuda_device_alloc(size_t size, void **dev);
-void hmb__cuda_device_free(void *dev);
-int hmb__cuda_copy_to_device(void *dev, const void *host, size_t size);
 
 #endif /* HMB_SRC_CUDA_H */

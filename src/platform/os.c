@@ -106,7 +106,8 @@ void *hmb__os_remap(void *ptr, size_t old_size, size_t new_size) {
 
 /* ---- threads ------------------------------------------------------------ */
 
-_Thread_local unsigned hmb__os_tindex __attribute__((tls_model("initial-exec")));
+_Thread_local unsigned hmb__os_tindex
+    __attribute__((tls_model("initial-exec")));
 
 unsigned hmb__os_thread_index_slow(void) {
   static _Atomic unsigned next;

@@ -2,15 +2,18 @@
  * shard.h - counters that threads update without sharing a cache line.
  *
  * A gauge (a current value with a peak, such as live bytes) is kept as
- *   - one `hmb__gauge_top_t` (total + peak) on a line of its own, written
- *     rarely and read on every update, so it stays shared in every cache;
- *   - a pending delta per shard (one shard per thread index modulo
- *     HMB__SHARDS, each on the owner's cache line).
- * An update adds to its shard's pending delta (one relaxed RMW on a line
- * the thread owns) and folds the delta into the top only when it has drifted
- * by HMB__GAUGE_STEP or could set a new peak. Hence:
- *   exact value = top.total + sum of pending deltas, at any instant when no
- *                 update is in flight (a reader adds the shards up);
+ *   - a value per shard (one shard per thread index modulo HMB__SHARDS, each
+ *     on its owner's cache line), and beside it the part of that value
+ *     already folded into the top;
+ *   - one `hmb__gauge_top_t` (total of the folded parts + peak) on a line of
+ *     its own, written rarely and read on every update, so it stays shared
+ *     in every cache.
+ * An update adds to its shard's value (one relaxed RMW on a line the thread
+ * owns) and folds the shard into the top only when it has drifted by
+ * HMB__GAUGE_STEP from what was folded, or could set a new peak. Hence:
+ *   exact value = the sum of the shards' values: a reader adds them up, and
+ *                 a fold running meanwhile changes none of them, so the sum
+ *                 is off only by updates in flight;
  *   recorded peak: exact when one thread updates the gauge at a time; with
  *                 several, within (shards in use - 1) x HMB__GAUGE_STEP.
  * Every access is relaxed: a gauge orders nothing, and readers want values,
@@ -28,12 +31,12 @@
 /* Shards per sharded object (a power of two). */
 #define HMB__SHARDS 4u
 /* Drift folded into the top at the latest (bytes or counts). */
-#define HMB__GAUGE_STEP ((int64_t)64 * 1024)
+#define HMB__GAUGE_STEP ((int64_t)1024 * 1024)
 
 /* The shared part of a gauge. */
 typedef struct hmb__gauge_top {
-  _Atomic int64_t total; /* sum of the folded deltas */
-  _Atomic int64_t peak;  /* highest total + pending seen by an updater */
+  _Atomic int64_t total; /* sum of the folded parts of every shard */
+  _Atomic int64_t peak;  /* highest total seen, or total + a shard's drift */
 } hmb__gauge_top_t;
 
 /* The shard of the calling thread. */
@@ -41,56 +44,65 @@ static inline unsigned hmb__shard_index(void) {
   return hmb__os_thread_index() & (HMB__SHARDS - 1u);
 }
 
-/* Fold a shard's pending delta into the top and record the peak. */
-static inline void hmb__gauge_fold(_Atomic int64_t *pending,
-                                   hmb__gauge_top_t *top) {
-  int64_t u = atomic_exchange_explicit(pending, 0, memory_order_relaxed);
-  int64_t t = atomic_fetch_add_explicit(&top->total, u, memory_order_relaxed) + u;
+/* Fold a shard into `top` (and `outer`, if not NULL): publish what changed
+ * since its last fold. Concurrent folds of one shard each publish the
+ * difference between what they saw and what the one before them had, so
+ * the totals still add up. */
+static inline void hmb__gauge_fold(const _Atomic int64_t *value,
+                                   _Atomic int64_t *folded,
+                                   hmb__gauge_top_t *top,
+                                   hmb__gauge_top_t *outer) {
+  int64_t v = atomic_load_explicit(value, memory_order_relaxed);
+  int64_t d = v - atomic_exchange_explicit(folded, v, memory_order_relaxed);
+  int64_t t =
+      atomic_fetch_add_explicit(&top->total, d, memory_order_relaxed) + d;
   hmb__peak_update(&top->peak, t);
+  if (outer) {
+    t = atomic_fetch_add_explicit(&outer->total, d, memory_order_relaxed) + d;
+    hmb__peak_update(&outer->peak, t);
+  }
 }
 
-/* Add `delta` through the shard `pending`; folds when it must (see above). */
-static inline void hmb__gauge_add(_Atomic int64_t *pending,
+/* Would a shard at drift `u` set a new peak of `top`? */
+static inline int hmb__gauge_peaks(const hmb__gauge_top_t *top, int64_t u) {
+  return atomic_load_explicit(&top->total, memory_order_relaxed) + u >
+         atomic_load_explicit(&top->peak, memory_order_relaxed);
+}
+
+/* Add `delta` to a shard; fold when it must (see above). */
+static inline void hmb__gauge_add(_Atomic int64_t *value,
+                                  _Atomic int64_t *folded,
                                   hmb__gauge_top_t *top, int64_t delta) {
-  int64_t u =
-      atomic_fetch_add_explicit(pending, delta, memory_order_relaxed) + delta;
+  int64_t v =
+      atomic_fetch_add_explicit(value, delta, memory_order_relaxed) + delta;
+  int64_t u = v - atomic_load_explicit(folded, memory_order_relaxed);
   if (HMB__UNLIKELY(u >= HMB__GAUGE_STEP || u <= -HMB__GAUGE_STEP ||
-                    (delta > 0 &&
-                     atomic_load_explicit(&top->total, memory_order_relaxed) +
-                             u >
-                         atomic_load_explicit(&top->peak,
-                                              memory_order_relaxed))))
-    hmb__gauge_fold(pending, top);
+                    (delta > 0 && hmb__gauge_peaks(top, u))))
+    hmb__gauge_fold(value, folded, top, NULL);
 }
 
 /*
  * The same for a gauge that is also part of a wider one (a runner's live
- * bytes within its pool's): the delta is folded into both tops at once, so
- * `outer.total` is the sum of the folded deltas of every inner gauge.
+ * bytes within its pool's): a fold publishes to both tops, so `outer.total`
+ * is the sum of the folded parts of every inner gauge.
  */
-static inline void hmb__gauge_add2(_Atomic int64_t *pending,
+static inline void hmb__gauge_add2(_Atomic int64_t *value,
+                                   _Atomic int64_t *folded,
                                    hmb__gauge_top_t *inner,
                                    hmb__gauge_top_t *outer, int64_t delta) {
-  int64_t u =
-      atomic_fetch_add_explicit(pending, delta, memory_order_relaxed) + delta;
+  int64_t v =
+      atomic_fetch_add_explicit(value, delta, memory_order_relaxed) + delta;
+  int64_t u = v - atomic_load_explicit(folded, memory_order_relaxed);
   if (HMB__LIKELY(u < HMB__GAUGE_STEP && u > -HMB__GAUGE_STEP) &&
       (delta <= 0 ||
-       (atomic_load_explicit(&inner->total, memory_order_relaxed) + u <=
-            atomic_load_explicit(&inner->peak, memory_order_relaxed) &&
-        atomic_load_explicit(&outer->total, memory_order_relaxed) + u <=
-            atomic_load_explicit(&outer->peak, memory_order_relaxed))))
+       (!hmb__gauge_peaks(inner, u) && !hmb__gauge_peaks(outer, u))))
     return;
-  u = atomic_exchange_explicit(pending, 0, memory_order_relaxed);
-  int64_t t =
-      atomic_fetch_add_explicit(&inner->total, u, memory_order_relaxed) + u;
-  hmb__peak_update(&inner->peak, t);
-  t = atomic_fetch_add_explicit(&outer->total, u, memory_order_relaxed) + u;
-  hmb__peak_update(&outer->peak, t);
+  hmb__gauge_fold(value, folded, inner, outer);
 }
 
-/* Relaxed read of one shard's pending delta (for adding the shards up). */
-static inline int64_t hmb__gauge_pending(const _Atomic int64_t *pending) {
-  return atomic_load_explicit(pending, memory_order_relaxed);
+/* Relaxed read of one shard's value (for adding the shards up). */
+static inline int64_t hmb__gauge_value(const _Atomic int64_t *value) {
+  return atomic_load_explicit(value, memory_order_relaxed);
 }
 
 /* Saturating add for cumulative counters (never wraps). Relaxed. */

@@ -1,18 +1,22 @@
 /*
  * test_bad_input.c - every public function against invalid input and state.
  *
- * One table row per bad call: NULL handles and out-pointers, zero sizes,
- * sizes beyond HMB_MAX_ALLOC or the pool's max_request, offsets that
- * overflow, unknown flags and modes, timeouts below HMB_WAIT_FOREVER, and
- * calls in the wrong state (start twice, allocate before start or after
- * finish or cancel, finish twice, cancel after finish, submit after
- * shutdown). Each row states the documented result. Around every row the
+ * One table row per bad call: NULL handles and out-pointers, zero sizes
+ * where they are invalid (reservations, slices; a 0-byte allocation is
+ * valid since 0.2), sizes beyond HMB_MAX_ALLOC or the pool's max_request,
+ * offsets that overflow, unknown flags and modes, bad alignments, timeouts
+ * below HMB_WAIT_FOREVER, struct sizes below the first release's or with
+ * unknown nonzero bytes, foreign pointers, and calls in the wrong state
+ * (start twice, allocate or grow before start or after finish or cancel,
+ * finish twice, cancel after finish, submit after shutdown). Each row
+ * states the documented result. Around every row the
  * test takes a full snapshot of a live fixture (a pool with a running, a
  * created, a finished and a cancelled runner, a live buffer and slice, an
  * executor with a finished task) and asserts that not one counter moved and
  * that no out-pointer was left dangling: a rejected call changes nothing.
  */
 #include <limits.h>
+#include <stddef.h>
 #include <stdint.h>
 #include <stdio.h>
 #include <string.h>
@@ -51,6 +55,7 @@ static void take(snap_t *s) {
   for (int i = 0; i < 4; i++) {
     assert_int_equal(hmb_runner_stats(rs[i], &s->rs[i]), HMB_OK);
     s->rs[i].wait_ns = 0; /* time, not state */
+    s->rs[i].failed_wait_ns = 0;
   }
   s->refs = hmb_buffer_refcount(F.buf);
   s->slice_refs = hmb_buffer_refcount(F.slice);
@@ -69,7 +74,8 @@ static void assert_same(const snap_t *a, const snap_t *b, const char *row) {
       a->es.queued != b->es.queued || a->es.running != b->es.running ||
       a->es.submitted != b->es.submitted ||
       a->es.completed != b->es.completed ||
-      a->es.cancelled != b->es.cancelled) {
+      a->es.cancelled != b->es.cancelled ||
+      a->es.finishing != b->es.finishing) {
     fprintf(stderr, "row '%s' changed the state\n", row);
     fail();
   }
@@ -96,6 +102,7 @@ static int setup(void **state) {
   assert_int_equal(hmb_pool_create(&cfg, &F.pool), HMB_OK);
   F.run = ts_started_runner(F.pool, 1000);
   assert_int_equal(hmb_runner_alloc(F.run, 100, 0, &F.buf), HMB_OK);
+  memset(hmb_buffer_data(F.buf), 0, 100);
   assert_int_equal(hmb_buffer_slice(F.buf, 10, 20, &F.slice), HMB_OK);
   hmb_runner_config_t rc = {0};
   rc.estimate = 10;
@@ -139,6 +146,9 @@ static int teardown(void **state) {
 
 /* ---- the table ---------------------------------------------------------- */
 
+/* Ordinary memory: no pointer into it is a block of the library. */
+static _Alignas(64) unsigned char plain_memory[256];
+
 /* A sentinel: every out-pointer starts here and must come back NULL. */
 static char junk;
 #define JUNK ((void *)&junk)
@@ -161,8 +171,20 @@ static int bad_alloc_fn(void *ctx, size_t bytes, unsigned flags,
   fail_msg("an allocator must not be called with bad arguments");
   return 0;
 }
-static const hmb_allocator_t null_fn_alloc = {NULL, NULL, "no-fn"};
-static const hmb_allocator_t never_alloc = {NULL, bad_alloc_fn, "never"};
+static const hmb_allocator_t null_fn_alloc = {NULL, NULL, "no-fn", NULL};
+static const hmb_allocator_t never_alloc = {NULL, bad_alloc_fn, "never", NULL};
+
+/* An implementation that records what it is asked and allocates nothing. */
+static size_t refusing_bytes = 777;
+static int refusing_fn(void *ctx, size_t bytes, unsigned flags,
+                       hmb_buffer_t **out) {
+  (void)ctx, (void)flags;
+  refusing_bytes = bytes;
+  *out = NULL;
+  return HMB_ENOTSUP;
+}
+static const hmb_allocator_t refusing_alloc = {NULL, refusing_fn, "refusing",
+                                               NULL};
 
 static hmb_pool_config_t pool_cfg(size_t limit) {
   hmb_pool_config_t c;
@@ -217,6 +239,81 @@ static int r_pool_create_bad_pinned_method(void) {
   c.pinned_method = 7;
   return hmb_pool_create(&c, &opool);
 }
+static int r_pool_create_unknown_flag(void) {
+  hmb_pool_config_t c = pool_cfg(10);
+  c.flags = 1u << 9;
+  return hmb_pool_create(&c, &opool);
+}
+static int r_pool_create_too_aligned(void) {
+  hmb_pool_config_t c = pool_cfg(10);
+  c.alignment = HMB_MAX_ALIGN * 2;
+  return hmb_pool_create(&c, &opool);
+}
+static int r_pool_create_base_without_bytes(void) {
+  hmb_pool_config_t c = pool_cfg(10);
+  c.pinned_base = plain_memory;
+  return hmb_pool_create(&c, &opool);
+}
+static int r_pool_create_sized_too_small(void) {
+  hmb_pool_config_t c = pool_cfg(10);
+  return hmb_pool_create_sized(&c, offsetof(hmb_pool_config_t, flags) - 1,
+                               &opool);
+}
+static int r_pool_create_sized_unknown_field(void) {
+  struct {
+    hmb_pool_config_t c;
+    unsigned char extra[8];
+  } x;
+  memset(&x, 0, sizeof x);
+  x.c.limit = 10;
+  x.extra[7] = 0x80;
+  return hmb_pool_create_sized(&x.c, sizeof x, &opool);
+}
+static int r_pool_set_limit_null(void) {
+  return hmb_pool_set_limit(NULL, 10);
+}
+static int r_pool_set_limit_zero(void) {
+  return hmb_pool_set_limit(F.pool, 0);
+}
+static int r_pool_set_limit_huge(void) {
+  return hmb_pool_set_limit(F.pool, HMB_MAX_ALLOC + 1);
+}
+static void nop_pressure(void *u, hmb_pool_t *p, const hmb_pressure_t *e) {
+  (void)u, (void)p, (void)e;
+}
+static int opressure = 5;
+static int r_pressure_add_null_pool(void) {
+  return hmb_pool_add_pressure_handler(NULL, nop_pressure, NULL, &opressure);
+}
+static int r_pressure_add_null_fn(void) {
+  return hmb_pool_add_pressure_handler(F.pool, NULL, NULL, &opressure);
+}
+static int r_pressure_remove_unknown(void) {
+  return hmb_pool_remove_pressure_handler(F.pool, 12345);
+}
+static int r_pressure_remove_null(void) {
+  return hmb_pool_remove_pressure_handler(NULL, 1);
+}
+static int r_pool_check_null(void) {
+  return hmb_pool_check(NULL, 0, text, sizeof text);
+}
+static int r_pool_check_bad_flags(void) {
+  return hmb_pool_check(F.pool, 0x10u, text, sizeof text);
+}
+static int r_pool_check_null_buf(void) {
+  return hmb_pool_check(F.pool, 0, NULL, 4);
+}
+static int r_pool_stats_too_small(void) {
+  return hmb_pool_stats_sized(F.pool, &ops,
+                              offsetof(hmb_pool_stats_t, progress_runner) - 1);
+}
+static int r_pool_memory_stats_too_small(void) {
+  return hmb_pool_memory_stats_sized(
+      F.pool, &oms, offsetof(hmb_memory_stats_t, huge_bytes) - 1);
+}
+static int r_default_memory_stats_too_small(void) {
+  return hmb_default_memory_stats_sized(&oms, 8);
+}
 static int r_pool_destroy_busy(void) {
   return hmb_pool_destroy(F.pool);
 }
@@ -257,8 +354,52 @@ static int r_allocate_null_fn(void) {
 static int r_allocate_null_out(void) {
   return hmb_allocate(&never_alloc, 8, 0, NULL);
 }
-static int r_allocate_zero(void) {
-  return hmb_allocate(&never_alloc, 0, 0, &ob);
+/* 0 bytes is valid since 0.2 (HMB_EINVAL in 0.1): passed on to the
+ * implementation, whose answer is returned. */
+static int r_allocate_zero_is_passed_on(void) {
+  refusing_bytes = 777;
+  int rc = hmb_allocate(&refusing_alloc, 0, 0, &ob);
+  return rc == HMB_ENOTSUP && refusing_bytes == 0 ? HMB_OK : HMB_EFAILED;
+}
+static int r_allocate_aligned_bad_alignment(void) {
+  return hmb_allocate_aligned(&never_alloc, 8, 24, 0, &ob);
+}
+static int r_allocate_aligned_too_aligned(void) {
+  return hmb_allocate_aligned(&never_alloc, 8, HMB_MAX_ALIGN * 2, 0, &ob);
+}
+static int r_allocate_aligned_bad_flags(void) {
+  return hmb_allocate_aligned(&never_alloc, 8, 64, 0x40u, &ob);
+}
+static int r_allocate_aligned_huge(void) {
+  return hmb_allocate_aligned(&never_alloc, HMB_MAX_ALLOC + 1, 64, 0, &ob);
+}
+static void *optr;
+static int r_ptr_alloc_null_alloc(void) {
+  return hmb_ptr_alloc(NULL, 8, 16, 0, &optr);
+}
+static int r_ptr_alloc_null_out(void) {
+  return hmb_ptr_alloc(&never_alloc, 8, 16, 0, NULL);
+}
+static int r_ptr_alloc_bad_alignment(void) {
+  return hmb_ptr_alloc(&never_alloc, 8, 48, 0, &optr);
+}
+static int r_ptr_alloc_huge(void) {
+  return hmb_ptr_alloc(&never_alloc, SIZE_MAX, 16, 0, &optr);
+}
+static int r_ptr_realloc_null(void) {
+  return hmb_ptr_realloc(NULL, 8);
+}
+static int r_ptr_realloc_foreign(void) {
+  void *p = plain_memory + 64;
+  int rc = hmb_ptr_realloc(&p, 8);
+  return p == plain_memory + 64 ? rc : HMB_EFAILED;
+}
+static int r_ptr_free_foreign(void) {
+  return hmb_ptr_free(plain_memory + 128);
+}
+static int r_ptr_free_inside_a_buffer(void) {
+  /* F.buf's data is zeroed at setup: no block word 64 bytes in. */
+  return hmb_ptr_free((char *)hmb_buffer_data(F.buf) + 64);
 }
 static int r_allocate_bad_flags(void) {
   return hmb_allocate(&never_alloc, 8, 0x80u, &ob);
@@ -348,8 +489,12 @@ static int r_runner_start_cancelled(void) {
 static int r_runner_alloc_null(void) {
   return hmb_runner_alloc(NULL, 8, 0, &ob);
 }
-static int r_runner_alloc_zero(void) {
-  return hmb_runner_alloc(F.run, 0, 0, &ob);
+/* 0 bytes is valid since 0.2, but not in the wrong state. */
+static int r_runner_alloc_zero_created(void) {
+  return hmb_runner_alloc(F.made, 0, 0, &ob);
+}
+static int r_runner_alloc_zero_finished(void) {
+  return hmb_runner_alloc(F.done, 0, 0, &ob);
 }
 static int r_runner_alloc_null_out(void) {
   return hmb_runner_alloc(F.run, 8, 0, NULL);
@@ -390,6 +535,36 @@ static int r_runner_reserve_finished(void) {
 static int r_runner_reserve_cancelled(void) {
   return hmb_runner_reserve(F.canc, 8, &ob);
 }
+static int r_runner_start_partial_null(void) {
+  return hmb_runner_start_partial(NULL, 8, 0);
+}
+static int r_runner_start_partial_bad_timeout(void) {
+  return hmb_runner_start_partial(F.made, 8, -7);
+}
+static int r_runner_start_partial_too_big(void) {
+  return hmb_runner_start_partial(F.made, 4001, 0);
+}
+static int r_runner_start_partial_running(void) {
+  return hmb_runner_start_partial(F.run, 8, 0);
+}
+static int r_runner_grow_null(void) {
+  return hmb_runner_grow(NULL, 8, 0);
+}
+static int r_runner_grow_bad_timeout(void) {
+  return hmb_runner_grow(F.run, 8000, -3);
+}
+static int r_runner_grow_too_big(void) {
+  return hmb_runner_grow(F.run, 4001, 0);
+}
+static int r_runner_grow_created(void) {
+  return hmb_runner_grow(F.made, 100, 0);
+}
+static int r_runner_grow_finished(void) {
+  return hmb_runner_grow(F.done, 100, 0);
+}
+static int r_runner_grow_cancelled(void) {
+  return hmb_runner_grow(F.canc, 100, 0);
+}
 static int r_runner_try_free_null(void) {
   return hmb_runner_try_free(NULL, 8, &oret);
 }
@@ -428,6 +603,23 @@ static int r_runner_stats_null(void) {
 }
 static int r_runner_stats_null_out(void) {
   return hmb_runner_stats(F.run, NULL);
+}
+static int r_runner_stats_too_small(void) {
+  return hmb_runner_stats_sized(F.run, &ors,
+                                offsetof(hmb_runner_stats_t, spare) - 1);
+}
+static int r_runner_create_sized_too_small(void) {
+  hmb_runner_config_t c = {0};
+  return hmb_runner_create_sized(F.pool, &c, sizeof c - 1, &orun);
+}
+static int r_runner_create_sized_unknown_field(void) {
+  struct {
+    hmb_runner_config_t c;
+    unsigned char extra[8];
+  } x;
+  memset(&x, 0, sizeof x);
+  x.extra[2] = 1;
+  return hmb_runner_create_sized(F.pool, &x.c, sizeof x, &orun);
 }
 
 static int r_executor_create_null_pool(void) {
@@ -505,6 +697,47 @@ static int r_executor_stats_null(void) {
 static int r_executor_stats_null_out(void) {
   return hmb_executor_stats(F.ex, NULL);
 }
+static int r_executor_stats_too_small(void) {
+  return hmb_executor_stats_sized(
+      F.ex, &oes, offsetof(hmb_executor_stats_t, finishing) - 1);
+}
+static int r_executor_create_sized_too_small(void) {
+  hmb_executor_config_t c = {0};
+  return hmb_executor_create_sized(F.pool, &c, sizeof c - 1, &oex);
+}
+static int r_executor_create_sized_unknown_field(void) {
+  struct {
+    hmb_executor_config_t c;
+    unsigned char extra[8];
+  } x;
+  memset(&x, 0, sizeof x);
+  x.c.threads = 1;
+  x.extra[0] = 1;
+  return hmb_executor_create_sized(F.pool, &x.c, sizeof x, &oex);
+}
+static int r_submit_sized_too_small(void) {
+  hmb_task_desc_t d = {0};
+  d.run = nop_task;
+  return hmb_executor_submit_sized(
+      F.ex, &d, offsetof(hmb_task_desc_t, staged) - 1, &otask);
+}
+static int r_submit_sized_unknown_field(void) {
+  struct {
+    hmb_task_desc_t d;
+    unsigned char extra[8];
+  } x;
+  memset(&x, 0, sizeof x);
+  x.d.run = nop_task;
+  x.extra[5] = 2;
+  return hmb_executor_submit_sized(F.ex, &x.d, sizeof x, &otask);
+}
+static int r_submit_staged_initial_too_big(void) {
+  hmb_task_desc_t d = {0};
+  d.run = nop_task;
+  d.staged = 1;
+  d.initial = 4001;
+  return hmb_executor_submit(F.ex, &d, &otask);
+}
 
 /* Calls with no status: they must be no-ops (or neutral values) for NULL. */
 static int r_void_calls(void) {
@@ -533,6 +766,14 @@ static int r_void_calls(void) {
   bad |= hmb_buffer_refcount(NULL) != 0;
   bad |= hmb_buffer_parent(NULL) != NULL;
   bad |= hmb_task_done(NULL) != 0;
+  bad |= hmb_bound_allocator(7) != NULL;
+  bad |= hmb_ptr_buffer(NULL) != NULL;
+  bad |= hmb_ptr_size(NULL) != 0;
+  bad |= hmb_ptr_free(NULL) != 0;
+  bad |= hmb_ptr_buffer(plain_memory + 3) != NULL; /* misaligned */
+  hmb_runner_config_init(NULL);
+  hmb_executor_config_init(NULL);
+  hmb_task_desc_init(NULL);
   return bad ? HMB_EINVAL : HMB_OK;
 }
 
@@ -556,6 +797,24 @@ static const row_t rows[] = {
     ROW(r_pool_create_half_backend, HMB_EINVAL),
     ROW(r_pool_create_bad_level, HMB_EINVAL),
     ROW(r_pool_create_bad_pinned_method, HMB_EINVAL),
+    ROW(r_pool_create_unknown_flag, HMB_EINVAL),
+    ROW(r_pool_create_too_aligned, HMB_EINVAL),
+    ROW(r_pool_create_base_without_bytes, HMB_EINVAL),
+    ROW(r_pool_create_sized_too_small, HMB_EINVAL),
+    ROW(r_pool_create_sized_unknown_field, HMB_ENOTSUP),
+    ROW(r_pool_set_limit_null, HMB_EINVAL),
+    ROW(r_pool_set_limit_zero, HMB_EINVAL),
+    ROW(r_pool_set_limit_huge, HMB_EINVAL),
+    ROW(r_pressure_add_null_pool, HMB_EINVAL),
+    ROW(r_pressure_add_null_fn, HMB_EINVAL),
+    ROW(r_pressure_remove_unknown, HMB_EINVAL),
+    ROW(r_pressure_remove_null, HMB_EINVAL),
+    ROW(r_pool_check_null, HMB_EINVAL),
+    ROW(r_pool_check_bad_flags, HMB_EINVAL),
+    ROW(r_pool_check_null_buf, HMB_EINVAL),
+    ROW(r_pool_stats_too_small, HMB_EINVAL),
+    ROW(r_pool_memory_stats_too_small, HMB_EINVAL),
+    ROW(r_default_memory_stats_too_small, HMB_EINVAL),
     ROW(r_pool_destroy_busy, HMB_EBUSY),
     ROW(r_pool_stats_null, HMB_EINVAL),
     ROW(r_pool_stats_null_out, HMB_EINVAL),
@@ -569,10 +828,22 @@ static const row_t rows[] = {
     ROW(r_allocate_null_alloc, HMB_EINVAL),
     ROW(r_allocate_null_fn, HMB_EINVAL),
     ROW(r_allocate_null_out, HMB_EINVAL),
-    ROW(r_allocate_zero, HMB_EINVAL),
+    ROW(r_allocate_zero_is_passed_on, HMB_OK),
     ROW(r_allocate_bad_flags, HMB_EINVAL),
     ROW(r_allocate_huge, HMB_ETOOBIG),
     ROW(r_allocate_size_max, HMB_ETOOBIG),
+    ROW(r_allocate_aligned_bad_alignment, HMB_EINVAL),
+    ROW(r_allocate_aligned_too_aligned, HMB_EINVAL),
+    ROW(r_allocate_aligned_bad_flags, HMB_EINVAL),
+    ROW(r_allocate_aligned_huge, HMB_ETOOBIG),
+    ROW(r_ptr_alloc_null_alloc, HMB_EINVAL),
+    ROW(r_ptr_alloc_null_out, HMB_EINVAL),
+    ROW(r_ptr_alloc_bad_alignment, HMB_EINVAL),
+    ROW(r_ptr_alloc_huge, HMB_ETOOBIG),
+    ROW(r_ptr_realloc_null, HMB_EINVAL),
+    ROW(r_ptr_realloc_foreign, HMB_EINVAL),
+    ROW(r_ptr_free_foreign, HMB_EINVAL),
+    ROW(r_ptr_free_inside_a_buffer, HMB_EINVAL),
     ROW(r_buffer_retain_null, HMB_EINVAL),
     ROW(r_buffer_close_null, HMB_EINVAL),
     ROW(r_buffer_slice_null, HMB_EINVAL),
@@ -596,7 +867,8 @@ static const row_t rows[] = {
     ROW(r_runner_start_finished, HMB_ESTATE),
     ROW(r_runner_start_cancelled, HMB_ECANCELED),
     ROW(r_runner_alloc_null, HMB_EINVAL),
-    ROW(r_runner_alloc_zero, HMB_EINVAL),
+    ROW(r_runner_alloc_zero_created, HMB_ESTATE),
+    ROW(r_runner_alloc_zero_finished, HMB_ESTATE),
     ROW(r_runner_alloc_null_out, HMB_EINVAL),
     ROW(r_runner_alloc_bad_flags, HMB_EINVAL),
     ROW(r_runner_alloc_above_max_request, HMB_ETOOBIG),
@@ -610,6 +882,16 @@ static const row_t rows[] = {
     ROW(r_runner_reserve_size_max, HMB_ETOOBIG),
     ROW(r_runner_reserve_finished, HMB_ESTATE),
     ROW(r_runner_reserve_cancelled, HMB_ECANCELED),
+    ROW(r_runner_start_partial_null, HMB_EINVAL),
+    ROW(r_runner_start_partial_bad_timeout, HMB_EINVAL),
+    ROW(r_runner_start_partial_too_big, HMB_ETOOBIG),
+    ROW(r_runner_start_partial_running, HMB_ESTATE),
+    ROW(r_runner_grow_null, HMB_EINVAL),
+    ROW(r_runner_grow_bad_timeout, HMB_EINVAL),
+    ROW(r_runner_grow_too_big, HMB_ETOOBIG),
+    ROW(r_runner_grow_created, HMB_ESTATE),
+    ROW(r_runner_grow_finished, HMB_ESTATE),
+    ROW(r_runner_grow_cancelled, HMB_ECANCELED),
     ROW(r_runner_try_free_null, HMB_EINVAL),
     ROW(r_runner_set_need_null, HMB_EINVAL),
     ROW(r_runner_set_need_huge, HMB_ETOOBIG),
@@ -623,6 +905,9 @@ static const row_t rows[] = {
     ROW(r_runner_wait_idle_busy, HMB_ETIMEDOUT),
     ROW(r_runner_stats_null, HMB_EINVAL),
     ROW(r_runner_stats_null_out, HMB_EINVAL),
+    ROW(r_runner_stats_too_small, HMB_EINVAL),
+    ROW(r_runner_create_sized_too_small, HMB_EINVAL),
+    ROW(r_runner_create_sized_unknown_field, HMB_ENOTSUP),
     ROW(r_executor_create_null_pool, HMB_EINVAL),
     ROW(r_executor_create_null_out, HMB_EINVAL),
     ROW(r_executor_create_neg_threads, HMB_EINVAL),
@@ -642,6 +927,12 @@ static const row_t rows[] = {
     ROW(r_executor_shutdown_bad_mode, HMB_EINVAL),
     ROW(r_executor_stats_null, HMB_EINVAL),
     ROW(r_executor_stats_null_out, HMB_EINVAL),
+    ROW(r_executor_stats_too_small, HMB_EINVAL),
+    ROW(r_executor_create_sized_too_small, HMB_EINVAL),
+    ROW(r_executor_create_sized_unknown_field, HMB_ENOTSUP),
+    ROW(r_submit_sized_too_small, HMB_EINVAL),
+    ROW(r_submit_sized_unknown_field, HMB_ENOTSUP),
+    ROW(r_submit_staged_initial_too_big, HMB_ETOOBIG),
     ROW(r_void_calls, HMB_OK),
 };
 
@@ -657,6 +948,7 @@ static void test_table(void **state) {
     opool = JUNK;
     oex = JUNK;
     otask = JUNK;
+    optr = JUNK;
     oret = 777;
     int rc = row->call();
     take(&after);
@@ -668,7 +960,8 @@ static void test_table(void **state) {
     /* Out-pointers are NULL (or untouched when NULL itself was bad). */
     if ((ob != JUNK && ob != NULL) || (orun != JUNK && orun != NULL) ||
         (opool != JUNK && opool != NULL) || (oex != JUNK && oex != NULL) ||
-        (otask != JUNK && otask != NULL) || (oret != 777 && oret != 0)) {
+        (otask != JUNK && otask != NULL) || (optr != JUNK && optr != NULL) ||
+        (oret != 777 && oret != 0)) {
       fprintf(stderr, "%s: an out-parameter was not cleared\n", row->name);
       failures++;
     }

@@ -1,5 +1,6 @@
 /*
- * test_buffer.c - refcounting, slices, close events and their order.
+ * test_buffer.c - refcounting, slices, close events and their order, the
+ * buffer of size 0, and deep chains of slices.
  */
 #include <stdint.h>
 #include <string.h>
@@ -195,8 +196,6 @@ static void test_null_arguments(void **state) {
   assert_int_equal(hmb_buffer_set_handler(NULL, NULL, NULL), HMB_EINVAL);
   assert_null(hmb_buffer_data(NULL));
   assert_int_equal(hmb_buffer_size(NULL), 0);
-  assert_int_equal(hmb_allocate(hmb_default_allocator(), 0, 0, &out),
-                   HMB_EINVAL);
   assert_int_equal(hmb_allocate(hmb_default_allocator(), 8, 0x80, &out),
                    HMB_EINVAL);
   assert_int_equal(hmb_allocate(hmb_default_allocator(), SIZE_MAX, 0, &out),
@@ -223,6 +222,34 @@ static void test_default_allocator_memory_stats(void **state) {
   hmb_default_memory_stats(&after);
   assert_int_equal(after.pageable_live, before.pageable_live);
   assert_int_equal(hmb_default_memory_stats(NULL), HMB_EINVAL);
+}
+
+/* A buffer of size 0 is a buffer: counted, closable, with a distinct
+ * non-NULL data pointer; it cannot be sliced (a slice has length > 0). */
+static void test_zero_size_buffer(void **state) {
+  (void)state;
+  hmb_buffer_t *a = NULL, *b = NULL, *s = (hmb_buffer_t *)1;
+  assert_int_equal(hmb_allocate(hmb_default_allocator(), 0, 0, &a), HMB_OK);
+  assert_int_equal(hmb_allocate(hmb_default_allocator(), 0, 0, &b), HMB_OK);
+  assert_non_null(a);
+  assert_non_null(b);
+  assert_int_equal(hmb_buffer_size(a), 0);
+  assert_non_null(hmb_buffer_data(a));
+  assert_non_null(hmb_buffer_data(b));
+  assert_ptr_not_equal(hmb_buffer_data(a), hmb_buffer_data(b));
+  assert_int_equal(hmb_buffer_refcount(a), 1);
+  assert_int_equal(hmb_buffer_slice(a, 0, 1, &s), HMB_EINVAL);
+  assert_null(s);
+  assert_int_equal(hmb_buffer_slice(a, 0, 0, &s), HMB_EINVAL);
+  events_t ev = {0};
+  hmb_buffer_handler_t h = {record, &ev};
+  assert_int_equal(hmb_buffer_set_handler(a, &h, NULL), HMB_OK);
+  assert_int_equal(hmb_buffer_retain(a), HMB_OK);
+  assert_int_equal(hmb_buffer_close(a), HMB_OK);
+  assert_int_equal(hmb_buffer_close(a), HMB_OK);
+  assert_int_equal(ev.n, 2);
+  assert_int_equal(ev.refs[1], 0);
+  assert_int_equal(hmb_buffer_close(b), HMB_OK);
 }
 
 static int order_log[8];
@@ -290,6 +317,7 @@ int main(void) {
       cmocka_unit_test(test_overclose_detected),
       cmocka_unit_test(test_null_arguments),
       cmocka_unit_test(test_default_allocator_memory_stats),
+      cmocka_unit_test(test_zero_size_buffer),
       cmocka_unit_test(test_chain_teardown_order),
       cmocka_unit_test(test_deep_slice_chain),
   };

@@ -12,7 +12,9 @@
  * two scans feed one consumer under a budget of one buffer; borrowers served
  * before admissions; failures; cancellation of queued, admitting and running
  * tasks, also under load from two threads; shutdown in both modes; destroy
- * with work in flight; shutdown and destroy from inside a task.
+ * with work in flight; shutdown and destroy from inside a task; the runner
+ * bound to the worker while its task runs; staged tasks (admitted for a
+ * first piece, then grown).
  */
 #define _POSIX_C_SOURCE 200809L
 #include <pthread.h>
@@ -163,11 +165,13 @@ static hmb_pool_stats_t pool_stats(hmb_pool_t *pool) {
   return st;
 }
 
-/* Every submitted task is accounted for exactly once. */
+/* Every submitted task is accounted for exactly once, and nothing is in
+ * flight (the identity at every instant is tested in test_stats.c). */
 static void assert_stats_balanced(hmb_executor_t *ex) {
   hmb_executor_stats_t st = exec_stats(ex);
   assert_int_equal(st.queued, 0);
   assert_int_equal(st.running, 0);
+  assert_int_equal(st.finishing, 0);
   assert_int_equal(st.completed + st.failed + st.cancelled, st.submitted);
   assert_true(st.wait_ns_max <= st.wait_ns_total);
 }
@@ -1295,6 +1299,125 @@ static void test_shutdown_from_task(void **state) {
   ts_watchdog_disarm();
 }
 
+/* ---- the runner bound to the worker -------------------------------------- */
+
+typedef struct bind_ctx {
+  hmb_runner_t *seen_in_task;
+  hmb_runner_t *runner;
+  hmb_runner_t *seen_in_done;
+  int64_t live_after_bound_alloc;
+  int rc;
+  hmb_buffer_t *kept;
+} bind_ctx_t;
+
+static int bind_task(void *user, hmb_runner_t *r) {
+  bind_ctx_t *c = user;
+  c->runner = r;
+  c->seen_in_task = hmb_runner_bound();
+  /* Code that cannot be handed the allocator charges the task anyway. */
+  c->rc = hmb_allocate(hmb_bound_allocator(HMB_UNBOUND_FAIL), 3000, 0,
+                       &c->kept);
+  hmb_runner_stats_t rs;
+  hmb_runner_stats(r, &rs);
+  c->live_after_bound_alloc = rs.live;
+  return 0;
+}
+
+static void bind_done(void *user, hmb_task_t *task, int status) {
+  bind_ctx_t *c = user;
+  (void)task;
+  (void)status;
+  c->seen_in_done = hmb_runner_bound();
+}
+
+static void test_executor_binds_the_runner_while_the_task_runs(void **state) {
+  (void)state;
+  ts_watchdog_arm("binds_the_runner", 30);
+  hmb_pool_t *pool = ts_pool(1 * MIB, NULL, NULL);
+  hmb_executor_t *ex = make_exec(pool, 1, 0);
+  bind_ctx_t c;
+  memset(&c, 0, sizeof c);
+  c.seen_in_done = (hmb_runner_t *)1;
+  hmb_task_t *h = submit(ex, 1000, 0, bind_task, bind_done, &c);
+  assert_int_equal(wait_status(h), 0);
+  hmb_task_release(h);
+  assert_non_null(c.runner);
+  assert_ptr_equal(c.seen_in_task, c.runner);
+  assert_int_equal(c.rc, HMB_OK);
+  assert_int_equal(c.live_after_bound_alloc, 3000);
+  assert_null(c.seen_in_done); /* restored once the function returned */
+  /* The buffer was charged to the task's runner: finished, it holds only
+   * the buffer, which returns its budget at close. */
+  assert_int_equal(pool_stats(pool).held, 3000);
+  hmb_buffer_close(c.kept);
+  assert_int_equal(pool_stats(pool).held, 0);
+  /* The submitting thread was never bound. */
+  assert_null(hmb_runner_bound());
+  hmb_executor_destroy(ex);
+  ts_pool_done(pool);
+  ts_watchdog_disarm();
+}
+
+/* ---- staged tasks -------------------------------------------------------- */
+
+typedef struct staged_ctx {
+  int64_t held_at_start, held_after_grow, need;
+  int grow_rc;
+} staged_ctx_t;
+
+static int staged_task(void *user, hmb_runner_t *r) {
+  staged_ctx_t *c = user;
+  hmb_runner_stats_t rs;
+  hmb_runner_stats(r, &rs);
+  c->held_at_start = rs.held;
+  /* The footer says what is really needed. */
+  hmb_runner_set_need(r, (size_t)c->need, NULL);
+  c->grow_rc = hmb_runner_grow(r, (size_t)c->need, HMB_WAIT_FOREVER);
+  hmb_runner_stats(r, &rs);
+  c->held_after_grow = rs.held;
+  hmb_buffer_t *b = NULL;
+  int rc = hmb_runner_alloc(r, (size_t)c->need, 0, &b);
+  if (rc == 0)
+    hmb_buffer_close(b);
+  return rc;
+}
+
+static void test_executor_staged_task_grows_to_its_need(void **state) {
+  (void)state;
+  ts_watchdog_arm("staged", 30);
+  hmb_pool_t *pool = ts_pool(1 * MIB, NULL, NULL);
+  hmb_executor_t *ex = make_exec(pool, 2, 0);
+  staged_ctx_t c[2];
+  memset(c, 0, sizeof c);
+  c[0].need = 300 * KIB;
+  c[1].need = 20 * KIB;
+  hmb_task_t *h[2];
+  for (int i = 0; i < 2; i++) {
+    hmb_task_desc_t d;
+    hmb_task_desc_init(&d);
+    d.estimate = 4 * MIB; /* the split length: far above the budget */
+    d.staged = 1;
+    d.initial = i == 0 ? 64 * KIB : 0;
+    d.run = staged_task;
+    d.user = &c[i];
+    assert_int_equal(hmb_executor_submit(ex, &d, &h[i]), HMB_OK);
+    assert_int_equal(wait_status(h[i]), 0);
+    hmb_task_release(h[i]);
+  }
+  assert_int_equal(c[0].held_at_start, (int64_t)(64 * KIB));
+  assert_int_equal(c[0].grow_rc, 0);
+  assert_int_equal(c[0].held_after_grow, (int64_t)(300 * KIB));
+  assert_int_equal(c[1].held_at_start, 0);
+  assert_int_equal(c[1].held_after_grow, (int64_t)(20 * KIB));
+  hmb_pool_stats_t ps = pool_stats(pool);
+  assert_int_equal(ps.peak_overcommitted, 0); /* never the 4 MiB estimate */
+  assert_true(ps.peak_held <= (int64_t)(300 * KIB));
+  assert_int_equal(ps.grows, 2);
+  hmb_executor_destroy(ex);
+  ts_pool_done(pool);
+  ts_watchdog_disarm();
+}
+
 int main(void) {
   const struct CMUnitTest tests[] = {
       cmocka_unit_test(test_arguments),
@@ -1314,6 +1437,8 @@ int main(void) {
       cmocka_unit_test(test_shutdown_cancel),
       cmocka_unit_test(test_destroy_in_flight),
       cmocka_unit_test(test_shutdown_from_task),
+      cmocka_unit_test(test_executor_binds_the_runner_while_the_task_runs),
+      cmocka_unit_test(test_executor_staged_task_grows_to_its_need),
   };
   return cmocka_run_group_tests(tests, NULL, NULL);
 }

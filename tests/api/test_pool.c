@@ -1,523 +1,196 @@
 /*
- * test_pool.c - admission rules of the pool: over-commit, prompt wake-up,
- * borrowers first, the all-borrowers rule, timeouts, priority order,
- * head-of-line blocking, cancellation, zero requests, destruction.
+ * test_pool.c - the pool object itself (hmb/pool.h): configuration and its
+ * validation, creation and destruction (refused while runners remain),
+ * stats of a fresh and a busy pool, the limit at run time, pressure
+ * handler registration, describe, trim and the self-check's arguments.
+ * The admission rules are in test_admission.c, physical memory in
+ * test_memory.c, struct sizes in test_stats.c.
  */
 #include <pthread.h>
 #include <stdatomic.h>
+#include <stdint.h>
+#include <stdio.h>
 #include <string.h>
 
 #include "testsupport.h"
 
-/* A thread that runs one blocking call on a runner. */
-typedef struct op {
-  pthread_t th;
-  hmb_runner_t *runner;
-  int kind; /* 0: start, 1: allocate `bytes` */
-  size_t bytes;
-  int64_t timeout_ns;
-  int rc;
-  hmb_buffer_t *buf;
-  atomic_int done;
-  int *order; /* optional: append runner tag here when granted */
-  int tag;
-  pthread_mutex_t *order_mu;
-  int *order_n;
-  int finish_after; /* finish the runner right after start succeeds */
-} op_t;
-
-static void *op_main(void *arg) {
-  op_t *op = arg;
-  if (op->kind == 0) {
-    op->rc = hmb_runner_start(op->runner, op->timeout_ns);
-    if (op->rc == HMB_OK && op->order) {
-      pthread_mutex_lock(op->order_mu);
-      op->order[(*op->order_n)++] = op->tag;
-      pthread_mutex_unlock(op->order_mu);
-    }
-    if (op->rc == HMB_OK && op->finish_after)
-      hmb_runner_finish(op->runner, 0, NULL);
-  } else {
-    op->rc = hmb_runner_alloc(op->runner, op->bytes, 0, &op->buf);
-  }
-  atomic_store(&op->done, 1);
-  return NULL;
-}
-
-static void op_run(op_t *op, hmb_runner_t *r, int kind, size_t bytes,
-                   int64_t timeout_ns) {
-  op->runner = r;
-  op->kind = kind;
-  op->bytes = bytes;
-  op->timeout_ns = timeout_ns;
-  atomic_init(&op->done, 0);
-  assert_int_equal(pthread_create(&op->th, NULL, op_main, op), 0);
-}
-
-static void op_join(op_t *op) {
-  pthread_join(op->th, NULL);
-}
-
-static hmb_runner_t *runner_new(hmb_pool_t *pool, size_t est, int prio) {
-  hmb_runner_config_t rc = {0};
+static hmb_runner_t *runner_new(hmb_pool_t *pool, size_t est, int prio,
+                                const char *name) {
+  hmb_runner_config_t rc;
+  hmb_runner_config_init(&rc);
   rc.estimate = est;
   rc.priority = prio;
+  rc.name = name;
   hmb_runner_t *r = NULL;
   assert_int_equal(hmb_runner_create(pool, &rc, &r), HMB_OK);
   return r;
 }
 
-typedef struct waitcond {
-  hmb_pool_t *pool;
-  int acq, bor;
-} waitcond_t;
-
-static int waiters_are(void *arg) {
-  waitcond_t *w = arg;
-  hmb_pool_stats_t st;
-  hmb_pool_stats(w->pool, &st);
-  return st.acquire_waiters == w->acq && st.borrow_waiters == w->bor;
+static uint64_t rid(hmb_runner_t *r) {
+  return ts_runner_stats(r).id;
 }
 
-/* Block until the pool shows exactly `acq` start and `bor` borrow waiters. */
-static void await_waiters(hmb_pool_t *pool, int acq, int bor) {
-  waitcond_t w = {pool, acq, bor};
-  assert_true(ts_wait_for(waiters_are, &w, 20000));
-}
+/* ---- configuration ------------------------------------------------------- */
 
-static hmb_pool_stats_t stats_of(hmb_pool_t *pool) {
-  hmb_pool_stats_t st;
-  assert_int_equal(hmb_pool_stats(pool, &st), HMB_OK);
-  return st;
-}
-
-static void test_overcommit_when_nothing_running(void **state) {
+static void test_pool_config_init_means_defaults(void **state) {
   (void)state;
-  ts_log_t log = {0};
-  hmb_pool_t *pool = ts_pool(1000, NULL, &log);
-  hmb_runner_t *big = runner_new(pool, 5000, 0);
-  assert_int_equal(hmb_runner_start(big, 0), HMB_OK); /* nothing running */
-  hmb_pool_stats_t st = stats_of(pool);
-  assert_int_equal(st.held, 5000);
-  assert_int_equal(st.available, -4000);
-  assert_int_equal(st.overcommitted, 4000);
-  assert_int_equal(st.peak_overcommitted, 4000);
-  assert_int_equal(st.acquire_overcommits, 1);
-  assert_int_equal(st.overcommitted_total, 4000);
-  assert_true(ts_log_contains(&log, "over-commit"));
-  assert_true(ts_log_contains(&log, "no runner was running"));
-
-  /* Someone is running now: a second request must wait (here: not wait). */
-  hmb_runner_t *small = runner_new(pool, 10, 0);
-  assert_int_equal(hmb_runner_start(small, 0), HMB_ETIMEDOUT);
-  assert_int_equal(hmb_runner_state(small), HMB_RUNNER_CREATED);
-  size_t ret = 0;
-  assert_int_equal(hmb_runner_finish(big, 0, &ret), HMB_OK);
-  assert_int_equal(ret, 5000);
-  assert_int_equal(hmb_runner_start(small, 0), HMB_OK);
-  st = stats_of(pool);
-  assert_int_equal(st.held, 10);
-  assert_int_equal(st.overcommitted, 0);
-  hmb_runner_destroy(small);
-  hmb_runner_destroy(big);
-  ts_assert_pool_idle(pool);
-  assert_int_equal(hmb_pool_destroy(pool), HMB_OK);
+  hmb_pool_config_t cfg;
+  memset(&cfg, 0xab, sizeof cfg);
+  hmb_pool_config_init(&cfg);
+  const unsigned char *b = (const unsigned char *)&cfg;
+  for (size_t i = 0; i < sizeof cfg; i++)
+    assert_int_equal(b[i], 0);
+  hmb_pool_config_init(NULL); /* a no-op */
+  cfg.limit = 4096;
+  hmb_pool_t *pool = ts_pool_cfg(&cfg);
+  assert_int_equal(hmb_pool_limit(pool), 4096);
+  hmb_pool_stats_t st = ts_pool_stats(pool);
+  assert_int_equal(st.limit, 4096);
+  assert_int_equal(st.available, 4096);
+  assert_int_equal(st.held, 0);
+  assert_int_equal(st.runners, 0);
+  assert_int_equal(st.progress_runner, 0);
+  assert_int_equal(st.overcommit_cap, -1); /* no cap by default */
+  assert_int_equal(st.limit_changes, 0);
+  /* The default alignment of hmb_allocate() is 64. */
+  hmb_runner_t *r = ts_started_runner(pool, 4096);
+  hmb_buffer_t *x[8];
+  for (int i = 0; i < 8; i++) {
+    assert_int_equal(hmb_runner_alloc(r, (size_t)(1 + 37 * i), 0, &x[i]),
+                     HMB_OK);
+    assert_int_equal((uintptr_t)hmb_buffer_data(x[i]) % 64, 0);
+  }
+  for (int i = 0; i < 8; i++)
+    hmb_buffer_close(x[i]);
+  hmb_runner_destroy(r);
+  ts_pool_done(pool);
 }
 
-static void test_prompt_wakeup_when_last_runner_stops(void **state) {
+static void test_pool_alignment_applies_to_every_buffer(void **state) {
   (void)state;
-  ts_watchdog_arm("prompt wake-up", 30);
-  hmb_pool_t *pool = ts_pool(1000, NULL, NULL);
-  hmb_runner_t *r1 = runner_new(pool, 800, 0);
-  assert_int_equal(hmb_runner_start(r1, 0), HMB_OK);
-  hmb_buffer_t *kept = NULL;
-  assert_int_equal(hmb_runner_alloc(r1, 800, 0, &kept), HMB_OK);
-
-  hmb_runner_t *r2 = runner_new(pool, 900, 0);
-  op_t op = {0};
-  op_run(&op, r2, 0, 0, HMB_WAIT_FOREVER); /* only a wake-up can end it */
-  await_waiters(pool, 1, 0);
-  assert_int_equal(hmb_runner_state(r2), HMB_RUNNER_WAITING);
-
-  /* r1 stops running but its buffer (800) stays live with a consumer:
-   * only 200 is free, yet nothing runs, so r2 must be admitted now. */
-  assert_int_equal(hmb_runner_finish(r1, 0, NULL), HMB_OK);
-  op_join(&op);
-  assert_int_equal(op.rc, HMB_OK);
-  assert_int_equal(hmb_runner_state(r2), HMB_RUNNER_RUNNING);
-  hmb_pool_stats_t st = stats_of(pool);
-  assert_int_equal(st.held, 1700);
-  assert_int_equal(st.overcommitted, 700);
-  assert_int_equal(st.acquire_overcommits, 1);
-  hmb_buffer_close(kept);
-  hmb_runner_destroy(r1);
-  hmb_runner_destroy(r2);
-  ts_assert_pool_idle(pool);
-  assert_int_equal(hmb_pool_destroy(pool), HMB_OK);
-  ts_watchdog_disarm();
-}
-
-static void test_borrowers_before_acquirers(void **state) {
-  (void)state;
-  ts_watchdog_arm("borrowers first", 30);
-  hmb_pool_t *pool = ts_pool(1000, NULL, NULL);
-  hmb_runner_t *r1 = runner_new(pool, 600, 0);
-  hmb_runner_t *r2 = runner_new(pool, 300, 0);
-  assert_int_equal(hmb_runner_start(r1, 0), HMB_OK);
-  assert_int_equal(hmb_runner_start(r2, 0), HMB_OK); /* available: 100 */
-
-  /* An acquirer arrives first and waits for 150 (highest priority). */
-  hmb_runner_t *r3 = runner_new(pool, 150, 100);
-  op_t acq = {0};
-  op_run(&acq, r3, 0, 0, HMB_WAIT_FOREVER);
-  await_waiters(pool, 1, 0);
-  /* Then a running runner needs 250 more than it holds. */
-  op_t bor = {0};
-  op_run(&bor, r1, 1, 850, HMB_WAIT_FOREVER);
-  await_waiters(pool, 1, 1);
-
-  /* 200 free: enough for the acquirer, not for the borrower. The borrower
-   * is first, so nobody is served (grants are decided inside try-free). */
-  size_t ret = 0;
-  assert_int_equal(hmb_runner_try_free(r2, 100, &ret), HMB_OK);
-  assert_int_equal(ret, 100);
-  hmb_pool_stats_t st = stats_of(pool);
-  assert_int_equal(st.acquire_waiters, 1);
-  assert_int_equal(st.borrow_waiters, 1);
-  assert_int_equal(st.held, 800);
-
-  /* 300 free: the borrower takes its 250; the acquirer still waits. */
-  assert_int_equal(hmb_runner_try_free(r2, 100, &ret), HMB_OK);
-  op_join(&bor);
-  assert_int_equal(bor.rc, HMB_OK);
-  hmb_runner_stats_t rs;
-  hmb_runner_stats(r1, &rs);
-  assert_int_equal(rs.held, 850);
-  assert_int_equal(rs.borrowed, 250);
-  assert_int_equal(rs.live, 850);
-  st = stats_of(pool);
-  assert_int_equal(st.acquire_waiters, 1);
-  assert_int_equal(st.borrow_waiters, 0);
-  assert_int_equal(atomic_load(&acq.done), 0);
-
-  /* The rest of r2's budget admits the acquirer. */
-  assert_int_equal(hmb_runner_try_free(r2, SIZE_MAX, &ret), HMB_OK);
-  assert_int_equal(ret, 100);
-  op_join(&acq);
-  assert_int_equal(acq.rc, HMB_OK);
-  st = stats_of(pool);
-  assert_int_equal(st.held, 1000);
-  assert_int_equal(st.overcommitted, 0);
-  assert_int_equal(st.borrows, 1);
-  assert_int_equal(st.borrow_waits, 1);
-  assert_int_equal(st.released_early, 300);
-
-  hmb_buffer_close(bor.buf);
-  hmb_runner_destroy(r1);
-  hmb_runner_destroy(r2);
-  hmb_runner_destroy(r3);
-  ts_assert_pool_idle(pool);
-  assert_int_equal(hmb_pool_destroy(pool), HMB_OK);
-  ts_watchdog_disarm();
-}
-
-static void test_all_borrowers_rule(void **state) {
-  (void)state;
-  ts_watchdog_arm("all borrowers", 30);
-  ts_log_t log = {0};
-  hmb_pool_t *pool = ts_pool(1000, NULL, &log);
-  hmb_runner_t *r1 = runner_new(pool, 500, 0);
-  hmb_runner_t *r2 = runner_new(pool, 500, 0);
-  assert_int_equal(hmb_runner_start(r1, 0), HMB_OK);
-  assert_int_equal(hmb_runner_start(r2, 0), HMB_OK);
-
-  op_t b1 = {0}, b2 = {0};
-  op_run(&b1, r1, 1, 700, HMB_WAIT_FOREVER); /* deficit 200: waits */
-  await_waiters(pool, 0, 1);
-  assert_int_equal(atomic_load(&b1.done), 0);
-  /* Now every running runner waits to borrow: the first one proceeds. */
-  op_run(&b2, r2, 1, 600, HMB_WAIT_FOREVER);
-  op_join(&b1);
-  assert_int_equal(b1.rc, HMB_OK);
-  await_waiters(pool, 0, 1); /* r2 still waits: r1 is running again */
-  hmb_pool_stats_t st = stats_of(pool);
-  assert_int_equal(st.borrow_overcommits, 1);
-  assert_int_equal(st.held, 1200);
-  assert_int_equal(st.overcommitted, 200);
-  assert_true(ts_log_contains(&log, "deadlock prevention"));
-
-  /* r1 finishes and its buffer closes: r2 gets its 100 within the limit. */
-  hmb_buffer_close(b1.buf);
-  assert_int_equal(hmb_runner_finish(r1, 0, NULL), HMB_OK);
-  op_join(&b2);
-  assert_int_equal(b2.rc, HMB_OK);
-  st = stats_of(pool);
-  assert_int_equal(st.held, 600);
-  assert_int_equal(st.borrow_overcommits, 1);
-  assert_int_equal(st.peak_overcommitted, 200);
-
-  /* A lone running runner may always borrow past the limit. */
-  hmb_buffer_t *huge = NULL;
-  assert_int_equal(hmb_runner_alloc(r2, 5000, 0, &huge), HMB_OK);
-  st = stats_of(pool);
-  assert_int_equal(st.borrow_overcommits, 2);
-  assert_int_equal(st.held, 5600);
-  hmb_buffer_close(huge);
-  hmb_buffer_close(b2.buf);
-  hmb_runner_destroy(r1);
-  hmb_runner_destroy(r2);
-  ts_assert_pool_idle(pool);
-  assert_int_equal(hmb_pool_destroy(pool), HMB_OK);
-  ts_watchdog_disarm();
-}
-
-static void test_timeout_leaves_nothing_taken(void **state) {
-  (void)state;
-  ts_watchdog_arm("timeouts", 30);
-  ts_log_t log = {0};
-  hmb_pool_t *pool = ts_pool(1000, NULL, &log);
-  hmb_runner_t *r1 = runner_new(pool, 900, 0);
-  assert_int_equal(hmb_runner_start(r1, 0), HMB_OK);
-  hmb_runner_t *r2 = runner_new(pool, 200, 0);
-  assert_int_equal(hmb_runner_start(r2, 20 * 1000 * 1000), HMB_ETIMEDOUT);
-  hmb_pool_stats_t st = stats_of(pool);
-  assert_int_equal(st.held, 900);
-  assert_int_equal(st.acquire_waiters, 0);
-  assert_int_equal(st.acquire_timeouts, 1);
-  assert_int_equal(hmb_runner_state(r2), HMB_RUNNER_CREATED);
-  hmb_runner_stats_t rs;
-  hmb_runner_stats(r2, &rs);
-  assert_int_equal(rs.held, 0);
-  assert_true(ts_log_contains(&log, "timeout"));
-  assert_true(ts_log_contains(&log, "held 900 of limit 1000"));
-
-  /* Borrow timeout: r3 runs beside r1 and cannot borrow 150 more. */
-  hmb_runner_config_t rc = {0};
-  rc.estimate = 100;
-  rc.borrow_timeout_ns = 20 * 1000 * 1000;
-  hmb_runner_t *r3 = NULL;
-  assert_int_equal(hmb_runner_create(pool, &rc, &r3), HMB_OK);
-  assert_int_equal(hmb_runner_start(r3, 0), HMB_OK);
+  hmb_pool_config_t cfg;
+  hmb_pool_config_init(&cfg);
+  cfg.limit = 1 << 22;
+  cfg.alignment = 4096;
+  hmb_pool_t *pool = ts_pool_cfg(&cfg);
+  hmb_runner_t *r = ts_started_runner(pool, 1 << 22);
+  const size_t sizes[] = {1, 100, 4096, 5000, 300000, 1 << 20};
+  for (size_t i = 0; i < sizeof sizes / sizeof sizes[0]; i++) {
+    hmb_buffer_t *b = NULL;
+    assert_int_equal(hmb_runner_alloc(r, sizes[i], 0, &b), HMB_OK);
+    assert_int_equal((uintptr_t)hmb_buffer_data(b) % 4096, 0);
+    memset(hmb_buffer_data(b), 1, sizes[i]);
+    hmb_buffer_close(b);
+  }
+  hmb_runner_destroy(r);
+  ts_pool_done(pool);
+  /* Below 64 means 64. */
+  cfg.alignment = 16;
+  pool = ts_pool_cfg(&cfg);
+  r = ts_started_runner(pool, 4096);
   hmb_buffer_t *b = NULL;
-  assert_int_equal(hmb_runner_alloc(r3, 250, 0, &b), HMB_ETIMEDOUT);
-  assert_null(b);
-  hmb_runner_stats(r3, &rs);
-  assert_int_equal(rs.held, 100); /* kept what it held */
-  assert_int_equal(rs.live, 0);
-  assert_int_equal(rs.borrowed, 0);
-  st = stats_of(pool);
-  assert_int_equal(st.held, 1000);
-  assert_int_equal(st.borrow_timeouts, 1);
-  assert_int_equal(st.borrow_waiters, 0);
-  /* and the budget it kept is still usable on the fast path */
-  assert_int_equal(hmb_runner_alloc(r3, 100, 0, &b), HMB_OK);
+  assert_int_equal(hmb_runner_alloc(r, 24, 0, &b), HMB_OK);
+  assert_int_equal((uintptr_t)hmb_buffer_data(b) % 64, 0);
   hmb_buffer_close(b);
-
-  /* A timed-out start can be retried and succeeds once budget frees. */
-  hmb_runner_destroy(r1);
-  assert_int_equal(hmb_runner_start(r2, 0), HMB_OK);
-  hmb_runner_destroy(r2);
-  hmb_runner_destroy(r3);
-  ts_assert_pool_idle(pool);
-  assert_int_equal(hmb_pool_destroy(pool), HMB_OK);
-  ts_watchdog_disarm();
+  hmb_runner_destroy(r);
+  ts_pool_done(pool);
 }
 
-static void test_priority_then_arrival_order(void **state) {
+static void test_pool_config_validation(void **state) {
   (void)state;
-  ts_watchdog_arm("priority order", 30);
-  hmb_pool_t *pool = ts_pool(100, NULL, NULL);
-  hmb_runner_t *blocker = runner_new(pool, 100, 0);
-  assert_int_equal(hmb_runner_start(blocker, 0), HMB_OK);
-  static const int prios[] = {1, 5, 5, 3, 5};
-  enum { N = 5 };
-  op_t ops[N];
-  hmb_runner_t *rs[N];
-  int order[N], order_n = 0;
-  pthread_mutex_t mu = PTHREAD_MUTEX_INITIALIZER;
-  memset(ops, 0, sizeof ops);
-  for (int i = 0; i < N; i++) {
-    rs[i] = runner_new(pool, 100, prios[i]);
-    ops[i].order = order;
-    ops[i].order_mu = &mu;
-    ops[i].order_n = &order_n;
-    ops[i].tag = i;
-    ops[i].finish_after = 1;
-    op_run(&ops[i], rs[i], 0, 0, HMB_WAIT_FOREVER);
-    await_waiters(pool, i + 1, 0); /* arrival order is the creation order */
-  }
-  hmb_runner_finish(blocker, 0, NULL);
-  for (int i = 0; i < N; i++)
-    op_join(&ops[i]);
-  assert_int_equal(order_n, N);
-  static const int expect[] = {1, 2, 4, 3, 0};
-  for (int i = 0; i < N; i++)
-    assert_int_equal(order[i], expect[i]);
-  for (int i = 0; i < N; i++)
-    hmb_runner_destroy(rs[i]);
-  hmb_runner_destroy(blocker);
-  ts_assert_pool_idle(pool);
-  assert_int_equal(hmb_pool_destroy(pool), HMB_OK);
-  ts_watchdog_disarm();
+  hmb_pool_config_t cfg;
+  hmb_pool_t *pool = (hmb_pool_t *)1;
+  hmb_pool_config_init(&cfg);
+  assert_int_equal(hmb_pool_create(&cfg, &pool), HMB_EINVAL); /* limit 0 */
+  assert_null(pool);
+  cfg.limit = 100;
+  cfg.alignment = 96; /* not a power of two */
+  assert_int_equal(hmb_pool_create(&cfg, &pool), HMB_EINVAL);
+  cfg.alignment = HMB_MAX_ALIGN * 2;
+  assert_int_equal(hmb_pool_create(&cfg, &pool), HMB_EINVAL);
+  cfg.alignment = 0;
+  hmb_backend_t half = {0};
+  cfg.backend = &half;
+  assert_int_equal(hmb_pool_create(&cfg, &pool), HMB_EINVAL);
+  cfg.backend = NULL;
+  cfg.limit = HMB_MAX_ALLOC + 1;
+  assert_int_equal(hmb_pool_create(&cfg, &pool), HMB_EINVAL);
+  cfg.limit = 100;
+  cfg.max_request = HMB_MAX_ALLOC + 1;
+  assert_int_equal(hmb_pool_create(&cfg, &pool), HMB_EINVAL);
+  cfg.max_request = 0;
+  cfg.log_level = -1;
+  assert_int_equal(hmb_pool_create(&cfg, &pool), HMB_EINVAL);
+  cfg.log_level = 0;
+  cfg.pinned_method = 2;
+  assert_int_equal(hmb_pool_create(&cfg, &pool), HMB_EINVAL);
+  cfg.pinned_method = 0;
+  cfg.flags = 1u << 7; /* unknown flag */
+  assert_int_equal(hmb_pool_create(&cfg, &pool), HMB_EINVAL);
+  cfg.flags = 0;
+  char region[1024];
+  cfg.pinned_base = region; /* a base without a size */
+  assert_int_equal(hmb_pool_create(&cfg, &pool), HMB_EINVAL);
+  assert_null(pool);
+  cfg.pinned_base = NULL;
+  assert_int_equal(hmb_pool_create(NULL, &pool), HMB_EINVAL);
+  assert_int_equal(hmb_pool_create(&cfg, NULL), HMB_EINVAL);
+
+  /* The largest valid limit. */
+  cfg.limit = HMB_MAX_ALLOC;
+  assert_int_equal(hmb_pool_create(&cfg, &pool), HMB_OK);
+  assert_int_equal(hmb_pool_limit(pool), HMB_MAX_ALLOC);
+  ts_pool_done(pool);
+
+  /* max_request bounds every single request. */
+  cfg.limit = 100;
+  cfg.max_request = 50;
+  assert_int_equal(hmb_pool_create(&cfg, &pool), HMB_OK);
+  assert_int_equal(hmb_pool_limit(pool), 100);
+  hmb_runner_config_t rc;
+  hmb_runner_config_init(&rc);
+  rc.estimate = 51;
+  hmb_runner_t *r = (hmb_runner_t *)1;
+  assert_int_equal(hmb_runner_create(pool, &rc, &r), HMB_ETOOBIG);
+  assert_null(r);
+  rc.estimate = 10;
+  assert_int_equal(hmb_runner_create(pool, &rc, &r), HMB_OK);
+  assert_int_equal(hmb_runner_start_partial(r, 51, 0), HMB_ETOOBIG);
+  assert_int_equal(hmb_runner_state(r), HMB_RUNNER_CREATED);
+  assert_int_equal(hmb_runner_start(r, 0), HMB_OK);
+  hmb_buffer_t *b = NULL;
+  assert_int_equal(hmb_runner_alloc(r, 51, 0, &b), HMB_ETOOBIG);
+  assert_int_equal(hmb_runner_grow(r, 51, 0), HMB_ETOOBIG);
+  assert_int_equal(hmb_runner_reserve(r, 51, &b), HMB_ETOOBIG);
+  hmb_runner_destroy(r);
+  ts_pool_done(pool);
 }
 
-static void test_retried_start_keeps_its_place(void **state) {
+/* The function of the same name as the macro assumes this release's size. */
+static void test_pool_create_function_form(void **state) {
   (void)state;
-  ts_watchdog_arm("retry keeps place", 30);
-  hmb_pool_t *pool = ts_pool(100, NULL, NULL);
-  hmb_runner_t *blocker = runner_new(pool, 100, 0);
-  assert_int_equal(hmb_runner_start(blocker, 0), HMB_OK);
-  hmb_runner_t *old = runner_new(pool, 100, 0);
-  hmb_runner_t *young = runner_new(pool, 100, 0);
-  /* `old` asks first and times out; `young` then queues. */
-  assert_int_equal(hmb_runner_start(old, 1000000), HMB_ETIMEDOUT);
-  int order[2], order_n = 0;
-  pthread_mutex_t mu = PTHREAD_MUTEX_INITIALIZER;
-  op_t ops[2];
-  memset(ops, 0, sizeof ops);
-  hmb_runner_t *rs[2] = {young, old};
-  for (int i = 0; i < 2; i++) {
-    ops[i].order = order;
-    ops[i].order_mu = &mu;
-    ops[i].order_n = &order_n;
-    ops[i].tag = i;
-    ops[i].finish_after = 1;
-    op_run(&ops[i], rs[i], 0, 0, HMB_WAIT_FOREVER);
-    await_waiters(pool, i + 1, 0);
-  }
-  /* The retry of `old` is served before `young`, which arrived later. */
-  hmb_runner_finish(blocker, 0, NULL);
-  for (int i = 0; i < 2; i++)
-    op_join(&ops[i]);
-  assert_int_equal(order_n, 2);
-  assert_int_equal(order[0], 1);
-  assert_int_equal(order[1], 0);
-  hmb_runner_destroy(old);
-  hmb_runner_destroy(young);
-  hmb_runner_destroy(blocker);
-  ts_assert_pool_idle(pool);
-  assert_int_equal(hmb_pool_destroy(pool), HMB_OK);
-  ts_watchdog_disarm();
+  hmb_pool_config_t cfg;
+  hmb_pool_config_init(&cfg);
+  cfg.limit = 1000;
+  hmb_pool_t *pool = NULL;
+  assert_int_equal((hmb_pool_create)(&cfg, &pool), HMB_OK);
+  hmb_pool_stats_t st;
+  assert_int_equal((hmb_pool_stats)(pool, &st), HMB_OK);
+  assert_int_equal(st.limit, 1000);
+  hmb_memory_stats_t ms;
+  assert_int_equal((hmb_pool_memory_stats)(pool, &ms), HMB_OK);
+  assert_int_equal(ms.pageable_live, 0);
+  ts_pool_done(pool);
 }
 
-static void test_large_request_not_bypassed(void **state) {
-  (void)state;
-  ts_watchdog_arm("head of line", 30);
-  hmb_pool_t *pool = ts_pool(1000, NULL, NULL);
-  hmb_runner_t *r0 = runner_new(pool, 600, 0);
-  assert_int_equal(hmb_runner_start(r0, 0), HMB_OK);
-  hmb_runner_t *big = runner_new(pool, 800, 0);
-  op_t op = {0};
-  op_run(&op, big, 0, 0, HMB_WAIT_FOREVER);
-  await_waiters(pool, 1, 0);
-  /* 400 is free and 100 would fit, but the large head request is first. */
-  hmb_runner_t *small = runner_new(pool, 100, 0);
-  assert_int_equal(hmb_runner_start(small, 0), HMB_ETIMEDOUT);
-  /* A higher priority is served first, though: priority beats arrival. */
-  hmb_runner_t *urgent = runner_new(pool, 100, 9);
-  assert_int_equal(hmb_runner_start(urgent, 0), HMB_OK);
-  hmb_runner_destroy(urgent);
-  hmb_runner_destroy(r0);
-  op_join(&op);
-  assert_int_equal(op.rc, HMB_OK);
-  hmb_pool_stats_t st = stats_of(pool);
-  assert_int_equal(st.held, 800);
-  assert_int_equal(st.acquire_overcommits, 0);
-  assert_int_equal(hmb_runner_start(small, 0), HMB_OK);
-  hmb_runner_destroy(small);
-  hmb_runner_destroy(big);
-  ts_assert_pool_idle(pool);
-  assert_int_equal(hmb_pool_destroy(pool), HMB_OK);
-  ts_watchdog_disarm();
-}
+/* ---- destruction --------------------------------------------------------- */
 
-static void test_cancel_wakes_waiters(void **state) {
-  (void)state;
-  ts_watchdog_arm("cancel", 30);
-  hmb_pool_t *pool = ts_pool(1000, NULL, NULL);
-  hmb_runner_t *r0 = runner_new(pool, 900, 0);
-  assert_int_equal(hmb_runner_start(r0, 0), HMB_OK);
-
-  /* Cancelling a start waiter. */
-  hmb_runner_t *w = runner_new(pool, 500, 0);
-  op_t op = {0};
-  op_run(&op, w, 0, 0, HMB_WAIT_FOREVER);
-  await_waiters(pool, 1, 0);
-  assert_int_equal(hmb_runner_cancel(w), HMB_OK);
-  op_join(&op);
-  assert_int_equal(op.rc, HMB_ECANCELED);
-  assert_int_equal(hmb_runner_state(w), HMB_RUNNER_CANCELLED);
-  assert_int_equal(hmb_runner_is_cancelled(w), 1);
-  assert_int_equal(hmb_runner_cancel(w), HMB_OK); /* idempotent */
-  assert_int_equal(hmb_runner_start(w, 0), HMB_ECANCELED);
-  hmb_pool_stats_t st = stats_of(pool);
-  assert_int_equal(st.acquire_cancels, 1);
-  assert_int_equal(st.acquire_waiters, 0);
-  assert_int_equal(st.held, 900);
-
-  /* Cancelling a borrower: it keeps what it held until finish/destroy. */
-  hmb_runner_t *b = runner_new(pool, 100, 0);
-  assert_int_equal(hmb_runner_start(b, 0), HMB_OK);
-  hmb_buffer_t *kept = NULL;
-  assert_int_equal(hmb_runner_alloc(b, 40, 0, &kept), HMB_OK);
-  op_t bop = {0};
-  op_run(&bop, b, 1, 500, HMB_WAIT_FOREVER);
-  await_waiters(pool, 0, 1);
-  assert_int_equal(hmb_runner_cancel(b), HMB_OK);
-  op_join(&bop);
-  assert_int_equal(bop.rc, HMB_ECANCELED);
-  assert_null(bop.buf);
-  hmb_runner_stats_t rs;
-  hmb_runner_stats(b, &rs);
-  assert_int_equal(rs.held, 100);
-  assert_int_equal(rs.live, 40);
-  st = stats_of(pool);
-  assert_int_equal(st.running, 1); /* only r0 */
-  assert_int_equal(st.borrow_cancels, 1);
-  hmb_buffer_t *no = NULL;
-  assert_int_equal(hmb_runner_alloc(b, 8, 0, &no), HMB_ECANCELED);
-  size_t ret = 0;
-  assert_int_equal(hmb_runner_finish(b, 0, &ret), HMB_OK); /* after cancel */
-  assert_int_equal(ret, 60);
-  assert_int_equal(hmb_runner_state(b), HMB_RUNNER_CANCELLED);
-  assert_int_equal(hmb_runner_finish(b, 0, &ret), HMB_ESTATE);
-  hmb_buffer_close(kept); /* straight back to the pool */
-  hmb_runner_stats(b, &rs);
-  assert_int_equal(rs.held, 0);
-  hmb_runner_destroy(b);
-  hmb_runner_destroy(w);
-  hmb_runner_destroy(r0);
-  ts_assert_pool_idle(pool);
-  assert_int_equal(hmb_pool_destroy(pool), HMB_OK);
-  ts_watchdog_disarm();
-}
-
-static void test_zero_request_granted_at_once(void **state) {
-  (void)state;
-  hmb_pool_t *pool = ts_pool(100, NULL, NULL);
-  hmb_runner_t *r0 = runner_new(pool, 500, 0); /* over-committed */
-  assert_int_equal(hmb_runner_start(r0, 0), HMB_OK);
-  hmb_runner_t *z = runner_new(pool, 0, 0);
-  assert_int_equal(hmb_runner_start(z, 0), HMB_OK);
-  assert_int_equal(hmb_runner_state(z), HMB_RUNNER_RUNNING);
-  hmb_pool_stats_t st = stats_of(pool);
-  assert_int_equal(st.running, 2);
-  assert_int_equal(st.held, 500);
-  hmb_runner_destroy(z);
-  hmb_runner_destroy(r0);
-  ts_assert_pool_idle(pool);
-  assert_int_equal(hmb_pool_destroy(pool), HMB_OK);
-}
-
-static void test_destroy_with_runners_is_refused(void **state) {
+static void test_pool_destroy_with_runners_is_refused(void **state) {
   (void)state;
   ts_log_t log = {0};
   hmb_pool_t *pool = ts_pool(1000, NULL, &log);
-  hmb_runner_t *r = runner_new(pool, 100, 0);
-  hmb_runner_config_t cfg = {0};
-  cfg.name = "split-7";
-  hmb_runner_t *named = NULL;
-  assert_int_equal(hmb_runner_create(pool, &cfg, &named), HMB_OK);
+  hmb_runner_t *r = runner_new(pool, 100, 0, NULL);
+  hmb_runner_t *named = runner_new(pool, 0, 0, "split-7");
   assert_int_equal(hmb_runner_start(r, 0), HMB_OK);
   assert_int_equal(hmb_runner_start(named, 0), HMB_OK);
   hmb_buffer_t *b = NULL;
@@ -528,28 +201,150 @@ static void test_destroy_with_runners_is_refused(void **state) {
   assert_true(ts_log_contains(&log, "2 runner(s)"));
   assert_true(ts_log_contains(&log, "'split-7'"));
   /* Still fully usable. */
-  hmb_pool_stats_t st = stats_of(pool);
+  hmb_pool_stats_t st = ts_pool_stats(pool);
   assert_int_equal(st.runners, 2);
   assert_int_equal(st.live_buffers, 1);
+  ts_check(pool, HMB_CHECK_QUIESCENT);
+  hmb_buffer_t *more = NULL;
+  assert_int_equal(hmb_runner_alloc(r, 10, 0, &more), HMB_OK);
+  hmb_buffer_close(more);
   hmb_runner_destroy(r);
   assert_int_equal(hmb_pool_destroy(pool), HMB_EBUSY);
   hmb_buffer_close(b);
-  ts_assert_pool_idle(pool);
-  assert_int_equal(hmb_pool_destroy(pool), HMB_OK);
+  ts_pool_done(pool);
   assert_int_equal(hmb_pool_destroy(NULL), HMB_OK);
 }
 
-static void test_describe_names_top_holders(void **state) {
+/* ---- stats --------------------------------------------------------------- */
+
+static void test_pool_stats_follow_the_runners(void **state) {
+  (void)state;
+  hmb_pool_t *pool = ts_pool(10000, NULL, NULL);
+  hmb_runner_t *a = runner_new(pool, 3000, 0, "a");
+  hmb_runner_t *b = runner_new(pool, 2000, 0, "b");
+  hmb_runner_t *c = runner_new(pool, 500, 0, "c"); /* never started */
+  assert_int_equal(hmb_runner_start(a, 0), HMB_OK);
+  assert_int_equal(hmb_runner_start(b, 0), HMB_OK);
+  hmb_buffer_t *x = NULL, *y = NULL, *z = NULL;
+  assert_int_equal(hmb_runner_alloc(a, 1000, 0, &x), HMB_OK);
+  assert_int_equal(hmb_runner_alloc(a, 500, 0, &y), HMB_OK);
+  assert_int_equal(hmb_runner_alloc(b, 2500, 0, &z), HMB_OK); /* borrows 500 */
+  hmb_pool_stats_t st = ts_pool_stats(pool);
+  assert_int_equal(st.held, 5500);
+  assert_int_equal(st.available, 4500);
+  assert_int_equal(st.peak_held, 5500);
+  assert_int_equal(st.overcommitted, 0);
+  assert_int_equal(st.live_bytes, 4000);
+  assert_int_equal(st.peak_live_bytes, 4000);
+  assert_int_equal(st.live_buffers, 3);
+  assert_int_equal(st.runners, 3);
+  assert_int_equal(st.running, 2);
+  assert_int_equal(st.acquires, 2);
+  assert_int_equal(st.borrows, 1);
+  assert_int_equal(st.borrow_waits, 0);
+  hmb_buffer_close(y);
+  st = ts_pool_stats(pool);
+  assert_int_equal(st.live_bytes, 3500);
+  assert_int_equal(st.peak_live_bytes, 4000);
+  assert_int_equal(st.held, 5500); /* kept as a's spare while running */
+  size_t ret = 0;
+  assert_int_equal(hmb_runner_finish(a, 0, &ret), HMB_OK);
+  assert_int_equal(ret, 2000);
+  st = ts_pool_stats(pool);
+  assert_int_equal(st.held, 3500);
+  assert_int_equal(st.running, 1);
+  hmb_buffer_close(x);
+  hmb_buffer_close(z);
+  hmb_runner_destroy(a);
+  hmb_runner_destroy(b);
+  st = ts_pool_stats(pool);
+  assert_int_equal(st.runners, 1);
+  assert_int_equal(st.peak_held, 5500);
+  hmb_runner_destroy(c);
+  ts_pool_done(pool);
+}
+
+/* ---- the limit at run time ----------------------------------------------- */
+
+static void test_pool_set_limit_arguments_and_counters(void **state) {
+  (void)state;
+  hmb_pool_t *pool = ts_pool(1000, NULL, NULL);
+  assert_int_equal(hmb_pool_set_limit(NULL, 10), HMB_EINVAL);
+  assert_int_equal(hmb_pool_set_limit(pool, 0), HMB_EINVAL);
+  assert_int_equal(hmb_pool_set_limit(pool, HMB_MAX_ALLOC + 1), HMB_EINVAL);
+  assert_int_equal(ts_pool_stats(pool).limit_changes, 0);
+  assert_int_equal(hmb_pool_limit(pool), 1000);
+  hmb_runner_t *r = ts_started_runner(pool, 800);
+  assert_int_equal(hmb_pool_set_limit(pool, 500), HMB_OK);
+  hmb_pool_stats_t st = ts_pool_stats(pool);
+  assert_int_equal(st.limit, 500);
+  assert_int_equal(st.held, 800); /* nothing is taken away */
+  assert_int_equal(st.available, -300);
+  assert_int_equal(st.overcommitted, 300);
+  assert_int_equal(st.limit_changes, 1);
+  ts_check(pool, 0);
+  assert_int_equal(hmb_pool_set_limit(pool, HMB_MAX_ALLOC), HMB_OK);
+  st = ts_pool_stats(pool);
+  assert_int_equal(st.limit, (int64_t)HMB_MAX_ALLOC);
+  assert_int_equal(st.overcommitted, 0);
+  assert_int_equal(st.limit_changes, 2);
+  assert_int_equal(hmb_pool_limit(pool), HMB_MAX_ALLOC);
+  assert_int_equal(hmb_pool_limit(NULL), 0);
+  hmb_runner_destroy(r);
+  ts_pool_done(pool);
+}
+
+/* ---- pressure handler registration --------------------------------------- */
+
+static void nop_pressure(void *user, hmb_pool_t *pool,
+                         const hmb_pressure_t *ev) {
+  (void)user;
+  (void)pool;
+  (void)ev;
+}
+
+static void test_pool_pressure_handler_registration(void **state) {
+  (void)state;
+  hmb_pool_t *pool = ts_pool(1000, NULL, NULL);
+  int id = 77;
+  assert_int_equal(hmb_pool_add_pressure_handler(NULL, nop_pressure, NULL, &id),
+                   HMB_EINVAL);
+  assert_int_equal(hmb_pool_add_pressure_handler(pool, NULL, NULL, &id),
+                   HMB_EINVAL);
+  int ids[64];
+  for (int i = 0; i < 64; i++) {
+    assert_int_equal(
+        hmb_pool_add_pressure_handler(pool, nop_pressure, NULL, &ids[i]),
+        HMB_OK);
+    assert_true(ids[i] > 0);
+    for (int j = 0; j < i; j++)
+      assert_int_not_equal(ids[i], ids[j]);
+  }
+  assert_int_equal(hmb_pool_add_pressure_handler(pool, nop_pressure, NULL, &id),
+                   HMB_ENOMEM); /* at most 64 */
+  assert_int_equal(hmb_pool_remove_pressure_handler(pool, ids[10]), HMB_OK);
+  assert_int_equal(hmb_pool_remove_pressure_handler(pool, ids[10]), HMB_EINVAL);
+  assert_int_equal(hmb_pool_remove_pressure_handler(pool, -5), HMB_EINVAL);
+  assert_int_equal(hmb_pool_remove_pressure_handler(NULL, ids[0]), HMB_EINVAL);
+  /* The freed slot can be used again; the id may be NULL. */
+  assert_int_equal(
+      hmb_pool_add_pressure_handler(pool, nop_pressure, NULL, NULL), HMB_OK);
+  for (int i = 0; i < 64; i++)
+    if (i != 10)
+      assert_int_equal(hmb_pool_remove_pressure_handler(pool, ids[i]), HMB_OK);
+  ts_pool_done(pool); /* the one left is removed with the pool */
+}
+
+/* ---- describe ------------------------------------------------------------ */
+
+static void test_pool_describe_names_top_holders(void **state) {
   (void)state;
   hmb_pool_t *pool = ts_pool(1000, NULL, NULL);
   hmb_runner_t *rs[3];
   const char *names[] = {"small", "large", "medium"};
   size_t est[] = {100, 500, 300};
   for (int i = 0; i < 3; i++) {
-    hmb_runner_config_t cfg = {0};
-    cfg.estimate = est[i];
-    cfg.name = names[i];
-    assert_int_equal(hmb_runner_create(pool, &cfg, &rs[i]), HMB_OK);
+    rs[i] = runner_new(pool, est[i], 0, names[i]);
     assert_int_equal(hmb_runner_start(rs[i], 0), HMB_OK);
   }
   hmb_buffer_t *b = NULL;
@@ -557,77 +352,84 @@ static void test_describe_names_top_holders(void **state) {
   char text[1024];
   int n = hmb_pool_describe(pool, 2, text, sizeof text);
   assert_true(n > 0 && (size_t)n < sizeof text);
-  assert_non_null(strstr(text, "held 900 of limit 1000"));
-  const char *large = strstr(text, "'large' RUNNING held 500 live 200");
-  const char *medium = strstr(text, "'medium' RUNNING held 300 live 0");
-  assert_non_null(large);
-  assert_non_null(medium);
-  assert_true(large < medium);
+  assert_int_equal((int)strlen(text), n);
+  char want[512];
+  snprintf(want, sizeof want,
+           "pool: held 900 of limit 1000 (available 100, over-committed 0), "
+           "3 runners, 3 running, 0 waiting to start, 0 waiting to borrow, "
+           "progress runner #0; #%llu 'large' RUNNING held 500 (beyond 0) live "
+           "200 peak live 200; #%llu 'medium' RUNNING held 300 (beyond 0) live "
+           "0 peak live 0",
+           (unsigned long long)rid(rs[1]), (unsigned long long)rid(rs[2]));
+  assert_string_equal(text, want);
   assert_null(strstr(text, "'small'")); /* only the top 2 */
   char tiny[8];
   int need = hmb_pool_describe(pool, 2, tiny, sizeof tiny);
   assert_int_equal(need, n);
   assert_int_equal(strlen(tiny), 7);
+  assert_int_equal(hmb_pool_describe(pool, 2, NULL, 0), n);
   assert_int_equal(hmb_pool_describe(NULL, 1, text, sizeof text), HMB_EINVAL);
+  assert_int_equal(hmb_pool_describe(pool, -1, text, sizeof text), HMB_EINVAL);
+  /* top 0 means 5; more than 32 lists 32. */
+  n = hmb_pool_describe(pool, 0, text, sizeof text);
+  assert_non_null(strstr(text, "'small' RUNNING held 100"));
+  assert_int_equal(hmb_pool_describe(pool, 1000, text, sizeof text), n);
   hmb_buffer_close(b);
   for (int i = 0; i < 3; i++)
     hmb_runner_destroy(rs[i]);
-  assert_int_equal(hmb_pool_destroy(pool), HMB_OK);
+  ts_pool_done(pool);
 }
 
-static void test_config_validation(void **state) {
+/* ---- trim ---------------------------------------------------------------- */
+
+static void test_pool_trim_arguments(void **state) {
   (void)state;
-  hmb_pool_config_t cfg;
-  hmb_pool_t *pool = (hmb_pool_t *)1;
-  hmb_pool_config_init(&cfg);
-  assert_int_equal(hmb_pool_create(&cfg, &pool), HMB_EINVAL); /* limit 0 */
-  assert_null(pool);
-  cfg.limit = 100;
-  cfg.alignment = 96;
-  assert_int_equal(hmb_pool_create(&cfg, &pool), HMB_EINVAL);
-  cfg.alignment = 0;
-  hmb_backend_t half = {0};
-  cfg.backend = &half;
-  assert_int_equal(hmb_pool_create(&cfg, &pool), HMB_EINVAL);
-  cfg.backend = NULL;
-  cfg.limit = HMB_MAX_ALLOC + 1;
-  assert_int_equal(hmb_pool_create(&cfg, &pool), HMB_EINVAL);
-  assert_int_equal(hmb_pool_create(NULL, &pool), HMB_EINVAL);
-  cfg.limit = 100;
-  assert_int_equal(hmb_pool_create(&cfg, NULL), HMB_EINVAL);
-  cfg.max_request = 50;
-  assert_int_equal(hmb_pool_create(&cfg, &pool), HMB_OK);
-  assert_int_equal(hmb_pool_limit(pool), 100);
-  hmb_runner_config_t rc = {0};
-  rc.estimate = 51;
-  hmb_runner_t *r = (hmb_runner_t *)1;
-  assert_int_equal(hmb_runner_create(pool, &rc, &r), HMB_ETOOBIG);
-  assert_null(r);
-  rc.estimate = 10;
-  assert_int_equal(hmb_runner_create(pool, &rc, &r), HMB_OK);
-  assert_int_equal(hmb_runner_start(r, 0), HMB_OK);
-  hmb_buffer_t *b = NULL;
-  assert_int_equal(hmb_runner_alloc(r, 51, 0, &b), HMB_ETOOBIG);
-  hmb_runner_destroy(r);
-  ts_assert_pool_idle(pool);
-  assert_int_equal(hmb_pool_destroy(pool), HMB_OK);
+  assert_int_equal(hmb_pool_trim(NULL, 0), HMB_EINVAL);
+  hmb_pool_t *pool = ts_pool(1 << 20, NULL, NULL);
+  assert_int_equal(hmb_pool_trim(pool, 0), HMB_OK);
+  assert_int_equal(hmb_pool_trim(pool, SIZE_MAX), HMB_OK);
+  assert_int_equal(ts_memory_stats(pool).cached_bytes, 0);
+  ts_pool_done(pool);
+  /* No cache at all (a custom backend): trim is a no-op that succeeds. */
+  ts_failing_backend_t fb;
+  ts_failing_backend_init(&fb, 0, 0);
+  pool = ts_pool(1 << 20, &fb.vtable, NULL);
+  assert_int_equal(hmb_pool_trim(pool, 0), HMB_OK);
+  ts_pool_done(pool);
+}
+
+/* ---- the self-check's own contract --------------------------------------- */
+
+static void test_pool_check_arguments(void **state) {
+  (void)state;
+  hmb_pool_t *pool = ts_pool(1000, NULL, NULL);
+  char why[128];
+  memset(why, 'x', sizeof why);
+  assert_int_equal(hmb_pool_check(pool, 0, why, sizeof why), 0);
+  assert_string_equal(why, ""); /* "" when sound */
+  assert_int_equal(hmb_pool_check(pool, HMB_CHECK_QUIESCENT, NULL, 0), 0);
+  assert_int_equal(hmb_pool_check(NULL, 0, why, sizeof why), HMB_EINVAL);
+  assert_int_equal(hmb_pool_check(pool, 1u << 5, why, sizeof why), HMB_EINVAL);
+  assert_int_equal(hmb_pool_check(pool, 0, NULL, 8), HMB_EINVAL);
+  ts_pool_done(pool);
 }
 
 int main(void) {
+  ts_watchdog_arm("test_pool", 120);
   const struct CMUnitTest tests[] = {
-      cmocka_unit_test(test_overcommit_when_nothing_running),
-      cmocka_unit_test(test_prompt_wakeup_when_last_runner_stops),
-      cmocka_unit_test(test_borrowers_before_acquirers),
-      cmocka_unit_test(test_all_borrowers_rule),
-      cmocka_unit_test(test_timeout_leaves_nothing_taken),
-      cmocka_unit_test(test_priority_then_arrival_order),
-      cmocka_unit_test(test_retried_start_keeps_its_place),
-      cmocka_unit_test(test_large_request_not_bypassed),
-      cmocka_unit_test(test_cancel_wakes_waiters),
-      cmocka_unit_test(test_zero_request_granted_at_once),
-      cmocka_unit_test(test_destroy_with_runners_is_refused),
-      cmocka_unit_test(test_describe_names_top_holders),
-      cmocka_unit_test(test_config_validation),
+      cmocka_unit_test(test_pool_config_init_means_defaults),
+      cmocka_unit_test(test_pool_alignment_applies_to_every_buffer),
+      cmocka_unit_test(test_pool_config_validation),
+      cmocka_unit_test(test_pool_create_function_form),
+      cmocka_unit_test(test_pool_destroy_with_runners_is_refused),
+      cmocka_unit_test(test_pool_stats_follow_the_runners),
+      cmocka_unit_test(test_pool_set_limit_arguments_and_counters),
+      cmocka_unit_test(test_pool_pressure_handler_registration),
+      cmocka_unit_test(test_pool_describe_names_top_holders),
+      cmocka_unit_test(test_pool_trim_arguments),
+      cmocka_unit_test(test_pool_check_arguments),
   };
-  return cmocka_run_group_tests(tests, NULL, NULL);
+  int rc = cmocka_run_group_tests(tests, NULL, NULL);
+  ts_watchdog_disarm();
+  return rc;
 }

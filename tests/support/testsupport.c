@@ -260,3 +260,27 @@ hmb_memory_stats_t ts_memory_stats(hmb_pool_t *pool) {
   assert_int_equal(hmb_pool_memory_stats(pool, &st), HMB_OK);
   return st;
 }
+
+void ts_pool_done_at(hmb_pool_t *pool, const char *file, int line) {
+  ts_check_at(pool, HMB_CHECK_QUIESCENT, file, line);
+  ts_assert_pool_idle(pool);
+  int rc = hmb_pool_destroy(pool);
+  if (rc != 0)
+    fail_msg("%s:%d: hmb_pool_destroy returned %s", file, line,
+             hmb_errname(rc));
+}
+
+hmb_pool_t *ts_pool_cfg(const hmb_pool_config_t *cfg) {
+  hmb_pool_t *pool = NULL;
+  assert_int_equal(hmb_pool_create(cfg, &pool), HMB_OK);
+  assert_non_null(pool);
+  return pool;
+}
+
+/* HMB_TEST_FILTER=pattern runs only the tests of a program whose names
+ * match (cmocka's filter: '*' and '?' wildcards). Set before main(). */
+__attribute__((constructor)) static void ts_filter_from_env(void) {
+  const char *f = getenv("HMB_TEST_FILTER");
+  if (f && *f)
+    cmocka_set_test_filter(f);
+}

@@ -85,4 +85,14 @@ hmb_pool_stats_t ts_pool_stats(hmb_pool_t *pool);
 hmb_runner_stats_t ts_runner_stats(const hmb_runner_t *runner);
 hmb_memory_stats_t ts_memory_stats(hmb_pool_t *pool);
 
+/*
+ * The end of a test's pool: the self-check at rest, every budget counter
+ * idle (ts_assert_pool_idle), then hmb_pool_destroy() must return 0.
+ */
+#define ts_pool_done(pool) ts_pool_done_at((pool), __FILE__, __LINE__)
+void ts_pool_done_at(hmb_pool_t *pool, const char *file, int line);
+
+/* A pool from a full configuration (asserts success). */
+hmb_pool_t *ts_pool_cfg(const hmb_pool_config_t *cfg);
+
 #endif /* HMB_TESTSUPPORT_H */

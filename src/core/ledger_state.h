@@ -1,0 +1,148 @@
+/*
+ * ledger_state.h - the layout of the budget ledger: runner accounts, their
+ * shards, the pool-wide state, and how a grant is described.
+ *
+ * Only the ledger (ledger.c and the inline hot path of ledger.h) writes
+ * these fields; admission.c reads them to decide, check.c and describe.c to
+ * report. The layout has a header of its own so that the rules can read it
+ * without depending on the ledger's functions.
+ */
+#ifndef HMB_SRC_CORE_LEDGER_STATE_H
+#define HMB_SRC_CORE_LEDGER_STATE_H
+
+#include <pthread.h>
+#include <stdatomic.h>
+#include <stdint.h>
+
+#include "core/log.h"
+#include "hmb.h"
+#include "platform/shard.h"
+#include "platform/util.h"
+
+/* ---- runner accounts ------------------------------------------------------
+ */
+
+/*
+ * Internal runner states: one enum, no flags. Public states map as
+ * CANCELLED_DONE -> HMB_RUNNER_CANCELLED. "Stopped" means any state after
+ * RUNNING: freed budget then goes back to the pool ("returning").
+ */
+typedef enum hmb__rstate {
+  HMB__R_CREATED = 0,
+  HMB__R_WAITING,        /* in a start */
+  HMB__R_RUNNING,        /* counted in `running`; may allocate */
+  HMB__R_CANCELLED,      /* cancelled, not finished: keeps its budget */
+  HMB__R_COMPLETED,      /* finished, status 0 (returning) */
+  HMB__R_FAILED,         /* finished, nonzero status (returning) */
+  HMB__R_CANCELLED_DONE, /* cancelled, then finished (returning) */
+  HMB__R_CLOSED          /* handle destroyed (returning) */
+} hmb__rstate_t;
+
+static inline int hmb__rstate_returning(int s) {
+  return s >= HMB__R_COMPLETED;
+}
+
+/*
+ * One per-thread shard of a runner, on its own cache line. Writers:
+ * `spare` the ledger only; `live`, `live_folded`, `bufs` and `allocs`
+ * runner.c only (through shard.h for the gauge).
+ */
+typedef struct hmb__rshard {
+  _Alignas(64) _Atomic int64_t spare; /* budget backing no live buffer */
+  _Atomic int64_t live;               /* this shard's part of the live gauge */
+  _Atomic int64_t live_folded;        /* what of it the gauge's tops have */
+  _Atomic int64_t bufs;    /* 2 x root buffers counted here, | 1: sealed */
+  _Atomic uint64_t allocs; /* successful allocations counted here */
+} hmb__rshard_t;
+
+typedef struct hmb__acct {
+  hmb__rshard_t shard[HMB__SHARDS];
+  /* --- written under the budget lock only; atomics for lock-free reads --- */
+  _Alignas(64) _Atomic int64_t held;
+  _Atomic int state;      /* hmb__rstate_t */
+  _Atomic int64_t need;   /* declared need, -1: none */
+  _Atomic int bor_queued; /* its borrow requests in the queue */
+  _Atomic int64_t beyond; /* part of held granted beyond the limit */
+  _Atomic int64_t peak_held;
+  _Atomic uint64_t borrowed, borrows, returned_early, wait_ns, failed_wait_ns;
+  _Atomic int64_t returned_at_finish;
+  _Atomic int progress; /* 1 while the pool's progress runner */
+  /* --- under the budget lock --- */
+  int nwait;       /* its requests in the queues */
+  uint64_t ticket; /* arrival of its first start: kept by retries */
+  int heap_at;     /* index in the heap of holders, -1: not there */
+  /* --- fixed at creation --- */
+  uint64_t id;
+  int64_t estimate;
+  int priority;
+  int64_t borrow_timeout_ns;
+  char name[32];
+} hmb__acct_t;
+
+/* Lock-free reads. Relaxed: each is a snapshot of one field; callers that
+ * need agreement between fields take the budget lock. */
+static inline int hmb__acct_state(const hmb__acct_t *a) {
+  return atomic_load_explicit(&a->state, memory_order_relaxed);
+}
+
+/* ---- the ledger -----------------------------------------------------------
+ */
+
+typedef struct hmb__waiter hmb__waiter_t;
+typedef struct hmb__pressure_set hmb__pressure_set_t;
+
+/* Rules by which a grant was made (for counters, logs and the model). */
+enum hmb__rule {
+  HMB__RULE_WITHIN = 0, /* within the limit */
+  HMB__RULE_IDLE,       /* R3: a start with nothing running */
+  HMB__RULE_PROGRESS    /* R5: a borrow of the progress runner beyond it */
+};
+
+typedef struct hmb__ledger {
+  pthread_mutex_t lock;
+  _Atomic int64_t limit; /* written under the lock; read lock-free too */
+  int64_t max_request;
+  int64_t cap; /* over-commit cap, -1: none */
+  /* --- under the lock --- */
+  int64_t held, peak_held, peak_over;
+  int32_t running;
+  hmb__acct_t *progress;
+  int64_t beyond_stopped; /* sum of `beyond` of stopped accounts */
+  int64_t limit_debt;     /* held a lowered limit left above itself */
+  hmb__waiter_t *acq_head, *acq_tail; /* priority desc, then ticket asc */
+  hmb__waiter_t *bor_head, *bor_tail; /* FIFO: borrows and grows */
+  int32_t acq_waiters, bor_waiters;
+  int32_t acq_runners, bor_runners; /* distinct runners with a request */
+  uint64_t seq;
+  hmb__acct_t **heap; /* max-heap of accounts with held > 0 */
+  int32_t nheap, capheap;
+  _Atomic int32_t naccts; /* accounts open (heap capacity >= it) */
+  uint64_t next_id;
+  hmb_pool_stats_t ev; /* the event counters (uint64_t fields) */
+  /* --- set at creation --- */
+  void *mem; /* hmb__memory_t *: told the room after every change */
+  int64_t long_wait_ns, pressure_wait_ns;
+  hmb_wait_hook_fn wait_hook;
+  void *wait_hook_user;
+  hmb__pressure_set_t *pressure; /* handlers (pool.c owns the set) */
+  const hmb__logger_t *log;
+  hmb_pool_t *pool; /* passed to pressure handlers and `describe` */
+  /* The pool's description for long-wait lines (hmb_pool_describe(): the
+   * ledger does not know the runners' usage, so the pool tells it how). */
+  int (*describe)(hmb_pool_t *pool, int top, char *buf, size_t len);
+} hmb__ledger_t;
+
+/* A grant as the requester sees it (for rollback and logs). */
+typedef struct hmb__grant {
+  int rule;       /* enum hmb__rule */
+  int64_t bytes;  /* granted by the pool */
+  int64_t local;  /* served from the runner's own spare instead */
+  int64_t beyond; /* bytes this grant added beyond the limit */
+  int64_t prev_peak_held, prev_peak_over, prev_acct_peak; /* for rollback */
+  int64_t peak_held_after, peak_over_after, acct_peak_after;
+  uint64_t waited_ns;
+  int became_progress; /* this request made its runner the progress runner */
+  int first_beyond;    /* the runner's first grant beyond the limit */
+} hmb__grant_t;
+
+#endif /* HMB_SRC_CORE_LEDGER_STATE_H */

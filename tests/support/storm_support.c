@@ -1,0 +1,87 @@
+/*
+ * storm_support.c - see storm_support.h.
+ */
+#define _POSIX_C_SOURCE 200809L
+#include "storm_support.h"
+
+#include <stdatomic.h>
+#include <time.h>
+#include <unistd.h>
+
+uint64_t sts_mix(uint64_t x) {
+  x += 0x9E3779B97F4A7C15ull;
+  x = (x ^ (x >> 30)) * 0xBF58476D1CE4E5B9ull;
+  x = (x ^ (x >> 27)) * 0x94D049BB133111EBull;
+  return x ^ (x >> 31);
+}
+
+uint64_t sts_stream(uint64_t seed, uint64_t round, uint64_t thread) {
+  uint64_t s = sts_mix(sts_mix(sts_mix(seed) ^ round) ^ (thread + 1));
+  return s ? s : 0x2545F4914F6CDD1Dull;
+}
+
+uint64_t sts_next(uint64_t *s) {
+  uint64_t x = *s;
+  x ^= x >> 12;
+  x ^= x << 25;
+  x ^= x >> 27;
+  *s = x;
+  return x * 0x2545F4914F6CDD1Dull;
+}
+
+uint64_t sts_below(uint64_t *s, uint64_t n) {
+  return n ? sts_next(s) % n : 0;
+}
+
+size_t sts_prefix(size_t align) {
+  return align > 16 ? align : 16;
+}
+
+size_t sts_page(void) {
+  static _Atomic size_t page; /* any thread may be the first */
+  size_t p = atomic_load_explicit(&page, memory_order_relaxed);
+  if (!p) {
+    long v = sysconf(_SC_PAGESIZE);
+    p = v > 0 ? (size_t)v : 4096;
+    atomic_store_explicit(&page, p, memory_order_relaxed);
+  }
+  return p;
+}
+
+static size_t round_up(size_t v, size_t to) {
+  return (v + to - 1) / to * to;
+}
+
+size_t sts_phys_stated(size_t size, size_t prefix) {
+  size_t need = size + prefix;
+  size_t rounding = need / 8 > 16 ? need / 8 : 16;
+  return need + rounding + (need < STS_LARGE_MIN ? 0 : sts_page());
+}
+
+size_t sts_phys_bound(size_t size, size_t prefix) {
+  size_t need = size + prefix;
+  if (need < STS_LARGE_MIN)
+    return need + (need <= 128 ? 15 : need / 8);
+  size_t len = round_up(need, sts_page());
+  return round_up(len + len / 8, sts_page());
+}
+
+int sts_sanitized(void) {
+#if defined(__SANITIZE_ADDRESS__) || defined(__SANITIZE_THREAD__)
+  return 1;
+#elif defined(__has_feature)
+#if __has_feature(address_sanitizer) || __has_feature(thread_sanitizer)
+  return 1;
+#else
+  return 0;
+#endif
+#else
+  return 0;
+#endif
+}
+
+uint64_t sts_now_ns(void) {
+  struct timespec ts;
+  clock_gettime(CLOCK_MONOTONIC, &ts);
+  return (uint64_t)ts.tv_sec * 1000000000ull + (uint64_t)ts.tv_nsec;
+}

@@ -1,0 +1,143 @@
+/*
+ * test_hot_path.c - white-box: allocating and freeing within a runner's
+ * held budget takes neither the budget lock nor the runner registry lock
+ * (hmb/runner.h: "an allocation that fits in spare takes no lock"), and the
+ * calls documented lock-free (hmb_pool_memory_stats, hmb_runner_stats,
+ * hmb_runner_state, hmb_pool_limit) take neither either.
+ *
+ * The test holds both pool locks while another thread makes the calls; if
+ * any of them took either lock the thread would block and the wait below
+ * would time out.
+ */
+#define _POSIX_C_SOURCE 200809L
+#include <pthread.h>
+#include <stdatomic.h>
+
+#include "core/pool.h"
+#include "testsupport.h"
+
+typedef struct hot {
+  hmb_runner_t *r;
+  atomic_int done;
+  int rc;
+  size_t size;
+} hot_t;
+
+static void *hot_path_worker(void *arg) {
+  hot_t *h = arg;
+  for (int i = 0; i < 1000 && h->rc == 0; i++) {
+    hmb_buffer_t *b = NULL, *s = NULL;
+    h->rc = hmb_runner_alloc(h->r, h->size, 0, &b);
+    if (h->rc == 0)
+      h->rc = hmb_buffer_slice(b, 0, h->size / 2, &s);
+    if (h->rc == 0) {
+      hmb_buffer_close(b);
+      hmb_buffer_close(s);
+    }
+  }
+  atomic_store(&h->done, 1);
+  return NULL;
+}
+
+static int hot_done(void *arg) {
+  return atomic_load(&((hot_t *)arg)->done);
+}
+
+static void run_hot_path(size_t size) {
+  hmb_pool_t *pool = ts_pool(1 << 22, NULL, NULL);
+  hot_t h = {ts_started_runner(pool, 1 << 22), 0, 0, size};
+  /* Warm the thread caches and the runner's shards outside the locks: the
+   * first allocation of a thread may set up its caches. */
+  pthread_t th;
+  pthread_create(&th, NULL, hot_path_worker, &h);
+  pthread_join(th, NULL);
+  assert_int_equal(h.rc, 0);
+  atomic_store(&h.done, 0);
+  pthread_mutex_lock(&pool->home.reg_lock);
+  pthread_mutex_lock(&pool->home.ledger.lock); /* held for the whole run below */
+  pthread_create(&th, NULL, hot_path_worker, &h);
+  int finished = ts_wait_for(hot_done, &h, 20000);
+  pthread_mutex_unlock(&pool->home.ledger.lock);
+  pthread_mutex_unlock(&pool->home.reg_lock);
+  pthread_join(th, NULL);
+  assert_true(finished);
+  assert_int_equal(h.rc, HMB_OK);
+  hmb_runner_stats_t s = ts_runner_stats(h.r);
+  assert_int_equal(s.allocations, 2000);
+  assert_int_equal(s.live, 0);
+  assert_int_equal(s.held, 1 << 22);
+  assert_int_equal(s.borrows, 0);
+  hmb_runner_destroy(h.r);
+  ts_pool_done(pool);
+}
+
+static void test_hot_path_small_blocks_take_no_pool_lock(void **state) {
+  (void)state;
+  run_hot_path(1024);
+}
+
+/* Large blocks: mappings behind the warm cache (no budget lock either). */
+static void test_hot_path_large_blocks_take_no_pool_lock(void **state) {
+  (void)state;
+  run_hot_path(512 * 1024);
+}
+
+typedef struct reader {
+  hmb_pool_t *pool;
+  hmb_runner_t *r;
+  atomic_int done;
+  int bad;
+} reader_t;
+
+static void *lock_free_reader(void *arg) {
+  reader_t *x = arg;
+  for (int i = 0; i < 1000; i++) {
+    hmb_memory_stats_t ms;
+    hmb_runner_stats_t rs;
+    x->bad += hmb_pool_memory_stats(x->pool, &ms) != 0;
+    x->bad += ms.pageable_live != 1000;
+    x->bad += hmb_runner_stats(x->r, &rs) != 0;
+    x->bad += rs.live != 1000 || rs.held != 4096;
+    x->bad += hmb_runner_state(x->r) != HMB_RUNNER_RUNNING;
+    x->bad += hmb_pool_limit(x->pool) != (size_t)1 << 20;
+  }
+  atomic_store(&x->done, 1);
+  return NULL;
+}
+
+static int reader_done(void *arg) {
+  return atomic_load(&((reader_t *)arg)->done);
+}
+
+static void test_lock_free_stats_take_no_pool_lock(void **state) {
+  (void)state;
+  hmb_pool_t *pool = ts_pool(1 << 20, NULL, NULL);
+  reader_t x = {pool, ts_started_runner(pool, 4096), 0, 0};
+  hmb_buffer_t *b = NULL;
+  assert_int_equal(hmb_runner_alloc(x.r, 1000, 0, &b), HMB_OK);
+  pthread_mutex_lock(&pool->home.reg_lock);
+  pthread_mutex_lock(&pool->home.ledger.lock);
+  pthread_t th;
+  pthread_create(&th, NULL, lock_free_reader, &x);
+  int finished = ts_wait_for(reader_done, &x, 20000);
+  pthread_mutex_unlock(&pool->home.ledger.lock);
+  pthread_mutex_unlock(&pool->home.reg_lock);
+  pthread_join(th, NULL);
+  assert_true(finished);
+  assert_int_equal(x.bad, 0);
+  hmb_buffer_close(b);
+  hmb_runner_destroy(x.r);
+  ts_pool_done(pool);
+}
+
+int main(void) {
+  ts_watchdog_arm("test_hot_path", 120);
+  const struct CMUnitTest tests[] = {
+      cmocka_unit_test(test_hot_path_small_blocks_take_no_pool_lock),
+      cmocka_unit_test(test_hot_path_large_blocks_take_no_pool_lock),
+      cmocka_unit_test(test_lock_free_stats_take_no_pool_lock),
+  };
+  int rc = cmocka_run_group_tests(tests, NULL, NULL);
+  ts_watchdog_disarm();
+  return rc;
+}
