@@ -12,9 +12,10 @@
  *     and then be retried (keeping its place) or given up (destroyed);
  *     running: allocate 1 or 2 real units (from spare on the hot path, or
  *     taking all spare and borrowing exactly the deficit), close buffers
- *     (the budget stays as spare), try-free (all spare back), finish (stop
- *     running, spare back); then close the rest of its buffers (each close
- *     returns its units to the pool).
+ *     (the budget stays as spare, except what the runner holds beyond the
+ *     limit, which goes back to the pool), try-free (all spare back),
+ *     finish (stop running, spare back); then close the rest of its
+ *     buffers (each close returns its units to the pool).
  *   - The ledger exactly as ledger.c books it (pool held, running,
  *     bor_runners, the progress runner, beyond_stopped, the two queues; per
  *     account held, spare, beyond, state, queued requests; per waiter need,
@@ -22,6 +23,8 @@
  *     inline decide(), applied by dispatch() where hmb__dispatch_locked() is
  *     called. Each d_step is one critical section under the budget lock, or
  *     one lock-free step (which touches only the runner's own spare/live).
+ *   - Every runner has the same priority, so both queues are in arrival
+ *     order (the FIFO case of R1 and R2).
  *   Options:
  *   -DTIMEOUTS   every wait may give up (leave its queue, dispatch)
  *   -DCAP=n      the over-commit cap (HMB_POOL_CAP_OVERCOMMIT, n units)
@@ -56,14 +59,18 @@
  *   - I2: every RUNNING runner with beyond > 0 is the progress runner (so
  *     at most one), and the progress runner is RUNNING;
  *   - I3: held - limit <= beyond of stopped accounts + beyond of the
- *     progress runner; -DPEAK_I3: the progress runner's beyond <= the most
- *     units its allocations have held at once; -DSTRICT_I3: <= the units
- *     they hold now (fails: README.md);
+ *     progress runner, and the progress runner's beyond <= the units its
+ *     allocations hold now (live, and carried by a borrow in progress),
+ *     except while one of its threads is between the lock-free and the
+ *     locked part of giving spare back (a close, a failed borrow's put-back:
+ *     the locked part returns the units beyond the limit); -DPEAK_I3 also:
+ *     <= the most units its allocations have held at once;
  *   - I5 with -DCAP=n: held - limit <= n;
  *   - settled: after every step, admission has nothing left to do (every
  *     change that could let a waiter in was followed by a dispatch);
- *   - -DOWN_SPARE: no borrow waits while its runner has spare (runner.h:
- *     budget freed back to the runner serves its waiting borrows);
+ *   - own spare first: no borrow waits while its runner has spare
+ *     (runner.h: budget freed back to the runner serves its waiting
+ *     borrows), except in the same window of a give-back;
  *   - no invalid end state: runners loop forever, so a reachable state in
  *     which every thread is blocked is a deadlock. Without -DTIMEOUTS no
  *     wait ever gives up: progress must come from the rules alone.
@@ -73,9 +80,9 @@
  * available; a progress borrow its whole deficit, a progress grow what is
  * available (R5); any other borrow or grow only if it is the first of the
  * others and fits (R1, R5); only a progress borrow adds beyond (I4); R3
- * only with no runner running; R4 only when every running runner has a
- * thread waiting to borrow or grow, for a waiting runner that holds the
- * most. -DDOC_R3 adds R3 as pool.h words it (fails: README.md).
+ * only with no runner running and for a head start that does not fit; R4
+ * only when every running runner has a thread waiting to borrow or grow,
+ * for a waiting runner that holds the most.
  *
  * Mutations (each must be caught; README.md has what SPIN reports):
  *   -DMUT=1  a borrow that does not fit is granted beyond the limit to a
@@ -85,10 +92,6 @@
  *   -DMUT=4  R4 counts requests instead of runners (with -DHELPER)
  *   -DMUT=5  a progress grow is granted its whole need (with -DSTAGED)
  *   -DMUT=6  finish leaves the progress role in place
- *
- * The library's behaviour where the model found it wrong is modelled as it
- * is; -DFIX_PARTIAL_SERVE, -DFIX_UNBORROW, -DFIX_OWN_SPARE and -DFIX_REPAY
- * model the proposed corrections (README.md, "Findings").
  */
 
 #ifndef NR
@@ -209,7 +212,17 @@ byte tl[MAXT];      /* live units of the buffers this thread owns */
 byte gbytes[MAXT];  /* the grant (hmb__grant_t bytes, beyond) */
 byte gbey[MAXT];
 #endif
-bool flk[MAXT];     /* the thread is between the two steps of a free */
+/* The thread gave spare back lock-free and its locked part is to follow:
+ * GB_FREE (a close: hmb__ledger_freed_slow() follows) or GB_PUT (the put-back
+ * of a failed borrow: the locked part of hmb__spare_put_back()). */
+#define GB_FREE 1
+#define GB_PUT 2
+byte flk[MAXT];
+#ifdef HELPER
+#define GIVING(r) (flk[r] != 0 || ((r) == 0 && flk[HT] != 0))
+#else
+#define GIVING(r) (flk[r] != 0)
+#endif
 
 /* ---- the ledger (hmb__ledger_t): counters as the dispatcher keeps them -- */
 byte held;
@@ -229,7 +242,7 @@ byte nbq;
 #define HIDDEN hidden
 #endif
 HIDDEN byte d_act, d_t, d_r, d_b, d_rule, d_code, d_i, d_u, d_x, d_y, d_m;
-HIDDEN byte d_done, d_c;
+HIDDEN byte d_done;
 HIDDEN byte c_i, c_sum, c_run, c_bor, c_sb, c_bp, c_over, c_n, c_c, c_q, c_x;
 
 /* The units r's allocations hold: live, plus what its threads carry for
@@ -493,22 +506,11 @@ inline grant(t, b, rule) {
     rule_assert(d_u == t);              /* R2: the head start, in order */
     d_u = 0;
     if
-    :: rule == IDLE ->             /* R3: what is available */
-      rule_assert(b == (wneed[t] < d_x -> wneed[t] : d_x))
+    :: rule == IDLE -> /* R3: a head start that does not fit gets what
+                        * is available */
+      rule_assert(held + wneed[t] > LIMIT && b == d_x)
     :: else ->
       rule_assert(rule == WITHIN && b == wneed[t] && b <= d_x)
-#ifdef DOC_R3
-      ; /* R3 as written: with no runner running, the start's runner
-         * becomes the progress runner (even when its request fits) */
-      d_i = 0;
-      d_y = 0;
-      do
-      :: d_i < NR -> d_y = d_y + (st[d_i] == RUNNING -> 1 : 0); d_i++
-      :: else -> break
-      od;
-      rule_assert(d_y > 0);
-      d_i = 0; d_y = 0
-#endif
     fi
   :: wk[t] != KSTART && RUN(t) == progress -> /* R5 */
     if
@@ -563,11 +565,10 @@ inline grant(t, b, rule) {
     fi
   :: wk[t] == KBORROW ->
     wlocal[t] = wlocal[t] + b /* carried until it is made live */
-  :: else ->
-    spare[RUN(t)] = spare[RUN(t)] + b
-#ifdef FIX_OWN_SPARE
-    ; d_r = RUN(t); serve_own(d_r); d_c = 0; d_r = NONE /* a grow's units */
-#endif
+  :: else -> /* a grow: its units become spare, which serves the borrows
+              * other threads of the runner have queued (runner.h) */
+    spare[RUN(t)] = spare[RUN(t)] + b;
+    serve_own(RUN(t))
   fi;
   note_real(RUN(t));
   wneed[t] = 0;
@@ -667,9 +668,9 @@ inline stop_running(r, s) {
 }
 
 /* hmb__serve_own_locked(): serve r's queued borrows from its spare, partly
- * if need be. d_c = 1 if one was served completely. */
+ * if need be (every caller dispatches afterwards: a borrow served partly
+ * wants less and may fit now). */
 inline serve_own(r) {
-  d_c = 0;
   d_m = 0;
   do
   :: d_m < nbq ->
@@ -681,14 +682,10 @@ inline serve_own(r) {
       wneed[d_u] = wneed[d_u] - d_y;
       wlocal[d_u] = wlocal[d_u] + d_y;
       note_real(r);
-#ifdef FIX_PARTIAL_SERVE
-      d_c = d_c || d_y > 0; /* a smaller need may fit now: dispatch */
-#endif
       if
       :: wneed[d_u] == 0 ->
         remove_locked(d_u); /* shifts bq: d_m stays */
-        wres[d_u] = OK;
-        d_c = 1
+        wres[d_u] = OK
       :: else -> d_m++
       fi
     :: else -> d_m++
@@ -698,20 +695,27 @@ inline serve_own(r) {
   d_m = 0; d_u = 0; d_y = 0
 }
 
-/* hmb__spare_put_back(): spare back after a failure; drained at once if
- * the runner stopped meanwhile. */
-inline put_back(r, x) {
-  spare[r] = spare[r] + x;
+/* hmb__beyond_back_locked(): spare up to r's beyond goes back to the pool
+ * (the progress runner holds beyond the limit only what is live). */
+inline beyond_back(r) {
+  d_t = (spare[r] < beyond[r] -> spare[r] : beyond[r]);
+  spare[r] = spare[r] - d_t;
+  held_sub(r, d_t);
+  d_t = 0
+}
+
+/* hmb__spare_put_back(), the lock-free part: x units of spare back after a
+ * failed borrow (the own spare it took); the lock is needed if the runner
+ * stopped, holds beyond the limit, or has a borrow or grow queued. The
+ * locked part is give_back_end() (GB_PUT: no trim to the need). */
+inline put_back(t, r, x) {
   if
-  :: st[r] >= RETURNING && spare[r] > 0 ->
-    d_t = spare[r]; spare[r] = 0; held_sub(r, d_t); d_t = 0;
-    dispatch()
-#ifdef FIX_OWN_SPARE
-  :: st[r] < RETURNING && spare[r] > 0 && nwait[r] > 0 ->
-    serve_own(r); /* as a free does */
-    d_c = 0;
-    dispatch()
-#endif
+  :: x > 0 ->
+    spare[r] = spare[r] + x;
+    if
+    :: st[r] >= RETURNING || beyond[r] > 0 || nwait[r] > 0 -> flk[t] = GB_PUT
+    :: else -> skip
+    fi
   :: else -> skip
   fi
 }
@@ -745,22 +749,15 @@ inline check() {
     assert(live[c_i] == tl[c_i]);
 #endif
     assert(held_r[c_i] == live[c_i] + spare[c_i] + c_c);
-#ifdef OWN_SPARE
-    /* a queued borrow is served by its runner's own spare first (runner.h),
-     * unless a free that will do so is between its two steps */
+    assert(nwait[c_i] == c_q);
+    /* own spare first: a queued borrow is served by its runner's spare
+     * (runner.h), unless a give-back that will do so is between its two
+     * parts */
     c_q = (wk[c_i] == KBORROW && wres[c_i] == PEND -> 1 : 0);
 #ifdef HELPER
     c_q = c_q + (c_i == 0 && wk[HT] == KBORROW && wres[HT] == PEND -> 1 : 0);
-    assert(c_q == 0 || spare[c_i] == 0 || flk[c_i] || (c_i == 0 && flk[HT]));
-#else
-    assert(c_q == 0 || spare[c_i] == 0 || flk[c_i]);
 #endif
-    c_q = (wk[c_i] != KNONE && wres[c_i] == PEND -> 1 : 0);
-#ifdef HELPER
-    c_q = c_q + (c_i == 0 && wk[HT] != KNONE && wres[HT] == PEND -> 1 : 0);
-#endif
-#endif
-    assert(nwait[c_i] == c_q);
+    assert(c_q == 0 || spare[c_i] == 0 || GIVING(c_i));
     if
     :: st[c_i] == RUNNING ->
       c_run++;
@@ -796,9 +793,8 @@ inline check() {
   :: progress != NONE ->
     assert(st[progress] == RUNNING);
     c_bp = beyond[progress];
-#ifdef STRICT_I3
-    assert(c_bp <= REAL(progress)); /* what its allocations hold now */
-#endif
+    /* what its allocations hold now (hmb_pool_check() at rest: live) */
+    assert(c_bp <= REAL(progress) || GIVING(progress));
 #ifdef PEAK_I3
     assert(c_bp <= most[progress]); /* the most they have held */
 #endif
@@ -881,26 +877,30 @@ inline borrow_end(t, r, a) {
     break
 #ifdef ALLOCFAIL
   :: d_step { wres[t] == OK && gbytes[t] > 0 ->
-      /* hmb__ledger_unborrow() */
-#ifdef FIX_UNBORROW
-      held_sub(r, gbytes[t]); /* a return like any other */
-#else
+      /* hmb__ledger_unborrow(): the grant's units back; of its beyond,
+       * what is still there (a return of another thread may have repaid
+       * some), from beyond_stopped too if the runner stopped meanwhile */
       held = held - gbytes[t];
       held_r[r] = held_r[r] - gbytes[t];
-      beyond[r] = beyond[r] - gbey[t];
-#endif
+      d_t = (beyond[r] < gbey[t] -> beyond[r] : gbey[t]);
+      beyond[r] = beyond[r] - d_t;
+      if
+      :: st[r] != RUNNING -> beyond_stopped = beyond_stopped - d_t
+      :: else -> skip
+      fi;
+      d_t = 0;
       wlocal[t] = wlocal[t] - gbytes[t];
       gbytes[t] = 0; gbey[t] = 0;
       wres[t] = ELIMIT; /* now only a failure to clean up */
       dispatch();
       check() };
-    d_step { put_back(r, wlocal[t]);
+    d_step { put_back(t, r, wlocal[t]);
       end_wait(t);
       check() };
     break
 #endif
   :: d_step { wres[t] == ELIMIT || wres[t] == ECANCELED ->
-      put_back(r, wlocal[t]);
+      put_back(t, r, wlocal[t]);
       end_wait(t);
       check() };
     break
@@ -927,7 +927,7 @@ inline borrow_end(t, r, a) {
               ) -> /* timed out: leave, dispatch */
       remove_locked(t);
       dispatch();
-      put_back(r, wlocal[t]);
+      put_back(t, r, wlocal[t]);
       end_wait(t);
       check() };
     break
@@ -943,10 +943,11 @@ inline pressure_done(t) {
 }
 #endif
 
-/* hmb__ledger_freed(), lock-free part: one unit of thread t's buffers of
- * runner r is freed. Running (or cancelled): it becomes spare; the lock is
- * needed only if a borrow of r is queued or a declared need is exceeded
- * (lk = 1: the locked part follows). Stopped: returned to the pool. */
+/* hmb__ledger_freed(), the lock-free part: one unit of thread t's buffers
+ * of runner r is freed. Running (or cancelled): it becomes spare; the lock
+ * is needed (pend = GB_FREE: give_back_end() follows) if a borrow or grow of
+ * r is queued, r holds beyond the limit, or a declared need is exceeded.
+ * Stopped: returned to the pool at once (under the lock). */
 inline free_begin(t, r, pend) {
   live[r]--;
   tl[t]--;
@@ -954,18 +955,13 @@ inline free_begin(t, r, pend) {
   :: st[r] >= RETURNING ->
     held_sub(r, 1);
     dispatch()
-#ifdef FIX_REPAY
-  :: st[r] < RETURNING && beyond[r] > 0 ->
-    /* units beyond the limit go back at once, not to spare */
-    held_sub(r, 1);
-    dispatch()
-#endif
   :: else ->
     spare[r]++;
     if
-    :: nwait[r] > 0 -> pend = 1
+    :: nwait[r] > 0 || beyond[r] > 0 -> pend = GB_FREE
 #ifdef NEED
-    :: dneed[r] != NONE && st[r] == RUNNING && held_r[r] > dneed[r] -> pend = 1
+    :: dneed[r] != NONE && st[r] == RUNNING && held_r[r] > dneed[r] ->
+      pend = GB_FREE
 #endif
     :: else -> skip
     fi
@@ -973,28 +969,33 @@ inline free_begin(t, r, pend) {
   check()
 }
 
-/* hmb__ledger_freed(), the locked part: serve own borrows, trim to the
- * declared need, dispatch if either changed something. */
-inline free_end(r, pend) {
-  serve_own(r);
+/* The locked part of a give-back: hmb__ledger_freed_slow() after a close
+ * (pend == GB_FREE), the locked part of hmb__spare_put_back() after a
+ * failed borrow (GB_PUT). Stopped meanwhile: all spare back. Else: serve
+ * own borrows, spare beyond the limit back to the pool, and (a close only)
+ * trim to the declared need; then dispatch. */
+inline give_back_end(r, pend) {
+  if
+  :: st[r] >= RETURNING ->
+    d_t = spare[r]; spare[r] = 0; held_sub(r, d_t); d_t = 0
+  :: else ->
+    serve_own(r);
+    beyond_back(r)
 #ifdef NEED
-  if
-  :: dneed[r] != NONE && st[r] == RUNNING && held_r[r] > dneed[r] ->
-    d_t = held_r[r] - dneed[r];
-    d_t = (d_t < spare[r] -> d_t : spare[r]);
+    ;
     if
-    :: d_t > 0 -> spare[r] = spare[r] - d_t; held_sub(r, d_t); d_c = 1
+    :: pend == GB_FREE && dneed[r] != NONE && st[r] == RUNNING &&
+       held_r[r] > dneed[r] ->
+      d_t = held_r[r] - dneed[r];
+      d_t = (d_t < spare[r] -> d_t : spare[r]);
+      spare[r] = spare[r] - d_t;
+      held_sub(r, d_t);
+      d_t = 0
     :: else -> skip
-    fi;
-    d_t = 0
-  :: else -> skip
-  fi;
+    fi
 #endif
-  if
-  :: d_c -> dispatch()
-  :: else -> skip
   fi;
-  d_c = 0;
+  dispatch();
   pend = 0;
   check()
 }
@@ -1093,7 +1094,7 @@ start:
       borrow_end(me, me, a);
       a = 0
     :: d_step { !flk[me] && tl[me] > 0 -> free_begin(me, me, flk[me]) }
-    :: d_step { flk[me] -> free_end(me, flk[me]) }
+    :: d_step { flk[me] -> give_back_end(me, flk[me]) }
     :: d_step { !flk[me] && spare[me] > 0 -> try_free(me, MAXLIVE + LIMIT) }
 #ifdef NEED
     :: d_step { !flk[me] && spare[me] > 1 -> try_free(me, 1) }
@@ -1191,7 +1192,7 @@ end:
     borrow_end(HT, 0, a);
     a = 0
   :: d_step { !flk[HT] && tl[HT] > 0 -> free_begin(HT, 0, flk[HT]) }
-  :: d_step { flk[HT] -> free_end(0, flk[HT]) }
+  :: d_step { flk[HT] -> give_back_end(0, flk[HT]) }
   od
 }
 #endif
