@@ -313,7 +313,7 @@ static void hmb__make_progress_locked(hmb__ledger_t *L, hmb__acct_t *a) {
     }
 }
 
-static int hmb__serve_own_locked(hmb__ledger_t *L, hmb__acct_t *a);
+static void hmb__serve_own_locked(hmb__ledger_t *L, hmb__acct_t *a);
 
 static void hmb__grant_locked(hmb__ledger_t *L, hmb__waiter_t *w, int64_t bytes,
                               int rule) {
@@ -424,12 +424,11 @@ static void hmb__dispatch_locked(hmb__ledger_t *L) {
 }
 
 /*
- * Serve queued borrows of `a` from its own spare (budget freed back to it
- * by another of its threads while they waited), partly if need be. 1 if
- * any was served completely.
+ * Serve queued borrows of `a` from its own spare (budget that reached it
+ * while they waited: freed by another of its threads, grown, or put back
+ * by a failed request), partly if need be.
  */
-static int hmb__serve_own_locked(hmb__ledger_t *L, hmb__acct_t *a) {
-  int done = 0;
+static void hmb__serve_own_locked(hmb__ledger_t *L, hmb__acct_t *a) {
   hmb__waiter_t *next;
   for (hmb__waiter_t *w = L->bor_head; w; w = next) {
     next = w->next;
@@ -441,10 +440,8 @@ static int hmb__serve_own_locked(hmb__ledger_t *L, hmb__acct_t *a) {
     if (w->need == 0) {
       hmb__remove_locked(L, w);
       hmb__wake(w, 0);
-      done = 1;
     }
   }
-  return done;
 }
 
 /* ---- waiting ----------------------------------------------------------------
