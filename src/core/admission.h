@@ -77,6 +77,16 @@ void hmb__admit_next(const hmb__ledger_t *L, int pressure_armed,
                      hmb__decision_t *d);
 
 /*
+ * Whether admission has nothing to decide: no request is queued. Then
+ * hmb__admit_next() takes no step (every rule serves a queued request; R4
+ * needs a waiting borrower), so the dispatch may stop before asking it.
+ * The caller holds the budget lock.
+ */
+static inline int hmb__admit_none_queued(const hmb__ledger_t *L) {
+  return !L->bor_head && !L->acq_head;
+}
+
+/*
  * Whether a start of `need` bytes arriving now is granted at once within
  * the limit, and is the only step admission takes: 1 exactly when both
  * queues are empty and it fits. hmb__admit_next() with it queued would

@@ -137,6 +137,7 @@ struct hmb_executor {
   int cancelling; /* shutdown in CANCEL mode began */
   int joining, joined;
   int64_t nqueued, nadmitting, nrunning, nfinishing;
+  int nidle; /* workers waiting on work_cond */
   uint64_t submitted, completed, failed, cancelled, requeues;
   uint64_t wait_total, wait_max;
   _Atomic int destroying; /* re-entry guard of hmb_executor_destroy() */
@@ -428,8 +429,11 @@ static void *hmb__worker_main(void *arg) {
   hmb__exec_current = ex;
   pthread_mutex_lock(&ex->lock);
   for (;;) {
-    while (!ex->head && !ex->shutting)
+    while (!ex->head && !ex->shutting) {
+      ex->nidle++;
       pthread_cond_wait(&ex->work_cond, &ex->lock);
+      ex->nidle--;
+    }
     hmb_task_t *t = ex->head;
     if (!t)
       break; /* shutting down and nothing left to run */
@@ -589,7 +593,8 @@ int hmb_executor_submit_sized(hmb_executor_t *ex, const hmb_task_desc_t *udesc,
   t->seq = ex->seq++;
   ex->submitted++;
   hmb__enqueue_locked(ex, t, 0);
-  pthread_cond_signal(&ex->work_cond);
+  if (ex->nidle) /* a worker that is not waiting takes it when done */
+    pthread_cond_signal(&ex->work_cond);
   pthread_mutex_unlock(&ex->lock);
   if (out)
     *out = t; /* our own reference: valid even if the task already ended */

@@ -62,11 +62,17 @@ int64_t hmb__acct_spare(const hmb__acct_t *a) {
 }
 
 /* Take every shard's spare. seq_cst: the drain side of the Dekker pairings
- * (see the file comment). */
+ * (see the file comment). A shard read as empty is left alone: the read is
+ * seq_cst too, so a free whose add it does not see comes after it in the
+ * single order, and so sees the state stored before (its own slow path
+ * then drains what it added). Only spare is written here, never by a plain
+ * store, so the exchange of a shard read nonzero takes all it has then. */
 static int64_t hmb__spare_take_all(hmb__acct_t *a) {
   int64_t s = 0;
   for (unsigned i = 0; i < HMB__SHARDS; i++)
-    s += atomic_exchange_explicit(&a->shard[i].spare, 0, memory_order_seq_cst);
+    if (atomic_load_explicit(&a->shard[i].spare, memory_order_seq_cst) != 0)
+      s +=
+          atomic_exchange_explicit(&a->shard[i].spare, 0, memory_order_seq_cst);
   return s;
 }
 
@@ -398,6 +404,8 @@ static int hmb__pressure_armed(const hmb__ledger_t *L) {
 }
 
 static void hmb__dispatch_locked(hmb__ledger_t *L) {
+  if (hmb__admit_none_queued(L))
+    return;
   int armed = hmb__pressure_armed(L);
   for (;;) {
     hmb__decision_t d;

@@ -206,10 +206,10 @@ int(hmb_runner_create)(hmb_pool_t *pool, const hmb_runner_config_t *cfg,
   return hmb_runner_create_sized(pool, cfg, sizeof(hmb_runner_config_t), out);
 }
 
-/* One of the HMB__SHARDS + 1 references is released; the last frees. */
-static void hmb__runner_release(hmb_runner_t *r) {
+/* `n` of the HMB__SHARDS + 1 references are released; the last frees. */
+static void hmb__runner_release_n(hmb_runner_t *r, int n) {
   /* acq_rel: every access of the releasers happens-before the free. */
-  if (atomic_fetch_sub_explicit(&r->shards_open, 1, memory_order_acq_rel) != 1)
+  if (atomic_fetch_sub_explicit(&r->shards_open, n, memory_order_acq_rel) != n)
     return;
   hmb__home_t *h = r->home;
   /* Fold what the shards still hold into the pool's usage gauge, so that
@@ -252,15 +252,17 @@ static void hmb__runner_detach(hmb_runner_t *r, int before) {
              r->acct.id, r->acct.name,
              hmb_runner_state_name(hmb__public_state(before)), nbuf,
              hmb__runner_live(r));
-  /* Seal every shard; an empty one is released at once. acq_rel: pairs
-   * with the closers' decrements (runner.h). */
+  /* Seal every shard; an empty one is released at once, with the handle's
+   * own reference in one step. acq_rel: pairs with the closers'
+   * decrements (runner.h). */
+  int n = 1;
   for (unsigned i = 0; i < HMB__SHARDS; i++) {
     int64_t old = atomic_fetch_or_explicit(&r->acct.shard[i].bufs, 1,
                                            memory_order_acq_rel);
     if ((old >> 1) == 0)
-      hmb__runner_release(r);
+      n++;
   }
-  hmb__runner_release(r); /* the handle's own */
+  hmb__runner_release_n(r, n);
 }
 
 void hmb_runner_destroy(hmb_runner_t *r) {
@@ -425,7 +427,7 @@ static void hmb__runner_freed(void *owner, hmb_buffer_t *b) {
   int64_t old = atomic_fetch_sub_explicit(&r->acct.shard[b->shard].bufs, 2,
                                           memory_order_seq_cst);
   if (old == 3) /* sealed, and this was the shard's last buffer */
-    hmb__runner_release(r);
+    hmb__runner_release_n(r, 1);
   else if ((old & 1) == 0 &&
            /* seq_cst: pairs with the waiter's increment (runner.c) */
            atomic_load_explicit(&h->idle_waiters, memory_order_seq_cst))
