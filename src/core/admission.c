@@ -128,3 +128,12 @@ void hmb__admit_next(const hmb__ledger_t *L, int pressure_armed,
   else if (L->running == 0)
     hmb__decide(d, HMB__ACT_GRANT, w, avail > 0 ? avail : 0, HMB__RULE_IDLE, 0);
 }
+
+int hmb__admit_start_at_once(const hmb__ledger_t *L, int64_t need) {
+  /* A borrow or grow waiting is served first (R1), and a start waiting is
+   * ahead of this one (R2): neither may be passed. */
+  if (L->bor_head || L->acq_head)
+    return 0;
+  /* The dispatch would reject it (too big) or grant it by R3 (not fit). */
+  return !hmb__too_big(L, need) && hmb__avail(L) >= need;
+}

@@ -76,4 +76,24 @@ typedef struct hmb__decision {
 void hmb__admit_next(const hmb__ledger_t *L, int pressure_armed,
                      hmb__decision_t *d);
 
+/*
+ * Whether admission has nothing to decide: no request is queued. Then
+ * hmb__admit_next() takes no step (every rule serves a queued request; R4
+ * needs a waiting borrower), so the dispatch may stop before asking it.
+ * The caller holds the budget lock.
+ */
+static inline int hmb__admit_none_queued(const hmb__ledger_t *L) {
+  return !L->bor_head && !L->acq_head;
+}
+
+/*
+ * Whether a start of `need` bytes arriving now is granted at once within
+ * the limit, and is the only step admission takes: 1 exactly when both
+ * queues are empty and it fits. hmb__admit_next() with it queued would
+ * then grant it (R2, rule WITHIN) and, after the grant, take no step (no
+ * borrower waits: no R5, R1 or R4 step; no other start). The caller holds
+ * the budget lock.
+ */
+int hmb__admit_start_at_once(const hmb__ledger_t *L, int64_t need);
+
 #endif /* HMB_SRC_CORE_ADMISSION_H */

@@ -137,6 +137,7 @@ struct hmb_executor {
   int cancelling; /* shutdown in CANCEL mode began */
   int joining, joined;
   int64_t nqueued, nadmitting, nrunning, nfinishing;
+  int nidle; /* workers waiting on work_cond */
   uint64_t submitted, completed, failed, cancelled, requeues;
   uint64_t wait_total, wait_max;
   _Atomic int destroying; /* re-entry guard of hmb_executor_destroy() */
@@ -255,9 +256,12 @@ static void hmb__admission_end_locked(hmb_executor_t *ex, hmb_task_t *t) {
 /*
  * Deliver the final status: callback first (no lock held), then counters,
  * then release waiters, then drop the executor's reference. The caller holds
- * no lock and the task is FINISHING, so nobody else touches it.
+ * no lock and the task is FINISHING, so nobody else touches it. With
+ * `keep_lock` (a worker, which takes its next task in the same hold) it
+ * returns with the executor lock held.
  */
-static void hmb__complete(hmb_executor_t *ex, hmb_task_t *t, int status) {
+static void hmb__complete(hmb_executor_t *ex, hmb_task_t *t, int status,
+                          int keep_lock) {
   if (t->idle_runner) { /* cancelled while queued after a requeue */
     hmb_runner_destroy(t->idle_runner);
     t->idle_runner = NULL;
@@ -279,6 +283,19 @@ static void hmb__complete(hmb_executor_t *ex, hmb_task_t *t, int status) {
   hmb__wait_end_locked(ex, t); /* also for tasks cancelled after a requeue */
   hmb__active_remove_locked(ex, t);
   t->state = HMB__TASK_DONE;
+  /* Relaxed: one reference left is the executor's own; no handle can reach
+   * the task (a released handle is not used again), so nobody waits on it
+   * and its stripe need not be woken. A handle still held (or released
+   * just after this load) takes the stripe below. */
+  if (atomic_load_explicit(&t->refs, memory_order_relaxed) == 1) {
+    /* Release: pairs with the acquire loads of hmb_task_done() and
+     * hmb_task_cancel() (a callback may still have been handed `t`). */
+    atomic_store_explicit(&t->done, 1, memory_order_release);
+    if (!keep_lock)
+      pthread_mutex_unlock(&ex->lock);
+    hmb_task_release(t);
+    return;
+  }
   pthread_mutex_unlock(&ex->lock);
 
   struct hmb__stripe *sp = hmb__stripe_of(t);
@@ -290,12 +307,15 @@ static void hmb__complete(hmb_executor_t *ex, hmb_task_t *t, int status) {
   pthread_cond_broadcast(&sp->cond);
   pthread_mutex_unlock(&sp->mu);
   hmb_task_release(t);
+  if (keep_lock)
+    pthread_mutex_lock(&ex->lock);
 }
 
 /* ---- workers --------------------------------------------------------------
  */
 
-/* Run the task's function with its granted runner, then finish and detach. */
+/* Run the task's function with its granted runner, then finish and detach;
+ * returns with the executor lock held. */
 static void hmb__run_admitted(hmb_executor_t *ex, hmb_task_t *t,
                               hmb_runner_t *r) {
   hmb_runner_t *prev = hmb_runner_bind(r); /* for code that cannot be
@@ -312,26 +332,35 @@ static void hmb__run_admitted(hmb_executor_t *ex, hmb_task_t *t,
   /* Over-claim goes back now; live buffers return budget as they close.
    * finish fails only if the task misused its runner (finished it itself);
    * destroy copes with every state. */
-  (void)hmb_runner_finish(r, rc, NULL);
-  hmb_runner_destroy(r);
-  hmb__complete(ex, t, cancelled ? HMB_ECANCELED : rc);
+  (void)hmb__runner_finish_destroy(r, rc);
+  hmb__complete(ex, t, cancelled ? HMB_ECANCELED : rc, 1);
 }
 
 /*
  * One admission attempt of a task taken from the queue (ADMITTING, on the
- * active list). Ends with the task run, requeued, or completed. Called and
- * returns without the executor lock.
+ * active list). Ends with the task run, requeued, or completed. Called
+ * without the executor lock; returns with it held.
+ *
+ * A new runner is created and, when admission grants its start at once,
+ * started in the same step (hmb__runner_create_started()): such a start
+ * never waits, so nothing needs to reach it before it returns, and a cancel
+ * meanwhile is seen just after it. Otherwise the runner is published first,
+ * so that a cancel wakes the waiting start at once.
  */
 static void hmb__attempt(hmb_executor_t *ex, hmb_task_t *t) {
-  hmb_runner_config_t cfg;
-  memset(&cfg, 0, sizeof cfg);
-  cfg.estimate = t->estimate;
-  cfg.priority = t->priority;
-  cfg.borrow_timeout_ns = t->borrow_timeout_ns;
-  cfg.name = t->name;
   hmb_runner_t *r = t->idle_runner; /* ours: the task is ADMITTING */
   t->idle_runner = NULL;
-  int rc = r ? 0 : hmb_runner_create(ex->pool, &cfg, &r);
+  int rc = 0, started = 0;
+  if (!r) {
+    hmb_runner_config_t cfg;
+    memset(&cfg, 0, sizeof cfg);
+    cfg.estimate = t->estimate;
+    cfg.priority = t->priority;
+    cfg.borrow_timeout_ns = t->borrow_timeout_ns;
+    cfg.name = t->name;
+    rc = hmb__runner_create_started(
+        ex->pool, &cfg, t->staged ? t->initial : t->estimate, &r, &started);
+  }
 
   pthread_mutex_lock(&ex->lock);
   if (rc == 0 && t->cancel_requested)
@@ -341,11 +370,19 @@ static void hmb__attempt(hmb_executor_t *ex, hmb_task_t *t) {
     t->state = HMB__TASK_FINISHING;
     ex->nfinishing++;
     pthread_mutex_unlock(&ex->lock);
-    hmb_runner_destroy(r);
-    hmb__complete(ex, t, rc);
+    hmb_runner_destroy(r); /* a granted budget goes back here */
+    hmb__complete(ex, t, rc, 1);
     return;
   }
-  t->runner = r; /* a cancel from now on wakes the start below at once */
+  t->runner = r; /* a cancel from now on reaches the runner */
+  if (started) { /* granted at once: it waited for nothing */
+    hmb__admission_end_locked(ex, t);
+    t->state = HMB__TASK_RUNNING;
+    ex->nrunning++;
+    pthread_mutex_unlock(&ex->lock);
+    hmb__run_admitted(ex, t, r);
+    return;
+  }
   pthread_mutex_unlock(&ex->lock);
 
   uint64_t t0 = hmb__os_now_ns();
@@ -374,7 +411,6 @@ static void hmb__attempt(hmb_executor_t *ex, hmb_task_t *t) {
     t->idle_runner = r; /* CREATED again; retried with its pool ticket */
     hmb__enqueue_locked(ex, t, 1);
     pthread_cond_signal(&ex->work_cond);
-    pthread_mutex_unlock(&ex->lock);
     return;
   }
   /* Cancelled (while waiting, or just after the grant) or a hard error. */
@@ -385,7 +421,7 @@ static void hmb__attempt(hmb_executor_t *ex, hmb_task_t *t) {
   ex->nfinishing++;
   pthread_mutex_unlock(&ex->lock);
   hmb_runner_destroy(r); /* a granted budget goes back here */
-  hmb__complete(ex, t, rc);
+  hmb__complete(ex, t, rc, 1);
 }
 
 static void *hmb__worker_main(void *arg) {
@@ -393,8 +429,11 @@ static void *hmb__worker_main(void *arg) {
   hmb__exec_current = ex;
   pthread_mutex_lock(&ex->lock);
   for (;;) {
-    while (!ex->head && !ex->shutting)
+    while (!ex->head && !ex->shutting) {
+      ex->nidle++;
       pthread_cond_wait(&ex->work_cond, &ex->lock);
+      ex->nidle--;
+    }
     hmb_task_t *t = ex->head;
     if (!t)
       break; /* shutting down and nothing left to run */
@@ -404,8 +443,7 @@ static void *hmb__worker_main(void *arg) {
     t->state = HMB__TASK_ADMITTING;
     hmb__active_add_locked(ex, t);
     pthread_mutex_unlock(&ex->lock);
-    hmb__attempt(ex, t);
-    pthread_mutex_lock(&ex->lock);
+    hmb__attempt(ex, t); /* returns with the lock held */
   }
   pthread_mutex_unlock(&ex->lock);
   return NULL;
@@ -555,7 +593,8 @@ int hmb_executor_submit_sized(hmb_executor_t *ex, const hmb_task_desc_t *udesc,
   t->seq = ex->seq++;
   ex->submitted++;
   hmb__enqueue_locked(ex, t, 0);
-  pthread_cond_signal(&ex->work_cond);
+  if (ex->nidle) /* a worker that is not waiting takes it when done */
+    pthread_cond_signal(&ex->work_cond);
   pthread_mutex_unlock(&ex->lock);
   if (out)
     *out = t; /* our own reference: valid even if the task already ended */
@@ -605,7 +644,7 @@ int hmb_task_cancel(hmb_task_t *t) {
     ex->nfinishing++;
     t->state = HMB__TASK_FINISHING;
     pthread_mutex_unlock(&ex->lock);
-    hmb__complete(ex, t, HMB_ECANCELED);
+    hmb__complete(ex, t, HMB_ECANCELED, 0);
     return 0;
   case HMB__TASK_ADMITTING:
   case HMB__TASK_RUNNING:
@@ -682,7 +721,7 @@ static int hmb__shutdown_run(hmb_executor_t *ex, int mode) {
     hmb_task_t *t = dropped;
     dropped = t->next;
     t->next = t->prev = NULL;
-    hmb__complete(ex, t, HMB_ECANCELED);
+    hmb__complete(ex, t, HMB_ECANCELED, 0);
   }
 
   pthread_mutex_lock(&ex->lock);

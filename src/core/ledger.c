@@ -62,11 +62,17 @@ int64_t hmb__acct_spare(const hmb__acct_t *a) {
 }
 
 /* Take every shard's spare. seq_cst: the drain side of the Dekker pairings
- * (see the file comment). */
+ * (see the file comment). A shard read as empty is left alone: the read is
+ * seq_cst too, so a free whose add it does not see comes after it in the
+ * single order, and so sees the state stored before (its own slow path
+ * then drains what it added). Only spare is written here, never by a plain
+ * store, so the exchange of a shard read nonzero takes all it has then. */
 static int64_t hmb__spare_take_all(hmb__acct_t *a) {
   int64_t s = 0;
   for (unsigned i = 0; i < HMB__SHARDS; i++)
-    s += atomic_exchange_explicit(&a->shard[i].spare, 0, memory_order_seq_cst);
+    if (atomic_load_explicit(&a->shard[i].spare, memory_order_seq_cst) != 0)
+      s +=
+          atomic_exchange_explicit(&a->shard[i].spare, 0, memory_order_seq_cst);
   return s;
 }
 
@@ -398,6 +404,8 @@ static int hmb__pressure_armed(const hmb__ledger_t *L) {
 }
 
 static void hmb__dispatch_locked(hmb__ledger_t *L) {
+  if (hmb__admit_none_queued(L))
+    return;
   int armed = hmb__pressure_armed(L);
   for (;;) {
     hmb__decision_t d;
@@ -421,6 +429,18 @@ static void hmb__dispatch_locked(hmb__ledger_t *L) {
       return;
     }
   }
+}
+
+/*
+ * Book a start that admission grants at once (hmb__admit_start_at_once()):
+ * queued and granted in one step, exactly as the dispatch would book it
+ * (ticket, counters, peaks, spare, state RUNNING), without asking
+ * admission for the steps it is known not to take. `w` is filled as for a
+ * wait.
+ */
+static void hmb__start_now_locked(hmb__ledger_t *L, hmb__waiter_t *w) {
+  hmb__enqueue_locked(L, w);
+  hmb__grant_locked(L, w, w->need, HMB__RULE_WITHIN);
 }
 
 /*
@@ -517,17 +537,21 @@ static int hmb__wait(hmb__ledger_t *L, hmb__acct_t *a, int kind, int64_t need,
                                        : st != HMB__R_RUNNING) {
     w.result = HMB_ESTATE;
   } else {
-    if (kind == HMB_REQUEST_START)
-      atomic_store_explicit(&a->state, HMB__R_WAITING, memory_order_relaxed);
-    hmb__enqueue_locked(L, &w);
     queued = 1;
-    /* A borrow re-checks its own spare after queueing (see the file
-     * comment: one of it and a concurrent free sees the other). */
-    if (kind == HMB_REQUEST_BORROW)
-      hmb__serve_own_locked(L, a);
-    hmb__dispatch_locked(L);
-    if (w.result == HMB__PENDING && kind == HMB_REQUEST_BORROW)
-      hmb__ev_add(&L->ev.borrow_waits, 1);
+    if (kind == HMB_REQUEST_START && hmb__admit_start_at_once(L, need)) {
+      hmb__start_now_locked(L, &w);
+    } else {
+      if (kind == HMB_REQUEST_START)
+        atomic_store_explicit(&a->state, HMB__R_WAITING, memory_order_relaxed);
+      hmb__enqueue_locked(L, &w);
+      /* A borrow re-checks its own spare after queueing (see the file
+       * comment: one of it and a concurrent free sees the other). */
+      if (kind == HMB_REQUEST_BORROW)
+        hmb__serve_own_locked(L, a);
+      hmb__dispatch_locked(L);
+      if (w.result == HMB__PENDING && kind == HMB_REQUEST_BORROW)
+        hmb__ev_add(&L->ev.borrow_waits, 1);
+    }
   }
   if (w.result == HMB__PENDING) {
     t0 = hmb__os_now_ns();
@@ -870,14 +894,12 @@ static void hmb__reject_all_locked(hmb__ledger_t *L, hmb__acct_t *a, int code) {
   }
 }
 
-int hmb__ledger_finish(hmb__ledger_t *L, hmb__acct_t *a, int status,
-                       int64_t *returned) {
-  pthread_mutex_lock(&L->lock);
+/* The work of finish under the lock: 0 or HMB_ESTATE, as finish. */
+static int hmb__finish_locked(hmb__ledger_t *L, hmb__acct_t *a, int status,
+                              int64_t *returned) {
   int st = hmb__acct_state(a);
-  if ((st != HMB__R_RUNNING && st != HMB__R_CANCELLED) || a->nwait) {
-    pthread_mutex_unlock(&L->lock);
+  if ((st != HMB__R_RUNNING && st != HMB__R_CANCELLED) || a->nwait)
     return HMB_ESTATE;
-  }
   hmb__stop_running_locked(L, a,
                            st == HMB__R_CANCELLED ? HMB__R_CANCELLED_DONE
                            : status == 0          ? HMB__R_COMPLETED
@@ -885,10 +907,28 @@ int hmb__ledger_finish(hmb__ledger_t *L, hmb__acct_t *a, int status,
   int64_t x = hmb__spare_take_all(a);
   hmb__held_sub(L, a, x);
   HMB__SET(a->returned_at_finish, HMB__GET(a->returned_at_finish) + x);
-  hmb__dispatch_locked(L);
-  pthread_mutex_unlock(&L->lock);
   *returned = x;
   return 0;
+}
+
+/* The work of destroy under the lock, but the dispatch. */
+static void hmb__destroy_locked(hmb__ledger_t *L, hmb__acct_t *a) {
+  if (a->nwait) /* misuse (a call in flight): never leave it queued */
+    hmb__reject_all_locked(L, a, HMB_ECANCELED);
+  hmb__stop_running_locked(L, a, HMB__R_CLOSED);
+  hmb__held_sub(L, a, hmb__spare_take_all(a));
+}
+
+int hmb__ledger_finish(hmb__ledger_t *L, hmb__acct_t *a, int status,
+                       int64_t *returned) {
+  int64_t x = 0;
+  pthread_mutex_lock(&L->lock);
+  int rc = hmb__finish_locked(L, a, status, &x);
+  if (rc == 0)
+    hmb__dispatch_locked(L);
+  pthread_mutex_unlock(&L->lock);
+  *returned = x;
+  return rc;
 }
 
 int hmb__ledger_cancel(hmb__ledger_t *L, hmb__acct_t *a) {
@@ -910,10 +950,21 @@ int hmb__ledger_cancel(hmb__ledger_t *L, hmb__acct_t *a) {
 int hmb__ledger_destroy(hmb__ledger_t *L, hmb__acct_t *a) {
   pthread_mutex_lock(&L->lock);
   int st = hmb__acct_state(a);
-  if (a->nwait) /* misuse (a call in flight): never leave it queued */
-    hmb__reject_all_locked(L, a, HMB_ECANCELED);
-  hmb__stop_running_locked(L, a, HMB__R_CLOSED);
-  hmb__held_sub(L, a, hmb__spare_take_all(a));
+  hmb__destroy_locked(L, a);
+  hmb__dispatch_locked(L);
+  pthread_mutex_unlock(&L->lock);
+  return st;
+}
+
+int hmb__ledger_finish_destroy(hmb__ledger_t *L, hmb__acct_t *a, int status,
+                               int *finished) {
+  int64_t x = 0;
+  pthread_mutex_lock(&L->lock);
+  *finished = hmb__finish_locked(L, a, status, &x);
+  int st = hmb__acct_state(a);
+  hmb__destroy_locked(L, a);
+  /* One dispatch for both: neither step adds a request, and every grant
+   * the first one's returns allow is still allowed after the second. */
   hmb__dispatch_locked(L);
   pthread_mutex_unlock(&L->lock);
   return st;
@@ -956,8 +1007,8 @@ void hmb__ledger_fini(hmb__ledger_t *L) {
   pthread_mutex_destroy(&L->lock);
 }
 
-int hmb__ledger_open(hmb__ledger_t *L, hmb__acct_t *a,
-                     const hmb_runner_config_t *cfg) {
+/* Fill a new account (CREATED, holding nothing) from its configuration. */
+static void hmb__acct_init(hmb__acct_t *a, const hmb_runner_config_t *cfg) {
   a->heap_at = -1;
   atomic_init(&a->state, HMB__R_CREATED);
   atomic_init(&a->need, -1);
@@ -965,14 +1016,15 @@ int hmb__ledger_open(hmb__ledger_t *L, hmb__acct_t *a,
   a->priority = cfg->priority;
   a->borrow_timeout_ns =
       cfg->borrow_timeout_ns > 0 ? cfg->borrow_timeout_ns : HMB_WAIT_FOREVER;
-  pthread_mutex_lock(&L->lock);
+}
+
+/* Room in the heap and an id for a new account. 0 or HMB_ENOMEM. */
+static int hmb__open_locked(hmb__ledger_t *L, hmb__acct_t *a) {
   if (atomic_load_explicit(&L->naccts, memory_order_relaxed) >= L->capheap) {
     int32_t cap = L->capheap ? L->capheap * 2 : 64;
     hmb__acct_t **h = realloc(L->heap, (size_t)cap * sizeof *h);
-    if (!h) {
-      pthread_mutex_unlock(&L->lock);
+    if (!h)
       return HMB_ENOMEM;
-    }
     L->heap = h;
     L->capheap = cap;
   }
@@ -980,8 +1032,40 @@ int hmb__ledger_open(hmb__ledger_t *L, hmb__acct_t *a,
    * the lock before the count does, and never shrinks. */
   atomic_fetch_add_explicit(&L->naccts, 1, memory_order_relaxed);
   a->id = L->next_id++;
-  pthread_mutex_unlock(&L->lock);
   return 0;
+}
+
+int hmb__ledger_open(hmb__ledger_t *L, hmb__acct_t *a,
+                     const hmb_runner_config_t *cfg) {
+  hmb__acct_init(a, cfg);
+  pthread_mutex_lock(&L->lock);
+  int rc = hmb__open_locked(L, a);
+  pthread_mutex_unlock(&L->lock);
+  return rc;
+}
+
+int hmb__ledger_open_start(hmb__ledger_t *L, hmb__acct_t *a,
+                           const hmb_runner_config_t *cfg, int64_t bytes,
+                           int *started, int *fit) {
+  *started = *fit = 0;
+  hmb__acct_init(a, cfg);
+  hmb__waiter_t w;
+  memset(&w, 0, sizeof w);
+  w.acct = a;
+  w.kind = HMB_REQUEST_START;
+  w.need = bytes;
+  w.shard = hmb__shard_index();
+  w.priority = a->priority;
+  w.result = HMB__PENDING;
+  pthread_mutex_lock(&L->lock);
+  int rc = hmb__open_locked(L, a);
+  if (rc == 0 && hmb__admit_start_at_once(L, bytes)) {
+    hmb__start_now_locked(L, &w);
+    *started = 1;
+    *fit = w.fit_room;
+  }
+  pthread_mutex_unlock(&L->lock);
+  return rc;
 }
 
 void hmb__ledger_close(hmb__ledger_t *L, hmb__acct_t *a) {

@@ -45,6 +45,17 @@ void hmb__ledger_fini(hmb__ledger_t *L);
 /* A new account (CREATED, holding nothing): id, heap room. 0/HMB_ENOMEM. */
 int hmb__ledger_open(hmb__ledger_t *L, hmb__acct_t *a,
                      const hmb_runner_config_t *cfg);
+/*
+ * hmb__ledger_open(), then, in the same hold of the budget lock, a start of
+ * `bytes` when admission grants it at once (hmb__admit_start_at_once()):
+ * booked exactly as hmb__ledger_start() books such a start, *started = 1.
+ * Otherwise the account stays CREATED, *started = 0, and nothing else
+ * changed. *fit: the grant shrank the cache's room; the caller calls
+ * hmb__memory_fit_room() before the budget is used (no lock held).
+ */
+int hmb__ledger_open_start(hmb__ledger_t *L, hmb__acct_t *a,
+                           const hmb_runner_config_t *cfg, int64_t bytes,
+                           int *started, int *fit);
 /* The account is gone (held 0, nothing queued). */
 void hmb__ledger_close(hmb__ledger_t *L, hmb__acct_t *a);
 
@@ -116,6 +127,13 @@ int hmb__ledger_finish(hmb__ledger_t *L, hmb__acct_t *a, int status,
 int hmb__ledger_cancel(hmb__ledger_t *L, hmb__acct_t *a);
 /* The handle is destroyed: stop, drain, CLOSED. Returns the state before. */
 int hmb__ledger_destroy(hmb__ledger_t *L, hmb__acct_t *a);
+/*
+ * Finish, then destroy, in one hold of the budget lock (one dispatch).
+ * *finished: what finish returned (0 or HMB_ESTATE; destroy happens
+ * either way). Returns the state before the destroy.
+ */
+int hmb__ledger_finish_destroy(hmb__ledger_t *L, hmb__acct_t *a, int status,
+                               int *finished);
 
 /* ---- the pool --------------------------------------------------------------
  */

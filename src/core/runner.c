@@ -118,20 +118,13 @@ static void hmb__home_idle_notify(hmb__home_t *h) {
 
 /* ---- creation and lifetime ---------------------------------------------- */
 
-int hmb_runner_create_sized(hmb_pool_t *pool, const hmb_runner_config_t *ucfg,
-                            size_t cfg_size, hmb_runner_t **out) {
-  if (out)
-    *out = NULL;
-  if (!pool || !ucfg || !out)
-    return HMB_EINVAL;
-  hmb_runner_config_t cfg;
-  int rc = hmb__abi_in(&cfg, sizeof cfg, ucfg, cfg_size, sizeof cfg);
-  if (rc)
-    return rc;
-  if (cfg.borrow_timeout_ns < HMB_WAIT_FOREVER)
-    return HMB_EINVAL;
-  if (cfg.estimate > (size_t)hmb__home_of(pool)->ledger.max_request)
-    return HMB_ETOOBIG;
+/*
+ * Make a runner from a checked configuration; with `start` >= 0, start it
+ * for `start` bytes in the same hold of the budget lock when admission
+ * grants that at once (*started = 1).
+ */
+static int hmb__runner_make(hmb_pool_t *pool, const hmb_runner_config_t *cfg,
+                            int64_t start, hmb_runner_t **out, int *started) {
   /* A runner object freed before in this pool, or a new one; registered in
    * the same hold of the registry lock (which comes before the budget lock
    * that hmb__ledger_open() takes). */
@@ -151,14 +144,16 @@ int hmb_runner_create_sized(hmb_pool_t *pool, const hmb_runner_config_t *ucfg,
   r->vtable.allocate = hmb__runner_allocate;
   r->vtable.allocate_aligned = hmb__runner_allocate_aligned;
   r->vtable.name = "runner";
-  hmb__home_t *h = hmb__home_of(pool);
-  r->home = h;
-  r->ledger = &h->ledger;
-  r->mem = h->mem;
-  r->pool_top = &h->usage;
+  r->home = home;
+  r->ledger = &home->ledger;
+  r->mem = home->mem;
+  r->pool_top = &home->usage;
   atomic_init(&r->shards_open, (int)HMB__SHARDS + 1);
-  hmb__text_clean(r->acct.name, sizeof r->acct.name, cfg.name);
-  rc = hmb__ledger_open(r->ledger, &r->acct, &cfg);
+  hmb__text_clean(r->acct.name, sizeof r->acct.name, cfg->name);
+  int fit = 0;
+  int rc = start < 0 ? hmb__ledger_open(r->ledger, &r->acct, cfg)
+                     : hmb__ledger_open_start(r->ledger, &r->acct, cfg, start,
+                                              started, &fit);
   if (rc) {
     pthread_mutex_unlock(&home->reg_lock);
     free(r);
@@ -171,8 +166,39 @@ int hmb_runner_create_sized(hmb_pool_t *pool, const hmb_runner_config_t *ucfg,
   home->runners = r;
   home->nrunners++;
   pthread_mutex_unlock(&home->reg_lock);
+  if (fit) /* the start shrank the cache's room: fit it before any use */
+    hmb__memory_fit_room(r->mem);
   *out = r;
   return 0;
+}
+
+int hmb_runner_create_sized(hmb_pool_t *pool, const hmb_runner_config_t *ucfg,
+                            size_t cfg_size, hmb_runner_t **out) {
+  if (out)
+    *out = NULL;
+  if (!pool || !ucfg || !out)
+    return HMB_EINVAL;
+  hmb_runner_config_t cfg;
+  int rc = hmb__abi_in(&cfg, sizeof cfg, ucfg, cfg_size, sizeof cfg);
+  if (rc)
+    return rc;
+  if (cfg.borrow_timeout_ns < HMB_WAIT_FOREVER)
+    return HMB_EINVAL;
+  if (cfg.estimate > (size_t)hmb__home_of(pool)->ledger.max_request)
+    return HMB_ETOOBIG;
+  return hmb__runner_make(pool, &cfg, -1, out, NULL);
+}
+
+int hmb__runner_create_started(hmb_pool_t *pool, const hmb_runner_config_t *cfg,
+                               size_t start, hmb_runner_t **out, int *started) {
+  *out = NULL;
+  *started = 0;
+  if (cfg->borrow_timeout_ns < HMB_WAIT_FOREVER)
+    return HMB_EINVAL;
+  int64_t max = hmb__home_of(pool)->ledger.max_request;
+  if (cfg->estimate > (size_t)max || start > (size_t)max)
+    return HMB_ETOOBIG;
+  return hmb__runner_make(pool, cfg, (int64_t)start, out, started);
 }
 
 int(hmb_runner_create)(hmb_pool_t *pool, const hmb_runner_config_t *cfg,
@@ -180,10 +206,10 @@ int(hmb_runner_create)(hmb_pool_t *pool, const hmb_runner_config_t *cfg,
   return hmb_runner_create_sized(pool, cfg, sizeof(hmb_runner_config_t), out);
 }
 
-/* One of the HMB__SHARDS + 1 references is released; the last frees. */
-static void hmb__runner_release(hmb_runner_t *r) {
+/* `n` of the HMB__SHARDS + 1 references are released; the last frees. */
+static void hmb__runner_release_n(hmb_runner_t *r, int n) {
   /* acq_rel: every access of the releasers happens-before the free. */
-  if (atomic_fetch_sub_explicit(&r->shards_open, 1, memory_order_acq_rel) != 1)
+  if (atomic_fetch_sub_explicit(&r->shards_open, n, memory_order_acq_rel) != n)
     return;
   hmb__home_t *h = r->home;
   /* Fold what the shards still hold into the pool's usage gauge, so that
@@ -214,10 +240,9 @@ static void hmb__runner_release(hmb_runner_t *r) {
   free(r);
 }
 
-void hmb_runner_destroy(hmb_runner_t *r) {
-  if (!r)
-    return;
-  int before = hmb__ledger_destroy(r->ledger, &r->acct);
+/* Detach the handle of a runner the ledger has closed (`before`: its state
+ * before the close): seal every shard and drop the handle's reference. */
+static void hmb__runner_detach(hmb_runner_t *r, int before) {
   int64_t nbuf = hmb__runner_buffers(r);
   if (nbuf > 0)
     hmb__log(&r->home->log, HMB_LOG_DEBUG,
@@ -227,15 +252,31 @@ void hmb_runner_destroy(hmb_runner_t *r) {
              r->acct.id, r->acct.name,
              hmb_runner_state_name(hmb__public_state(before)), nbuf,
              hmb__runner_live(r));
-  /* Seal every shard; an empty one is released at once. acq_rel: pairs
-   * with the closers' decrements (runner.h). */
+  /* Seal every shard; an empty one is released at once, with the handle's
+   * own reference in one step. acq_rel: pairs with the closers'
+   * decrements (runner.h). */
+  int n = 1;
   for (unsigned i = 0; i < HMB__SHARDS; i++) {
     int64_t old = atomic_fetch_or_explicit(&r->acct.shard[i].bufs, 1,
                                            memory_order_acq_rel);
     if ((old >> 1) == 0)
-      hmb__runner_release(r);
+      n++;
   }
-  hmb__runner_release(r); /* the handle's own */
+  hmb__runner_release_n(r, n);
+}
+
+void hmb_runner_destroy(hmb_runner_t *r) {
+  if (!r)
+    return;
+  hmb__runner_detach(r, hmb__ledger_destroy(r->ledger, &r->acct));
+}
+
+int hmb__runner_finish_destroy(hmb_runner_t *r, int status) {
+  int finished = 0;
+  int before =
+      hmb__ledger_finish_destroy(r->ledger, &r->acct, status, &finished);
+  hmb__runner_detach(r, before);
+  return finished;
 }
 
 /* ---- usage counters --------------------------------------------------------
@@ -386,7 +427,7 @@ static void hmb__runner_freed(void *owner, hmb_buffer_t *b) {
   int64_t old = atomic_fetch_sub_explicit(&r->acct.shard[b->shard].bufs, 2,
                                           memory_order_seq_cst);
   if (old == 3) /* sealed, and this was the shard's last buffer */
-    hmb__runner_release(r);
+    hmb__runner_release_n(r, 1);
   else if ((old & 1) == 0 &&
            /* seq_cst: pairs with the waiter's increment (runner.c) */
            atomic_load_explicit(&h->idle_waiters, memory_order_seq_cst))

@@ -68,6 +68,22 @@ struct hmb_runner {
   hmb_runner_t *next, *prev; /* the home's registry */
 };
 
+/*
+ * hmb_runner_create() from a configuration already in this release's
+ * layout, then, in the same holds of the registry and budget locks, a start
+ * of `start` bytes when admission grants it at once (*started = 1: RUNNING,
+ * booked as hmb_runner_start() books it). Otherwise (*started = 0) the
+ * runner is CREATED and nothing else changed. For the executor.
+ */
+int hmb__runner_create_started(hmb_pool_t *pool, const hmb_runner_config_t *cfg,
+                               size_t start, hmb_runner_t **out, int *started);
+/*
+ * hmb_runner_finish(r, status, NULL), then hmb_runner_destroy(r), with one
+ * hold of the budget lock. Returns what finish returns (destroy happens
+ * either way). For the executor.
+ */
+int hmb__runner_finish_destroy(hmb_runner_t *r, int status);
+
 /* Exact usage figures, adding the shards up (relaxed reads). */
 int64_t hmb__runner_live(const hmb_runner_t *r);
 int64_t hmb__runner_buffers(const hmb_runner_t *r);
