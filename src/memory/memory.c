@@ -365,15 +365,16 @@ static void *hmb__alloc_large(hmb__memory_t *m, size_t size, size_t align,
   return data;
 }
 
-void *hmb__memory_alloc(hmb__memory_t *mem, size_t size, size_t align,
-                        int prefer_pinned, int *pinned, unsigned sh) {
-  if (align == 0)
-    align = mem->align;
-  *pinned = 0;
-  if (HMB__UNLIKELY(mem->custom.alloc != NULL))
+/* Everything but a small pageable block of the built-in backends: a custom
+ * backend, a pinned request, or a large block. Kept out of line so that
+ * the small path below saves no registers it does not use. */
+static __attribute__((noinline)) void *
+hmb__memory_alloc_slow(hmb__memory_t *mem, size_t size, size_t align,
+                       int prefer_pinned, int *pinned, unsigned sh) {
+  if (mem->custom.alloc != NULL)
     return hmb__alloc_custom(mem, size, align, prefer_pinned, pinned, sh);
   int full = 0;
-  if (HMB__UNLIKELY(prefer_pinned)) {
+  if (prefer_pinned) {
     if (mem->arena) {
       void *p = hmb__alloc_pinned(mem, size, align, sh);
       if (p) {
@@ -383,20 +384,43 @@ void *hmb__memory_alloc(hmb__memory_t *mem, size_t size, size_t align,
       full = 1;
     }
   }
-  /* Worst-case room: malloc gives 16-byte alignment, so an offset of at
-   * most max(16, align) places aligned data after a 16-byte prefix. */
   size_t a = hmb__prefix_for(align);
   void *p;
-  if (HMB__LIKELY(size < HMB__LARGE_MIN - a))
+  if (size < HMB__LARGE_MIN - a)
     p = hmb__alloc_small(mem, size + a, size, align, sh);
   else
     p = size > SIZE_MAX / 2 ? NULL : hmb__alloc_large(mem, size, align, sh);
-  if (HMB__UNLIKELY(prefer_pinned) && p) { /* served pageable: a fallback */
+  if (prefer_pinned && p) { /* served pageable: a fallback */
     atomic_fetch_add_explicit(&mem->fallbacks, 1, memory_order_relaxed);
     if (full)
       atomic_fetch_add_explicit(&mem->full_fallbacks, 1, memory_order_relaxed);
   }
   return p;
+}
+
+void *hmb__memory_alloc(hmb__memory_t *mem, size_t size, size_t align,
+                        int prefer_pinned, int *pinned, unsigned sh) {
+  if (align == 0)
+    align = mem->align;
+  *pinned = 0;
+  /* Worst-case room: malloc gives 16-byte alignment, so an offset of at
+   * most max(16, align) places aligned data after a 16-byte prefix. */
+  size_t a = hmb__prefix_for(align);
+  if (HMB__LIKELY(mem->custom.alloc == NULL && !prefer_pinned &&
+                  size < HMB__LARGE_MIN - a)) {
+    /* A thread-cache hit: no call, so no register to save. A miss goes
+     * the slow way (which pops again, then mallocs). */
+    unsigned cls = hmb__class_of(size + a);
+    void *raw = hmb__tcache_small_get(cls);
+    if (HMB__LIKELY(raw != NULL)) {
+      void *data = hmb__place(raw, HMB__PREFIX_MIN, align, HMB__BLOCK_SMALL, 0,
+                              0, cls, align);
+      hmb__count_block(mem, sh, 0, (int64_t)size,
+                       (int64_t)hmb__class_size(cls));
+      return data;
+    }
+  }
+  return hmb__memory_alloc_slow(mem, size, align, prefer_pinned, pinned, sh);
 }
 
 /* Bytes the block occupies (what hmb__count_block() added as physical). */
@@ -414,10 +438,10 @@ static size_t hmb__block_bytes(uint64_t w, size_t size) {
   }
 }
 
-int hmb__memory_free(hmb__memory_t *mem, void *data, size_t size, unsigned sh) {
-  uint64_t w = *hmb__block_word_at(data);
-  if (!hmb__block_valid(w))
-    return HMB_EINVAL;
+/* The free of any block but a small one (see hmb__memory_free()). */
+static __attribute__((noinline)) int
+hmb__memory_free_slow(hmb__memory_t *mem, void *data, size_t size, unsigned sh,
+                      uint64_t w) {
   void *raw = (char *)data - hmb__block_offset(w);
   unsigned kind = hmb__block_kind_of(w);
   int pinned = hmb__block_pinned(w);
@@ -426,10 +450,6 @@ int hmb__memory_free(hmb__memory_t *mem, void *data, size_t size, unsigned sh) {
     return HMB_EINVAL;
   hmb__count_block(mem, sh, pinned, -(int64_t)size, -(int64_t)bytes);
   switch (kind) {
-  case HMB__BLOCK_SMALL:
-    if (!hmb__tcache_small_put(hmb__block_class(w), bytes, raw))
-      free(raw);
-    break;
   case HMB__BLOCK_LARGE:
     if (hmb__block_huge(w))
       atomic_fetch_sub_explicit(&mem->huge_live, (int64_t)bytes,
@@ -446,6 +466,31 @@ int hmb__memory_free(hmb__memory_t *mem, void *data, size_t size, unsigned sh) {
     break;
   }
   return 0;
+}
+
+/* A small block the thread cache's fast put did not keep: kept by the
+ * full put (which makes the cache), or freed. Returns 0. */
+static __attribute__((noinline)) int
+hmb__small_release(unsigned cls, size_t bytes, void *raw) {
+  if (!hmb__tcache_small_put(cls, bytes, raw))
+    free(raw);
+  return 0;
+}
+
+int hmb__memory_free(hmb__memory_t *mem, void *data, size_t size, unsigned sh) {
+  uint64_t w = *hmb__block_word_at(data);
+  if (!hmb__block_valid(w))
+    return HMB_EINVAL;
+  if (HMB__UNLIKELY(hmb__block_kind_of(w) != HMB__BLOCK_SMALL))
+    return hmb__memory_free_slow(mem, data, size, sh, w);
+  /* A small block (never pinned): its class size is what it occupies. */
+  void *raw = (char *)data - hmb__block_offset(w);
+  unsigned cls = hmb__block_class(w);
+  size_t bytes = hmb__class_size(cls);
+  hmb__count_block(mem, sh, 0, -(int64_t)size, -(int64_t)bytes);
+  if (HMB__LIKELY(hmb__tcache_small_put_fast(cls, bytes, raw)))
+    return 0;
+  return hmb__small_release(cls, bytes, raw);
 }
 
 int hmb__memory_resize_in_place(hmb__memory_t *mem, void *data, size_t old_size,
