@@ -19,7 +19,8 @@
  * so allocating writes no cache line shared between threads. `live` counts
  * requested bytes (they match the budget), `physical` what the blocks
  * occupy: the class size (small, and large with a cache) or the mapping
- * length, which includes the prefix. This file is the only writer of them.
+ * length, which includes the prefix. This file and the inline hot path of
+ * memory.h are the only writers of them (memory_state.h has the layout).
  *
  * Locks: the arena, the cache's depot and the thread caches' magazines have
  * their own leaf locks; this file takes none on the allocation path.
@@ -47,35 +48,6 @@
 _Static_assert(HMB_STATS_SHARDS == HMB__SHARDS &&
                    HMB_STATS_PEAK_STEP == HMB__GAUGE_STEP,
                "hmb/stats.h: HMB_STATS_SHARDS, HMB_STATS_PEAK_STEP");
-
-typedef struct hmb__mshard {
-  _Alignas(64) _Atomic int64_t live; /* this shard's part of live bytes */
-  _Atomic int64_t live_folded;
-  _Atomic int64_t pinned; /* this shard's part of pinned bytes */
-  _Atomic int64_t pinned_folded;
-  _Atomic int64_t phys; /* physical bytes, summed on read */
-} hmb__mshard_t;
-
-struct hmb__memory {
-  hmb_backend_t custom;      /* custom.alloc == NULL: built-in */
-  size_t align;              /* default data alignment */
-  int huge;                  /* huge-page advice allowed */
-  const char *pinned_reason; /* static storage; "" when the region works */
-  hmb__arena_t *arena;       /* NULL: no pinned region */
-  void *region;
-  size_t region_size;
-  int region_method;
-  int region_owned;  /* 1: made by cuda.h and freed with the object */
-  int region_failed; /* 1: a region was asked for and could not be made */
-  uint64_t setup_ns;
-  size_t pinned_capacity; /* usable bytes of the region; fixed at creation */
-  hmb__cache_t *cache;    /* NULL: no warm cache */
-  hmb__mshard_t shard[HMB__SHARDS];
-  _Alignas(64) hmb__gauge_top_t live_top;
-  hmb__gauge_top_t pinned_top;
-  _Atomic int64_t huge_live; /* live bytes of advised mappings */
-  _Atomic uint64_t fallbacks, full_fallbacks;
-};
 
 /* ---- reasons --------------------------------------------------------------
  * Reasons made at run time (a region creation that failed) are interned in
@@ -250,39 +222,11 @@ const char *hmb__memory_region_failure(const hmb__memory_t *mem) {
   return mem->region_failed ? mem->pinned_reason : NULL;
 }
 
-/* ---- counting ------------------------------------------------------------ */
-
-static inline __attribute__((always_inline)) void
-hmb__count_block(hmb__memory_t *m, unsigned sh, int pinned, int64_t live,
-                 int64_t phys) {
-  hmb__mshard_t *s = &m->shard[sh];
-  if (pinned) {
-    hmb__gauge_add(&s->pinned, &s->pinned_folded, &m->pinned_top, live);
-  } else {
-    hmb__gauge_add(&s->live, &s->live_folded, &m->live_top, live);
-    atomic_fetch_add_explicit(&s->phys, phys, memory_order_relaxed);
-  }
-}
-
 /* ---- allocation ---------------------------------------------------------- */
 
 static size_t hmb__round_page(size_t v) {
   size_t page = hmb__os_page_size();
   return (v + page - 1) & ~(page - 1);
-}
-
-/* Place the data in a block starting at raw: aligned, with the prefix. */
-/* Place the data in a block starting at raw: after `prefix` bytes, on a
- * multiple of `place` (1 when the prefix already aligns it); `align` is the
- * alignment asked for, recorded for a later resize. */
-static void *hmb__place(void *raw, size_t prefix, size_t place, unsigned kind,
-                        int pinned, int huge, unsigned cls, size_t align) {
-  uintptr_t d = (uintptr_t)raw + prefix;
-  d = (d + place - 1) & ~(uintptr_t)(place - 1);
-  void *data = (void *)d;
-  *hmb__block_word_at(data) = hmb__block_word((size_t)(d - (uintptr_t)raw),
-                                              kind, pinned, huge, cls, align);
-  return data;
 }
 
 static void *hmb__alloc_custom(hmb__memory_t *m, size_t size, size_t align,
@@ -365,12 +309,8 @@ static void *hmb__alloc_large(hmb__memory_t *m, size_t size, size_t align,
   return data;
 }
 
-/* Everything but a small pageable block of the built-in backends: a custom
- * backend, a pinned request, or a large block. Kept out of line so that
- * the small path below saves no registers it does not use. */
-static __attribute__((noinline)) void *
-hmb__memory_alloc_slow(hmb__memory_t *mem, size_t size, size_t align,
-                       int prefer_pinned, int *pinned, unsigned sh) {
+void *hmb__memory_alloc_slow(hmb__memory_t *mem, size_t size, size_t align,
+                             int prefer_pinned, int *pinned, unsigned sh) {
   if (mem->custom.alloc != NULL)
     return hmb__alloc_custom(mem, size, align, prefer_pinned, pinned, sh);
   int full = 0;
@@ -398,31 +338,6 @@ hmb__memory_alloc_slow(hmb__memory_t *mem, size_t size, size_t align,
   return p;
 }
 
-void *hmb__memory_alloc(hmb__memory_t *mem, size_t size, size_t align,
-                        int prefer_pinned, int *pinned, unsigned sh) {
-  if (align == 0)
-    align = mem->align;
-  *pinned = 0;
-  /* Worst-case room: malloc gives 16-byte alignment, so an offset of at
-   * most max(16, align) places aligned data after a 16-byte prefix. */
-  size_t a = hmb__prefix_for(align);
-  if (HMB__LIKELY(mem->custom.alloc == NULL && !prefer_pinned &&
-                  size < HMB__LARGE_MIN - a)) {
-    /* A thread-cache hit: no call, so no register to save. A miss goes
-     * the slow way (which pops again, then mallocs). */
-    unsigned cls = hmb__class_of(size + a);
-    void *raw = hmb__tcache_small_get(cls);
-    if (HMB__LIKELY(raw != NULL)) {
-      void *data = hmb__place(raw, HMB__PREFIX_MIN, align, HMB__BLOCK_SMALL, 0,
-                              0, cls, align);
-      hmb__count_block(mem, sh, 0, (int64_t)size,
-                       (int64_t)hmb__class_size(cls));
-      return data;
-    }
-  }
-  return hmb__memory_alloc_slow(mem, size, align, prefer_pinned, pinned, sh);
-}
-
 /* Bytes the block occupies (what hmb__count_block() added as physical). */
 static size_t hmb__block_bytes(uint64_t w, size_t size) {
   unsigned cls = hmb__block_class(w);
@@ -438,10 +353,8 @@ static size_t hmb__block_bytes(uint64_t w, size_t size) {
   }
 }
 
-/* The free of any block but a small one (see hmb__memory_free()). */
-static __attribute__((noinline)) int
-hmb__memory_free_slow(hmb__memory_t *mem, void *data, size_t size, unsigned sh,
-                      uint64_t w) {
+int hmb__memory_free_slow(hmb__memory_t *mem, void *data, size_t size,
+                          unsigned sh, uint64_t w) {
   void *raw = (char *)data - hmb__block_offset(w);
   unsigned kind = hmb__block_kind_of(w);
   int pinned = hmb__block_pinned(w);
@@ -468,29 +381,10 @@ hmb__memory_free_slow(hmb__memory_t *mem, void *data, size_t size, unsigned sh,
   return 0;
 }
 
-/* A small block the thread cache's fast put did not keep: kept by the
- * full put (which makes the cache), or freed. Returns 0. */
-static __attribute__((noinline)) int
-hmb__small_release(unsigned cls, size_t bytes, void *raw) {
+int hmb__memory_small_release(unsigned cls, size_t bytes, void *raw) {
   if (!hmb__tcache_small_put(cls, bytes, raw))
     free(raw);
   return 0;
-}
-
-int hmb__memory_free(hmb__memory_t *mem, void *data, size_t size, unsigned sh) {
-  uint64_t w = *hmb__block_word_at(data);
-  if (!hmb__block_valid(w))
-    return HMB_EINVAL;
-  if (HMB__UNLIKELY(hmb__block_kind_of(w) != HMB__BLOCK_SMALL))
-    return hmb__memory_free_slow(mem, data, size, sh, w);
-  /* A small block (never pinned): its class size is what it occupies. */
-  void *raw = (char *)data - hmb__block_offset(w);
-  unsigned cls = hmb__block_class(w);
-  size_t bytes = hmb__class_size(cls);
-  hmb__count_block(mem, sh, 0, -(int64_t)size, -(int64_t)bytes);
-  if (HMB__LIKELY(hmb__tcache_small_put_fast(cls, bytes, raw)))
-    return 0;
-  return hmb__small_release(cls, bytes, raw);
 }
 
 int hmb__memory_resize_in_place(hmb__memory_t *mem, void *data, size_t old_size,
