@@ -172,6 +172,18 @@ int hmb_buffer_close(hmb_buffer_t *buf) {
   hmb_buffer_handler_t h = buf->handler;
   long old = atomic_fetch_sub_explicit(&buf->refs, 1, memory_order_acq_rel);
   if (HMB__LIKELY(old == 1)) {
+    if (HMB__LIKELY(!(buf->flags & HMB__BUF_SLICE))) {
+      /* A root: what the teardown walk does for one, without the walk. */
+      buf->u.root.ops->freed(buf->u.root.owner, buf);
+      buf->data = NULL;
+      h = buf->handler;
+      if (h.fn) {
+        buf->u.parent = NULL;
+        h.fn(h.user, buf, 0);
+      }
+      hmb__handle_free(buf);
+      return 0;
+    }
     hmb__buffer_teardown(buf);
     return 0;
   }

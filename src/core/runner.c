@@ -344,26 +344,47 @@ static int hmb__runner_charge(hmb_runner_t *r, unsigned sh, int64_t b,
   return hmb__ledger_borrow(r->ledger, &r->acct, sh, b, g);
 }
 
+/* Undo the charge of `b` bytes on shard `sh`: the grant of a borrow (`g`),
+ * or, for NULL, the spare the fast path took. */
+static void hmb__runner_uncharge(hmb_runner_t *r, unsigned sh, int64_t b,
+                                 const hmb__grant_t *g) {
+  hmb__grant_t fast;
+  if (!g) {
+    memset(&fast, 0, sizeof fast);
+    fast.local = b;
+    g = &fast;
+  }
+  hmb__ledger_unborrow(r->ledger, &r->acct, sh, b, g);
+}
+
 /*
  * Charge `bytes` and create the buffer, with memory (aligned to `align`;
  * 0: the pool's) or without (a reservation). The budget is taken first, so
- * live <= held holds before the buffer exists; a failure undoes it.
+ * live <= held holds before the buffer exists; a failure undoes it. Inlined
+ * into each caller, so that `with_memory` and `align` are constants there
+ * and hmb_runner_alloc() makes one call fewer.
  */
-static int hmb__runner_new(hmb_runner_t *r, size_t bytes, size_t align,
-                           unsigned flags, int with_memory,
-                           hmb_buffer_t **out) {
+static inline __attribute__((always_inline)) int
+hmb__runner_new(hmb_runner_t *r, size_t bytes, size_t align, unsigned flags,
+                int with_memory, hmb_buffer_t **out) {
   if (HMB__UNLIKELY(
           atomic_load_explicit(&r->acct.state, memory_order_acquire) !=
           HMB__R_RUNNING))
     return hmb__not_running(r);
   if (HMB__UNLIKELY((int64_t)bytes > r->ledger->max_request))
     return HMB_ETOOBIG;
+  /* The thread's shard, looked up once: the handle keeps it for the close
+   * (hmb__runner_freed). */
   unsigned sh = hmb__shard_index();
   int64_t b = (int64_t)bytes;
   hmb__grant_t g;
-  int rc = hmb__runner_charge(r, sh, b, &g);
-  if (HMB__UNLIKELY(rc))
-    return rc;
+  const hmb__grant_t *gp = NULL; /* NULL: taken from spare (no grant) */
+  if (HMB__UNLIKELY(!hmb__ledger_take_fast(&r->acct, sh, b))) {
+    int rc = hmb__ledger_borrow(r->ledger, &r->acct, sh, b, &g);
+    if (HMB__UNLIKELY(rc))
+      return rc;
+    gp = &g;
+  }
   void *data = NULL;
   unsigned bflags = 0;
   if (with_memory) {
@@ -371,7 +392,7 @@ static int hmb__runner_new(hmb_runner_t *r, size_t bytes, size_t align,
     data = hmb__memory_alloc(r->mem, bytes, align,
                              (flags & HMB_ALLOC_PINNED) != 0, &pinned, sh);
     if (HMB__UNLIKELY(!data)) {
-      hmb__ledger_unborrow(r->ledger, &r->acct, sh, b, &g);
+      hmb__runner_uncharge(r, sh, b, gp);
       return HMB_ENOMEM;
     }
     bflags = pinned ? HMB__BUF_PINNED : 0;
@@ -383,7 +404,7 @@ static int hmb__runner_new(hmb_runner_t *r, size_t bytes, size_t align,
   if (HMB__UNLIKELY(!buf)) {
     if (data)
       hmb__memory_free(r->mem, data, bytes, sh);
-    hmb__ledger_unborrow(r->ledger, &r->acct, sh, b, &g);
+    hmb__runner_uncharge(r, sh, b, gp);
     return HMB_ENOMEM;
   }
   hmb__rshard_t *s = &r->acct.shard[sh];
@@ -408,7 +429,10 @@ static int hmb__runner_allocate_aligned(void *ctx, size_t bytes, size_t align,
 
 static void hmb__runner_freed(void *owner, hmb_buffer_t *b) {
   hmb_runner_t *r = owner;
-  unsigned sh = hmb__shard_index();
+  /* The shard the buffer was counted in at its allocation (no second
+   * thread-index lookup): its live bytes, spare and memory-layer gauges go
+   * back where they were taken, whichever thread closes it. */
+  unsigned sh = b->shard;
   int64_t bytes = (int64_t)b->size;
   if (b->data && hmb__memory_free(r->mem, b->data, b->size, sh) != 0)
     hmb__log(&r->home->log, HMB_LOG_ERROR,
@@ -424,7 +448,7 @@ static void hmb__runner_freed(void *owner, hmb_buffer_t *b) {
    * happens before it), and it pairs with hmb_runner_wait_idle(), which
    * raises idle_waiters and then counts buffers (one of the two sees the
    * other). */
-  int64_t old = atomic_fetch_sub_explicit(&r->acct.shard[b->shard].bufs, 2,
+  int64_t old = atomic_fetch_sub_explicit(&r->acct.shard[sh].bufs, 2,
                                           memory_order_seq_cst);
   if (old == 3) /* sealed, and this was the shard's last buffer */
     hmb__runner_release_n(r, 1);

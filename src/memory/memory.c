@@ -19,7 +19,8 @@
  * so allocating writes no cache line shared between threads. `live` counts
  * requested bytes (they match the budget), `physical` what the blocks
  * occupy: the class size (small, and large with a cache) or the mapping
- * length, which includes the prefix. This file is the only writer of them.
+ * length, which includes the prefix. This file and the inline hot path of
+ * memory.h are the only writers of them (memory_state.h has the layout).
  *
  * Locks: the arena, the cache's depot and the thread caches' magazines have
  * their own leaf locks; this file takes none on the allocation path.
@@ -47,35 +48,6 @@
 _Static_assert(HMB_STATS_SHARDS == HMB__SHARDS &&
                    HMB_STATS_PEAK_STEP == HMB__GAUGE_STEP,
                "hmb/stats.h: HMB_STATS_SHARDS, HMB_STATS_PEAK_STEP");
-
-typedef struct hmb__mshard {
-  _Alignas(64) _Atomic int64_t live; /* this shard's part of live bytes */
-  _Atomic int64_t live_folded;
-  _Atomic int64_t pinned; /* this shard's part of pinned bytes */
-  _Atomic int64_t pinned_folded;
-  _Atomic int64_t phys; /* physical bytes, summed on read */
-} hmb__mshard_t;
-
-struct hmb__memory {
-  hmb_backend_t custom;      /* custom.alloc == NULL: built-in */
-  size_t align;              /* default data alignment */
-  int huge;                  /* huge-page advice allowed */
-  const char *pinned_reason; /* static storage; "" when the region works */
-  hmb__arena_t *arena;       /* NULL: no pinned region */
-  void *region;
-  size_t region_size;
-  int region_method;
-  int region_owned;  /* 1: made by cuda.h and freed with the object */
-  int region_failed; /* 1: a region was asked for and could not be made */
-  uint64_t setup_ns;
-  size_t pinned_capacity; /* usable bytes of the region; fixed at creation */
-  hmb__cache_t *cache;    /* NULL: no warm cache */
-  hmb__mshard_t shard[HMB__SHARDS];
-  _Alignas(64) hmb__gauge_top_t live_top;
-  hmb__gauge_top_t pinned_top;
-  _Atomic int64_t huge_live; /* live bytes of advised mappings */
-  _Atomic uint64_t fallbacks, full_fallbacks;
-};
 
 /* ---- reasons --------------------------------------------------------------
  * Reasons made at run time (a region creation that failed) are interned in
@@ -250,39 +222,11 @@ const char *hmb__memory_region_failure(const hmb__memory_t *mem) {
   return mem->region_failed ? mem->pinned_reason : NULL;
 }
 
-/* ---- counting ------------------------------------------------------------ */
-
-static inline __attribute__((always_inline)) void
-hmb__count_block(hmb__memory_t *m, unsigned sh, int pinned, int64_t live,
-                 int64_t phys) {
-  hmb__mshard_t *s = &m->shard[sh];
-  if (pinned) {
-    hmb__gauge_add(&s->pinned, &s->pinned_folded, &m->pinned_top, live);
-  } else {
-    hmb__gauge_add(&s->live, &s->live_folded, &m->live_top, live);
-    atomic_fetch_add_explicit(&s->phys, phys, memory_order_relaxed);
-  }
-}
-
 /* ---- allocation ---------------------------------------------------------- */
 
 static size_t hmb__round_page(size_t v) {
   size_t page = hmb__os_page_size();
   return (v + page - 1) & ~(page - 1);
-}
-
-/* Place the data in a block starting at raw: aligned, with the prefix. */
-/* Place the data in a block starting at raw: after `prefix` bytes, on a
- * multiple of `place` (1 when the prefix already aligns it); `align` is the
- * alignment asked for, recorded for a later resize. */
-static void *hmb__place(void *raw, size_t prefix, size_t place, unsigned kind,
-                        int pinned, int huge, unsigned cls, size_t align) {
-  uintptr_t d = (uintptr_t)raw + prefix;
-  d = (d + place - 1) & ~(uintptr_t)(place - 1);
-  void *data = (void *)d;
-  *hmb__block_word_at(data) = hmb__block_word((size_t)(d - (uintptr_t)raw),
-                                              kind, pinned, huge, cls, align);
-  return data;
 }
 
 static void *hmb__alloc_custom(hmb__memory_t *m, size_t size, size_t align,
@@ -365,15 +309,12 @@ static void *hmb__alloc_large(hmb__memory_t *m, size_t size, size_t align,
   return data;
 }
 
-void *hmb__memory_alloc(hmb__memory_t *mem, size_t size, size_t align,
-                        int prefer_pinned, int *pinned, unsigned sh) {
-  if (align == 0)
-    align = mem->align;
-  *pinned = 0;
-  if (HMB__UNLIKELY(mem->custom.alloc != NULL))
+void *hmb__memory_alloc_slow(hmb__memory_t *mem, size_t size, size_t align,
+                             int prefer_pinned, int *pinned, unsigned sh) {
+  if (mem->custom.alloc != NULL)
     return hmb__alloc_custom(mem, size, align, prefer_pinned, pinned, sh);
   int full = 0;
-  if (HMB__UNLIKELY(prefer_pinned)) {
+  if (prefer_pinned) {
     if (mem->arena) {
       void *p = hmb__alloc_pinned(mem, size, align, sh);
       if (p) {
@@ -383,15 +324,13 @@ void *hmb__memory_alloc(hmb__memory_t *mem, size_t size, size_t align,
       full = 1;
     }
   }
-  /* Worst-case room: malloc gives 16-byte alignment, so an offset of at
-   * most max(16, align) places aligned data after a 16-byte prefix. */
   size_t a = hmb__prefix_for(align);
   void *p;
-  if (HMB__LIKELY(size < HMB__LARGE_MIN - a))
+  if (size < HMB__LARGE_MIN - a)
     p = hmb__alloc_small(mem, size + a, size, align, sh);
   else
     p = size > SIZE_MAX / 2 ? NULL : hmb__alloc_large(mem, size, align, sh);
-  if (HMB__UNLIKELY(prefer_pinned) && p) { /* served pageable: a fallback */
+  if (prefer_pinned && p) { /* served pageable: a fallback */
     atomic_fetch_add_explicit(&mem->fallbacks, 1, memory_order_relaxed);
     if (full)
       atomic_fetch_add_explicit(&mem->full_fallbacks, 1, memory_order_relaxed);
@@ -414,10 +353,8 @@ static size_t hmb__block_bytes(uint64_t w, size_t size) {
   }
 }
 
-int hmb__memory_free(hmb__memory_t *mem, void *data, size_t size, unsigned sh) {
-  uint64_t w = *hmb__block_word_at(data);
-  if (!hmb__block_valid(w))
-    return HMB_EINVAL;
+int hmb__memory_free_slow(hmb__memory_t *mem, void *data, size_t size,
+                          unsigned sh, uint64_t w) {
   void *raw = (char *)data - hmb__block_offset(w);
   unsigned kind = hmb__block_kind_of(w);
   int pinned = hmb__block_pinned(w);
@@ -426,10 +363,6 @@ int hmb__memory_free(hmb__memory_t *mem, void *data, size_t size, unsigned sh) {
     return HMB_EINVAL;
   hmb__count_block(mem, sh, pinned, -(int64_t)size, -(int64_t)bytes);
   switch (kind) {
-  case HMB__BLOCK_SMALL:
-    if (!hmb__tcache_small_put(hmb__block_class(w), bytes, raw))
-      free(raw);
-    break;
   case HMB__BLOCK_LARGE:
     if (hmb__block_huge(w))
       atomic_fetch_sub_explicit(&mem->huge_live, (int64_t)bytes,
@@ -445,6 +378,12 @@ int hmb__memory_free(hmb__memory_t *mem, void *data, size_t size, unsigned sh) {
   default: /* pinned: freed above */
     break;
   }
+  return 0;
+}
+
+int hmb__memory_small_release(unsigned cls, size_t bytes, void *raw) {
+  if (!hmb__tcache_small_put(cls, bytes, raw))
+    free(raw);
   return 0;
 }
 

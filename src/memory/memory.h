@@ -18,12 +18,20 @@
 #ifndef HMB_SRC_MEMORY_MEMORY_H
 #define HMB_SRC_MEMORY_MEMORY_H
 
+#include <stdatomic.h>
 #include <stddef.h>
 #include <stdint.h>
 
 #include "hmb/backend.h"
+#include "hmb/errors.h"
 #include "hmb/pool.h"
 #include "hmb/stats.h"
+#include "memory/block.h"
+#include "memory/memory_state.h"
+#include "memory/sizeclass.h"
+#include "memory/tcache.h"
+#include "platform/shard.h"
+#include "platform/util.h"
 
 typedef struct hmb__memory hmb__memory_t;
 
@@ -46,6 +54,47 @@ void hmb__memory_destroy(hmb__memory_t *mem);
 #define HMB__DEFAULT_CACHE ((size_t)64 << 20)
 hmb__memory_t *hmb__memory_default(void);
 
+/* ---- the hot path (inline: the core's allocation path makes no call for
+ * a small block the thread cache has) --------------------------------- */
+
+/* Count a block in the calling thread's shard (negative on free). */
+static inline __attribute__((always_inline)) void
+hmb__count_block(hmb__memory_t *m, unsigned sh, int pinned, int64_t live,
+                 int64_t phys) {
+  hmb__mshard_t *s = &m->shard[sh];
+  if (pinned) {
+    hmb__gauge_add(&s->pinned, &s->pinned_folded, &m->pinned_top, live);
+  } else {
+    hmb__gauge_add(&s->live, &s->live_folded, &m->live_top, live);
+    atomic_fetch_add_explicit(&s->phys, phys, memory_order_relaxed);
+  }
+}
+
+/* Place the data in a block starting at raw: after `prefix` bytes, on a
+ * multiple of `place` (1 when the prefix already aligns it); `align` is the
+ * alignment asked for, recorded for a later resize. */
+static inline void *hmb__place(void *raw, size_t prefix, size_t place,
+                               unsigned kind, int pinned, int huge,
+                               unsigned cls, size_t align) {
+  uintptr_t d = (uintptr_t)raw + prefix;
+  d = (d + place - 1) & ~(uintptr_t)(place - 1);
+  void *data = (void *)d;
+  *hmb__block_word_at(data) = hmb__block_word((size_t)(d - (uintptr_t)raw),
+                                              kind, pinned, huge, cls, align);
+  return data;
+}
+
+/* Everything hmb__memory_alloc() does not do inline (memory.c): a custom
+ * backend, a pinned request, a large block, a thread-cache miss. */
+void *hmb__memory_alloc_slow(hmb__memory_t *mem, size_t size, size_t align,
+                             int prefer_pinned, int *pinned, unsigned shard);
+/* The free of any block but a small one (memory.c); `w` its block word. */
+int hmb__memory_free_slow(hmb__memory_t *mem, void *data, size_t size,
+                          unsigned shard, uint64_t w);
+/* A small block the thread cache's fast put did not keep: kept by the full
+ * put (which makes the cache), or freed. Returns 0. */
+int hmb__memory_small_release(unsigned cls, size_t bytes, void *raw);
+
 /*
  * Allocate `size` bytes whose data is aligned to `align` (a power of two,
  * 0: the object's default alignment). `prefer_pinned` asks for the pinned
@@ -54,16 +103,55 @@ hmb__memory_t *hmb__memory_default(void);
  * Returns the data pointer (with its prefix and block word in place), or
  * NULL.
  */
-void *hmb__memory_alloc(hmb__memory_t *mem, size_t size, size_t align,
-                        int prefer_pinned, int *pinned, unsigned shard);
+static inline void *hmb__memory_alloc(hmb__memory_t *mem, size_t size,
+                                      size_t align, int prefer_pinned,
+                                      int *pinned, unsigned shard) {
+  if (align == 0)
+    align = mem->align;
+  *pinned = 0;
+  /* Worst-case room: malloc gives 16-byte alignment, so an offset of at
+   * most max(16, align) places aligned data after a 16-byte prefix. */
+  size_t a = hmb__prefix_for(align);
+  if (HMB__LIKELY(mem->custom.alloc == NULL && !prefer_pinned &&
+                  size < HMB__LARGE_MIN - a)) {
+    /* A thread-cache hit. A miss goes the slow way (which pops again, then
+     * mallocs). */
+    unsigned cls = hmb__class_of(size + a);
+    void *raw = hmb__tcache_small_get(cls);
+    if (HMB__LIKELY(raw != NULL)) {
+      void *data = hmb__place(raw, HMB__PREFIX_MIN, align, HMB__BLOCK_SMALL, 0,
+                              0, cls, align);
+      hmb__count_block(mem, shard, 0, (int64_t)size,
+                       (int64_t)hmb__class_size(cls));
+      return data;
+    }
+  }
+  return hmb__memory_alloc_slow(mem, size, align, prefer_pinned, pinned, shard);
+}
 
 /*
  * Return a block with the size it was allocated (or last resized) with.
  * 0, or HMB_EINVAL (nothing freed) for a data pointer whose block word is
  * not valid or that the pinned region does not know: the caller reports it.
+ * `shard`: the shard the block was counted in (any shard keeps the sums
+ * exact; the allocating one keeps the line the allocation wrote).
  */
-int hmb__memory_free(hmb__memory_t *mem, void *data, size_t size,
-                     unsigned shard);
+static inline int hmb__memory_free(hmb__memory_t *mem, void *data, size_t size,
+                                   unsigned shard) {
+  uint64_t w = *hmb__block_word_at(data);
+  if (HMB__UNLIKELY(!hmb__block_valid(w)))
+    return HMB_EINVAL;
+  if (HMB__UNLIKELY(hmb__block_kind_of(w) != HMB__BLOCK_SMALL))
+    return hmb__memory_free_slow(mem, data, size, shard, w);
+  /* A small block (never pinned): its class size is what it occupies. */
+  void *raw = (char *)data - hmb__block_offset(w);
+  unsigned cls = hmb__block_class(w);
+  size_t bytes = hmb__class_size(cls);
+  hmb__count_block(mem, shard, 0, -(int64_t)size, -(int64_t)bytes);
+  if (HMB__LIKELY(hmb__tcache_small_put_fast(cls, bytes, raw)))
+    return 0;
+  return hmb__memory_small_release(cls, bytes, raw);
+}
 
 /*
  * Resize a block in place when it already has room for `new_size` (its

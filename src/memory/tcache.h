@@ -131,6 +131,24 @@ static inline int hmb__tcache_small_put(unsigned cls, size_t bytes, void *raw) {
   return 1;
 }
 
+/* The same without making the cache: 0 also when the calling thread has
+ * none yet (the caller then falls back to hmb__tcache_small_put()). */
+static inline int hmb__tcache_small_put_fast(unsigned cls, size_t bytes,
+                                             void *raw) {
+  hmb__tc_front_t *f = hmb__tc_front;
+  if (!HMB__TC_KEEP_SMALL || !f || cls >= HMB__TC_NCLASSES)
+    return 0;
+  hmb__tc_small_t *s = &f->small[cls];
+  if (s->count >= HMB__TC_SMALL_COUNT ||
+      f->small_bytes + bytes > HMB__TC_SMALL_BYTES)
+    return 0;
+  *(void **)raw = s->head;
+  s->head = raw;
+  s->count++;
+  f->small_bytes += bytes;
+  return 1;
+}
+
 /* A 64-byte object, 64-byte aligned; NULL on failure. Any thread. */
 void *hmb__tcache_obj_get_slow(void);
 static inline void *hmb__tcache_obj_get(void) {

@@ -860,7 +860,8 @@ test_stats_live_bytes_off_by_at_most_the_operations_in_flight(void **state) {
       v = ps.live_bytes;
     }
     long a1 = atomic_load(&h.allocated), c1 = atomic_load(&h.closed);
-    if (v < (int64_t)(a0 - c1 - 1) * PIECE || v > (int64_t)(a1 + 1 - c0) * PIECE)
+    if (v < (int64_t)(a0 - c1 - 1) * PIECE ||
+        v > (int64_t)(a1 + 1 - c0) * PIECE)
       outside++;
     if (v < seen_lo)
       seen_lo = v;
@@ -889,6 +890,137 @@ test_stats_live_bytes_off_by_at_most_the_operations_in_flight(void **state) {
   assert_int_equal(outside, 0);
 }
 
+/* ---- exactness at rest after cross-thread closes --------------------------
+ */
+
+enum { XN = 512, XROUNDS = 6 };
+
+typedef struct xrun {
+  hmb_runner_t *r;
+  hmb_buffer_t *b[XN];
+  size_t size[XN];
+  int from, to; /* the slice [from, to) this thread works on */
+  unsigned seed;
+  int failed;
+} xrun_t;
+
+/* Sizes across the path: small classes, 4 KiB, 64 KiB, a mapping, and some
+ * reservations (budget without memory). */
+static size_t xsize(unsigned k) {
+  static const size_t sz[] = {1,    64,    100,       4096,      4000,
+                              8192, 65536, 65536 + 7, 300 * KIB, 777};
+  return sz[k % (sizeof sz / sizeof sz[0])];
+}
+
+static void *xalloc_main(void *arg) {
+  xrun_t *x = arg;
+  for (int i = x->from; i < x->to; i++) {
+    unsigned k = x->seed + (unsigned)i * 7u;
+    x->size[i] = xsize(k);
+    int rc = k % 13 == 0 ? hmb_runner_reserve(x->r, x->size[i], &x->b[i])
+                         : hmb_runner_alloc(x->r, x->size[i], 0, &x->b[i]);
+    if (rc != 0)
+      x->failed = 1;
+  }
+  return NULL;
+}
+
+static void *xclose_main(void *arg) {
+  xrun_t *x = arg;
+  for (int i = x->from; i < x->to; i++) {
+    if (x->b[i] && hmb_buffer_close(x->b[i]) != 0)
+      x->failed = 1;
+    x->b[i] = NULL;
+  }
+  return NULL;
+}
+
+/* Run fn over [0, XN) on `threads` new threads (new thread indices, hence
+ * other shards than the threads before them). */
+static void xon_threads(xrun_t *x, void *(*fn)(void *), int threads) {
+  pthread_t t[8];
+  xrun_t part[8];
+  for (int i = 0; i < threads; i++) {
+    part[i] = *x;
+    part[i].from = XN * i / threads;
+    part[i].to = XN * (i + 1) / threads;
+  }
+  for (int i = 0; i < threads; i++)
+    pthread_create(&t[i], NULL, fn, &part[i]);
+  for (int i = 0; i < threads; i++) {
+    pthread_join(t[i], NULL);
+    for (int j = part[i].from; j < part[i].to; j++) {
+      x->b[j] = part[i].b[j];
+      x->size[j] = part[i].size[j];
+    }
+    x->failed |= part[i].failed;
+  }
+}
+
+/*
+ * stats.h: the usage figures are exact whenever nothing is in flight. The
+ * buffers are allocated on some threads and closed on others (a close
+ * counts back into the shard of the allocation, not the closer's), in
+ * rounds; between rounds, with the buffers of a round all live, then all
+ * closed, every current figure is checked exactly: runner and pool live
+ * bytes and buffers, allocations, the memory layer's pageable live bytes
+ * and physical bytes (0 once all are closed), and held == live + spare.
+ */
+static void test_stats_exact_at_rest_after_cross_thread_closes(void **state) {
+  (void)state;
+  hmb_pool_t *pool = ts_pool(256 * MIB, NULL, NULL);
+  hmb_runner_t *r = ts_started_runner(pool, 64 * MIB);
+  static xrun_t x;
+  uint64_t allocs = 0;
+  for (int round = 0; round < XROUNDS; round++) {
+    memset(&x, 0, sizeof x);
+    x.r = r;
+    x.seed = (unsigned)round * 31u;
+    xon_threads(&x, xalloc_main, 1 + round % 3);
+    assert_int_equal(x.failed, 0);
+    int64_t live = 0, pageable = 0;
+    for (int i = 0; i < XN; i++) {
+      live += (int64_t)x.size[i];
+      if (hmb_buffer_data(x.b[i]))
+        pageable += (int64_t)x.size[i];
+    }
+    allocs += XN;
+    hmb_runner_stats_t rs = ts_runner_stats(r);
+    hmb_pool_stats_t ps = ts_pool_stats(pool);
+    hmb_memory_stats_t ms = ts_memory_stats(pool);
+    assert_int_equal(rs.live, live);
+    assert_int_equal(rs.live_buffers, XN);
+    assert_int_equal(rs.allocations, allocs);
+    assert_int_equal(rs.held, rs.live + rs.spare);
+    assert_int_equal(ps.live_bytes, live);
+    assert_int_equal(ps.live_buffers, XN);
+    assert_int_equal(ms.pageable_live, pageable);
+    assert_true(ms.pageable_physical > ms.pageable_live);
+    xon_threads(&x, xclose_main, 1 + (round + 1) % 4);
+    assert_int_equal(x.failed, 0);
+    rs = ts_runner_stats(r);
+    ps = ts_pool_stats(pool);
+    ms = ts_memory_stats(pool);
+    assert_int_equal(rs.live, 0);
+    assert_int_equal(rs.live_buffers, 0);
+    assert_int_equal(rs.allocations, allocs);
+    assert_int_equal(rs.spare, rs.held);
+    assert_int_equal(ps.live_bytes, 0);
+    assert_int_equal(ps.live_buffers, 0);
+    assert_int_equal(ms.pageable_live, 0);
+    assert_int_equal(ms.pageable_physical, 0);
+  }
+  /* The peak: at least the largest round, never above the peak held. */
+  hmb_runner_stats_t rs = ts_runner_stats(r);
+  assert_true(rs.peak_live > 0 && rs.peak_live <= rs.peak_held);
+  size_t back = 0;
+  assert_int_equal(hmb_runner_finish(r, 0, &back), HMB_OK);
+  assert_int_equal((int64_t)back, rs.held);
+  assert_int_equal(ts_pool_stats(pool).held, 0);
+  hmb_runner_destroy(r);
+  ts_pool_done(pool);
+}
+
 int main(void) {
   pthread_mutex_init(&I.mu, NULL);
   ts_watchdog_arm("test_stats", 120);
@@ -903,6 +1035,7 @@ int main(void) {
       cmocka_unit_test(test_stats_cumulative_counters_saturate),
       cmocka_unit_test(
           test_stats_live_bytes_off_by_at_most_the_operations_in_flight),
+      cmocka_unit_test(test_stats_exact_at_rest_after_cross_thread_closes),
       cmocka_unit_test(test_stats_executor_identity_during_a_run),
       cmocka_unit_test(
           test_stats_executor_identity_in_a_cancelled_tasks_callback),
