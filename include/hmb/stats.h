@@ -26,10 +26,11 @@
  *     (or buffers) of the operations that run while the snapshot is taken
  *     (a snapshot adds up the shards one after another).
  *   - **Usage peaks** (`peak_live_bytes`, runner `peak_live`,
- *     `pageable_peak`, `pinned_peak`) are exact for a runner or memory
- *     object used from one thread at a time, and for a pool whose runners
- *     run one at a time. Otherwise each shard (a thread's part of a runner
- *     or memory object) folds its changes into the shared peak only when
+ *     `pageable_peak`, `pinned_peak`) are exact when one thread does all the
+ *     allocating and closing: of the runner, for its `peak_live`; of the
+ *     whole pool, for the others. Otherwise (several threads, also taking
+ *     turns) each shard (a thread's part of a runner or memory object)
+ *     folds its changes into the shared peak only when
  *     they could set a new peak or have drifted by #HMB_STATS_PEAK_STEP, so
  *     a recorded peak is within (S - 1) x #HMB_STATS_PEAK_STEP of the true
  *     one, S being the shards with changes not yet folded (at most one per
