@@ -18,7 +18,8 @@
  * followed by the same figures as CSV lines starting with "csv,".
  * Environment: HMB_BENCH_QUICK=1 runs about 8x less work.
  */
-#define _DEFAULT_SOURCE /* MAP_ANONYMOUS; clock_gettime and sysconf are POSIX */
+#define _DEFAULT_SOURCE /* MAP_ANONYMOUS; clock_gettime and sysconf are POSIX  \
+                         */
 #include <inttypes.h>
 #include <stdio.h>
 #include <stdlib.h>

@@ -12,14 +12,17 @@
 
 bench_scenario_t *bench_scenario_create(const bench_opts_t *o) {
   (void)o;
-  fprintf(stderr, "hmb_bench: this build links hmb %s, which the scan "
-                  "scenario does not support (it needs 0.2); use "
-                  "'hmb_bench micro'\n",
+  fprintf(stderr,
+          "hmb_bench: this build links hmb %s, which the scan "
+          "scenario does not support (it needs 0.2); use "
+          "'hmb_bench micro'\n",
           bench_hmb_library_version());
   return NULL;
 }
 
-void bench_scenario_destroy(bench_scenario_t *sc) { (void)sc; }
+void bench_scenario_destroy(bench_scenario_t *sc) {
+  (void)sc;
+}
 
 void bench_scenario_describe(const bench_scenario_t *sc,
                              bench_scenario_info_t *out) {

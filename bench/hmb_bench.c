@@ -26,12 +26,12 @@
 
 #include <errno.h>
 #include <getopt.h>
-#include <spawn.h>
-#include <sys/wait.h>
 #include <inttypes.h>
+#include <spawn.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/wait.h>
 #include <unistd.h>
 
 #include "bench_compat.h"
@@ -659,8 +659,7 @@ static void bench_print_overcommit(const bench_result_t *r, int n) {
       continue;
     char sp[32];
     bench_over_split(&r[i], sp, sizeof sp);
-    printf("%-9s %7.0f %9.1f %9.1f %10.1f %11s %11.1f %10.1f %7" PRIu64
-           "\n",
+    printf("%-9s %7.0f %9.1f %9.1f %10.1f %11s %11.1f %10.1f %7" PRIu64 "\n",
            bench_policy_name(r[i].policy), mib(r[i].limit), mib(r[i].peak_over),
            mib(r[i].peak_over_max), mib(r[i].sampled_over), sp,
            mib(r[i].over_beyond_running), mib(r[i].over_beyond_stopped),
@@ -695,23 +694,22 @@ static void bench_csv_row(FILE *f, const bench_result_t *r, int with_budget,
     fprintf(f, "%" PRId64 ",", budget);
   else if (with_budget)
     fputc(',', f);
-  fprintf(f,
-          "%s,%" PRId64 ",%.4f,%" PRIu64 ",%.5f,%.4f,%" PRId64 ",%" PRId64
-          ",%" PRId64 ",%" PRId64 ",%" PRId64 ",%.3f,%.3f,%.4f,%.4f,%" PRIu64
-          ",%" PRIu64 ",%" PRIu64 ",%" PRIu64 ",%" PRIu64 ",%" PRIu64
-          ",%" PRIu64 ",%" PRIu64 ",%" PRIu64 ",%" PRId64 ",%d,%" PRId64
-          ",%" PRId64 ",%" PRId64 ",%" PRIu64
-          ",%d,%.5f,%.5f,%.3f,%.3f,%.3f,%.3f,%.3f,%d\n",
-          bench_policy_name(r->policy), r->limit, r->wall_s, r->delivered,
-          r->gbps, r->ratio, r->peak_live, r->peak_held, r->peak_over,
-          r->phys_peak, r->lib_phys_peak, r->mean_running, r->sampled_running,
-          r->wait_s, r->wait_max_s, r->borrows, r->borrow_waits,
-          r->borrow_overcommits, r->acquire_overcommits, r->requeues,
-          r->released_early, r->failed, r->progress_grants, r->grows,
-          r->sampled_over, r->over_split, r->over_beyond_running,
-          r->over_beyond_stopped, r->peak_over_max, r->checks, r->runs,
-          r->gbps_min, r->gbps_max, r->stall_s[0], r->stall_s[1],
-          r->stall_s[2], r->stall_s[3], r->stall_s[4], r->ok);
+  fprintf(
+      f,
+      "%s,%" PRId64 ",%.4f,%" PRIu64 ",%.5f,%.4f,%" PRId64 ",%" PRId64
+      ",%" PRId64 ",%" PRId64 ",%" PRId64 ",%.3f,%.3f,%.4f,%.4f,%" PRIu64
+      ",%" PRIu64 ",%" PRIu64 ",%" PRIu64 ",%" PRIu64 ",%" PRIu64 ",%" PRIu64
+      ",%" PRIu64 ",%" PRIu64 ",%" PRId64 ",%d,%" PRId64 ",%" PRId64 ",%" PRId64
+      ",%" PRIu64 ",%d,%.5f,%.5f,%.3f,%.3f,%.3f,%.3f,%.3f,%d\n",
+      bench_policy_name(r->policy), r->limit, r->wall_s, r->delivered, r->gbps,
+      r->ratio, r->peak_live, r->peak_held, r->peak_over, r->phys_peak,
+      r->lib_phys_peak, r->mean_running, r->sampled_running, r->wait_s,
+      r->wait_max_s, r->borrows, r->borrow_waits, r->borrow_overcommits,
+      r->acquire_overcommits, r->requeues, r->released_early, r->failed,
+      r->progress_grants, r->grows, r->sampled_over, r->over_split,
+      r->over_beyond_running, r->over_beyond_stopped, r->peak_over_max,
+      r->checks, r->runs, r->gbps_min, r->gbps_max, r->stall_s[0],
+      r->stall_s[1], r->stall_s[2], r->stall_s[3], r->stall_s[4], r->ok);
 }
 
 /* Open an output file; NULL with the reason on stderr. */
@@ -780,33 +778,32 @@ static int bench_write_json(const char *path, const bench_opts_t *o,
   for (int i = 0; i < n; i++) {
     fprintf(f, "    {\"policy\": ");
     bench_json_str(f, bench_policy_name(r[i].policy));
-    fprintf(f,
-            ", \"limit_bytes\": %" PRId64 ", \"wall_s\": %.4f, "
-            "\"delivered_bytes\": %" PRIu64 ", \"gbps\": %.5f, "
-            "\"ratio_vs_unlimited\": %.4f, \"peak_live_bytes\": %" PRId64
-            ", \"peak_held_bytes\": %" PRId64
-            ", \"peak_overcommitted_bytes\": %" PRId64
-            ", \"phys_peak_bytes\": %" PRId64
-            ", \"lib_phys_peak_bytes\": %" PRId64
-            ", \"mean_running\": %.3f, \"sampled_running\": %.3f, "
-            "\"wait_s\": %.4f, \"wait_max_s\": %.4f, \"borrows\": %" PRIu64
-            ", \"borrow_waits\": %" PRIu64 ", \"borrow_overcommits\": %" PRIu64
-            ", \"acquire_overcommits\": %" PRIu64 ", \"requeues\": %" PRIu64
-            ", \"released_early_bytes\": %" PRIu64 ", \"failed\": %" PRIu64
-            ", \"progress_grants\": %" PRIu64 ", \"grows\": %" PRIu64
-            ", \"sampled_over_bytes\": %" PRId64 ", \"over_split\": %d"
-            ", \"peak_over_max_bytes\": %" PRId64 ", \"checks\": %" PRIu64
-            ", \"runs\": %d, \"gbps_min\": %.5f, \"gbps_max\": %.5f"
-            ", \"ok\": %s, \"error\": ",
-            r[i].limit, r[i].wall_s, r[i].delivered, r[i].gbps, r[i].ratio,
-            r[i].peak_live, r[i].peak_held, r[i].peak_over, r[i].phys_peak,
-            r[i].lib_phys_peak, r[i].mean_running, r[i].sampled_running,
-            r[i].wait_s, r[i].wait_max_s, r[i].borrows, r[i].borrow_waits,
-            r[i].borrow_overcommits, r[i].acquire_overcommits, r[i].requeues,
-            r[i].released_early, r[i].failed, r[i].progress_grants,
-            r[i].grows, r[i].sampled_over, r[i].over_split, r[i].peak_over_max,
-            r[i].checks, r[i].runs, r[i].gbps_min, r[i].gbps_max,
-            r[i].ok ? "true" : "false");
+    fprintf(
+        f,
+        ", \"limit_bytes\": %" PRId64 ", \"wall_s\": %.4f, "
+        "\"delivered_bytes\": %" PRIu64 ", \"gbps\": %.5f, "
+        "\"ratio_vs_unlimited\": %.4f, \"peak_live_bytes\": %" PRId64
+        ", \"peak_held_bytes\": %" PRId64
+        ", \"peak_overcommitted_bytes\": %" PRId64
+        ", \"phys_peak_bytes\": %" PRId64 ", \"lib_phys_peak_bytes\": %" PRId64
+        ", \"mean_running\": %.3f, \"sampled_running\": %.3f, "
+        "\"wait_s\": %.4f, \"wait_max_s\": %.4f, \"borrows\": %" PRIu64
+        ", \"borrow_waits\": %" PRIu64 ", \"borrow_overcommits\": %" PRIu64
+        ", \"acquire_overcommits\": %" PRIu64 ", \"requeues\": %" PRIu64
+        ", \"released_early_bytes\": %" PRIu64 ", \"failed\": %" PRIu64
+        ", \"progress_grants\": %" PRIu64 ", \"grows\": %" PRIu64
+        ", \"sampled_over_bytes\": %" PRId64 ", \"over_split\": %d"
+        ", \"peak_over_max_bytes\": %" PRId64 ", \"checks\": %" PRIu64
+        ", \"runs\": %d, \"gbps_min\": %.5f, \"gbps_max\": %.5f"
+        ", \"ok\": %s, \"error\": ",
+        r[i].limit, r[i].wall_s, r[i].delivered, r[i].gbps, r[i].ratio,
+        r[i].peak_live, r[i].peak_held, r[i].peak_over, r[i].phys_peak,
+        r[i].lib_phys_peak, r[i].mean_running, r[i].sampled_running,
+        r[i].wait_s, r[i].wait_max_s, r[i].borrows, r[i].borrow_waits,
+        r[i].borrow_overcommits, r[i].acquire_overcommits, r[i].requeues,
+        r[i].released_early, r[i].failed, r[i].progress_grants, r[i].grows,
+        r[i].sampled_over, r[i].over_split, r[i].peak_over_max, r[i].checks,
+        r[i].runs, r[i].gbps_min, r[i].gbps_max, r[i].ok ? "true" : "false");
     bench_json_str(f, r[i].error);
     fprintf(f, "}%s\n", i + 1 < n ? "," : "");
   }
@@ -1079,8 +1076,8 @@ static void bench_print_stalls(const bench_result_t *r, int n) {
   printf("\nconsumer stalls (split order): seconds the consumer waited for "
          "the next split's buffers,\nby what that split was doing "
          "(sampled every 5 ms)\n");
-  printf("%-9s %7s %8s %8s %8s %8s %8s %8s %8s\n", "policy", "budget",
-         "wall_s", "queued", "alloc", "grow", "read", "done", "ahead");
+  printf("%-9s %7s %8s %8s %8s %8s %8s %8s %8s\n", "policy", "budget", "wall_s",
+         "queued", "alloc", "grow", "read", "done", "ahead");
   for (int i = 0; i < n; i++) {
     char budget[32] = "inf";
     if (r[i].policy != BENCH_UNLIMITED)
@@ -1120,9 +1117,8 @@ static void bench_print_reading(const bench_result_t *r, int n) {
         mark = "  <- slower here";
       printf("%-6s vs %-7s: %.2fx the throughput, peak held %.1f vs %.1f "
              "MiB, phys peak %.1f vs %.1f MiB%s\n",
-             bench_policy_name(me), bench_policy_name(p), t,
-             mib(e->peak_held), mib(x->peak_held), mib(e->phys_peak),
-             mib(x->phys_peak), mark);
+             bench_policy_name(me), bench_policy_name(p), t, mib(e->peak_held),
+             mib(x->peak_held), mib(e->phys_peak), mib(x->phys_peak), mark);
     }
   }
   const bench_result_t *v = by[BENCH_VIRTUAL];
@@ -1226,7 +1222,6 @@ static int bench_plot(const char *gnuplot, const char *png,
   printf("chart: %s (script %s)\n", png, gp);
   return 0;
 }
-
 
 /* The budgets of a sweep: --sweep's list, the default fractions of
  * --budget-mib, or (--tight) 0.25, 0.5 and 1 x the largest split. */
@@ -1407,8 +1402,8 @@ static int bench_child_main(const bench_opts_t *o) {
   memset(&res, 0, sizeof res);
   int rc = 1;
   if (sc) {
-    rc = bench_run_policy(o, sc, o->child_policy, (size_t)o->child_budget,
-                          &res);
+    rc =
+        bench_run_policy(o, sc, o->child_policy, (size_t)o->child_budget, &res);
     if (rc < 0) {
       res.ok = 0;
       snprintf(res.error, sizeof res.error, "set-up failed: %s",
@@ -1421,8 +1416,8 @@ static int bench_child_main(const bench_opts_t *o) {
   }
   size_t done = 0;
   while (done < sizeof res) {
-    ssize_t k = write(o->child_fd, (const char *)&res + done,
-                      sizeof res - done);
+    ssize_t k =
+        write(o->child_fd, (const char *)&res + done, sizeof res - done);
     if (k < 0 && errno == EINTR)
       continue;
     if (k <= 0)
@@ -1498,8 +1493,8 @@ int main(int argc, char **argv) {
   int n = 0, out_fails = 0;
   for (int p = 0; p < BENCH_NPOLICIES; p++)
     if (o.policies & (1u << p)) {
-      cells[n] = (bench_cell_t){p, p == BENCH_UNLIMITED ? -1 : (int64_t)o.budget,
-                                0};
+      cells[n] =
+          (bench_cell_t){p, p == BENCH_UNLIMITED ? -1 : (int64_t)o.budget, 0};
       n++;
     }
   uint64_t t0 = bench_now_ns();

@@ -86,7 +86,7 @@ typedef struct bench_opts {
   int child_policy;          /* internal: the child's policy */
   int64_t child_budget;      /* internal: the child's limit in bytes */
   int argc;
-  char **argv;               /* the command line (to run children) */
+  char **argv; /* the command line (to run children) */
   int quick;
   int quiet;
   int progress; /* -1: auto (stderr is a terminal), 0: off, 1: on */
@@ -139,12 +139,12 @@ typedef struct bench_result {
   int64_t sampled_over;     /* highest over-commit the sampler saw */
   int over_split;           /* progress runner's split at that sample, -1 */
   int64_t over_beyond_running, over_beyond_stopped; /* at that sample */
-  uint64_t checks;          /* hmb_pool_check calls made during the run */
+  uint64_t checks;           /* hmb_pool_check calls made during the run */
   double gbps_min, gbps_max; /* over the repeats (== gbps for one run) */
   int64_t peak_over_max;     /* highest peak_over of the repeats */
   int runs;                  /* repeats behind the figures */
-  int ok;                  /* every invariant held */
-  char error[512];         /* first broken invariant, if !ok */
+  int ok;                    /* every invariant held */
+  char error[512];           /* first broken invariant, if !ok */
 } bench_result_t;
 
 /* Scenario summary, for printing. */

@@ -106,14 +106,20 @@ static micro_peer_t micro_peers[NPEERS] = {
 /* jemalloc's non-standard API: mallocx/dallocx with MALLOCX_ALIGN flags. */
 static void *(*je_mallocx)(size_t, int);
 static void (*je_dallocx)(void *, int);
-static void *je_raw(size_t n) { return je_mallocx(n, 0); }
+static void *je_raw(size_t n) {
+  return je_mallocx(n, 0);
+}
 static void *je_al(size_t a, size_t n) {
   return je_mallocx(n, ffs((int)a) - 1); /* MALLOCX_ALIGN(a) */
 }
-static void je_free(void *p) { je_dallocx(p, 0); }
+static void je_free(void *p) {
+  je_dallocx(p, 0);
+}
 /* mimalloc: mi_malloc, mi_malloc_aligned(size, align), mi_free. */
 static void *(*mi_al_fn)(size_t, size_t);
-static void *mi_al(size_t a, size_t n) { return mi_al_fn(n, a); }
+static void *mi_al(size_t a, size_t n) {
+  return mi_al_fn(n, a);
+}
 /* glibc's aligned entry point, for hmb/glibc. */
 static void *glibc_al(size_t a, size_t n) {
   void *p = NULL;
@@ -234,7 +240,8 @@ static void micro_backend_free(void *ctx, void *ptr, size_t size, int pinned) {
   p->free_fn(ptr);
 }
 
-/* ---- what is compared ------------------------------------------------------ */
+/* ---- what is compared ------------------------------------------------------
+ */
 
 enum {
   K_MALLOC,      /* glibc malloc/free */
@@ -582,7 +589,8 @@ static double micro_median(const double *v, int n) {
   return n % 2 ? s[n / 2] : (s[n / 2 - 1] + s[n / 2]) / 2;
 }
 
-/* ---- the alloc group ------------------------------------------------------ */
+/* ---- the alloc group ------------------------------------------------------
+ */
 
 enum { MAX_ROUNDS = 64, MAX_LAYOUTS = 8, MAX_SIZES = 16 };
 
@@ -746,14 +754,14 @@ static int micro_alloc_group(const bench_opts_t *o, const size_t *sizes,
           }
         }
       }
-  micro_print_alloc(rows, n, lay, nlay, sizes, nsizes, touches, ntouch,
-                    rounds);
+  micro_print_alloc(rows, n, lay, nlay, sizes, nsizes, touches, ntouch, rounds);
   *out_rows = rows;
   *out_n = n;
   return bad;
 }
 
-/* ---- acquire and borrow ----------------------------------------------------- */
+/* ---- acquire and borrow -----------------------------------------------------
+ */
 
 enum { POOLOP_ACQUIRE, POOLOP_BORROW };
 
@@ -872,8 +880,8 @@ static int micro_pool_case(int kind, int threads, size_t limit,
   if (bad)
     fprintf(stderr, "hmb_bench: micro %s case failed (%d threads)\n",
             kind == POOLOP_BORROW ? "borrow" : "acquire", threads);
-  bad |= micro_pool_end(c.pool, kind == POOLOP_BORROW ? "borrow" : "acquire",
-                        0, NULL);
+  bad |= micro_pool_end(c.pool, kind == POOLOP_BORROW ? "borrow" : "acquire", 0,
+                        NULL);
   return bad;
 }
 
@@ -901,8 +909,8 @@ static int micro_pool_group(const bench_opts_t *o, micro_pool_row_t *rows,
     bad |= micro_pool_case(POOLOP_BORROW, k, est * (size_t)(k > 1 ? k / 2 : 1),
                            o, &rows[n++]);
   }
-  printf("\n%-8s %-10s %7s %12s %8s %8s\n", "group", "impl", "threads",
-         "ns/op", "waits", "overcom");
+  printf("\n%-8s %-10s %7s %12s %8s %8s\n", "group", "impl", "threads", "ns/op",
+         "waits", "overcom");
   for (int i = 0; i < n; i++)
     printf("%-8s %-10s %7d %12.1f %8" PRIu64 " %8" PRIu64 "\n", rows[i].group,
            rows[i].impl, rows[i].threads, rows[i].ns_per_op, rows[i].waits,
@@ -914,7 +922,8 @@ static int micro_pool_group(const bench_opts_t *o, micro_pool_row_t *rows,
   return bad;
 }
 
-/* ---- executor overhead ------------------------------------------------------ */
+/* ---- executor overhead ------------------------------------------------------
+ */
 
 /* The bare pool: a mutex + condvar FIFO of malloc'd nodes and W workers. */
 typedef struct xnode {
@@ -1046,8 +1055,7 @@ static void micro_hmb_done(void *user, hmb_task_t *task, int status) {
 }
 
 /* ns per task through an hmb executor; -1 on failure (reported). */
-static double micro_hmb_executor(int workers, uint64_t tasks,
-                                 size_t estimate) {
+static double micro_hmb_executor(int workers, uint64_t tasks, size_t estimate) {
   hmb_pool_config_t pc;
   bench_pool_config_init(&pc);
   pc.limit = (size_t)1 << 40;
@@ -1091,8 +1099,7 @@ static double micro_hmb_executor(int workers, uint64_t tasks,
   pthread_mutex_destroy(&d.mu);
   pthread_cond_destroy(&d.cv);
   if (bad) {
-    fprintf(stderr, "hmb_bench: executor case failed (%d workers)\n",
-            workers);
+    fprintf(stderr, "hmb_bench: executor case failed (%d workers)\n", workers);
     return -1;
   }
   return (double)(t1 - t0) / (double)tasks;
@@ -1146,8 +1153,8 @@ static int micro_exec_group(const bench_opts_t *o, micro_exec_row_t *rows,
   printf("\nexecutor: %" PRIu64 " empty tasks submitted at once, first submit "
          "to last completion; ns per task\n(median of %d rounds, A B / B A)\n",
          tasks, rounds);
-  printf("%7s %9s %12s %12s %8s\n", "workers", "estimate", "bare pool",
-         "hmb", "ratio");
+  printf("%7s %9s %12s %12s %8s\n", "workers", "estimate", "bare pool", "hmb",
+         "ratio");
   for (int i = 0; i < n; i++) {
     char e[32];
     micro_size_name(rows[i].estimate, e, sizeof e);
@@ -1159,7 +1166,8 @@ static int micro_exec_group(const bench_opts_t *o, micro_exec_row_t *rows,
   return bad;
 }
 
-/* ---- callgrind: fixed iterations in functions of their own ------------------ */
+/* ---- callgrind: fixed iterations in functions of their own ------------------
+ */
 
 typedef void (*micro_cg_fn)(micro_ctx_t *c, uint64_t n);
 
@@ -1226,8 +1234,7 @@ static int micro_callgrind(const bench_opts_t *o) {
       if (micro_is_hmb(im->kind)) {
         if (micro_pool_new(im, (size_t)1 << 30, &be, &pool) != 0 ||
             micro_runner_new(pool, 2 * sizes[s], &c.runner) != 0) {
-          fprintf(stderr, "hmb_bench: callgrind %s: set-up failed\n",
-                  im->name);
+          fprintf(stderr, "hmb_bench: callgrind %s: set-up failed\n", im->name);
           return 1;
         }
         c.alloc = hmb_runner_allocator(c.runner);
@@ -1250,7 +1257,8 @@ static int micro_callgrind(const bench_opts_t *o) {
   return bad;
 }
 
-/* ---- options and outputs -------------------------------------------------- */
+/* ---- options and outputs --------------------------------------------------
+ */
 
 static int micro_parse_layouts(const char *s, micro_layout_t *out, int max) {
   int n = 0;
@@ -1425,9 +1433,9 @@ int bench_micro_prepare(const bench_opts_t *o, char **argv) {
 int bench_micro_main(const bench_opts_t *o) {
   if (o->callgrind)
     return micro_callgrind(o);
-  static const size_t default_sizes[] = {64,        4 * BENCH_KIB,
-                                         64 * BENCH_KIB, BENCH_MIB,
-                                         8 * BENCH_MIB,  64 * BENCH_MIB};
+  static const size_t default_sizes[] = {
+      64,        4 * BENCH_KIB, 64 * BENCH_KIB,
+      BENCH_MIB, 8 * BENCH_MIB, 64 * BENCH_MIB};
   size_t sizes[MAX_SIZES];
   int nsizes = 6;
   memcpy(sizes, default_sizes, sizeof default_sizes);

@@ -45,7 +45,8 @@
 
 enum { BUILD_TASKS = 8, PROBE_TASKS = 4, CHUNKS = 4 };
 #define CHUNK ((size_t)64 << 10)
-#define LIMIT ((size_t)BUILD_TASKS * CHUNKS * CHUNK) /* the build side fills it */
+#define LIMIT                                                                  \
+  ((size_t)BUILD_TASKS * CHUNKS * CHUNK) /* the build side fills it */
 
 /* The join's state: the build side's finished buffers, and what was spilled. */
 typedef struct join {
@@ -171,8 +172,7 @@ int main(void) {
          BUILD_TASKS, LIMIT >> 10, PROBE_TASKS,
          (size_t)PROBE_TASKS * CHUNKS * CHUNK >> 10);
   printf("pressure calls %d, build bytes spilled %" PRIu64 " KiB, "
-         "borrows beyond the limit %" PRIu64 ", peak over-commit %" PRId64
-         "\n",
+         "borrows beyond the limit %" PRIu64 ", peak over-commit %" PRId64 "\n",
          j.pressure_calls, j.spilled_bytes >> 10, st.borrow_overcommits,
          st.peak_overcommitted);
   EXPECT(j.pressure_calls > 0);

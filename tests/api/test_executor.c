@@ -1315,8 +1315,8 @@ static int bind_task(void *user, hmb_runner_t *r) {
   c->runner = r;
   c->seen_in_task = hmb_runner_bound();
   /* Code that cannot be handed the allocator charges the task anyway. */
-  c->rc = hmb_allocate(hmb_bound_allocator(HMB_UNBOUND_FAIL), 3000, 0,
-                       &c->kept);
+  c->rc =
+      hmb_allocate(hmb_bound_allocator(HMB_UNBOUND_FAIL), 3000, 0, &c->kept);
   hmb_runner_stats_t rs;
   hmb_runner_stats(r, &rs);
   c->live_after_bound_alloc = rs.live;

@@ -120,7 +120,8 @@ static size_t pick_size(rd_t *r) {
 
 static int known = 1; /* 0 (HMB_FUZZ_AVOID_KNOWN=1): steer clear of them */
 
-/* ---- backend: fails when told to ------------------------------------------ */
+/* ---- backend: fails when told to ------------------------------------------
+ */
 
 static int fail_next;
 static long be_live;
@@ -152,14 +153,15 @@ static void sink(void *user, int level, const char *msg) {
   CHECK(msg[0] && !strchr(msg, '\n'));
 }
 
-/* ---- the model ------------------------------------------------------------ */
+/* ---- the model ------------------------------------------------------------
+ */
 
 typedef struct slot {
   hmb_runner_t *r;
   uint64_t id;
   int finished;
-  int64_t need;       /* declared need, -1: none */
-  int64_t peak;       /* most bytes its roots ever had live */
+  int64_t need; /* declared need, -1: none */
+  int64_t peak; /* most bytes its roots ever had live */
 } slot_t;
 
 typedef struct root {
@@ -216,7 +218,8 @@ static hmb_pool_t *make_pool(void) {
   CHECK(hmb_pool_create(&cfg, &p) == 0 && p);
   hmb_memory_stats_t ms;
   CHECK(hmb_pool_memory_stats(p, &ms) == 0);
-  CHECK(ms.cache_cap == (variant ? (int64_t)(LIMIT < CACHE_CAP ? LIMIT : CACHE_CAP) : 0) &&
+  CHECK(ms.cache_cap ==
+            (variant ? (int64_t)(LIMIT < CACHE_CAP ? LIMIT : CACHE_CAP) : 0) &&
         ms.cached_bytes == 0);
   CHECK((ms.pinned_capacity > 0) == (variant == 2));
   cur_limit = LIMIT;
@@ -244,9 +247,12 @@ static int running_count(void) {
   return n;
 }
 
-/* ---- roots and their contents ----------------------------------------------- */
+/* ---- roots and their contents -----------------------------------------------
+ */
 
-static size_t round_up(size_t v, size_t to) { return (v + to - 1) / to * to; }
+static size_t round_up(size_t v, size_t to) {
+  return (v + to - 1) / to * to;
+}
 
 /* What a block may occupy: the prefix, the size class (< 1/8, or < 16 bytes
  * up to 128), the page rounding of mappings. */
@@ -283,7 +289,9 @@ static root_t *root_of_handle(hmb_buffer_t *b) {
   return NULL;
 }
 
-static int slot_index(const slot_t *s) { return (int)(s - slots); }
+static int slot_index(const slot_t *s) {
+  return (int)(s - slots);
+}
 
 /* A new root of `s`'s runner: any older entry for the same handle is dead
  * (the handle was reused). */
@@ -308,7 +316,8 @@ static root_t *root_add(slot_t *s, hmb_buffer_t *b, size_t align, int ptr,
   return rt;
 }
 
-/* ---- close-event handlers --------------------------------------------------- */
+/* ---- close-event handlers ---------------------------------------------------
+ */
 
 /* One installed handler and what the model expects of it. */
 typedef struct hrec {
@@ -402,7 +411,8 @@ static void on_pressure(void *user, hmb_pool_t *p, const hmb_pressure_t *ev) {
   CHECK(p == pool);
   CHECK(ev->kind == HMB_PRESSURE_OVERCOMMIT || ev->kind == HMB_PRESSURE_WAIT);
   CHECK(ev->request >= HMB_REQUEST_START && ev->request <= HMB_REQUEST_GROW);
-  CHECK(ev->runner_id > 0 && ev->runner_name && ev->limit == (int64_t)cur_limit);
+  CHECK(ev->runner_id > 0 && ev->runner_name &&
+        ev->limit == (int64_t)cur_limit);
   if (ev->kind == HMB_PRESSURE_OVERCOMMIT)
     CHECK(ev->request == HMB_REQUEST_BORROW && ev->wanted > 0);
   pressure_calls++;
@@ -414,7 +424,8 @@ static void on_pressure(void *user, hmb_pool_t *p, const hmb_pressure_t *ev) {
   }
 }
 
-/* ---- the check after every call ---------------------------------------------- */
+/* ---- the check after every call
+ * ---------------------------------------------- */
 
 static void prune_roots(void) {
   /* Roots no reference reaches any more were closed. */
@@ -542,8 +553,8 @@ static void check_all(void) {
   CHECK(st.runners == nrun);
   CHECK(st.held == sum_held); /* detached runners hold just their live */
   CHECK(beyond_stopped <= st.beyond_stopped);
-  CHECK(st.held <= st.limit + st.beyond_stopped + st.beyond_running +
-                       debt_allow); /* I3 */
+  CHECK(st.held <=
+        st.limit + st.beyond_stopped + st.beyond_running + debt_allow); /* I3 */
   if (variant == 3)
     CHECK(st.overcommit_cap == cap &&
           st.overcommitted <= cap + debt_allow); /* I5 (a lowered limit) */
@@ -561,7 +572,8 @@ static void check_all(void) {
   } else {
     CHECK(be_live == 0);
     int64_t room = st.limit - st.held > 0 ? st.limit - st.held : 0;
-    CHECK(ms.cache_cap == (room < (int64_t)CACHE_CAP ? room : (int64_t)CACHE_CAP));
+    CHECK(ms.cache_cap ==
+          (room < (int64_t)CACHE_CAP ? room : (int64_t)CACHE_CAP));
     CHECK(ms.pageable_physical >= pageable && ms.pageable_physical <= phys_hi);
     if (known)
       CHECK(ms.pageable_physical <= phys_now);
@@ -569,7 +581,8 @@ static void check_all(void) {
   check_handlers();
 }
 
-/* ---- one call ---------------------------------------------------------------- */
+/* ---- one call
+ * ---------------------------------------------------------------- */
 
 /* What a borrow of `deficit` more bytes for runner `s` must return, with
  * nothing else in flight (see the file comment), or 1 for "0 or
@@ -844,8 +857,9 @@ static void op_slice(rd_t *in) {
     return;
   }
   CHECK(hmb_buffer_parent(s) == src && hmb_buffer_size(s) == len);
-  CHECK(hmb_buffer_data(src) ? hmb_buffer_data(s) == (char *)hmb_buffer_data(src) + off
-                             : hmb_buffer_data(s) == NULL);
+  CHECK(hmb_buffer_data(src)
+            ? hmb_buffer_data(s) == (char *)hmb_buffer_data(src) + off
+            : hmb_buffer_data(s) == NULL);
   add_ref(s, NULL);
 }
 

@@ -54,7 +54,8 @@ static void run_hot_path(size_t size) {
   assert_int_equal(h.rc, 0);
   atomic_store(&h.done, 0);
   pthread_mutex_lock(&pool->home.reg_lock);
-  pthread_mutex_lock(&pool->home.ledger.lock); /* held for the whole run below */
+  pthread_mutex_lock(
+      &pool->home.ledger.lock); /* held for the whole run below */
   pthread_create(&th, NULL, hot_path_worker, &h);
   int finished = ts_wait_for(hot_done, &h, 20000);
   pthread_mutex_unlock(&pool->home.ledger.lock);
