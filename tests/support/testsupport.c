@@ -3,6 +3,7 @@
  */
 #define _POSIX_C_SOURCE 200809L
 #include "testsupport.h"
+#include "storm_support.h"
 
 #include <pthread.h>
 #include <stdatomic.h>
@@ -149,18 +150,9 @@ hmb_runner_t *ts_started_runner(hmb_pool_t *pool, size_t estimate) {
 
 /* ---- environment and randomness ------------------------------------------ */
 
+/* The detection lives in storm_support.c (free of cmocka, for the storm). */
 int ts_under_sanitizer(void) {
-#if defined(__SANITIZE_ADDRESS__) || defined(__SANITIZE_THREAD__)
-  return 1;
-#elif defined(__has_feature)
-#if __has_feature(address_sanitizer) || __has_feature(thread_sanitizer)
-  return 1;
-#else
-  return 0;
-#endif
-#else
-  return 0;
-#endif
+  return sts_sanitized();
 }
 
 long ts_env_long(const char *name, long def) {
