@@ -28,14 +28,19 @@
  *   - **Usage peaks** (`peak_live_bytes`, runner `peak_live`,
  *     `pageable_peak`, `pinned_peak`) are exact when one thread does all the
  *     allocating and closing: of the runner, for its `peak_live`; of the
- *     whole pool, for the others. Otherwise (several threads, also taking
- *     turns) each shard (a thread's part of a runner or memory object)
- *     folds its changes into the shared peak only when
- *     they could set a new peak or have drifted by #HMB_STATS_PEAK_STEP, so
- *     a recorded peak is within (S - 1) x #HMB_STATS_PEAK_STEP of the true
- *     one, S being the shards with changes not yet folded (at most one per
- *     thread and runner). Live bytes never exceed held budget, so a runner's
- *     or pool's peak live is also reported no higher than its peak held.
+ *     whole pool, for `pageable_peak` and `pinned_peak`, and for
+ *     `peak_live_bytes` when, besides, its runners take turns: each one
+ *     destroyed, its buffers closed, before the next allocates (that is
+ *     when a runner's last changes are folded). Otherwise (several
+ *     threads, also taking turns, or several runners of one thread) each
+ *     shard (a thread's part of a runner or memory object) folds its
+ *     changes into the shared peak only when they could set a new peak, as
+ *     the shared figures stood at its last fold, or have drifted by
+ *     #HMB_STATS_PEAK_STEP, so a recorded peak is within
+ *     (S - 1) x #HMB_STATS_PEAK_STEP of the true one, S being the shards
+ *     with changes not yet folded (at most one per thread and runner). Live
+ * bytes never exceed held budget, so a runner's or pool's peak live is also
+ * reported no higher than its peak held.
  *   - **Cumulative counters** (uint64_t) saturate at UINT64_MAX instead of
  *     wrapping.
  * All of them are exact once no allocation is in flight, peaks excepted as

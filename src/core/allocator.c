@@ -229,8 +229,13 @@ static int hmb__default_resize(void *owner, hmb_buffer_t *b, size_t bytes) {
   return 0;
 }
 
-static const hmb__owner_ops_t hmb__default_ops = {hmb__default_freed,
-                                                  hmb__default_resize};
+static int hmb__default_closed(void *owner, hmb_buffer_t *b) {
+  hmb__default_freed(owner, b);
+  return hmb__buffer_root_end(b);
+}
+
+static const hmb__owner_ops_t hmb__default_ops = {
+    hmb__default_freed, hmb__default_resize, hmb__default_closed};
 
 static int hmb__default_allocate_aligned(void *ctx, size_t bytes, size_t align,
                                          unsigned flags, hmb_buffer_t **out) {

@@ -30,8 +30,6 @@
 #include "memory/tcache.h"
 #include "platform/util.h"
 
-#define HMB__BUF_DEAD 0xdeadbeefu
-
 _Static_assert(sizeof(struct hmb_buffer) <= HMB__TC_OBJ_SIZE &&
                    _Alignof(struct hmb_buffer) <= HMB__TC_OBJ_SIZE,
                "a buffer handle fits the memory layer's 64-byte objects");
@@ -163,27 +161,27 @@ static void hmb__buffer_teardown(hmb_buffer_t *b) {
   }
 }
 
-int hmb_buffer_close(hmb_buffer_t *buf) {
-  if (!buf)
-    return HMB_EINVAL;
-  HMB__CHECK_MAGIC(buf);
-  /* Copied before the decrement: once our reference is dropped, another
-   * thread's final close may free the handle at any moment. */
-  hmb_buffer_handler_t h = buf->handler;
-  long old = atomic_fetch_sub_explicit(&buf->refs, 1, memory_order_acq_rel);
+int hmb__buffer_root_end(hmb_buffer_t *b) {
+  b->data = NULL;
+  hmb_buffer_handler_t h = b->handler;
+  if (h.fn) {
+    b->u.parent = NULL;
+    h.fn(h.user, b, 0);
+  }
+  hmb__handle_free(b);
+  return 0;
+}
+
+/* A close after its decrement found `old` references: a slice's last, an
+ * over-close, or one that leaves the buffer alive (`h`: its handler as read
+ * before the decrement). */
+static __attribute__((noinline)) int
+hmb__buffer_closed_at(hmb_buffer_t *buf, long old, hmb_buffer_handler_t h) {
   if (HMB__LIKELY(old == 1)) {
-    if (HMB__LIKELY(!(buf->flags & HMB__BUF_SLICE))) {
-      /* A root: what the teardown walk does for one, without the walk. */
-      buf->u.root.ops->freed(buf->u.root.owner, buf);
-      buf->data = NULL;
-      h = buf->handler;
-      if (h.fn) {
-        buf->u.parent = NULL;
-        h.fn(h.user, buf, 0);
-      }
-      hmb__handle_free(buf);
-      return 0;
-    }
+    /* A root: what the teardown walk does for one, without the walk, by
+     * its owner (freed, then hmb__buffer_root_end()). */
+    if (HMB__LIKELY(!(buf->flags & HMB__BUF_SLICE)))
+      return buf->u.root.ops->closed(buf->u.root.owner, buf);
     hmb__buffer_teardown(buf);
     return 0;
   }
@@ -197,6 +195,22 @@ int hmb_buffer_close(hmb_buffer_t *buf) {
   if (h.fn)
     h.fn(h.user, buf, old - 1);
   return 0;
+}
+
+int hmb_buffer_close(hmb_buffer_t *buf) {
+  if (!buf)
+    return HMB_EINVAL;
+  HMB__CHECK_MAGIC(buf);
+  /* Copied before the decrement: once our reference is dropped, another
+   * thread's final close may free the handle at any moment. */
+  hmb_buffer_handler_t h = buf->handler;
+  int root = !(buf->flags & HMB__BUF_SLICE);
+  long old = atomic_fetch_sub_explicit(&buf->refs, 1, memory_order_acq_rel);
+  /* The common close, a root's last reference, goes to its owner in a tail
+   * call (its `closed` hook: freed, then hmb__buffer_root_end()). */
+  if (HMB__LIKELY(old == 1 && root))
+    return buf->u.root.ops->closed(buf->u.root.owner, buf);
+  return hmb__buffer_closed_at(buf, old, h);
 }
 
 /* A slice handle over `buf` (retained); 0 or an HMB_E* code. */

@@ -26,6 +26,7 @@
 #include "platform/util.h"
 
 #define HMB__BUF_MAGIC 0x484d4242u /* "HMBB" */
+#define HMB__BUF_DEAD 0xdeadbeefu  /* a handle after its last close */
 
 enum hmb__buf_flags {
   HMB__BUF_PINNED = 1u << 0,
@@ -41,6 +42,9 @@ typedef struct hmb__owner_ops {
   /* Resize the root's block to `bytes`, charging only the difference, and
    * update b->data / b->size. 0 or an HMB_E* code (nothing changed). */
   int (*resize)(void *owner, hmb_buffer_t *b, size_t bytes);
+  /* The root's last close by hmb_buffer_close(): `freed`, then
+   * hmb__buffer_root_end() (an owner may do both in one pass). Returns 0. */
+  int (*closed)(void *owner, hmb_buffer_t *b);
 } hmb__owner_ops_t;
 
 struct hmb_buffer {
@@ -60,6 +64,34 @@ struct hmb_buffer {
   hmb_buffer_handler_t handler;
 };
 
+/* Fill a root handle `b` (just taken from the object cache) but for the
+ * block's back-pointer slot. */
+static inline void hmb__buffer_root_fill(hmb_buffer_t *b, void *data,
+                                         size_t size, unsigned flags,
+                                         unsigned shard, void *owner,
+                                         const hmb__owner_ops_t *ops) {
+  atomic_init(&b->refs, 1);
+  b->magic = HMB__BUF_MAGIC;
+  b->flags = (uint16_t)flags;
+  b->shard = (uint16_t)shard;
+  b->data = data;
+  b->size = size;
+  b->u.root.owner = owner;
+  b->u.root.ops = ops;
+  b->handler.fn = NULL;
+  b->handler.user = NULL;
+}
+
+/* The same, and the back-pointer slot of `data` if there is one. */
+static inline void hmb__buffer_root_init(hmb_buffer_t *b, void *data,
+                                         size_t size, unsigned flags,
+                                         unsigned shard, void *owner,
+                                         const hmb__owner_ops_t *ops) {
+  hmb__buffer_root_fill(b, data, size, flags, shard, owner, ops);
+  if (data)
+    *hmb__block_backptr(data) = b;
+}
+
 /*
  * A new root handle with one reference over `data` (NULL for a reservation)
  * of `size` bytes, owned through `ops`. When `data` comes from the memory
@@ -73,19 +105,21 @@ static inline hmb_buffer_t *hmb__buffer_root(void *data, size_t size,
   hmb_buffer_t *b = hmb__tcache_obj_get();
   if (HMB__UNLIKELY(!b))
     return NULL;
-  atomic_init(&b->refs, 1);
-  b->magic = HMB__BUF_MAGIC;
-  b->flags = (uint16_t)flags;
-  b->shard = (uint16_t)shard;
-  b->data = data;
-  b->size = size;
-  b->u.root.owner = owner;
-  b->u.root.ops = ops;
-  b->handler.fn = NULL;
-  b->handler.user = NULL;
-  if (data)
-    *hmb__block_backptr(data) = b;
+  hmb__buffer_root_init(b, data, size, flags, shard, owner, ops);
   return b;
+}
+
+/* The end of a root whose owner's `freed` has run: its close handler (with
+ * refs 0 and data NULL), then the handle goes. Returns 0. */
+int hmb__buffer_root_end(hmb_buffer_t *b);
+
+/* The same for a root without a handler, when the calling thread's object
+ * cache `f` has room (hmb__tcache_obj_room()): no call. */
+static inline void hmb__buffer_root_end_quick(hmb__tc_front_t *f,
+                                              hmb_buffer_t *b) {
+  b->data = NULL;
+  b->magic = HMB__BUF_DEAD;
+  hmb__tcache_obj_push(f, b);
 }
 
 /* Mark a handle just made, not yet shared, as a block of hmb_ptr_alloc():

@@ -90,27 +90,38 @@ int hmb__ledger_grow(hmb__ledger_t *L, hmb__acct_t *a, int64_t bytes,
  */
 void hmb__ledger_freed_slow(hmb__ledger_t *L, hmb__acct_t *a, unsigned shard,
                             int64_t bytes, int added);
-static inline void hmb__ledger_freed(hmb__ledger_t *L, hmb__acct_t *a,
-                                     unsigned shard, int64_t bytes) {
+/*
+ * The common path of it, without a call: -1 when done (the bytes are spare
+ * and nothing else is due), else the `added` argument that
+ * hmb__ledger_freed_slow() must now be called with (1: the spare was
+ * credited).
+ */
+static inline int hmb__ledger_freed_quick(hmb__acct_t *a, unsigned shard,
+                                          int64_t bytes) {
   /* seq_cst: the free side of the two Dekker pairings of ledger.c (with
    * the state store of finish/destroy, and with a borrower's bor_queued). */
   int st = atomic_load_explicit(&a->state, memory_order_seq_cst);
-  if (HMB__LIKELY(!hmb__rstate_returning(st))) {
-    atomic_fetch_add_explicit(&a->shard[shard].spare, bytes,
-                              memory_order_seq_cst);
-    st = atomic_load_explicit(&a->state, memory_order_seq_cst);
-    int64_t need = atomic_load_explicit(&a->need, memory_order_relaxed);
-    if (HMB__LIKELY(
-            !hmb__rstate_returning(st) &&
-            atomic_load_explicit(&a->bor_queued, memory_order_seq_cst) == 0 &&
-            atomic_load_explicit(&a->beyond, memory_order_relaxed) == 0 &&
-            (need < 0 || st != HMB__R_RUNNING ||
-             atomic_load_explicit(&a->held, memory_order_relaxed) <= need)))
-      return;
-    hmb__ledger_freed_slow(L, a, shard, bytes, 1);
-    return;
-  }
-  hmb__ledger_freed_slow(L, a, shard, bytes, 0);
+  if (HMB__UNLIKELY(hmb__rstate_returning(st)))
+    return 0;
+  atomic_fetch_add_explicit(&a->shard[shard].spare, bytes,
+                            memory_order_seq_cst);
+  st = atomic_load_explicit(&a->state, memory_order_seq_cst);
+  int64_t need = atomic_load_explicit(&a->need, memory_order_relaxed);
+  if (HMB__LIKELY(
+          !hmb__rstate_returning(st) &&
+          atomic_load_explicit(&a->bor_queued, memory_order_seq_cst) == 0 &&
+          atomic_load_explicit(&a->beyond, memory_order_relaxed) == 0 &&
+          (need < 0 || st != HMB__R_RUNNING ||
+           atomic_load_explicit(&a->held, memory_order_relaxed) <= need)))
+    return -1;
+  return 1;
+}
+
+static inline void hmb__ledger_freed(hmb__ledger_t *L, hmb__acct_t *a,
+                                     unsigned shard, int64_t bytes) {
+  int added = hmb__ledger_freed_quick(a, shard, bytes);
+  if (HMB__UNLIKELY(added >= 0))
+    hmb__ledger_freed_slow(L, a, shard, bytes, added);
 }
 /* Give back up to `max` spare bytes (try-free). Returns the bytes. */
 int64_t hmb__ledger_try_free(hmb__ledger_t *L, hmb__acct_t *a, uint64_t max);

@@ -44,13 +44,12 @@ static inline int hmb__rstate_returning(int s) {
 
 /*
  * One per-thread shard of a runner, on its own cache line. Writers:
- * `spare` the ledger only; `live`, `live_folded`, `bufs` and `allocs`
- * runner.c only (through shard.h for the gauge).
+ * `spare` the ledger only; `live` shard.h only (called by runner.c);
+ * `bufs` and `allocs` runner.c only. 56 bytes: one line.
  */
 typedef struct hmb__rshard {
   _Alignas(64) _Atomic int64_t spare; /* budget backing no live buffer */
-  _Atomic int64_t live;               /* this shard's part of the live gauge */
-  _Atomic int64_t live_folded;        /* what of it the gauge's tops have */
+  hmb__gauge_shard_t live;            /* this shard's part of the live gauge */
   _Atomic int64_t bufs;    /* 2 x root buffers counted here, | 1: sealed */
   _Atomic uint64_t allocs; /* successful allocations counted here */
 } hmb__rshard_t;

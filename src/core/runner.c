@@ -10,10 +10,16 @@
  * HMB__SHARDS). Beyond the spare, the ledger borrows the deficit.
  *
  * The close of a root buffer reaches the runner through one hook
- * (hmb__runner_freed): the block goes back to the memory, the bytes to the
- * ledger (spare while running, the pool once stopped; at most one budget
- * lock), and last the shard's buffer count, which may free the runner (see
- * core/runner.h for the lifetime protocol).
+ * (hmb__runner_closed, or hmb__runner_freed from a slice's teardown): the
+ * block goes back to the memory, the bytes to the ledger (spare while
+ * running, the pool once stopped; at most one budget lock), and last the
+ * shard's buffer count, which may free the runner (see core/runner.h for
+ * the lifetime protocol).
+ *
+ * The common case of both is a quick path without a call (so without a
+ * stack frame): everything is checked before anything is taken, and what
+ * is rare (a gauge fold, the ledger's slow path, the runner's release) is
+ * a tail call that does the rest (docs/design.md section 6).
  */
 #include "core/runner.h"
 
@@ -34,9 +40,10 @@ static int hmb__runner_allocate_aligned(void *ctx, size_t bytes, size_t align,
                                         unsigned flags, hmb_buffer_t **out);
 static void hmb__runner_freed(void *owner, hmb_buffer_t *b);
 static int hmb__runner_resize(void *owner, hmb_buffer_t *b, size_t bytes);
+static int hmb__runner_closed(void *owner, hmb_buffer_t *b);
 
-static const hmb__owner_ops_t hmb__runner_ops = {hmb__runner_freed,
-                                                 hmb__runner_resize};
+static const hmb__owner_ops_t hmb__runner_ops = {
+    hmb__runner_freed, hmb__runner_resize, hmb__runner_closed};
 
 static const char *const hmb__state_names[] = {
     "CREATED", "WAITING",   "RUNNING", "COMPLETED",
@@ -216,8 +223,7 @@ static void hmb__runner_release_n(hmb_runner_t *r, int n) {
    * its total stays the sum over the runners that are left. */
   for (unsigned i = 0; i < HMB__SHARDS; i++) {
     hmb__rshard_t *sh = &r->acct.shard[i];
-    int64_t d = hmb__gauge_value(&sh->live) -
-                atomic_load_explicit(&sh->live_folded, memory_order_relaxed);
+    int64_t d = hmb__gauge_unfolded(&sh->live);
     if (d)
       atomic_fetch_add_explicit(&r->pool_top->total, d, memory_order_relaxed);
   }
@@ -357,12 +363,36 @@ static void hmb__runner_uncharge(hmb_runner_t *r, unsigned sh, int64_t b,
   hmb__ledger_unborrow(r->ledger, &r->acct, sh, b, g);
 }
 
+/* Gauges that an update left to fold (hmb__runner_fold()). */
+enum { HMB__FOLD_MEM = 1, HMB__FOLD_LIVE = 2 };
+
+/* Fold what `which` names, for shard `sh`. Returns 0 (a tail call). */
+static __attribute__((noinline)) int hmb__runner_fold(hmb_runner_t *r,
+                                                      unsigned sh, int which) {
+  hmb__rshard_t *s = &r->acct.shard[sh];
+  if (which & HMB__FOLD_MEM)
+    hmb__memory_fold(r->mem, sh);
+  if (which & HMB__FOLD_LIVE)
+    hmb__gauge_fold(&s->live, &r->live_top, r->pool_top);
+  return 0;
+}
+
+/* Count a new root of `b` bytes in shard `sh`; 1 if the live gauge must be
+ * folded. Relaxed: counts; the runner's lifetime is ordered by the acq_rel
+ * decrement of the closer (runner.h). */
+static inline int hmb__runner_count_new(hmb_runner_t *r, unsigned sh,
+                                        int64_t b) {
+  hmb__rshard_t *s = &r->acct.shard[sh];
+  atomic_fetch_add_explicit(&s->bufs, 2, memory_order_relaxed);
+  atomic_fetch_add_explicit(&s->allocs, 1, memory_order_relaxed);
+  return hmb__gauge_up_nofold(&s->live, b);
+}
+
 /*
  * Charge `bytes` and create the buffer, with memory (aligned to `align`;
  * 0: the pool's) or without (a reservation). The budget is taken first, so
  * live <= held holds before the buffer exists; a failure undoes it. Inlined
- * into each caller, so that `with_memory` and `align` are constants there
- * and hmb_runner_alloc() makes one call fewer.
+ * into each caller, so that `with_memory` and `align` are constants there.
  */
 static inline __attribute__((always_inline)) int
 hmb__runner_new(hmb_runner_t *r, size_t bytes, size_t align, unsigned flags,
@@ -407,24 +437,132 @@ hmb__runner_new(hmb_runner_t *r, size_t bytes, size_t align, unsigned flags,
     hmb__runner_uncharge(r, sh, b, gp);
     return HMB_ENOMEM;
   }
-  hmb__rshard_t *s = &r->acct.shard[sh];
-  /* Relaxed: counts; the runner's lifetime is ordered by the acq_rel
-   * decrement of the closer (runner.h). */
-  atomic_fetch_add_explicit(&s->bufs, 2, memory_order_relaxed);
-  atomic_fetch_add_explicit(&s->allocs, 1, memory_order_relaxed);
-  hmb__gauge_add2(&s->live, &s->live_folded, &r->live_top, r->pool_top, b);
+  if (HMB__UNLIKELY(hmb__runner_count_new(r, sh, b)))
+    hmb__runner_fold(r, sh, HMB__FOLD_LIVE);
   *out = buf;
   return 0;
 }
 
+/*
+ * The common case of hmb__runner_new(): a pageable block of a size the
+ * calling thread's cache holds, a handle in that cache, and bytes the
+ * shard's spare covers. Every condition is checked before anything is
+ * taken, so it does all or nothing (NULL: nothing changed; the caller goes
+ * the full way, which checks again). It makes no call, so that an entry
+ * point with it inline needs no stack frame on a hit. *fold: the gauges to
+ * fold (HMB__FOLD_*, for hmb__runner_fold()).
+ */
+static inline __attribute__((always_inline)) hmb_buffer_t *
+hmb__runner_new_quick(hmb_runner_t *r, size_t bytes, size_t align, int *fold) {
+  hmb__small_probe_t p;
+  unsigned sh;
+  /* Acquire: pairs with the release store of the start grant, so the
+   * spare it credited is visible. max_request <= HMB_MAX_ALLOC, so the
+   * unsigned compare also rejects what is beyond HMB_MAX_ALLOC. */
+  if (HMB__UNLIKELY(
+          atomic_load_explicit(&r->acct.state, memory_order_acquire) !=
+              HMB__R_RUNNING ||
+          bytes > (size_t)r->ledger->max_request ||
+          !hmb__shard_index_known(&sh) ||
+          !hmb__memory_small_probe(r->mem, bytes, align, &p) ||
+          !hmb__tcache_obj_ready(p.f) ||
+          !hmb__ledger_take_fast(&r->acct, sh, (int64_t)bytes)))
+    return NULL;
+  int mem_fold;
+  void *data = hmb__memory_small_take(r->mem, bytes, &p, sh, &mem_fold);
+  hmb_buffer_t *buf = hmb__tcache_obj_pop(p.f);
+  hmb__buffer_root_fill(buf, data, bytes, 0, sh, r, &hmb__runner_ops);
+  *hmb__block_backptr(data) = buf;
+  *fold = (mem_fold ? HMB__FOLD_MEM : 0) |
+          (hmb__runner_count_new(r, sh, (int64_t)bytes) ? HMB__FOLD_LIVE : 0);
+  return buf;
+}
+
+static __attribute__((noinline)) int
+hmb__runner_allocate_full(hmb_runner_t *r, size_t bytes, size_t align,
+                          unsigned flags, hmb_buffer_t **out) {
+  return hmb__runner_new(r, bytes, align, flags, 1, out);
+}
+
+/* The quick path of an allocation entry point, inline: on a hit it returns
+ * (a tail call when a gauge must be folded); else the entry point goes on
+ * to its full path. */
+#define HMB__RUNNER_ALLOC_QUICK(r, bytes, align, flags, out)                   \
+  do {                                                                         \
+    if (HMB__LIKELY((flags) == 0)) {                                           \
+      int fold_;                                                               \
+      hmb_buffer_t *b_ = hmb__runner_new_quick((r), (bytes), (align), &fold_); \
+      if (HMB__LIKELY(b_ != NULL)) {                                           \
+        *(out) = b_;                                                           \
+        return HMB__UNLIKELY(fold_) ? hmb__runner_fold((r), b_->shard, fold_)  \
+                                    : 0;                                       \
+      }                                                                        \
+    }                                                                          \
+  } while (0)
+
 static int hmb__runner_allocate(void *ctx, size_t bytes, unsigned flags,
                                 hmb_buffer_t **out) {
-  return hmb__runner_new(ctx, bytes, 0, flags, 1, out);
+  HMB__RUNNER_ALLOC_QUICK((hmb_runner_t *)ctx, bytes, 0, flags, out);
+  return hmb__runner_allocate_full(ctx, bytes, 0, flags, out);
 }
 
 static int hmb__runner_allocate_aligned(void *ctx, size_t bytes, size_t align,
                                         unsigned flags, hmb_buffer_t **out) {
-  return hmb__runner_new(ctx, bytes, align, flags, 1, out);
+  HMB__RUNNER_ALLOC_QUICK((hmb_runner_t *)ctx, bytes, align, flags, out);
+  return hmb__runner_allocate_full(ctx, bytes, align, flags, out);
+}
+
+/* Uncount a root of `bytes` from shard `sh`; 1 if the live gauge must be
+ * folded. */
+static inline int hmb__runner_count_gone(hmb_runner_t *r, unsigned sh,
+                                         int64_t bytes) {
+  hmb__rshard_t *s = &r->acct.shard[sh];
+  return hmb__gauge_down_nofold(&s->live, bytes);
+}
+
+/* What a dropped buffer count asks for: the runner's release (the shard's
+ * last buffer after the seal) or a wake of hmb_runner_wait_idle(). */
+static __attribute__((noinline)) int
+hmb__runner_unbuf_act(hmb_runner_t *r, hmb__home_t *h, int64_t old) {
+  if (old == 3)
+    hmb__runner_release_n(r, 1);
+  else
+    hmb__home_idle_notify(h);
+  return 0;
+}
+
+/*
+ * Drop shard `sh`'s buffer count: the last access to the runner (runner.h).
+ * Returns the count before when hmb__runner_unbuf_act() must follow, else
+ * -1. `*h` is read before the drop, since the runner may be gone after it.
+ */
+static inline int64_t hmb__runner_unbuf(hmb_runner_t *r, unsigned sh,
+                                        hmb__home_t **h) {
+  *h = r->home;
+  /* seq_cst: it is acq_rel for the free by whoever releases the last
+   * reference (everything before it happens before it), and it pairs with
+   * hmb_runner_wait_idle(), which raises idle_waiters and then counts
+   * buffers (one of the two sees the other). */
+  int64_t old = atomic_fetch_sub_explicit(&r->acct.shard[sh].bufs, 2,
+                                          memory_order_seq_cst);
+  if (old == 3 || /* sealed, and this was the shard's last buffer */
+      ((old & 1) == 0 &&
+       /* seq_cst: pairs with the waiter's increment (runner.c) */
+       atomic_load_explicit(&(*h)->idle_waiters, memory_order_seq_cst)))
+    return old;
+  return -1;
+}
+
+/* The rest of a root's close after its block went back: the live gauge,
+ * the budget, the buffer count. */
+static void hmb__runner_gone(hmb_runner_t *r, unsigned sh, int64_t bytes) {
+  if (HMB__UNLIKELY(hmb__runner_count_gone(r, sh, bytes)))
+    hmb__runner_fold(r, sh, HMB__FOLD_LIVE);
+  hmb__ledger_freed(r->ledger, &r->acct, sh, bytes);
+  hmb__home_t *h;
+  int64_t old = hmb__runner_unbuf(r, sh, &h);
+  if (HMB__UNLIKELY(old >= 0))
+    hmb__runner_unbuf_act(r, h, old);
 }
 
 static void hmb__runner_freed(void *owner, hmb_buffer_t *b) {
@@ -433,29 +571,68 @@ static void hmb__runner_freed(void *owner, hmb_buffer_t *b) {
    * thread-index lookup): its live bytes, spare and memory-layer gauges go
    * back where they were taken, whichever thread closes it. */
   unsigned sh = b->shard;
-  int64_t bytes = (int64_t)b->size;
   if (b->data && hmb__memory_free(r->mem, b->data, b->size, sh) != 0)
     hmb__log(&r->home->log, HMB_LOG_ERROR,
              "buffer %p: block %p (%zu bytes) is not a live block of the "
              "pool's memory: not freed",
              (void *)b, b->data, b->size);
-  hmb__gauge_add2(&r->acct.shard[sh].live, &r->acct.shard[sh].live_folded,
-                  &r->live_top, r->pool_top, -bytes);
-  hmb__ledger_freed(r->ledger, &r->acct, sh, bytes);
-  hmb__home_t *h = r->home;
-  /* The last access to the runner (runner.h). seq_cst: it is acq_rel for
-   * the free by whoever releases the last reference (everything above
-   * happens before it), and it pairs with hmb_runner_wait_idle(), which
-   * raises idle_waiters and then counts buffers (one of the two sees the
-   * other). */
-  int64_t old = atomic_fetch_sub_explicit(&r->acct.shard[sh].bufs, 2,
-                                          memory_order_seq_cst);
-  if (old == 3) /* sealed, and this was the shard's last buffer */
-    hmb__runner_release_n(r, 1);
-  else if ((old & 1) == 0 &&
-           /* seq_cst: pairs with the waiter's increment (runner.c) */
-           atomic_load_explicit(&h->idle_waiters, memory_order_seq_cst))
-    hmb__home_idle_notify(h);
+  hmb__runner_gone(r, sh, (int64_t)b->size);
+}
+
+/* The close of a root's last reference that hmb__runner_closed() began:
+ * the folds `fold` asks for, then the budget from the ledger's slow path
+ * (`added` as hmb__ledger_freed_quick() said; -1: the quick one has not
+ * run), then the buffer count. Returns 0. */
+static __attribute__((noinline)) int
+hmb__runner_closed_rest(hmb_runner_t *r, unsigned sh, int64_t bytes, int fold,
+                        int added) {
+  if (fold)
+    hmb__runner_fold(r, sh, fold);
+  if (added < 0)
+    hmb__ledger_freed(r->ledger, &r->acct, sh, bytes);
+  else
+    hmb__ledger_freed_slow(r->ledger, &r->acct, sh, bytes, added);
+  hmb__home_t *h;
+  int64_t old = hmb__runner_unbuf(r, sh, &h);
+  if (old >= 0)
+    hmb__runner_unbuf_act(r, h, old);
+  return 0;
+}
+
+/*
+ * A root's last close (hmb_buffer_close()). The common case, a small
+ * block the calling thread's cache has room for and its handle, no close
+ * handler, and the bytes kept as spare, makes no call but tail calls; the
+ * rest is hmb__runner_freed() then hmb__buffer_root_end(). The order is
+ * theirs: block, live gauge, budget, buffer count; the handle goes back
+ * once its fields are read (no handler to see it).
+ */
+static int hmb__runner_closed(void *owner, hmb_buffer_t *b) {
+  hmb_runner_t *r = owner;
+  hmb__small_probe_t p;
+  if (HMB__LIKELY(b->data != NULL && b->handler.fn == NULL &&
+                  hmb__memory_small_probe_free(b->data, &p) &&
+                  hmb__tcache_obj_room(p.f))) {
+    unsigned sh = b->shard;
+    int64_t bytes = (int64_t)b->size;
+    int fold =
+        hmb__memory_small_put(r->mem, b->size, &p, sh) ? HMB__FOLD_MEM : 0;
+    hmb__buffer_root_end_quick(p.f, b);
+    if (HMB__UNLIKELY(hmb__runner_count_gone(r, sh, bytes)))
+      fold |= HMB__FOLD_LIVE;
+    if (HMB__UNLIKELY(fold))
+      return hmb__runner_closed_rest(r, sh, bytes, fold, -1);
+    int added = hmb__ledger_freed_quick(&r->acct, sh, bytes);
+    if (HMB__UNLIKELY(added >= 0))
+      return hmb__runner_closed_rest(r, sh, bytes, 0, added);
+    hmb__home_t *h;
+    int64_t old = hmb__runner_unbuf(r, sh, &h);
+    if (HMB__UNLIKELY(old >= 0))
+      return hmb__runner_unbuf_act(r, h, old);
+    return 0;
+  }
+  hmb__runner_freed(owner, b);
+  return hmb__buffer_root_end(b);
 }
 
 static int hmb__runner_resize(void *owner, hmb_buffer_t *b, size_t bytes) {
@@ -493,8 +670,7 @@ static int hmb__runner_resize(void *owner, hmb_buffer_t *b, size_t bytes) {
                           (pinned ? HMB__BUF_PINNED : 0));
   }
   b->size = bytes;
-  hmb__gauge_add2(&r->acct.shard[sh].live, &r->acct.shard[sh].live_folded,
-                  &r->live_top, r->pool_top, delta);
+  hmb__gauge_add(&r->acct.shard[sh].live, &r->live_top, r->pool_top, delta);
   if (delta < 0)
     hmb__ledger_freed(r->ledger, &r->acct, sh, -delta);
   return 0;
@@ -504,8 +680,9 @@ const hmb_allocator_t *hmb_runner_allocator(hmb_runner_t *r) {
   return r ? &r->vtable : NULL;
 }
 
-int hmb_runner_alloc(hmb_runner_t *r, size_t bytes, unsigned flags,
-                     hmb_buffer_t **out) {
+static __attribute__((noinline)) int
+hmb__runner_alloc_checked(hmb_runner_t *r, size_t bytes, unsigned flags,
+                          hmb_buffer_t **out) {
   if (out)
     *out = NULL;
   if (!r || !out || (flags & ~(unsigned)HMB_ALLOC_PINNED))
@@ -513,6 +690,13 @@ int hmb_runner_alloc(hmb_runner_t *r, size_t bytes, unsigned flags,
   if (bytes > HMB_MAX_ALLOC)
     return HMB_ETOOBIG;
   return hmb__runner_new(r, bytes, 0, flags, 1, out);
+}
+
+int hmb_runner_alloc(hmb_runner_t *r, size_t bytes, unsigned flags,
+                     hmb_buffer_t **out) {
+  if (HMB__LIKELY(r != NULL && out != NULL))
+    HMB__RUNNER_ALLOC_QUICK(r, bytes, 0, flags, out);
+  return hmb__runner_alloc_checked(r, bytes, flags, out);
 }
 
 int hmb_runner_reserve(hmb_runner_t *r, size_t bytes, hmb_buffer_t **out) {

@@ -49,6 +49,16 @@ static inline uint64_t hmb__block_word(size_t offset, unsigned kind, int pinned,
          (HMB__BLOCK_CHECK << 56);
 }
 
+/* The same for a small block, whose offset (< 2^24) and class (< 2^16)
+ * need no masking. */
+static inline uint64_t hmb__block_word_small(size_t offset, unsigned cls,
+                                             size_t align) {
+  return (uint64_t)offset |
+         ((uint64_t)__builtin_ctzll((unsigned long long)align) << 24) |
+         ((uint64_t)HMB__BLOCK_SMALL << 32) | ((uint64_t)cls << 40) |
+         (HMB__BLOCK_CHECK << 56);
+}
+
 static inline uint64_t *hmb__block_word_at(void *data) {
   return (uint64_t *)data - 2;
 }
@@ -82,6 +92,13 @@ static inline int hmb__block_valid(uint64_t w) {
 }
 
 /* The prefix for an alignment (a power of two). */
+/* A valid word of a small block (one comparison for both). */
+static inline int hmb__block_valid_small(uint64_t w) {
+  const uint64_t mask = (UINT64_C(0xFF) << 56) | (UINT64_C(0xF) << 32);
+  return (w & mask) ==
+         ((HMB__BLOCK_CHECK << 56) | ((uint64_t)HMB__BLOCK_SMALL << 32));
+}
+
 static inline size_t hmb__prefix_for(size_t align) {
   return align > HMB__PREFIX_MIN ? align : HMB__PREFIX_MIN;
 }

@@ -353,8 +353,19 @@ static size_t hmb__block_bytes(uint64_t w, size_t size) {
   }
 }
 
+/* A small block the thread cache's fast put could not keep (no room, or
+ * no cache made yet): kept by the full put, which makes the cache, or
+ * freed. Returns 0. */
+static int hmb__memory_small_release(unsigned cls, size_t bytes, void *raw) {
+  if (!hmb__tcache_small_put(cls, bytes, raw))
+    free(raw);
+  return 0;
+}
+
 int hmb__memory_free_slow(hmb__memory_t *mem, void *data, size_t size,
                           unsigned sh, uint64_t w) {
+  if (!hmb__block_valid(w))
+    return HMB_EINVAL;
   void *raw = (char *)data - hmb__block_offset(w);
   unsigned kind = hmb__block_kind_of(w);
   int pinned = hmb__block_pinned(w);
@@ -363,6 +374,8 @@ int hmb__memory_free_slow(hmb__memory_t *mem, void *data, size_t size,
     return HMB_EINVAL;
   hmb__count_block(mem, sh, pinned, -(int64_t)size, -(int64_t)bytes);
   switch (kind) {
+  case HMB__BLOCK_SMALL: /* the thread cache was full, or not made yet */
+    return hmb__memory_small_release(hmb__block_class(w), bytes, raw);
   case HMB__BLOCK_LARGE:
     if (hmb__block_huge(w))
       atomic_fetch_sub_explicit(&mem->huge_live, (int64_t)bytes,
@@ -381,10 +394,9 @@ int hmb__memory_free_slow(hmb__memory_t *mem, void *data, size_t size,
   return 0;
 }
 
-int hmb__memory_small_release(unsigned cls, size_t bytes, void *raw) {
-  if (!hmb__tcache_small_put(cls, bytes, raw))
-    free(raw);
-  return 0;
+void hmb__memory_fold(hmb__memory_t *mem, unsigned sh) {
+  hmb__mshard_t *s = &mem->shard[sh];
+  hmb__gauge_fold(&s->live, &mem->live_top, NULL);
 }
 
 int hmb__memory_resize_in_place(hmb__memory_t *mem, void *data, size_t old_size,
@@ -501,6 +513,11 @@ int hmb__memory_check(hmb__memory_t *mem, char *why, size_t len) {
     bad = "memory: pinned live bytes above the region";
   else if (mem->arena && hmb__arena_check(mem->arena) != 0)
     bad = "memory: pinned region bookkeeping is inconsistent";
+  for (unsigned k = 0; !bad && k < HMB__TC_NCLASSES; k++)
+    if (hmb__tcache_class_size(k) != hmb__class_size(k) ||
+        hmb__class_of(hmb__class_size(k)) != k)
+      bad = "memory: the thread cache's class sizes disagree with the "
+            "size classes";
   if (bad && why && len)
     snprintf(why, len, "%s", bad);
   return bad ? HMB_EFAILED : 0;

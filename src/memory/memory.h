@@ -63,9 +63,9 @@ hmb__count_block(hmb__memory_t *m, unsigned sh, int pinned, int64_t live,
                  int64_t phys) {
   hmb__mshard_t *s = &m->shard[sh];
   if (pinned) {
-    hmb__gauge_add(&s->pinned, &s->pinned_folded, &m->pinned_top, live);
+    hmb__gauge_add(&s->pinned, &m->pinned_top, NULL, live);
   } else {
-    hmb__gauge_add(&s->live, &s->live_folded, &m->live_top, live);
+    hmb__gauge_add(&s->live, &m->live_top, NULL, live);
     atomic_fetch_add_explicit(&s->phys, phys, memory_order_relaxed);
   }
 }
@@ -88,12 +88,109 @@ static inline void *hmb__place(void *raw, size_t prefix, size_t place,
  * backend, a pinned request, a large block, a thread-cache miss. */
 void *hmb__memory_alloc_slow(hmb__memory_t *mem, size_t size, size_t align,
                              int prefer_pinned, int *pinned, unsigned shard);
-/* The free of any block but a small one (memory.c); `w` its block word. */
+/* The free of a block hmb__memory_small_probe_free() said no to (memory.c);
+ * `w` its block word. */
 int hmb__memory_free_slow(hmb__memory_t *mem, void *data, size_t size,
                           unsigned shard, uint64_t w);
-/* A small block the thread cache's fast put did not keep: kept by the full
- * put (which makes the cache), or freed. Returns 0. */
-int hmb__memory_small_release(unsigned cls, size_t bytes, void *raw);
+
+/*
+ * The thread-cache hit, split for a caller that checks everything before it
+ * takes anything (the runner's allocation and close paths make no call on
+ * a hit, so they need no stack frame):
+ *   hmb__memory_small_probe()  whether a pageable block for `size` at
+ *                              `align` is in the calling thread's cache;
+ *                              changes nothing;
+ *   hmb__memory_small_take()   after a probe that said yes (and no other
+ *                              cache use between): pops it, places the
+ *                              data, counts it; cannot fail.
+ * and for the free of a block:
+ *   hmb__memory_small_probe_free()  whether it is a small block the
+ *                                   calling thread's cache has room for;
+ *   hmb__memory_small_put()         after a yes: counts and keeps it.
+ * The take and the put return 1 when the memory layer's gauge of the shard
+ * must be folded (hmb__memory_fold(), before the next use of the gauge by
+ * the caller; see platform/shard.h).
+ */
+typedef struct hmb__small_probe {
+  hmb__tc_front_t *f;
+  void *raw;    /* the block (its start) */
+  unsigned cls; /* its class */
+  size_t align; /* the data alignment */
+  size_t bytes; /* its class size (the free probe) */
+} hmb__small_probe_t;
+
+static inline __attribute__((always_inline)) int
+hmb__memory_small_probe(const hmb__memory_t *mem, size_t size, size_t align,
+                        hmb__small_probe_t *p) {
+  if (align == 0)
+    align = mem->align;
+  /* Worst-case room: malloc gives 16-byte alignment, so an offset of at
+   * most max(16, align) places aligned data after a 16-byte prefix. */
+  size_t a = hmb__prefix_for(align);
+  hmb__tc_front_t *f = hmb__tc_front;
+  /* size <= HMB_MAX_ALLOC and a <= align: the sum cannot wrap. Below
+   * HMB__TC_SMALL_MAX it is in a class the thread cache keeps. */
+  if (HMB__UNLIKELY(mem->custom.alloc != NULL || f == NULL ||
+                    size + a >= HMB__TC_SMALL_MAX))
+    return 0;
+  unsigned cls = hmb__class_of(size + a);
+  void *raw = f->small[cls].head;
+  if (HMB__UNLIKELY(raw == NULL))
+    return 0;
+  p->f = f;
+  p->raw = raw;
+  p->cls = cls;
+  p->align = align;
+  return 1;
+}
+
+static inline __attribute__((always_inline)) void *
+hmb__memory_small_take(hmb__memory_t *mem, size_t size,
+                       const hmb__small_probe_t *p, unsigned shard, int *fold) {
+  size_t bytes = hmb__tcache_class_size(p->cls);
+  hmb__tcache_small_pop(p->f, p->cls, p->raw, bytes);
+  uintptr_t d = ((uintptr_t)p->raw + HMB__PREFIX_MIN + p->align - 1) &
+                ~(uintptr_t)(p->align - 1);
+  void *data = (void *)d;
+  *hmb__block_word_at(data) =
+      hmb__block_word_small(d - (uintptr_t)p->raw, p->cls, p->align);
+  hmb__mshard_t *s = &mem->shard[shard];
+  *fold = hmb__gauge_up_nofold(&s->live, (int64_t)size);
+  atomic_fetch_add_explicit(&s->phys, (int64_t)bytes, memory_order_relaxed);
+  return data;
+}
+
+static inline __attribute__((always_inline)) int
+hmb__memory_small_probe_free(const void *data, hmb__small_probe_t *p) {
+  uint64_t w = *hmb__block_word_at((void *)(uintptr_t)data);
+  hmb__tc_front_t *f = hmb__tc_front;
+  if (HMB__UNLIKELY(!hmb__block_valid_small(w) || f == NULL))
+    return 0;
+  unsigned cls = hmb__block_class(w);
+  if (HMB__UNLIKELY(cls >= HMB__TC_NCLASSES))
+    return 0;
+  size_t bytes = hmb__tcache_class_size(cls);
+  if (HMB__UNLIKELY(!hmb__tcache_small_room(f, cls, bytes)))
+    return 0;
+  p->f = f;
+  p->raw = (char *)(uintptr_t)data - hmb__block_offset(w);
+  p->cls = cls;
+  p->bytes = bytes;
+  return 1;
+}
+
+static inline __attribute__((always_inline)) int
+hmb__memory_small_put(hmb__memory_t *mem, size_t size,
+                      const hmb__small_probe_t *p, unsigned shard) {
+  hmb__mshard_t *s = &mem->shard[shard];
+  int fold = hmb__gauge_down_nofold(&s->live, (int64_t)size);
+  atomic_fetch_sub_explicit(&s->phys, (int64_t)p->bytes, memory_order_relaxed);
+  hmb__tcache_small_push(p->f, p->cls, p->raw, p->bytes);
+  return fold;
+}
+
+/* Fold the pageable gauge of `shard` (after a take or put said so). */
+void hmb__memory_fold(hmb__memory_t *mem, unsigned shard);
 
 /*
  * Allocate `size` bytes whose data is aligned to `align` (a power of two,
@@ -106,27 +203,19 @@ int hmb__memory_small_release(unsigned cls, size_t bytes, void *raw);
 static inline void *hmb__memory_alloc(hmb__memory_t *mem, size_t size,
                                       size_t align, int prefer_pinned,
                                       int *pinned, unsigned shard) {
-  if (align == 0)
-    align = mem->align;
   *pinned = 0;
-  /* Worst-case room: malloc gives 16-byte alignment, so an offset of at
-   * most max(16, align) places aligned data after a 16-byte prefix. */
-  size_t a = hmb__prefix_for(align);
-  if (HMB__LIKELY(mem->custom.alloc == NULL && !prefer_pinned &&
-                  size < HMB__LARGE_MIN - a)) {
-    /* A thread-cache hit. A miss goes the slow way (which pops again, then
-     * mallocs). */
-    unsigned cls = hmb__class_of(size + a);
-    void *raw = hmb__tcache_small_get(cls);
-    if (HMB__LIKELY(raw != NULL)) {
-      void *data = hmb__place(raw, HMB__PREFIX_MIN, align, HMB__BLOCK_SMALL, 0,
-                              0, cls, align);
-      hmb__count_block(mem, shard, 0, (int64_t)size,
-                       (int64_t)hmb__class_size(cls));
-      return data;
-    }
+  hmb__small_probe_t p;
+  if (HMB__LIKELY(!prefer_pinned &&
+                  hmb__memory_small_probe(mem, size, align, &p))) {
+    int fold;
+    void *data = hmb__memory_small_take(mem, size, &p, shard, &fold);
+    if (HMB__UNLIKELY(fold))
+      hmb__memory_fold(mem, shard);
+    return data;
   }
-  return hmb__memory_alloc_slow(mem, size, align, prefer_pinned, pinned, shard);
+  /* A miss goes the slow way (which pops again, then mallocs). */
+  return hmb__memory_alloc_slow(mem, size, align ? align : mem->align,
+                                prefer_pinned, pinned, shard);
 }
 
 /*
@@ -138,19 +227,14 @@ static inline void *hmb__memory_alloc(hmb__memory_t *mem, size_t size,
  */
 static inline int hmb__memory_free(hmb__memory_t *mem, void *data, size_t size,
                                    unsigned shard) {
-  uint64_t w = *hmb__block_word_at(data);
-  if (HMB__UNLIKELY(!hmb__block_valid(w)))
-    return HMB_EINVAL;
-  if (HMB__UNLIKELY(hmb__block_kind_of(w) != HMB__BLOCK_SMALL))
-    return hmb__memory_free_slow(mem, data, size, shard, w);
-  /* A small block (never pinned): its class size is what it occupies. */
-  void *raw = (char *)data - hmb__block_offset(w);
-  unsigned cls = hmb__block_class(w);
-  size_t bytes = hmb__class_size(cls);
-  hmb__count_block(mem, shard, 0, -(int64_t)size, -(int64_t)bytes);
-  if (HMB__LIKELY(hmb__tcache_small_put_fast(cls, bytes, raw)))
+  hmb__small_probe_t p;
+  if (HMB__LIKELY(hmb__memory_small_probe_free(data, &p))) {
+    if (HMB__UNLIKELY(hmb__memory_small_put(mem, size, &p, shard)))
+      hmb__memory_fold(mem, shard);
     return 0;
-  return hmb__memory_small_release(cls, bytes, raw);
+  }
+  return hmb__memory_free_slow(mem, data, size, shard,
+                               *hmb__block_word_at(data));
 }
 
 /*

@@ -19,12 +19,12 @@
 struct hmb__arena;
 struct hmb__cache;
 
+/* One per-thread shard of a memory object: the hot fields (live and
+ * physical pageable bytes) on its first line. */
 typedef struct hmb__mshard {
-  _Alignas(64) _Atomic int64_t live; /* this shard's part of live bytes */
-  _Atomic int64_t live_folded;
-  _Atomic int64_t pinned; /* this shard's part of pinned bytes */
-  _Atomic int64_t pinned_folded;
-  _Atomic int64_t phys; /* physical bytes, summed on read */
+  _Alignas(64) hmb__gauge_shard_t live; /* this shard's part of live bytes */
+  _Atomic int64_t phys;                 /* physical bytes, summed on read */
+  hmb__gauge_shard_t pinned;            /* this shard's part of pinned bytes */
 } hmb__mshard_t;
 
 struct hmb__memory {

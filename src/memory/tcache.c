@@ -38,6 +38,20 @@ enum { HMB__TC_NONE = 0, HMB__TC_LIVE = 1, HMB__TC_DEAD = 2 };
 
 static _Thread_local hmb__tcache_t *hmb__tc
     __attribute__((tls_model("initial-exec")));
+/* Eight classes per power of two from 128 bytes (sizeclass.h). */
+#define HMB__CS_ROW(e)                                                         \
+  9u << ((e)-3), 10u << ((e)-3), 11u << ((e)-3), 12u << ((e)-3),               \
+      13u << ((e)-3), 14u << ((e)-3), 15u << ((e)-3), 16u << ((e)-3)
+/* Multiples of 16 up to 128, then eight classes per power of two. */
+#define HMB__CS_SMALL 16, 32, 48, 64, 80, 96, 112, 128
+const uint32_t hmb__tc_class_size[HMB__TC_NCLASSES] = {
+    HMB__CS_SMALL,   HMB__CS_ROW(7),  HMB__CS_ROW(8),  HMB__CS_ROW(9),
+    HMB__CS_ROW(10), HMB__CS_ROW(11), HMB__CS_ROW(12), HMB__CS_ROW(13),
+    HMB__CS_ROW(14), HMB__CS_ROW(15), HMB__CS_ROW(16)};
+_Static_assert(sizeof hmb__tc_class_size / sizeof hmb__tc_class_size[0] ==
+                   HMB__TC_NCLASSES,
+               "one size per class kept");
+
 _Thread_local hmb__tc_front_t *hmb__tc_front
     __attribute__((tls_model("initial-exec")));
 static _Thread_local int hmb__tc_state

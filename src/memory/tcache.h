@@ -25,6 +25,7 @@
 #define HMB_SRC_MEMORY_TCACHE_H
 
 #include <stddef.h>
+#include <stdint.h>
 
 #include "memory/sizeclass.h"
 #include "platform/util.h"
@@ -47,6 +48,13 @@ typedef struct hmb__tcache hmb__tcache_t;
 /* Small classes kept: every class whose size is <= HMB__TC_SMALL_MAX
  * (hmb__class_of(128 KiB) == 87). */
 #define HMB__TC_NCLASSES 88u
+
+/* The size of each class kept (hmb__class_size() of 0 .. 87, as a table:
+ * one load on the hit paths). */
+extern const uint32_t hmb__tc_class_size[HMB__TC_NCLASSES];
+static inline size_t hmb__tcache_class_size(unsigned cls) { /* cls < 88 */
+  return hmb__tc_class_size[cls];
+}
 
 /* Under AddressSanitizer small blocks and objects go straight back to
  * malloc, so that a use after free is still reported. */
@@ -98,18 +106,41 @@ static inline hmb__tc_front_t *hmb__tcache_front(void) {
   return HMB__LIKELY(f != NULL) ? f : hmb__tcache_front_slow();
 }
 
+/* The parts of the hit path, for callers that check before they take
+ * (memory.h): pop `raw`, the head of class `cls` (of size `bytes`); whether
+ * class `cls` has room for one more; push one. Owner thread only. */
+static inline void hmb__tcache_small_pop(hmb__tc_front_t *f, unsigned cls,
+                                         void *raw, size_t bytes) {
+  hmb__tc_small_t *s = &f->small[cls];
+  s->head = *(void **)raw;
+  s->count--;
+  f->small_bytes -= bytes;
+}
+
+static inline int hmb__tcache_small_room(const hmb__tc_front_t *f, unsigned cls,
+                                         size_t bytes) {
+  return HMB__TC_KEEP_SMALL && cls < HMB__TC_NCLASSES &&
+         f->small[cls].count < HMB__TC_SMALL_COUNT &&
+         f->small_bytes + bytes <= HMB__TC_SMALL_BYTES;
+}
+
+static inline void hmb__tcache_small_push(hmb__tc_front_t *f, unsigned cls,
+                                          void *raw, size_t bytes) {
+  hmb__tc_small_t *s = &f->small[cls];
+  *(void **)raw = s->head;
+  s->head = raw;
+  s->count++;
+  f->small_bytes += bytes;
+}
+
 /* Pop a small block of class `cls`, or NULL. Owner thread only. */
 static inline void *hmb__tcache_small_get(unsigned cls) {
   hmb__tc_front_t *f = hmb__tc_front;
   if (!f || cls >= HMB__TC_NCLASSES)
     return NULL;
-  hmb__tc_small_t *s = &f->small[cls];
-  void *p = s->head;
-  if (p) {
-    s->head = *(void **)p;
-    s->count--;
-    f->small_bytes -= hmb__class_size(cls);
-  }
+  void *p = f->small[cls].head;
+  if (p)
+    hmb__tcache_small_pop(f, cls, p, hmb__tcache_class_size(cls));
   return p;
 }
 
@@ -118,47 +149,40 @@ static inline int hmb__tcache_small_put(unsigned cls, size_t bytes, void *raw) {
   if (!HMB__TC_KEEP_SMALL || cls >= HMB__TC_NCLASSES)
     return 0;
   hmb__tc_front_t *f = hmb__tcache_front();
-  if (!f)
+  if (!f || !hmb__tcache_small_room(f, cls, bytes))
     return 0;
-  hmb__tc_small_t *s = &f->small[cls];
-  if (s->count >= HMB__TC_SMALL_COUNT ||
-      f->small_bytes + bytes > HMB__TC_SMALL_BYTES)
-    return 0;
-  *(void **)raw = s->head;
-  s->head = raw;
-  s->count++;
-  f->small_bytes += bytes;
+  hmb__tcache_small_push(f, cls, raw, bytes);
   return 1;
 }
 
-/* The same without making the cache: 0 also when the calling thread has
- * none yet (the caller then falls back to hmb__tcache_small_put()). */
-static inline int hmb__tcache_small_put_fast(unsigned cls, size_t bytes,
-                                             void *raw) {
-  hmb__tc_front_t *f = hmb__tc_front;
-  if (!HMB__TC_KEEP_SMALL || !f || cls >= HMB__TC_NCLASSES)
-    return 0;
-  hmb__tc_small_t *s = &f->small[cls];
-  if (s->count >= HMB__TC_SMALL_COUNT ||
-      f->small_bytes + bytes > HMB__TC_SMALL_BYTES)
-    return 0;
-  *(void **)raw = s->head;
-  s->head = raw;
-  s->count++;
-  f->small_bytes += bytes;
-  return 1;
+/* An object is in the calling thread's cache (the get below will not call
+ * out); there is room for one more (the put below will not). */
+static inline int hmb__tcache_obj_ready(const hmb__tc_front_t *f) {
+  return f->objs != NULL;
+}
+static inline int hmb__tcache_obj_room(const hmb__tc_front_t *f) {
+  return HMB__TC_KEEP_SMALL && f->nobjs < HMB__TC_OBJS;
+}
+/* Pop the head object after hmb__tcache_obj_ready(); push one after
+ * hmb__tcache_obj_room(). Owner thread only. */
+static inline void *hmb__tcache_obj_pop(hmb__tc_front_t *f) {
+  void *p = f->objs;
+  f->objs = *(void **)p;
+  f->nobjs--;
+  return p;
+}
+static inline void hmb__tcache_obj_push(hmb__tc_front_t *f, void *obj) {
+  *(void **)obj = f->objs;
+  f->objs = obj;
+  f->nobjs++;
 }
 
 /* A 64-byte object, 64-byte aligned; NULL on failure. Any thread. */
 void *hmb__tcache_obj_get_slow(void);
 static inline void *hmb__tcache_obj_get(void) {
   hmb__tc_front_t *f = hmb__tc_front;
-  if (HMB__LIKELY(f && f->objs)) {
-    void *p = f->objs;
-    f->objs = *(void **)p;
-    f->nobjs--;
-    return p;
-  }
+  if (HMB__LIKELY(f && hmb__tcache_obj_ready(f)))
+    return hmb__tcache_obj_pop(f);
   return hmb__tcache_obj_get_slow();
 }
 
@@ -166,10 +190,8 @@ static inline void *hmb__tcache_obj_get(void) {
 void hmb__tcache_obj_put_slow(void *obj);
 static inline void hmb__tcache_obj_put(void *obj) {
   hmb__tc_front_t *f = hmb__tc_front;
-  if (HMB__TC_KEEP_SMALL && HMB__LIKELY(f && f->nobjs < HMB__TC_OBJS)) {
-    *(void **)obj = f->objs;
-    f->objs = obj;
-    f->nobjs++;
+  if (HMB__LIKELY(f && hmb__tcache_obj_room(f))) {
+    hmb__tcache_obj_push(f, obj);
     return;
   }
   hmb__tcache_obj_put_slow(obj);

@@ -60,6 +60,10 @@ static inline unsigned hmb__os_thread_index(void) {
   unsigned i = hmb__os_tindex;
   return i ? i - 1 : hmb__os_thread_index_slow();
 }
+/* The same without a call: index + 1, or 0 while none is assigned yet. */
+static inline unsigned hmb__os_thread_index_plus1(void) {
+  return hmb__os_tindex;
+}
 
 /*
  * Run `fn(arg)` when the calling thread exits (one registration per

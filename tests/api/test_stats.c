@@ -1021,6 +1021,125 @@ static void test_stats_exact_at_rest_after_cross_thread_closes(void **state) {
   ts_pool_done(pool);
 }
 
+/*
+ * stats.h: usage peaks are exact when one thread does all the allocating
+ * and closing. A walk of allocations (1 B to 600 KiB, small blocks and
+ * mappings) and closes in random order, rising and falling across the
+ * 1 MiB fold step many times, on one runner and then on a second one after
+ * the first is destroyed: after every operation the runner's peak_live,
+ * the pool's peak_live_bytes and the memory layer's pageable_peak equal
+ * the peaks of the same walk counted here. Then both runners live at once
+ * on the one thread: the runners' peaks and pageable_peak stay exact, and
+ * the pool's is within one fold step (stats.h: S = 2 shards).
+ */
+#define PW_BUFS 48
+#define PW_OPS 3000
+
+typedef struct peak_walk {
+  hmb_buffer_t *b[PW_BUFS];
+  size_t size[PW_BUFS];
+  int64_t live, peak;
+} peak_walk_t;
+
+static size_t pw_size(uint64_t *rng) {
+  uint64_t v = ts_rand(rng);
+  switch (v % 4) {
+  case 0:
+    return 1 + (size_t)(v >> 8) % 256; /* small */
+  case 1:
+    return 1 + (size_t)(v >> 8) % (64 * KIB);
+  default:
+    return 1 + (size_t)(v >> 8) % (600 * KIB); /* mappings from 256 KiB */
+  }
+}
+
+/* One step on runner r: allocate into an empty slot or close a full one. */
+static void pw_step(peak_walk_t *w, hmb_runner_t *r, uint64_t *rng) {
+  int i = (int)(ts_rand(rng) % PW_BUFS);
+  if (w->b[i]) {
+    assert_int_equal(hmb_buffer_close(w->b[i]), HMB_OK);
+    w->b[i] = NULL;
+    w->live -= (int64_t)w->size[i];
+  } else {
+    w->size[i] = pw_size(rng);
+    assert_int_equal(hmb_runner_alloc(r, w->size[i], 0, &w->b[i]), HMB_OK);
+    w->live += (int64_t)w->size[i];
+    if (w->live > w->peak)
+      w->peak = w->live;
+  }
+}
+
+static void pw_close_all(peak_walk_t *w) {
+  for (int i = 0; i < PW_BUFS; i++)
+    if (w->b[i]) {
+      assert_int_equal(hmb_buffer_close(w->b[i]), HMB_OK);
+      w->b[i] = NULL;
+      w->live -= (int64_t)w->size[i];
+    }
+  assert_int_equal(w->live, 0);
+}
+
+static void test_stats_peaks_exact_on_one_thread(void **state) {
+  (void)state;
+  hmb_pool_t *pool = ts_pool(256 * MIB, NULL, NULL);
+  uint64_t rng = 0x9e3779b97f4a7c15u;
+  int64_t pool_peak = 0; /* of the pool's live bytes, all runners */
+  for (int turn = 0; turn < 2; turn++) {
+    hmb_runner_t *r = ts_started_runner(pool, 64 * MIB);
+    static peak_walk_t w;
+    memset(&w, 0, sizeof w);
+    for (int op = 0; op < PW_OPS; op++) {
+      pw_step(&w, r, &rng);
+      if (w.live > pool_peak)
+        pool_peak = w.live;
+      hmb_runner_stats_t rs = ts_runner_stats(r);
+      hmb_pool_stats_t ps = ts_pool_stats(pool);
+      hmb_memory_stats_t ms = ts_memory_stats(pool);
+      assert_int_equal(rs.live, w.live);
+      assert_int_equal(rs.peak_live, w.peak);
+      assert_int_equal(ps.live_bytes, w.live);
+      assert_int_equal(ps.peak_live_bytes, pool_peak);
+      assert_int_equal(ms.pageable_live, w.live);
+      assert_int_equal(ms.pageable_peak, pool_peak);
+    }
+    pw_close_all(&w);
+    hmb_runner_destroy(r);
+  }
+  /* Two runners live at once, still one thread. */
+  hmb_runner_t *ra = ts_started_runner(pool, 64 * MIB);
+  hmb_runner_t *rb = ts_started_runner(pool, 64 * MIB);
+  static peak_walk_t wa, wb;
+  memset(&wa, 0, sizeof wa);
+  memset(&wb, 0, sizeof wb);
+  int64_t both_peak = 0;
+  for (int op = 0; op < PW_OPS; op++) {
+    if (ts_rand(&rng) & 1)
+      pw_step(&wa, ra, &rng);
+    else
+      pw_step(&wb, rb, &rng);
+    int64_t sum = wa.live + wb.live;
+    if (sum > both_peak)
+      both_peak = sum;
+    if (sum > pool_peak)
+      pool_peak = sum;
+    hmb_pool_stats_t ps = ts_pool_stats(pool);
+    hmb_memory_stats_t ms = ts_memory_stats(pool);
+    assert_int_equal(ps.live_bytes, sum);
+    assert_int_equal(ms.pageable_live, sum);
+    assert_int_equal(ms.pageable_peak, pool_peak);
+    assert_int_equal(ts_runner_stats(ra).peak_live, wa.peak);
+    assert_int_equal(ts_runner_stats(rb).peak_live, wb.peak);
+    assert_true(ps.peak_live_bytes <= pool_peak + (int64_t)HMB_STATS_PEAK_STEP);
+    assert_true(ps.peak_live_bytes >= pool_peak - (int64_t)HMB_STATS_PEAK_STEP);
+  }
+  assert_true(both_peak > (int64_t)(2 * HMB_STATS_PEAK_STEP));
+  pw_close_all(&wa);
+  pw_close_all(&wb);
+  hmb_runner_destroy(ra);
+  hmb_runner_destroy(rb);
+  ts_pool_done(pool);
+}
+
 int main(void) {
   pthread_mutex_init(&I.mu, NULL);
   ts_watchdog_arm("test_stats", 120);
@@ -1036,6 +1155,7 @@ int main(void) {
       cmocka_unit_test(
           test_stats_live_bytes_off_by_at_most_the_operations_in_flight),
       cmocka_unit_test(test_stats_exact_at_rest_after_cross_thread_closes),
+      cmocka_unit_test(test_stats_peaks_exact_on_one_thread),
       cmocka_unit_test(test_stats_executor_identity_during_a_run),
       cmocka_unit_test(
           test_stats_executor_identity_in_a_cancelled_tasks_callback),
