@@ -31,6 +31,7 @@
 #include <string.h>
 #include <time.h>
 
+#include "storm_support.h"
 #include "testsupport.h"
 
 enum { LIMIT = 64 * 1024 };
@@ -46,33 +47,13 @@ static struct {
   atomic_long log_lines;
 } G;
 
-#define FAILF(...)                                                             \
-  do {                                                                         \
-    fprintf(stderr, "stress_executor FAILED (seed %" PRIu64 "): ", G.seed);    \
-    fprintf(stderr, __VA_ARGS__);                                              \
-    fprintf(stderr, "\n");                                                     \
-    fflush(stderr);                                                            \
-    abort();                                                                   \
-  } while (0)
-
-static void fail_detail(int line, const char *cond, const char *detail) {
-  FAILF("line %d: %s (%s)", line, cond, detail);
-}
-#define CHECK(cond, detail)                                                    \
-  do {                                                                         \
-    if (!(cond))                                                               \
-      fail_detail(__LINE__, #cond, detail);                                    \
-  } while (0)
-
+#define FAILF(...) sts_failf("stress_executor", G.seed, __VA_ARGS__)
+#define fail_detail(line, cond, detail)                                        \
+  sts_fail_at("stress_executor", G.seed, (line), (cond), (detail))
+#define CHECK(cond, detail) STS_CHECK("stress_executor", G.seed, cond, detail)
 #define CHECK_RC(rc, allowed_mask, what)                                       \
-  do {                                                                         \
-    int rc_ = (rc);                                                            \
-    if (rc_ > 0 || rc_ < -31 || !((allowed_mask) & (1u << -rc_))) {            \
-      char d_[128];                                                            \
-      snprintf(d_, sizeof d_, "%s returned %s", what, hmb_errname(rc_));       \
-      fail_detail(__LINE__, "status allowed", d_);                             \
-    }                                                                          \
-  } while (0)
+  sts_check_rc("stress_executor", G.seed, __LINE__, (rc), (allowed_mask),      \
+               (what))
 
 #define OK_ (1u << 0)
 #define BIT(e) (1u << -(e))

@@ -43,6 +43,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "storm_support.h"
 #include "testsupport.h"
 
 /* ---- configuration and shared state --------------------------------- */
@@ -106,34 +107,12 @@ static struct {
  * the largest requests are mappings that go through the warm cache. */
 #define LIMIT (G.limit)
 
-#define FAILF(...)                                                             \
-  do {                                                                         \
-    fprintf(stderr, "stress_pool FAILED (seed %" PRIu64 "): ", G.seed);        \
-    fprintf(stderr, __VA_ARGS__);                                              \
-    fprintf(stderr, "\n");                                                     \
-    fflush(stderr);                                                            \
-    abort();                                                                   \
-  } while (0)
-
-/* Abort with the seed, the failed condition and what was seen. */
-static void fail_detail(int line, const char *cond, const char *detail) {
-  FAILF("line %d: %s (%s)", line, cond, detail);
-}
-#define CHECK(cond, detail)                                                    \
-  do {                                                                         \
-    if (!(cond))                                                               \
-      fail_detail(__LINE__, #cond, detail);                                    \
-  } while (0)
-
+#define FAILF(...) sts_failf("stress_pool", G.seed, __VA_ARGS__)
+#define fail_detail(line, cond, detail)                                        \
+  sts_fail_at("stress_pool", G.seed, (line), (cond), (detail))
+#define CHECK(cond, detail) STS_CHECK("stress_pool", G.seed, cond, detail)
 #define CHECK_RC(rc, allowed_mask, what)                                       \
-  do {                                                                         \
-    int rc_ = (rc);                                                            \
-    if (rc_ > 0 || rc_ < -31 || !((allowed_mask) & (1u << -rc_))) {            \
-      char d_[128];                                                            \
-      snprintf(d_, sizeof d_, "%s returned %s", what, hmb_errname(rc_));       \
-      fail_detail(__LINE__, "status allowed", d_);                             \
-    }                                                                          \
-  } while (0)
+  sts_check_rc("stress_pool", G.seed, __LINE__, (rc), (allowed_mask), (what))
 
 #define OK_ (1u << 0)
 #define BIT(e) (1u << -(e))

@@ -4,9 +4,15 @@
 #define _POSIX_C_SOURCE 200809L
 #include "storm_support.h"
 
+#include <inttypes.h>
+#include <stdarg.h>
 #include <stdatomic.h>
+#include <stdio.h>
+#include <stdlib.h>
 #include <time.h>
 #include <unistd.h>
+
+#include "hmb.h"
 
 uint64_t sts_mix(uint64_t x) {
   x += 0x9E3779B97F4A7C15ull;
@@ -84,4 +90,29 @@ uint64_t sts_now_ns(void) {
   struct timespec ts;
   clock_gettime(CLOCK_MONOTONIC, &ts);
   return (uint64_t)ts.tv_sec * 1000000000ull + (uint64_t)ts.tv_nsec;
+}
+
+void sts_failf(const char *prog, uint64_t seed, const char *fmt, ...) {
+  va_list ap;
+  va_start(ap, fmt);
+  fprintf(stderr, "%s FAILED (seed %" PRIu64 "): ", prog, seed);
+  vfprintf(stderr, fmt, ap);
+  fprintf(stderr, "\n");
+  fflush(stderr);
+  va_end(ap);
+  abort();
+}
+
+void sts_fail_at(const char *prog, uint64_t seed, int line, const char *cond,
+                 const char *detail) {
+  sts_failf(prog, seed, "line %d: %s (%s)", line, cond, detail);
+}
+
+void sts_check_rc(const char *prog, uint64_t seed, int line, int rc,
+                  unsigned allowed, const char *what) {
+  if (rc <= 0 && rc >= -31 && (allowed & (1u << -rc)))
+    return;
+  char d[128];
+  snprintf(d, sizeof d, "%s returned %s", what, hmb_errname(rc));
+  sts_fail_at(prog, seed, line, "status allowed", d);
 }

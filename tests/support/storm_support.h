@@ -1,7 +1,8 @@
 /*
- * storm_support.h - helpers shared by the storm fuzzer (tests/fuzz/storm.c)
- * and the physical-bound tests (tests/stress/physical_*.c): seeded random
- * numbers, the per-block physical bound, sanitizer detection, time.
+ * storm_support.h - helpers shared by the storm fuzzer (tests/fuzz/storm.c),
+ * the physical-bound tests (tests/stress/physical_*.c) and the stress
+ * programs (tests/stress/stress_*.c): seeded random numbers, the per-block
+ * physical bound, sanitizer detection, time, the seeded failure report.
  *
  * The physical bound. hmb/stats.h says what a pool's pageable memory may
  * occupy beyond the bytes it charges: per live block of size s its prefix P
@@ -44,5 +45,24 @@ size_t sts_phys_bound(size_t size, size_t prefix);
 int sts_sanitized(void);
 /* Monotonic clock in ns. */
 uint64_t sts_now_ns(void);
+
+/*
+ * The stress programs' failure report: "<prog> FAILED (seed N): ", the
+ * message, a newline; then abort (so the seed reproduces the run).
+ */
+void sts_failf(const char *prog, uint64_t seed, const char *fmt, ...)
+    __attribute__((noreturn, format(printf, 3, 4)));
+/* The same for a failed condition at `line` and what was seen. */
+void sts_fail_at(const char *prog, uint64_t seed, int line, const char *cond,
+                 const char *detail) __attribute__((noreturn));
+/* `rc` must be 0 (bit 0 of `allowed`) or an HMB_E* code whose bit -rc is
+ * set in `allowed`; else a failure at `line` naming `what` and the code. */
+void sts_check_rc(const char *prog, uint64_t seed, int line, int rc,
+                  unsigned allowed, const char *what);
+#define STS_CHECK(prog, seed, cond, detail)                                    \
+  do {                                                                         \
+    if (!(cond))                                                               \
+      sts_fail_at((prog), (seed), __LINE__, #cond, (detail));                  \
+  } while (0)
 
 #endif /* HMB_STORM_SUPPORT_H */
