@@ -4,6 +4,9 @@
  * Reference counting follows kref: retain is a relaxed increment; the
  * decrement is acquire-release, so every write made through any reference
  * happens-before the teardown by the thread that drops the count to zero.
+ * A close that finds the count at 1 (the caller's reference is the only
+ * one) reads it with acquire and stores 0 instead (the common last close
+ * of a buffer used by one thread: no locked instruction).
  * (kref uses a release decrement plus an acquire fence on the last one; the
  * single acq_rel RMW costs the same on x86 and, unlike a standalone fence,
  * is understood by ThreadSanitizer.)
@@ -205,7 +208,18 @@ int hmb_buffer_close(hmb_buffer_t *buf) {
    * thread's final close may free the handle at any moment. */
   hmb_buffer_handler_t h = buf->handler;
   int root = !(buf->flags & HMB__BUF_SLICE);
-  long old = atomic_fetch_sub_explicit(&buf->refs, 1, memory_order_acq_rel);
+  /* The sole holder drops its reference without a read-modify-write: with
+   * one reference, the caller's, no other thread may touch the count (a
+   * retain needs a reference of its own). Acquire: pairs with the acq_rel
+   * decrement that left the count at 1, so every write made through that
+   * reference happens-before the teardown, as with the decrement below. */
+  long old;
+  if (atomic_load_explicit(&buf->refs, memory_order_acquire) == 1) {
+    atomic_store_explicit(&buf->refs, 0, memory_order_relaxed);
+    old = 1;
+  } else {
+    old = atomic_fetch_sub_explicit(&buf->refs, 1, memory_order_acq_rel);
+  }
   /* The common close, a root's last reference, goes to its owner in a tail
    * call (its `closed` hook: freed, then hmb__buffer_root_end()). */
   if (HMB__LIKELY(old == 1 && root))

@@ -9,6 +9,7 @@
 
 typedef struct events {
   long refs[16];
+  long count_at_event[16]; /* hmb_buffer_refcount() inside the handler */
   void *data_at_event[16];
   int n;
   hmb_pool_t *pool; /* when set, pool live bytes are recorded per event */
@@ -20,6 +21,7 @@ static void record(void *user, hmb_buffer_t *buf, long refs) {
   events_t *ev = user;
   if (ev->n < 16) {
     ev->refs[ev->n] = refs;
+    ev->count_at_event[ev->n] = hmb_buffer_refcount(buf);
     ev->data_at_event[ev->n] = refs == 0 ? hmb_buffer_data(buf) : NULL;
     if (ev->pool) {
       hmb_pool_stats_t st;
@@ -58,6 +60,10 @@ static void test_refcount_and_handler(void **state) {
   assert_int_equal(ev.n, 3);
   assert_int_equal(ev.refs[2], 0);
   assert_null(ev.data_at_event[2]); /* memory already returned */
+  /* The count the handler reads is the one it is given, also at the last
+   * close (made by the sole holder without a read-modify-write). */
+  for (int i = 0; i < 3; i++)
+    assert_int_equal(ev.count_at_event[i], ev.refs[i]);
 }
 
 static void test_set_handler_returns_previous_and_chains(void **state) {
