@@ -52,18 +52,8 @@ _Static_assert(sizeof(struct hmb_buffer) <= HMB__TC_OBJ_SIZE &&
 
 static hmb_buffer_t *hmb__handle_new(void *data, size_t size, unsigned flags) {
   hmb_buffer_t *b = hmb__tcache_obj_get();
-  if (!b)
-    return NULL;
-  atomic_init(&b->refs, 1);
-  b->magic = HMB__BUF_MAGIC;
-  b->flags = (uint16_t)flags;
-  b->shard = 0;
-  b->data = data;
-  b->size = size;
-  b->u.root.owner = NULL;
-  b->u.root.ops = NULL;
-  b->handler.fn = NULL;
-  b->handler.user = NULL;
+  if (b)
+    hmb__buffer_fill(b, data, size, flags, 0, NULL, NULL);
   return b;
 }
 

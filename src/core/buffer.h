@@ -64,12 +64,12 @@ struct hmb_buffer {
   hmb_buffer_handler_t handler;
 };
 
-/* Fill a root handle `b` (just taken from the object cache) but for the
- * block's back-pointer slot. */
-static inline void hmb__buffer_root_fill(hmb_buffer_t *b, void *data,
-                                         size_t size, unsigned flags,
-                                         unsigned shard, void *owner,
-                                         const hmb__owner_ops_t *ops) {
+/* Fill a handle `b` just taken from the object cache, with one reference
+ * (a root's owner and ops, or NULL for a slice, whose caller sets its
+ * parent); not the block's back-pointer slot. */
+static inline void hmb__buffer_fill(hmb_buffer_t *b, void *data, size_t size,
+                                    unsigned flags, unsigned shard, void *owner,
+                                    const hmb__owner_ops_t *ops) {
   atomic_init(&b->refs, 1);
   b->magic = HMB__BUF_MAGIC;
   b->flags = (uint16_t)flags;
@@ -82,14 +82,26 @@ static inline void hmb__buffer_root_fill(hmb_buffer_t *b, void *data,
   b->handler.user = NULL;
 }
 
-/* The same, and the back-pointer slot of `data` if there is one. */
+/* The same for a root over a block of the memory layer (`data` not NULL),
+ * and its back-pointer slot. */
+static inline void hmb__buffer_root_init_block(hmb_buffer_t *b, void *data,
+                                               size_t size, unsigned flags,
+                                               unsigned shard, void *owner,
+                                               const hmb__owner_ops_t *ops) {
+  hmb__buffer_fill(b, data, size, flags, shard, owner, ops);
+  *hmb__block_backptr(data) = b;
+}
+
+/* The same for any root: the back-pointer slot of `data` if there is one
+ * (NULL: a reservation). */
 static inline void hmb__buffer_root_init(hmb_buffer_t *b, void *data,
                                          size_t size, unsigned flags,
                                          unsigned shard, void *owner,
                                          const hmb__owner_ops_t *ops) {
-  hmb__buffer_root_fill(b, data, size, flags, shard, owner, ops);
   if (data)
-    *hmb__block_backptr(data) = b;
+    hmb__buffer_root_init_block(b, data, size, flags, shard, owner, ops);
+  else
+    hmb__buffer_fill(b, data, size, flags, shard, owner, ops);
 }
 
 /*

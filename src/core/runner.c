@@ -471,8 +471,7 @@ hmb__runner_new_quick(hmb_runner_t *r, size_t bytes, size_t align, int *fold) {
   int mem_fold;
   void *data = hmb__memory_small_take(r->mem, bytes, &p, sh, &mem_fold);
   hmb_buffer_t *buf = hmb__tcache_obj_pop(p.f);
-  hmb__buffer_root_fill(buf, data, bytes, 0, sh, r, &hmb__runner_ops);
-  *hmb__block_backptr(data) = buf;
+  hmb__buffer_root_init_block(buf, data, bytes, 0, sh, r, &hmb__runner_ops);
   *fold = (mem_fold ? HMB__FOLD_MEM : 0) |
           (hmb__runner_count_new(r, sh, (int64_t)bytes) ? HMB__FOLD_LIVE : 0);
   return buf;
