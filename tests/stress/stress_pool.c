@@ -110,7 +110,8 @@ static struct {
 #define FAILF(...) sts_failf("stress_pool", G.seed, __VA_ARGS__)
 #define fail_detail(line, cond, detail)                                        \
   sts_fail_at("stress_pool", G.seed, (line), (cond), (detail))
-#define CHECK(cond, detail) STS_CHECK("stress_pool", G.seed, cond, detail)
+#define CHECK(cond, detail)                                                    \
+  STS_CHECK("stress_pool", G.seed, (cond), #cond, detail)
 #define CHECK_RC(rc, allowed_mask, what)                                       \
   sts_check_rc("stress_pool", G.seed, __LINE__, (rc), (allowed_mask), (what))
 

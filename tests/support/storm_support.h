@@ -59,10 +59,12 @@ void sts_fail_at(const char *prog, uint64_t seed, int line, const char *cond,
  * set in `allowed`; else a failure at `line` naming `what` and the code. */
 void sts_check_rc(const char *prog, uint64_t seed, int line, int rc,
                   unsigned allowed, const char *what);
-#define STS_CHECK(prog, seed, cond, detail)                                    \
+/* Fail at this line unless `ok`; `text` is the condition as written (a
+ * caller's macro stringifies it itself, before its macros expand). */
+#define STS_CHECK(prog, seed, ok, text, detail)                                \
   do {                                                                         \
-    if (!(cond))                                                               \
-      sts_fail_at((prog), (seed), __LINE__, #cond, (detail));                  \
+    if (!(ok))                                                                 \
+      sts_fail_at((prog), (seed), __LINE__, (text), (detail));                 \
   } while (0)
 
 #endif /* HMB_STORM_SUPPORT_H */
