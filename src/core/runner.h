@@ -2,9 +2,10 @@
  * runner.h (core) - the runner object: an account in the ledger, an
  * allocator, and the usage counters of its buffers.
  *
- * Writers: runner.c owns `live_top`, `shards_open` and the usage fields of
- * the account's shards (live, bufs, allocs); the ledger owns the budget
- * fields; pool.c owns the registry links.
+ * Writers: runner.c owns `shards_open` and the usage fields of the
+ * account's shards (bufs, allocs; the live gauge and `live_top` through
+ * platform/shard.h, its only writer); the ledger owns the budget fields;
+ * pool.c owns the registry links.
  *
  * Lifetime. The handle and every live root buffer keep the runner alive.
  * Each shard counts the root buffers allocated on it (2 per buffer, so the
