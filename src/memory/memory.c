@@ -497,6 +497,20 @@ void hmb__memory_stats(hmb__memory_t *mem, hmb_memory_stats_t *out) {
   }
 }
 
+/* The thread cache's table of class sizes against sizeclass.h: a constant,
+ * so walked once (relaxed: a second walk by a racing check is harmless). */
+static int hmb__class_table_ok(void) {
+  static _Atomic int ok;
+  if (atomic_load_explicit(&ok, memory_order_relaxed))
+    return 1;
+  for (unsigned k = 0; k < HMB__TC_NCLASSES; k++)
+    if (hmb__tcache_class_size(k) != hmb__class_size(k) ||
+        hmb__class_of(hmb__class_size(k)) != k)
+      return 0;
+  atomic_store_explicit(&ok, 1, memory_order_relaxed);
+  return 1;
+}
+
 int hmb__memory_check(hmb__memory_t *mem, char *why, size_t len) {
   hmb_memory_stats_t st;
   hmb__memory_stats(mem, &st);
@@ -513,11 +527,9 @@ int hmb__memory_check(hmb__memory_t *mem, char *why, size_t len) {
     bad = "memory: pinned live bytes above the region";
   else if (mem->arena && hmb__arena_check(mem->arena) != 0)
     bad = "memory: pinned region bookkeeping is inconsistent";
-  for (unsigned k = 0; !bad && k < HMB__TC_NCLASSES; k++)
-    if (hmb__tcache_class_size(k) != hmb__class_size(k) ||
-        hmb__class_of(hmb__class_size(k)) != k)
-      bad = "memory: the thread cache's class sizes disagree with the "
-            "size classes";
+  else if (!hmb__class_table_ok())
+    bad = "memory: the thread cache's class sizes disagree with the size "
+          "classes";
   if (bad && why && len)
     snprintf(why, len, "%s", bad);
   return bad ? HMB_EFAILED : 0;
