@@ -1128,16 +1128,6 @@ static void op_join(op_t *op) {
   pthread_join(op->th, NULL);
 }
 
-static hmb_runner_t *runner_prio(hmb_pool_t *pool, size_t est, int prio) {
-  hmb_runner_config_t rc;
-  hmb_runner_config_init(&rc);
-  rc.estimate = est;
-  rc.priority = prio;
-  hmb_runner_t *r = NULL;
-  assert_int_equal(hmb_runner_create(pool, &rc, &r), HMB_OK);
-  return r;
-}
-
 typedef struct waitcond {
   hmb_pool_t *pool;
   int acq, bor;
@@ -1162,7 +1152,7 @@ static void test_idle_start_is_capped_at_the_limit(void **s) {
   (void)s;
   ts_log_t log = {0};
   hmb_pool_t *pool = ts_pool(1000, NULL, &log);
-  hmb_runner_t *big = runner_prio(pool, 5000, 0);
+  hmb_runner_t *big = ts_runner(pool, 5000, NULL);
   assert_int_equal(hmb_runner_start(big, 0), HMB_OK); /* nothing running */
   hmb_pool_stats_t st = ts_pool_stats(pool);
   assert_int_equal(st.held, 1000);
@@ -1186,7 +1176,7 @@ static void test_idle_start_is_capped_at_the_limit(void **s) {
   assert_int_equal(st.overcommitted_total, 3000);
   ts_check(pool, 0);
   /* Someone is running now: a second request must wait (here: not wait). */
-  hmb_runner_t *small = runner_prio(pool, 10, 0);
+  hmb_runner_t *small = ts_runner(pool, 10, NULL);
   assert_int_equal(hmb_runner_start(small, 0), HMB_ETIMEDOUT);
   assert_int_equal(hmb_runner_state(small), HMB_RUNNER_CREATED);
   /* The close gives the 3000 beyond the limit back at once (I3: the
@@ -1214,11 +1204,11 @@ static void test_idle_start_is_capped_at_the_limit(void **s) {
 static void test_prompt_wakeup_when_last_runner_stops(void **s) {
   (void)s;
   hmb_pool_t *pool = ts_pool(1000, NULL, NULL);
-  hmb_runner_t *r1 = runner_prio(pool, 800, 0);
+  hmb_runner_t *r1 = ts_runner(pool, 800, NULL);
   assert_int_equal(hmb_runner_start(r1, 0), HMB_OK);
   hmb_buffer_t *kept = NULL;
   assert_int_equal(hmb_runner_alloc(r1, 800, 0, &kept), HMB_OK);
-  hmb_runner_t *r2 = runner_prio(pool, 900, 0);
+  hmb_runner_t *r2 = ts_runner(pool, 900, NULL);
   op_t op = {0};
   op_run(&op, r2, 0, 0, HMB_WAIT_FOREVER); /* only a wake-up can end it */
   await_waiters(pool, 1, 0);
@@ -1245,12 +1235,12 @@ static void test_prompt_wakeup_when_last_runner_stops(void **s) {
 static void test_borrowers_before_acquirers(void **s) {
   (void)s;
   hmb_pool_t *pool = ts_pool(1000, NULL, NULL);
-  hmb_runner_t *r1 = runner_prio(pool, 600, 0);
-  hmb_runner_t *r2 = runner_prio(pool, 300, 0);
+  hmb_runner_t *r1 = ts_runner(pool, 600, NULL);
+  hmb_runner_t *r2 = ts_runner(pool, 300, NULL);
   assert_int_equal(hmb_runner_start(r1, 0), HMB_OK);
   assert_int_equal(hmb_runner_start(r2, 0), HMB_OK); /* available: 100 */
   /* An acquirer arrives first and waits for 150 (highest priority). */
-  hmb_runner_t *r3 = runner_prio(pool, 150, 100);
+  hmb_runner_t *r3 = ts_runner_prio(pool, 150, 100, NULL);
   op_t acq = {0};
   op_run(&acq, r3, 0, 0, HMB_WAIT_FOREVER);
   await_waiters(pool, 1, 0);
@@ -1305,8 +1295,8 @@ static void test_all_borrowers_rule(void **s) {
   (void)s;
   ts_log_t log = {0};
   hmb_pool_t *pool = ts_pool(1000, NULL, &log);
-  hmb_runner_t *r1 = runner_prio(pool, 500, 0);
-  hmb_runner_t *r2 = runner_prio(pool, 500, 0);
+  hmb_runner_t *r1 = ts_runner(pool, 500, NULL);
+  hmb_runner_t *r2 = ts_runner(pool, 500, NULL);
   assert_int_equal(hmb_runner_start(r1, 0), HMB_OK);
   assert_int_equal(hmb_runner_start(r2, 0), HMB_OK);
   op_t b1 = {0}, b2 = {0};
@@ -1360,9 +1350,9 @@ static void test_timeout_leaves_nothing_taken(void **s) {
   (void)s;
   ts_log_t log = {0};
   hmb_pool_t *pool = ts_pool(1000, NULL, &log);
-  hmb_runner_t *r1 = runner_prio(pool, 900, 0);
+  hmb_runner_t *r1 = ts_runner(pool, 900, NULL);
   assert_int_equal(hmb_runner_start(r1, 0), HMB_OK);
-  hmb_runner_t *r2 = runner_prio(pool, 200, 0);
+  hmb_runner_t *r2 = ts_runner(pool, 200, NULL);
   assert_int_equal(hmb_runner_start(r2, 20 * MS), HMB_ETIMEDOUT);
   hmb_pool_stats_t st = ts_pool_stats(pool);
   assert_int_equal(st.held, 900);
@@ -1425,9 +1415,9 @@ static void test_borrows_served_by_priority(void **s) {
   (void)s;
   const size_t limit = MIB, piece = 256 * KIB;
   hmb_pool_t *p = pool_with(limit, 0, 0);
-  hmb_runner_t *holder = runner_prio(p, limit - 2 * piece, 0);
-  hmb_runner_t *low = runner_prio(p, piece, 0);
-  hmb_runner_t *high = runner_prio(p, piece, 5);
+  hmb_runner_t *holder = ts_runner(p, limit - 2 * piece, NULL);
+  hmb_runner_t *low = ts_runner(p, piece, NULL);
+  hmb_runner_t *high = ts_runner_prio(p, piece, 5, NULL);
   assert_int_equal(hmb_runner_start(holder, 0), 0);
   assert_int_equal(hmb_runner_start(low, 0), 0);
   assert_int_equal(hmb_runner_start(high, 0), 0);
@@ -1507,7 +1497,7 @@ static void test_partial_serve_by_a_close_lets_the_rest_fit(void **s) {
 static void test_priority_then_arrival_order(void **s) {
   (void)s;
   hmb_pool_t *pool = ts_pool(100, NULL, NULL);
-  hmb_runner_t *blocker = runner_prio(pool, 100, 0);
+  hmb_runner_t *blocker = ts_runner(pool, 100, NULL);
   assert_int_equal(hmb_runner_start(blocker, 0), HMB_OK);
   static const int prios[] = {1, 5, 5, 3, 5};
   enum { N = 5 };
@@ -1517,7 +1507,7 @@ static void test_priority_then_arrival_order(void **s) {
   pthread_mutex_t mu = PTHREAD_MUTEX_INITIALIZER;
   memset(ops, 0, sizeof ops);
   for (int i = 0; i < N; i++) {
-    rs[i] = runner_prio(pool, 100, prios[i]);
+    rs[i] = ts_runner_prio(pool, 100, prios[i], NULL);
     ops[i].order = order;
     ops[i].order_mu = &mu;
     ops[i].order_n = &order_n;
@@ -1543,10 +1533,10 @@ static void test_priority_then_arrival_order(void **s) {
 static void test_retried_start_keeps_its_place(void **s) {
   (void)s;
   hmb_pool_t *pool = ts_pool(100, NULL, NULL);
-  hmb_runner_t *blocker = runner_prio(pool, 100, 0);
+  hmb_runner_t *blocker = ts_runner(pool, 100, NULL);
   assert_int_equal(hmb_runner_start(blocker, 0), HMB_OK);
-  hmb_runner_t *old = runner_prio(pool, 100, 0);
-  hmb_runner_t *young = runner_prio(pool, 100, 0);
+  hmb_runner_t *old = ts_runner(pool, 100, NULL);
+  hmb_runner_t *young = ts_runner(pool, 100, NULL);
   /* `old` asks first and times out; `young` then queues. */
   assert_int_equal(hmb_runner_start(old, MS), HMB_ETIMEDOUT);
   int order[2], order_n = 0;
@@ -1580,17 +1570,17 @@ static void test_retried_start_keeps_its_place(void **s) {
 static void test_large_request_not_bypassed(void **s) {
   (void)s;
   hmb_pool_t *pool = ts_pool(1000, NULL, NULL);
-  hmb_runner_t *r0 = runner_prio(pool, 600, 0);
+  hmb_runner_t *r0 = ts_runner(pool, 600, NULL);
   assert_int_equal(hmb_runner_start(r0, 0), HMB_OK);
-  hmb_runner_t *big = runner_prio(pool, 800, 0);
+  hmb_runner_t *big = ts_runner(pool, 800, NULL);
   op_t op = {0};
   op_run(&op, big, 0, 0, HMB_WAIT_FOREVER);
   await_waiters(pool, 1, 0);
   /* 400 is free and 100 would fit, but the large head request is first. */
-  hmb_runner_t *small = runner_prio(pool, 100, 0);
+  hmb_runner_t *small = ts_runner(pool, 100, NULL);
   assert_int_equal(hmb_runner_start(small, 0), HMB_ETIMEDOUT);
   /* A higher priority is served first, though: priority beats arrival. */
-  hmb_runner_t *urgent = runner_prio(pool, 100, 9);
+  hmb_runner_t *urgent = ts_runner_prio(pool, 100, 9, NULL);
   assert_int_equal(hmb_runner_start(urgent, 0), HMB_OK);
   hmb_runner_destroy(urgent);
   hmb_runner_destroy(r0);
@@ -1610,9 +1600,9 @@ static void test_large_request_not_bypassed(void **s) {
 static void test_cancel_wakes_waiters(void **s) {
   (void)s;
   hmb_pool_t *pool = ts_pool(1000, NULL, NULL);
-  hmb_runner_t *r0 = runner_prio(pool, 900, 0);
+  hmb_runner_t *r0 = ts_runner(pool, 900, NULL);
   assert_int_equal(hmb_runner_start(r0, 0), HMB_OK);
-  hmb_runner_t *w = runner_prio(pool, 500, 0);
+  hmb_runner_t *w = ts_runner(pool, 500, NULL);
   op_t op = {0};
   op_run(&op, w, 0, 0, HMB_WAIT_FOREVER);
   await_waiters(pool, 1, 0);
@@ -1628,7 +1618,7 @@ static void test_cancel_wakes_waiters(void **s) {
   assert_int_equal(st.acquire_waiters, 0);
   assert_int_equal(st.held, 900);
   /* Cancelling a borrower: it keeps what it held until finish/destroy. */
-  hmb_runner_t *b = runner_prio(pool, 100, 0);
+  hmb_runner_t *b = ts_runner(pool, 100, NULL);
   assert_int_equal(hmb_runner_start(b, 0), HMB_OK);
   hmb_buffer_t *kept = NULL;
   assert_int_equal(hmb_runner_alloc(b, 40, 0, &kept), HMB_OK);
@@ -1668,9 +1658,9 @@ static void test_cancel_wakes_waiters(void **s) {
 static void test_zero_start_waits_like_any_start(void **s) {
   (void)s;
   hmb_pool_t *pool = ts_pool(100, NULL, NULL);
-  hmb_runner_t *r0 = runner_prio(pool, 500, 0);
+  hmb_runner_t *r0 = ts_runner(pool, 500, NULL);
   assert_int_equal(hmb_runner_start(r0, 0), HMB_OK); /* gets the limit */
-  hmb_runner_t *z = runner_prio(pool, 0, 0);
+  hmb_runner_t *z = ts_runner(pool, 0, NULL);
   assert_int_equal(hmb_runner_start(z, 0), HMB_OK); /* full, nobody ahead */
   assert_int_equal(hmb_runner_state(z), HMB_RUNNER_RUNNING);
   hmb_pool_stats_t st = ts_pool_stats(pool);
@@ -1678,12 +1668,12 @@ static void test_zero_start_waits_like_any_start(void **s) {
   assert_int_equal(st.held, 100);
   hmb_runner_finish(r0, 0, NULL);
   /* r1 waits to borrow; z runs without borrowing, so R4 does not apply. */
-  hmb_runner_t *r1 = runner_prio(pool, 100, 0);
+  hmb_runner_t *r1 = ts_runner(pool, 100, NULL);
   assert_int_equal(hmb_runner_start(r1, 0), HMB_OK);
   op_t bop = {0};
   op_run(&bop, r1, 1, 150, HMB_WAIT_FOREVER);
   await_waiters(pool, 0, 1);
-  hmb_runner_t *z2 = runner_prio(pool, 0, 0);
+  hmb_runner_t *z2 = ts_runner(pool, 0, NULL);
   assert_int_equal(hmb_runner_start(z2, 0), HMB_ETIMEDOUT); /* R1 */
   assert_int_equal(hmb_runner_start(z2, 5 * MS), HMB_ETIMEDOUT);
   assert_int_equal(hmb_runner_state(z2), HMB_RUNNER_CREATED);

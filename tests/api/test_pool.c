@@ -14,18 +14,6 @@
 
 #include "testsupport.h"
 
-static hmb_runner_t *runner_new(hmb_pool_t *pool, size_t est, int prio,
-                                const char *name) {
-  hmb_runner_config_t rc;
-  hmb_runner_config_init(&rc);
-  rc.estimate = est;
-  rc.priority = prio;
-  rc.name = name;
-  hmb_runner_t *r = NULL;
-  assert_int_equal(hmb_runner_create(pool, &rc, &r), HMB_OK);
-  return r;
-}
-
 static uint64_t rid(hmb_runner_t *r) {
   return ts_runner_stats(r).id;
 }
@@ -189,8 +177,8 @@ static void test_pool_destroy_with_runners_is_refused(void **state) {
   (void)state;
   ts_log_t log = {0};
   hmb_pool_t *pool = ts_pool(1000, NULL, &log);
-  hmb_runner_t *r = runner_new(pool, 100, 0, NULL);
-  hmb_runner_t *named = runner_new(pool, 0, 0, "split-7");
+  hmb_runner_t *r = ts_runner(pool, 100, NULL);
+  hmb_runner_t *named = ts_runner(pool, 0, "split-7");
   assert_int_equal(hmb_runner_start(r, 0), HMB_OK);
   assert_int_equal(hmb_runner_start(named, 0), HMB_OK);
   hmb_buffer_t *b = NULL;
@@ -220,9 +208,9 @@ static void test_pool_destroy_with_runners_is_refused(void **state) {
 static void test_pool_stats_follow_the_runners(void **state) {
   (void)state;
   hmb_pool_t *pool = ts_pool(10000, NULL, NULL);
-  hmb_runner_t *a = runner_new(pool, 3000, 0, "a");
-  hmb_runner_t *b = runner_new(pool, 2000, 0, "b");
-  hmb_runner_t *c = runner_new(pool, 500, 0, "c"); /* never started */
+  hmb_runner_t *a = ts_runner(pool, 3000, "a");
+  hmb_runner_t *b = ts_runner(pool, 2000, "b");
+  hmb_runner_t *c = ts_runner(pool, 500, "c"); /* never started */
   assert_int_equal(hmb_runner_start(a, 0), HMB_OK);
   assert_int_equal(hmb_runner_start(b, 0), HMB_OK);
   hmb_buffer_t *x = NULL, *y = NULL, *z = NULL;
@@ -344,7 +332,7 @@ static void test_pool_describe_names_top_holders(void **state) {
   const char *names[] = {"small", "large", "medium"};
   size_t est[] = {100, 500, 300};
   for (int i = 0; i < 3; i++) {
-    rs[i] = runner_new(pool, est[i], 0, names[i]);
+    rs[i] = ts_runner(pool, est[i], names[i]);
     assert_int_equal(hmb_runner_start(rs[i], 0), HMB_OK);
   }
   hmb_buffer_t *b = NULL;

@@ -42,16 +42,6 @@ static hmb_pool_t *hooked_pool(size_t limit) {
   return ts_pool_cfg(&cfg);
 }
 
-static hmb_runner_t *runner_prio(hmb_pool_t *pool, size_t estimate, int prio) {
-  hmb_runner_config_t rc;
-  hmb_runner_config_init(&rc);
-  rc.estimate = estimate;
-  rc.priority = prio;
-  hmb_runner_t *r = NULL;
-  assert_int_equal(hmb_runner_create(pool, &rc, &r), HMB_OK);
-  return r;
-}
-
 /* A start (or an allocation) on its own thread, without time limit. */
 typedef struct bg {
   pthread_t tid;
@@ -275,7 +265,7 @@ static void test_not_past_a_waiting_start(void **state) {
   assert_int_equal(ps.acquire_waiters, 1);
   assert_int_equal(ps.acquire_timeouts, 1);
 
-  hmb_runner_t *hi = runner_prio(pool, 100, 5);
+  hmb_runner_t *hi = ts_runner_prio(pool, 100, 5, NULL);
   assert_int_equal(hmb_runner_start(hi, 0), HMB_OK);
   ps = ts_pool_stats(pool);
   assert_int_equal(ps.held, 700);

@@ -225,14 +225,20 @@ void ts_check_at(hmb_pool_t *pool, unsigned flags, const char *file, int line) {
   }
 }
 
-hmb_runner_t *ts_runner(hmb_pool_t *pool, size_t estimate, const char *name) {
+hmb_runner_t *ts_runner_prio(hmb_pool_t *pool, size_t estimate, int priority,
+                             const char *name) {
   hmb_runner_config_t rc;
   hmb_runner_config_init(&rc);
   rc.estimate = estimate;
+  rc.priority = priority;
   rc.name = name;
   hmb_runner_t *r = NULL;
   assert_int_equal(hmb_runner_create(pool, &rc, &r), HMB_OK);
   return r;
+}
+
+hmb_runner_t *ts_runner(hmb_pool_t *pool, size_t estimate, const char *name) {
+  return ts_runner_prio(pool, estimate, 0, name);
 }
 
 hmb_pool_stats_t ts_pool_stats(hmb_pool_t *pool) {

@@ -77,8 +77,11 @@ void ts_assert_pool_idle(hmb_pool_t *pool);
 #define ts_check(pool, flags) ts_check_at((pool), (flags), __FILE__, __LINE__)
 void ts_check_at(hmb_pool_t *pool, unsigned flags, const char *file, int line);
 
-/* A runner created (asserts success) but not started. */
+/* A runner created (asserts success) but not started; the second with a
+ * priority (ts_runner's is 0). `name` may be NULL. */
 hmb_runner_t *ts_runner(hmb_pool_t *pool, size_t estimate, const char *name);
+hmb_runner_t *ts_runner_prio(hmb_pool_t *pool, size_t estimate, int priority,
+                             const char *name);
 
 /* Snapshots (assert success). */
 hmb_pool_stats_t ts_pool_stats(hmb_pool_t *pool);
