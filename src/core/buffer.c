@@ -194,15 +194,15 @@ int hmb_buffer_close(hmb_buffer_t *buf) {
   if (!buf)
     return HMB_EINVAL;
   HMB__CHECK_MAGIC(buf);
+  /* The common close, a root's last reference, goes to its owner in a tail
+   * call (its `closed` hook: freed, then hmb__buffer_root_end()). */
+  if (HMB__LIKELY(hmb__buffer_drop_sole_root(buf)))
+    return buf->u.root.ops->closed(buf->u.root.owner, buf);
   /* Copied before the decrement: once our reference is dropped, another
    * thread's final close may free the handle at any moment. */
   hmb_buffer_handler_t h = buf->handler;
-  int root = !(buf->flags & HMB__BUF_SLICE);
-  /* The sole holder drops its reference without a read-modify-write: with
-   * one reference, the caller's, no other thread may touch the count (a
-   * retain needs a reference of its own). Acquire: pairs with the acq_rel
-   * decrement that left the count at 1, so every write made through that
-   * reference happens-before the teardown, as with the decrement below. */
+  /* A slice's sole holder drops its reference without a read-modify-write
+   * too (see hmb__buffer_drop_sole_root()). */
   long old;
   if (atomic_load_explicit(&buf->refs, memory_order_acquire) == 1) {
     atomic_store_explicit(&buf->refs, 0, memory_order_relaxed);
@@ -210,9 +210,7 @@ int hmb_buffer_close(hmb_buffer_t *buf) {
   } else {
     old = atomic_fetch_sub_explicit(&buf->refs, 1, memory_order_acq_rel);
   }
-  /* The common close, a root's last reference, goes to its owner in a tail
-   * call (its `closed` hook: freed, then hmb__buffer_root_end()). */
-  if (HMB__LIKELY(old == 1 && root))
+  if (HMB__LIKELY(old == 1 && !(buf->flags & HMB__BUF_SLICE)))
     return buf->u.root.ops->closed(buf->u.root.owner, buf);
   return hmb__buffer_closed_at(buf, old, h);
 }

@@ -134,6 +134,24 @@ static inline void hmb__buffer_root_end_quick(hmb__tc_front_t *f,
   hmb__tcache_obj_push(f, b);
 }
 
+/*
+ * The common close (hmb_buffer_close()): when `b` is a root and the
+ * caller's reference is its only one, drop it and return 1; the caller
+ * then calls its owner's `closed` hook. Else 0, nothing changed. No
+ * read-modify-write: with one reference, the caller's, no other thread may
+ * touch the count (a retain needs a reference of its own). Acquire: pairs
+ * with the acq_rel decrement that left the count at 1, so every write made
+ * through that reference happens-before the teardown, as the decrement of
+ * a shared close does for the last holder.
+ */
+static inline int hmb__buffer_drop_sole_root(hmb_buffer_t *b) {
+  if (HMB__UNLIKELY((b->flags & HMB__BUF_SLICE) != 0 ||
+                    atomic_load_explicit(&b->refs, memory_order_acquire) != 1))
+    return 0;
+  atomic_store_explicit(&b->refs, 0, memory_order_relaxed);
+  return 1;
+}
+
 /* Mark a handle just made, not yet shared, as a block of hmb_ptr_alloc():
  * only such blocks are found by hmb_ptr_buffer(). */
 static inline void hmb__buffer_mark_ptr(hmb_buffer_t *b) {

@@ -36,8 +36,6 @@
 
 static int hmb__runner_allocate(void *ctx, size_t bytes, unsigned flags,
                                 hmb_buffer_t **out);
-static int hmb__runner_allocate_aligned(void *ctx, size_t bytes, size_t align,
-                                        unsigned flags, hmb_buffer_t **out);
 static void hmb__runner_freed(void *owner, hmb_buffer_t *b);
 static int hmb__runner_resize(void *owner, hmb_buffer_t *b, size_t bytes);
 static int hmb__runner_closed(void *owner, hmb_buffer_t *b);
@@ -449,11 +447,13 @@ hmb__runner_new(hmb_runner_t *r, size_t bytes, size_t align, unsigned flags,
  * shard's spare covers. Every condition is checked before anything is
  * taken, so it does all or nothing (NULL: nothing changed; the caller goes
  * the full way, which checks again). It makes no call, so that an entry
- * point with it inline needs no stack frame on a hit. *fold: the gauges to
- * fold (HMB__FOLD_*, for hmb__runner_fold()).
+ * point with it inline needs no stack frame on a hit. `bflags`: the
+ * handle's flags (0, or HMB__BUF_PTR for the pointer API). *fold: the
+ * gauges to fold (HMB__FOLD_*, for hmb__runner_fold()).
  */
 static inline __attribute__((always_inline)) hmb_buffer_t *
-hmb__runner_new_quick(hmb_runner_t *r, size_t bytes, size_t align, int *fold) {
+hmb__runner_new_quick(hmb_runner_t *r, size_t bytes, size_t align,
+                      unsigned bflags, int *fold) {
   hmb__small_probe_t p;
   unsigned sh;
   /* Acquire: pairs with the release store of the start grant, so the
@@ -471,7 +471,8 @@ hmb__runner_new_quick(hmb_runner_t *r, size_t bytes, size_t align, int *fold) {
   int mem_fold;
   void *data = hmb__memory_small_take(r->mem, bytes, &p, sh, &mem_fold);
   hmb_buffer_t *buf = hmb__tcache_obj_pop(p.f);
-  hmb__buffer_root_init_block(buf, data, bytes, 0, sh, r, &hmb__runner_ops);
+  hmb__buffer_root_init_block(buf, data, bytes, bflags, sh, r,
+                              &hmb__runner_ops);
   *fold = (mem_fold ? HMB__FOLD_MEM : 0) |
           (hmb__runner_count_new(r, sh, (int64_t)bytes) ? HMB__FOLD_LIVE : 0);
   return buf;
@@ -490,7 +491,8 @@ hmb__runner_allocate_full(hmb_runner_t *r, size_t bytes, size_t align,
   do {                                                                         \
     if (HMB__LIKELY((flags) == 0)) {                                           \
       int fold_;                                                               \
-      hmb_buffer_t *b_ = hmb__runner_new_quick((r), (bytes), (align), &fold_); \
+      hmb_buffer_t *b_ =                                                       \
+          hmb__runner_new_quick((r), (bytes), (align), 0, &fold_);             \
       if (HMB__LIKELY(b_ != NULL)) {                                           \
         *(out) = b_;                                                           \
         return HMB__UNLIKELY(fold_) ? hmb__runner_fold((r), b_->shard, fold_)  \
@@ -505,10 +507,37 @@ static int hmb__runner_allocate(void *ctx, size_t bytes, unsigned flags,
   return hmb__runner_allocate_full(ctx, bytes, 0, flags, out);
 }
 
-static int hmb__runner_allocate_aligned(void *ctx, size_t bytes, size_t align,
-                                        unsigned flags, hmb_buffer_t **out) {
+int hmb__runner_allocate_aligned(void *ctx, size_t bytes, size_t align,
+                                 unsigned flags, hmb_buffer_t **out) {
   HMB__RUNNER_ALLOC_QUICK((hmb_runner_t *)ctx, bytes, align, flags, out);
   return hmb__runner_allocate_full(ctx, bytes, align, flags, out);
+}
+
+static __attribute__((noinline)) int hmb__runner_ptr_alloc_full(hmb_runner_t *r,
+                                                                size_t bytes,
+                                                                size_t align,
+                                                                void **out) {
+  *out = NULL;
+  if (bytes > HMB_MAX_ALLOC)
+    return HMB_ETOOBIG;
+  hmb_buffer_t *b = NULL;
+  int rc = hmb__runner_new(r, bytes, align, 0, 1, &b);
+  if (rc)
+    return rc;
+  hmb__buffer_mark_ptr(b);
+  *out = b->data;
+  return 0;
+}
+
+int hmb__runner_ptr_alloc(hmb_runner_t *r, size_t bytes, size_t align,
+                          void **out) {
+  int fold;
+  hmb_buffer_t *b = hmb__runner_new_quick(r, bytes, align, HMB__BUF_PTR, &fold);
+  if (HMB__LIKELY(b != NULL)) {
+    *out = b->data;
+    return HMB__UNLIKELY(fold) ? hmb__runner_fold(r, b->shard, fold) : 0;
+  }
+  return hmb__runner_ptr_alloc_full(r, bytes, align, out);
 }
 
 /* Uncount a root of `bytes` from shard `sh`; 1 if the live gauge must be
@@ -854,7 +883,7 @@ int(hmb_runner_stats)(const hmb_runner_t *r, hmb_runner_stats_t *out) {
 /* ---- thread binding --------------------------------------------------------
  */
 
-static _Thread_local hmb_runner_t *hmb__bound
+_Thread_local hmb_runner_t *hmb__bound
     __attribute__((tls_model("initial-exec")));
 
 hmb_runner_t *hmb_runner_bind(hmb_runner_t *r) {
@@ -869,8 +898,8 @@ hmb_runner_t *hmb_runner_bound(void) {
 
 /* ---- the bound allocator ------------------------------------------------- */
 
-static int hmb__bound_allocate_aligned(void *ctx, size_t bytes, size_t align,
-                                       unsigned flags, hmb_buffer_t **out) {
+int hmb__bound_allocate_aligned(void *ctx, size_t bytes, size_t align,
+                                unsigned flags, hmb_buffer_t **out) {
   hmb_runner_t *r = hmb__bound;
   if (r)
     return hmb__runner_new(r, bytes, align, flags, 1, out);

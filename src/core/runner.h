@@ -85,6 +85,28 @@ int hmb__runner_create_started(hmb_pool_t *pool, const hmb_runner_config_t *cfg,
  */
 int hmb__runner_finish_destroy(hmb_runner_t *r, int status);
 
+/*
+ * The pointer API's allocation on runner `r` (allocator.c's hmb_ptr_alloc(),
+ * for a runner's allocator or the bound allocator with a runner bound):
+ * `align` a power of two <= HMB_MAX_ALIGN, no flags; otherwise as
+ * hmb_ptr_alloc(). The common case is a quick path without a stack frame,
+ * as for hmb_runner_alloc().
+ */
+int hmb__runner_ptr_alloc(hmb_runner_t *r, size_t bytes, size_t align,
+                          void **out);
+
+/* The allocate_aligned entries of a runner's allocator and of the bound
+ * allocator: allocator.c tells those allocators apart by them. */
+int hmb__runner_allocate_aligned(void *ctx, size_t bytes, size_t align,
+                                 unsigned flags, hmb_buffer_t **out);
+int hmb__bound_allocate_aligned(void *ctx, size_t bytes, size_t align,
+                                unsigned flags, hmb_buffer_t **out);
+
+/* The runner bound to the calling thread (hmb_runner_bind(); runner.c is
+ * its only writer), for reading without a call. */
+extern _Thread_local hmb_runner_t *hmb__bound
+    __attribute__((tls_model("initial-exec")));
+
 /* Exact usage figures, adding the shards up (relaxed reads). */
 int64_t hmb__runner_live(const hmb_runner_t *r);
 int64_t hmb__runner_buffers(const hmb_runner_t *r);

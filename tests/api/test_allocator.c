@@ -299,6 +299,108 @@ static void test_ptr_realloc_shrink_gives_the_block_back(void **state) {
   ts_pool_done(pool);
 }
 
+/* Pointers through a runner's allocator and through the bound allocator:
+ * every refusal leaves *out NULL and the runner and pool as they were, and
+ * every success is found again by hmb_ptr_buffer(). */
+static void ptr_runner_refusals(const hmb_allocator_t *a, hmb_runner_t *r,
+                                hmb_pool_t *pool) {
+  hmb_runner_stats_t s0 = ts_runner_stats(r);
+  hmb_pool_stats_t p0 = ts_pool_stats(pool);
+  static const struct {
+    size_t bytes, align;
+    unsigned flags;
+    int rc;
+  } bad[] = {
+      {8, 24, 0, HMB_EINVAL},                 /* not a power of two */
+      {8, HMB_MAX_ALIGN * 2, 0, HMB_EINVAL},  /* too large */
+      {8, 0, 0x100, HMB_EINVAL},              /* an unknown flag */
+      {HMB_MAX_ALLOC + 1, 0, 0, HMB_ETOOBIG}, /* beyond any request */
+      {SIZE_MAX, 16, 0, HMB_ETOOBIG},         /* would wrap */
+  };
+  for (size_t i = 0; i < sizeof bad / sizeof bad[0]; i++) {
+    void *p = (void *)1;
+    assert_int_equal(
+        hmb_ptr_alloc(a, bad[i].bytes, bad[i].align, bad[i].flags, &p),
+        bad[i].rc);
+    assert_null(p);
+  }
+  assert_int_equal(hmb_ptr_alloc(a, 8, 16, 0, NULL), HMB_EINVAL);
+  hmb_runner_stats_t s1 = ts_runner_stats(r);
+  hmb_pool_stats_t p1 = ts_pool_stats(pool);
+  assert_int_equal(s1.held, s0.held);
+  assert_int_equal(s1.live, s0.live);
+  assert_int_equal(s1.live_buffers, s0.live_buffers);
+  assert_int_equal(s1.allocations, s0.allocations);
+  assert_int_equal(p1.held, p0.held);
+  assert_int_equal(p1.live_bytes, p0.live_bytes);
+  ts_check(pool, 0);
+  /* Successes, small (the thread cache's) and large (a mapping), at the
+   * default and at larger alignments. */
+  static const size_t sizes[] = {0, 1, 64, 4000, 300 * 1024};
+  static const size_t aligns[] = {0, 16, 64, 4096};
+  for (size_t i = 0; i < sizeof sizes / sizeof sizes[0]; i++) {
+    for (size_t k = 0; k < sizeof aligns / sizeof aligns[0]; k++) {
+      void *p = NULL;
+      assert_int_equal(hmb_ptr_alloc(a, sizes[i], aligns[k], 0, &p), HMB_OK);
+      size_t al = aligns[k] ? aligns[k] : 16;
+      assert_int_equal((uintptr_t)p % al, 0);
+      hmb_buffer_t *h = hmb_ptr_buffer(p);
+      assert_non_null(h);
+      assert_ptr_equal(hmb_buffer_data(h), p);
+      assert_int_equal(hmb_ptr_size(p), sizes[i]);
+      memset(p, 0x5a, sizes[i]);
+      assert_int_equal(ts_runner_stats(r).live, s0.live + (int64_t)sizes[i]);
+      assert_int_equal(ts_runner_stats(r).allocations,
+                       s1.allocations + 1 + i * 4 + k);
+      assert_int_equal(hmb_ptr_free(p), HMB_OK);
+      assert_int_equal(ts_runner_stats(r).live, s0.live);
+      assert_int_equal(ts_runner_stats(r).live_buffers, s0.live_buffers);
+    }
+  }
+  ts_check(pool, 0);
+}
+
+static void
+test_ptr_on_runners_refuses_bad_input_and_charges_right(void **state) {
+  (void)state;
+  hmb_pool_t *pool = ts_pool(64 * MIB, NULL, NULL);
+  hmb_runner_t *r = ts_started_runner(pool, MIB);
+  ptr_runner_refusals(hmb_runner_allocator(r), r, pool);
+  hmb_runner_t *r2 = ts_started_runner(pool, MIB);
+  hmb_runner_bind(r2);
+  ptr_runner_refusals(hmb_bound_allocator(HMB_UNBOUND_FAIL), r2, pool);
+  ptr_runner_refusals(hmb_bound_allocator(HMB_UNBOUND_DEFAULT), r2, pool);
+  assert_int_equal(ts_runner_stats(r).allocations, 20);
+  /* A block of the bound runner is freed to it from any binding. */
+  void *p = NULL;
+  assert_int_equal(
+      hmb_ptr_alloc(hmb_bound_allocator(HMB_UNBOUND_FAIL), 100, 0, 0, &p),
+      HMB_OK);
+  assert_int_equal(ts_runner_stats(r2).live, 100);
+  hmb_runner_bind(r);
+  assert_int_equal(hmb_ptr_free(p), HMB_OK);
+  assert_int_equal(ts_runner_stats(r2).live, 0);
+  assert_int_equal(ts_runner_stats(r).live, 0);
+  hmb_runner_bind(NULL);
+  /* A runner that is not running: its error, nothing charged. */
+  assert_int_equal(hmb_runner_finish(r, 0, NULL), HMB_OK);
+  p = (void *)1;
+  assert_int_equal(hmb_ptr_alloc(hmb_runner_allocator(r), 100, 0, 0, &p),
+                   HMB_ESTATE);
+  assert_null(p);
+  hmb_runner_bind(r);
+  p = (void *)1;
+  assert_int_equal(
+      hmb_ptr_alloc(hmb_bound_allocator(HMB_UNBOUND_DEFAULT), 100, 0, 0, &p),
+      HMB_ESTATE);
+  assert_null(p);
+  hmb_runner_bind(NULL);
+  assert_int_equal(ts_runner_stats(r).live_buffers, 0);
+  hmb_runner_destroy(r);
+  hmb_runner_destroy(r2);
+  ts_pool_done(pool);
+}
+
 static void test_ptr_realloc_refusals_change_nothing(void **state) {
   (void)state;
   hmb_pool_config_t cfg;
@@ -862,6 +964,7 @@ int main(void) {
       cmocka_unit_test(
           test_allocate_aligned_zero_is_the_default_of_a_plain_vtable),
       cmocka_unit_test(test_ptr_realloc_asks_for_the_alignment_of_the_block),
+      cmocka_unit_test(test_ptr_on_runners_refuses_bad_input_and_charges_right),
       cmocka_unit_test(test_default_allocator_charges_no_budget),
       cmocka_unit_test(test_bound_allocator_binding_nests),
       cmocka_unit_test(test_bound_allocator_unbound_modes),
