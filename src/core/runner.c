@@ -399,7 +399,9 @@ hmb__runner_new(hmb_runner_t *r, size_t bytes, size_t align, unsigned flags,
           atomic_load_explicit(&r->acct.state, memory_order_acquire) !=
           HMB__R_RUNNING))
     return hmb__not_running(r);
-  if (HMB__UNLIKELY((int64_t)bytes > r->ledger->max_request))
+  /* Unsigned: a size beyond INT64_MAX is refused too, whatever the caller
+   * checked (max_request is positive). */
+  if (HMB__UNLIKELY(bytes > (size_t)r->ledger->max_request))
     return HMB_ETOOBIG;
   /* The thread's shard, looked up once: the handle keeps it for the close
    * (hmb__runner_freed). */
@@ -665,7 +667,7 @@ static int hmb__runner_closed(void *owner, hmb_buffer_t *b) {
 
 static int hmb__runner_resize(void *owner, hmb_buffer_t *b, size_t bytes) {
   hmb_runner_t *r = owner;
-  if ((int64_t)bytes > r->ledger->max_request)
+  if (bytes > (size_t)r->ledger->max_request)
     return HMB_ETOOBIG;
   unsigned sh = hmb__shard_index();
   int64_t delta = (int64_t)bytes - (int64_t)b->size;
