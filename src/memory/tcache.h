@@ -34,8 +34,11 @@
 #define HMB__TC_SMALL_MAX ((size_t)128 * 1024)
 /* Most bytes of small blocks one thread keeps. */
 #define HMB__TC_SMALL_BYTES ((size_t)512 * 1024)
-/* Most blocks of one small class one thread keeps. */
-#define HMB__TC_SMALL_COUNT 16u
+/* Most blocks of one small class one thread keeps (within the bytes above):
+ * a reader keeps many small buffers live at once (a stream's pieces, one
+ * buffer per column), and each one freed beyond this goes back to malloc,
+ * so that the next allocation of the class misses the quick path too. */
+#define HMB__TC_SMALL_COUNT 128u
 /* Objects of 64 bytes one thread keeps. */
 #define HMB__TC_OBJS 128u
 /* Large blocks one thread keeps in its magazine. */

@@ -558,6 +558,46 @@ static void test_memory_counters_and_resize_in_place(void **state) {
   hmb__memory_destroy(NULL);
 }
 
+/* A reader keeps many small buffers live at once: 100 blocks of 64 bytes
+ * freed together all stay in the thread's cache, and the next 100
+ * allocations of that size are served from it (the very same blocks,
+ * last freed first), not from malloc. */
+static void test_many_live_small_blocks_come_back_from_the_cache(void **state) {
+  (void)state;
+  hmb__memory_t *m = memory_new(0, 0, 64 << 20, NULL, 0, NULL);
+  enum { N = 100 };
+  void *p[N];
+  int pinned;
+  /* Start from an empty class: what earlier tests left goes to malloc. */
+  void *q;
+  unsigned cls = 0;
+  p[0] = hmb__memory_alloc(m, 64, 0, 0, &pinned, 0);
+  cls = hmb__block_class(*hmb__block_word_at(p[0]));
+  assert_int_equal(hmb__memory_free(m, p[0], 64, 0), 0);
+  while ((q = hmb__tcache_small_get(cls)))
+    free(q);
+  for (int i = 0; i < N; i++)
+    p[i] = hmb__memory_alloc(m, 64, 0, 0, &pinned, 0);
+  for (int i = 0; i < N; i++)
+    assert_int_equal(hmb__memory_free(m, p[i], 64, 0), 0);
+  assert_int_equal(mstats(m).pageable_live, 0);
+  if (UNDER_ASAN) { /* the cache keeps nothing under ASan (tcache.h) */
+    assert_null(hmb__tcache_small_get(cls));
+    assert_memory_sound(m);
+    hmb__memory_destroy(m);
+    return;
+  }
+  for (int i = N - 1; i >= 0; i--) {
+    void *d = hmb__memory_alloc(m, 64, 0, 0, &pinned, 0);
+    assert_ptr_equal(d, p[i]); /* LIFO from the thread's cache */
+  }
+  assert_int_equal(mstats(m).pageable_live, 64 * N);
+  for (int i = 0; i < N; i++)
+    assert_int_equal(hmb__memory_free(m, p[i], 64, 0), 0);
+  assert_memory_sound(m);
+  hmb__memory_destroy(m);
+}
+
 static void test_memory_room_is_the_caches(void **state) {
   (void)state;
   hmb__memory_t *m = memory_new(0, 0, 8 << 20, NULL, 0, NULL);
@@ -703,6 +743,7 @@ int main(void) {
       cmocka_unit_test(test_cache_block_len),
       cmocka_unit_test(test_cache_room_and_fit),
       cmocka_unit_test(test_memory_counters_and_resize_in_place),
+      cmocka_unit_test(test_many_live_small_blocks_come_back_from_the_cache),
       cmocka_unit_test(test_memory_room_is_the_caches),
       cmocka_unit_test(test_cuda_probe_decided_once),
       cmocka_unit_test(test_os_helpers),
