@@ -65,9 +65,11 @@
  * With huge pages a mapping starts on a 2 MiB boundary but is not
  * lengthened, so the kernel backs its last partial 2 MiB with base pages and
  * the bound holds as is. Outside it: malloc's own chunk headers (8 to 24
- * bytes a small block) and free lists, and the thread cache's small blocks
+ * bytes a small block) and free lists, the thread cache's small blocks
  * (at most 512 KiB a thread, freed blocks below 128 KiB kept for reuse by
- * the thread that freed them).
+ * the thread that freed them), and the depot that passes such blocks from
+ * a thread whose cache is full to one whose cache is empty (at most 2 MiB
+ * in the whole process, shared by every pool).
  */
 #ifndef HMB_STATS_H
 #define HMB_STATS_H

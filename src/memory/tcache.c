@@ -7,6 +7,10 @@
  * the registry (evictions), so each has a mutex that its owner takes,
  * uncontended, around a push or pop.
  *
+ * The depot (tcache.h) is one mutex over per-class lists, reached only by
+ * a thread whose cache of a class is empty (refill) or full (spill), a
+ * batch at a time; it is a leaf lock, taken with no other held.
+ *
  * Thread exit: the destructor (os.h's exit hook) marks the thread's cache
  * dead first, so frees that run later in the exit sequence bypass it, then
  * empties it while holding the registry lock: a warm cache being destroyed
@@ -132,13 +136,156 @@ hmb__tc_front_t *hmb__tcache_front_slow(void) {
   return tc ? &tc->front : NULL;
 }
 
+/* ---- the depot ---------------------------------------------------------- */
+
+static struct {
+  pthread_mutex_t lock;
+  void *small[HMB__TC_NCLASSES]; /* linked through their first word */
+  unsigned count[HMB__TC_NCLASSES];
+  size_t bytes; /* of all small[] */
+  void *objs;
+  unsigned nobjs;
+} hmb__depot = {.lock = PTHREAD_MUTEX_INITIALIZER};
+
+/* Cut the first n (>= 1) nodes off the list at *head; returns the first,
+ * *last the n-th. The list has at least n nodes. */
+static void *hmb__cut(void **head, unsigned n, void **last) {
+  void *first = *head, *p = first;
+  for (unsigned i = 1; i < n; i++)
+    p = *(void **)p;
+  *head = *(void **)p;
+  *last = p;
+  return first;
+}
+
+void *hmb__tcache_small_refill(hmb__tc_front_t *f, unsigned cls) {
+  size_t bytes = hmb__tcache_class_size(cls);
+  hmb__tc_small_t *s = &f->small[cls];
+  /* What the thread's cache has room for, besides the one returned. */
+  unsigned room = HMB__TC_SMALL_COUNT - s->count;
+  size_t broom = (HMB__TC_SMALL_BYTES - f->small_bytes) / bytes;
+  if (broom < room)
+    room = (unsigned)broom;
+  if (room > HMB__TC_BATCH - 1)
+    room = HMB__TC_BATCH - 1;
+  pthread_mutex_lock(&hmb__depot.lock);
+  unsigned n = hmb__depot.count[cls];
+  if (n == 0) {
+    pthread_mutex_unlock(&hmb__depot.lock);
+    return NULL;
+  }
+  if (n > room + 1)
+    n = room + 1;
+  void *last;
+  void *first = hmb__cut(&hmb__depot.small[cls], n, &last);
+  hmb__depot.count[cls] -= n;
+  hmb__depot.bytes -= (size_t)n * bytes;
+  pthread_mutex_unlock(&hmb__depot.lock);
+  /* The first goes to the caller, the rest in front of the class. */
+  void *rest = *(void **)first;
+  if (n > 1) {
+    *(void **)last = s->head;
+    s->head = rest;
+    s->count += n - 1;
+    f->small_bytes += (size_t)(n - 1) * bytes;
+  }
+  return first;
+}
+
+int hmb__tcache_small_spill(hmb__tc_front_t *f, unsigned cls, size_t bytes,
+                            void *raw) {
+  hmb__tc_small_t *s = &f->small[cls];
+  pthread_mutex_lock(&hmb__depot.lock);
+  size_t droom = (HMB__TC_DEPOT_BYTES - hmb__depot.bytes) / bytes;
+  unsigned n = s->count < HMB__TC_BATCH ? s->count : HMB__TC_BATCH;
+  if (n > droom)
+    n = (unsigned)droom;
+  if (n > 0) {
+    void *last;
+    void *first = hmb__cut(&s->head, n, &last);
+    *(void **)last = hmb__depot.small[cls];
+    hmb__depot.small[cls] = first;
+    hmb__depot.count[cls] += n;
+    hmb__depot.bytes += (size_t)n * bytes;
+    s->count -= n;
+    f->small_bytes -= (size_t)n * bytes;
+  }
+  int kept = 1;
+  if (hmb__tcache_small_room(f, cls, bytes)) {
+    hmb__tcache_small_push(f, cls, raw, bytes);
+  } else if (droom > n) { /* the thread's room is in other classes */
+    *(void **)raw = hmb__depot.small[cls];
+    hmb__depot.small[cls] = raw;
+    hmb__depot.count[cls]++;
+    hmb__depot.bytes += bytes;
+  } else {
+    kept = 0;
+  }
+  pthread_mutex_unlock(&hmb__depot.lock);
+  return kept;
+}
+
+/* Objects: the same, a batch of HMB__TC_BATCH. */
+static void *hmb__obj_refill(hmb__tc_front_t *f) {
+  unsigned room = HMB__TC_OBJS - f->nobjs;
+  if (room > HMB__TC_BATCH - 1)
+    room = HMB__TC_BATCH - 1;
+  pthread_mutex_lock(&hmb__depot.lock);
+  unsigned n = hmb__depot.nobjs;
+  if (n == 0) {
+    pthread_mutex_unlock(&hmb__depot.lock);
+    return NULL;
+  }
+  if (n > room + 1)
+    n = room + 1;
+  void *last;
+  void *first = hmb__cut(&hmb__depot.objs, n, &last);
+  hmb__depot.nobjs -= n;
+  pthread_mutex_unlock(&hmb__depot.lock);
+  if (n > 1) {
+    *(void **)last = f->objs;
+    f->objs = *(void **)first;
+    f->nobjs += n - 1;
+  }
+  return first;
+}
+
+static int hmb__obj_spill(hmb__tc_front_t *f, void *obj) {
+  pthread_mutex_lock(&hmb__depot.lock);
+  unsigned droom = HMB__TC_DEPOT_OBJS - hmb__depot.nobjs;
+  unsigned n = f->nobjs < HMB__TC_BATCH ? f->nobjs : HMB__TC_BATCH;
+  if (n > droom)
+    n = droom;
+  if (n > 0) {
+    void *last;
+    void *first = hmb__cut(&f->objs, n, &last);
+    *(void **)last = hmb__depot.objs;
+    hmb__depot.objs = first;
+    hmb__depot.nobjs += n;
+    f->nobjs -= n;
+  }
+  pthread_mutex_unlock(&hmb__depot.lock);
+  if (n == 0)
+    return 0;
+  hmb__tcache_obj_push(f, obj);
+  return 1;
+}
+
+void hmb__tcache_depot_counts(size_t *small_bytes, unsigned *objs) {
+  pthread_mutex_lock(&hmb__depot.lock);
+  *small_bytes = hmb__depot.bytes;
+  *objs = hmb__depot.nobjs;
+  pthread_mutex_unlock(&hmb__depot.lock);
+}
+
 /* ---- objects ------------------------------------------------------------ */
 
 void *hmb__tcache_obj_get_slow(void) {
   hmb__tc_front_t *f = HMB__TC_KEEP_SMALL ? hmb__tcache_front() : NULL;
   if (f && f->objs) /* the cache was just made: it is empty, but be exact */
     return hmb__tcache_obj_get();
-  return aligned_alloc(HMB__TC_OBJ_SIZE, HMB__TC_OBJ_SIZE);
+  void *obj = f ? hmb__obj_refill(f) : NULL;
+  return obj ? obj : aligned_alloc(HMB__TC_OBJ_SIZE, HMB__TC_OBJ_SIZE);
 }
 
 void hmb__tcache_obj_put_slow(void *obj) {
@@ -147,7 +294,8 @@ void hmb__tcache_obj_put_slow(void *obj) {
     hmb__tcache_obj_put(obj);
     return;
   }
-  free(obj);
+  if (!f || !hmb__obj_spill(f, obj))
+    free(obj);
 }
 
 /* ---- large blocks ------------------------------------------------------- */

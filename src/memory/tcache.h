@@ -13,6 +13,15 @@
  * objects, HMB__TC_LARGE large blocks (those are counted in their warm
  * cache's cached bytes, inside the budget; see cache.h).
  *
+ * Between threads, a process-wide depot: a thread whose cache of a class
+ * (or of objects) is full moves a batch of them there, and a thread whose
+ * cache is empty takes a batch from there before it calls malloc. So a
+ * buffer allocated on one thread and closed on another (a scan thread and
+ * its consumer) costs one depot lock per batch, not a malloc and a free
+ * that contend for the C library's arena. The depot keeps at most
+ * HMB__TC_DEPOT_BYTES of small blocks and HMB__TC_DEPOT_OBJS objects; what
+ * does not fit goes back to malloc. It is reached only on the slow paths.
+ *
  * When a thread exits its cache is emptied: small blocks and objects go
  * back to malloc, large blocks to their warm cache's release function. A
  * thread that is exiting, or could not get a cache, gets NULL and the
@@ -45,6 +54,11 @@
 #define HMB__TC_LARGE 4u
 /* Size of the objects of hmb__tcache_obj_get(). */
 #define HMB__TC_OBJ_SIZE ((size_t)64)
+/* Most bytes of small blocks, and most objects, the depot keeps. */
+#define HMB__TC_DEPOT_BYTES ((size_t)2 * 1024 * 1024)
+#define HMB__TC_DEPOT_OBJS 4096u
+/* Most blocks or objects moved to or from the depot at once. */
+#define HMB__TC_BATCH 32u
 
 typedef struct hmb__tcache hmb__tcache_t;
 
@@ -136,7 +150,16 @@ static inline void hmb__tcache_small_push(hmb__tc_front_t *f, unsigned cls,
   f->small_bytes += bytes;
 }
 
-/* Pop a small block of class `cls`, or NULL. Owner thread only. */
+/* A batch of class `cls` from the depot into the empty class of `f`, and
+ * one of them popped; NULL if the depot has none. (tcache.c) */
+void *hmb__tcache_small_refill(hmb__tc_front_t *f, unsigned cls);
+/* A batch of the full class `cls` of `f` into the depot, then `raw` kept;
+ * 0 (nothing moved, `raw` not kept) if the depot has no room. */
+int hmb__tcache_small_spill(hmb__tc_front_t *f, unsigned cls, size_t bytes,
+                            void *raw);
+
+/* Pop a small block of class `cls` (the thread's cache, then the depot),
+ * or NULL. Owner thread only. */
 static inline void *hmb__tcache_small_get(unsigned cls) {
   hmb__tc_front_t *f = hmb__tc_front;
   if (!f || cls >= HMB__TC_NCLASSES)
@@ -144,16 +167,22 @@ static inline void *hmb__tcache_small_get(unsigned cls) {
   void *p = f->small[cls].head;
   if (p)
     hmb__tcache_small_pop(f, cls, p, hmb__tcache_class_size(cls));
+  else if (HMB__TC_KEEP_SMALL)
+    p = hmb__tcache_small_refill(f, cls);
   return p;
 }
 
-/* Keep a small block of `bytes` (its class size); 1 if kept, 0 if full. */
+/* Keep a small block of `bytes` (its class size), in the thread's cache
+ * or, when that is full, by moving a batch to the depot; 1 if kept, 0 if
+ * there is no room for it. */
 static inline int hmb__tcache_small_put(unsigned cls, size_t bytes, void *raw) {
   if (!HMB__TC_KEEP_SMALL || cls >= HMB__TC_NCLASSES)
     return 0;
   hmb__tc_front_t *f = hmb__tcache_front();
-  if (!f || !hmb__tcache_small_room(f, cls, bytes))
+  if (!f)
     return 0;
+  if (!hmb__tcache_small_room(f, cls, bytes))
+    return hmb__tcache_small_spill(f, cls, bytes, raw);
   hmb__tcache_small_push(f, cls, raw, bytes);
   return 1;
 }
@@ -199,6 +228,9 @@ static inline void hmb__tcache_obj_put(void *obj) {
   }
   hmb__tcache_obj_put_slow(obj);
 }
+
+/* What the depot holds now (for tests and the self-check). */
+void hmb__tcache_depot_counts(size_t *small_bytes, unsigned *objs);
 
 /* Take a large block of `owner` and class `cls` from the calling thread's
  * magazine; 1 if found (*out filled). */

@@ -273,36 +273,67 @@ static void test_tcache_small_blocks_and_objects(void **state) {
     assert_null(hmb__tcache_small_get(cls));
     free(a);
     free(b);
-    /* At most HMB__TC_SMALL_COUNT of one class. */
+    /* At most HMB__TC_SMALL_COUNT of one class in the thread's cache: the
+     * put beyond it moves a batch to the depot and keeps the block. */
+    size_t d0;
+    unsigned o0;
+    hmb__tcache_depot_counts(&d0, &o0);
     void *p[HMB__TC_SMALL_COUNT + 1];
-    unsigned kept = 0;
     for (unsigned i = 0; i <= HMB__TC_SMALL_COUNT; i++) {
       p[i] = malloc(bytes);
-      if (hmb__tcache_small_put(cls, bytes, p[i]))
-        kept++;
-      else
-        free(p[i]);
+      assert_int_equal(hmb__tcache_small_put(cls, bytes, p[i]), 1);
+      assert_true(hmb__tc_front->small[cls].count <= HMB__TC_SMALL_COUNT);
     }
-    assert_int_equal(kept, HMB__TC_SMALL_COUNT);
-    while ((q = hmb__tcache_small_get(cls)))
+    size_t d1;
+    unsigned o1;
+    hmb__tcache_depot_counts(&d1, &o1);
+    assert_int_equal(d1 - d0, HMB__TC_BATCH * bytes);
+    assert_int_equal(hmb__tc_front->small[cls].count,
+                     HMB__TC_SMALL_COUNT + 1 - HMB__TC_BATCH);
+    /* Every one comes back: the thread's cache, then the depot. */
+    unsigned back = 0;
+    while ((q = hmb__tcache_small_get(cls))) {
+      int found = 0;
+      for (unsigned i = 0; i <= HMB__TC_SMALL_COUNT && !found; i++)
+        found = p[i] == q;
+      assert_true(found);
+      back++;
       free(q);
-    /* At most HMB__TC_SMALL_BYTES in all, whatever the classes. */
+    }
+    assert_int_equal(back, HMB__TC_SMALL_COUNT + 1);
+    hmb__tcache_depot_counts(&d1, &o1);
+    assert_int_equal(d1, d0);
+    /* At most HMB__TC_SMALL_BYTES in all in the thread's cache, whatever
+     * the classes, and HMB__TC_DEPOT_BYTES in the depot: the rest goes
+     * back to malloc. */
     const unsigned big = hmb__class_of(100 * KIB);
     const size_t bigb = hmb__class_size(big);
     while ((q = hmb__tcache_small_get(big)))
       free(q);
-    size_t total = 0;
-    for (int i = 0; i < 16; i++) {
+    hmb__tcache_depot_counts(&d0, &o0);
+    unsigned kept = 0, refused = 0;
+    for (int i = 0; i < 40; i++) { /* 4 MiB */
       void *x = malloc(bigb);
       if (hmb__tcache_small_put(big, bigb, x))
-        total += bigb;
-      else
+        kept++;
+      else {
+        refused++;
         free(x);
+      }
+      assert_true(hmb__tc_front->small_bytes <= HMB__TC_SMALL_BYTES);
+      hmb__tcache_depot_counts(&d1, &o1);
+      assert_true(d1 <= HMB__TC_DEPOT_BYTES);
     }
-    assert_true(total <= HMB__TC_SMALL_BYTES);
-    assert_true(total + bigb > HMB__TC_SMALL_BYTES);
-    while ((q = hmb__tcache_small_get(big)))
+    assert_true(refused > 0);
+    assert_true(kept * bigb <= HMB__TC_SMALL_BYTES + HMB__TC_DEPOT_BYTES - d0);
+    assert_true((kept + 1) * bigb + d0 >
+                HMB__TC_DEPOT_BYTES); /* the depot was filled */
+    back = 0;
+    while ((q = hmb__tcache_small_get(big))) {
+      back++;
       free(q);
+    }
+    assert_int_equal(back, kept);
     /* Beyond HMB__TC_SMALL_MAX nothing is kept. */
     const unsigned huge = hmb__class_of(200 * KIB);
     void *y = malloc(hmb__class_size(huge));
@@ -321,6 +352,46 @@ static void test_tcache_small_blocks_and_objects(void **state) {
   if (!UNDER_ASAN)
     assert_ptr_equal(o2, o1);
   hmb__tcache_obj_put(o2);
+  /* Beyond HMB__TC_OBJS, a batch goes to the depot, and comes back from it
+   * when the thread's cache is empty. */
+  enum { NO = 2 * HMB__TC_OBJS + 7 };
+  static void *objs[NO];
+  for (unsigned i = 0; i < NO; i++)
+    assert_non_null(objs[i] = hmb__tcache_obj_get());
+  size_t db0;
+  unsigned dn0;
+  hmb__tcache_depot_counts(&db0, &dn0);
+  unsigned n0 = UNDER_ASAN ? 0 : hmb__tc_front->nobjs;
+  for (unsigned i = 0; i < NO; i++)
+    hmb__tcache_obj_put(objs[i]);
+  size_t db1;
+  unsigned dn1;
+  hmb__tcache_depot_counts(&db1, &dn1);
+  if (UNDER_ASAN) {
+    assert_int_equal(dn1, dn0); /* straight back to malloc */
+  } else {
+    /* None went back to malloc: the thread's cache and the depot. */
+    assert_true(hmb__tc_front->nobjs <= HMB__TC_OBJS);
+    assert_int_equal(hmb__tc_front->nobjs + (dn1 - dn0), n0 + NO);
+  }
+  /* They come back; the only others are what the thread's cache and the
+   * depot held before. */
+  static void *again[NO];
+  unsigned foreign = 0;
+  for (unsigned i = 0; i < NO; i++) {
+    void *o = hmb__tcache_obj_get();
+    assert_non_null(o);
+    int found = 0;
+    for (unsigned k = 0; k < NO && !found; k++)
+      found = objs[k] == o;
+    foreign += !found;
+    again[i] = o;
+  }
+  if (!UNDER_ASAN)
+    assert_true(foreign <= n0 + dn0);
+  memcpy(objs, again, sizeof objs);
+  for (unsigned i = 0; i < NO; i++)
+    hmb__tcache_obj_put(objs[i]);
 }
 
 typedef struct mag_thread {
@@ -598,6 +669,88 @@ static void test_many_live_small_blocks_come_back_from_the_cache(void **state) {
   hmb__memory_destroy(m);
 }
 
+/* A scan thread allocates, a consumer frees: the consumer's cache fills,
+ * its overflow goes to the depot in batches, and the allocating thread's
+ * next allocations are served from there instead of from malloc. */
+typedef struct xfree {
+  hmb__memory_t *m;
+  void **p;
+  int n;
+} xfree_t;
+
+static void *xfree_main(void *arg) {
+  xfree_t *x = arg;
+  for (int i = 0; i < x->n; i++)
+    assert_int_equal(hmb__memory_free(x->m, x->p[i], 64, 0), 0);
+  return NULL; /* the thread's own cache goes back to malloc as it exits */
+}
+
+static void
+test_blocks_freed_on_another_thread_come_back_through_the_depot(void **state) {
+  (void)state;
+  hmb__memory_t *m = memory_new(0, 0, 64 << 20, NULL, 0, NULL);
+  enum { N = 400 };
+  static void *p[N];
+  int pinned;
+  p[0] = hmb__memory_alloc(m, 64, 0, 0, &pinned, 0);
+  unsigned cls = hmb__block_class(*hmb__block_word_at(p[0]));
+  assert_int_equal(hmb__memory_free(m, p[0], 64, 0), 0);
+  void *q;
+  while ((q = hmb__tcache_small_get(cls))) /* this class: empty here and */
+    free(q);                               /* in the depot */
+  static void *praw[N]; /* the blocks' starts (what the caches keep) */
+  for (int i = 0; i < N; i++) {
+    p[i] = hmb__memory_alloc(m, 64, 0, 0, &pinned, 0);
+    praw[i] = (char *)p[i] - hmb__block_offset(*hmb__block_word_at(p[i]));
+  }
+  size_t d0;
+  unsigned o0;
+  hmb__tcache_depot_counts(&d0, &o0);
+  xfree_t x = {m, p, N};
+  pthread_t th;
+  assert_int_equal(pthread_create(&th, NULL, xfree_main, &x), 0);
+  assert_int_equal(pthread_join(th, NULL), 0);
+  assert_int_equal(mstats(m).pageable_live, 0);
+  size_t d1;
+  unsigned o1;
+  hmb__tcache_depot_counts(&d1, &o1);
+  size_t bytes = hmb__class_size(cls);
+  if (UNDER_ASAN) { /* nothing is kept under ASan */
+    assert_int_equal(d1, d0);
+    assert_memory_sound(m);
+    hmb__memory_destroy(m);
+    return;
+  }
+  /* The consumer moved a batch each time its cache of the class was full,
+   * so it kept between HMB__TC_SMALL_COUNT - HMB__TC_BATCH + 1 and
+   * HMB__TC_SMALL_COUNT, and the depot has the rest. */
+  size_t moved = (d1 - d0) / bytes;
+  assert_int_equal((d1 - d0) % bytes, 0);
+  assert_int_equal(moved % HMB__TC_BATCH, 0);
+  assert_true(moved >= N - HMB__TC_SMALL_COUNT);
+  assert_true(moved <= N - (HMB__TC_SMALL_COUNT - HMB__TC_BATCH + 1));
+  /* Every block the depot gave back is one the consumer freed. */
+  static void *r[N];
+  unsigned ours = 0;
+  for (unsigned i = 0; i < moved; i++) {
+    r[i] = hmb__memory_alloc(m, 64, 0, 0, &pinned, 0);
+    void *raw = (char *)r[i] - hmb__block_offset(*hmb__block_word_at(r[i]));
+    for (int k = 0; k < N; k++) {
+      if (praw[k] == raw) {
+        ours++;
+        break;
+      }
+    }
+  }
+  assert_int_equal(ours, moved);
+  hmb__tcache_depot_counts(&d1, &o1);
+  assert_int_equal(d1, d0);
+  for (unsigned i = 0; i < moved; i++)
+    assert_int_equal(hmb__memory_free(m, r[i], 64, 0), 0);
+  assert_memory_sound(m);
+  hmb__memory_destroy(m);
+}
+
 static void test_memory_room_is_the_caches(void **state) {
   (void)state;
   hmb__memory_t *m = memory_new(0, 0, 8 << 20, NULL, 0, NULL);
@@ -744,6 +897,8 @@ int main(void) {
       cmocka_unit_test(test_cache_room_and_fit),
       cmocka_unit_test(test_memory_counters_and_resize_in_place),
       cmocka_unit_test(test_many_live_small_blocks_come_back_from_the_cache),
+      cmocka_unit_test(
+          test_blocks_freed_on_another_thread_come_back_through_the_depot),
       cmocka_unit_test(test_memory_room_is_the_caches),
       cmocka_unit_test(test_cuda_probe_decided_once),
       cmocka_unit_test(test_os_helpers),
