@@ -155,7 +155,10 @@ HMB_API int hmb_ptr_realloc(void **ptr, size_t bytes);
 
 /**
  * Free a block from hmb_ptr_alloc(): hmb_buffer_close() of its handle (the
- * memory and its budget go back when the last reference closes).
+ * memory and its budget go back when the last reference closes). A foreign
+ * pointer is recognised by the check word in the 16 bytes before it, which
+ * are read: like free(), it must at least point into readable memory with
+ * readable bytes before it (any pointer a C allocator returned does).
  * @param ptr the block; NULL is a no-op returning 0
  * @return 0, #HMB_EINVAL (not a block of hmb_ptr_alloc(): nothing is
  *         freed, an error is logged), #HMB_ESTATE (closed more often than

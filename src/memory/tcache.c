@@ -90,10 +90,10 @@ static void hmb__tc_exit(void *arg) {
       p = n;
     }
   }
-  while (tc->front.objs) {
-    void *n = *(void **)tc->front.objs;
-    free(tc->front.objs);
-    tc->front.objs = n;
+  while (tc->front.objs.head) {
+    void *n = *(void **)tc->front.objs.head;
+    free(tc->front.objs.head);
+    tc->front.objs.head = n;
   }
   pthread_mutex_destroy(&tc->lock);
   free(tc);
@@ -140,22 +140,64 @@ hmb__tc_front_t *hmb__tcache_front_slow(void) {
 
 static struct {
   pthread_mutex_t lock;
-  void *small[HMB__TC_NCLASSES]; /* linked through their first word */
-  unsigned count[HMB__TC_NCLASSES];
+  hmb__tc_small_t small[HMB__TC_NCLASSES];
   size_t bytes; /* of all small[] */
-  void *objs;
-  unsigned nobjs;
+  hmb__tc_small_t objs;
 } hmb__depot = {.lock = PTHREAD_MUTEX_INITIALIZER};
 
-/* Cut the first n (>= 1) nodes off the list at *head; returns the first,
- * *last the n-th. The list has at least n nodes. */
-static void *hmb__cut(void **head, unsigned n, void **last) {
-  void *first = *head, *p = first;
-  for (unsigned i = 1; i < n; i++)
+/* Take the first min(max, count) nodes off `c`; returns the first (NULL:
+ * none taken), *n how many and *last the n-th. */
+static void *hmb__chain_take(hmb__tc_small_t *c, unsigned max, unsigned *n,
+                             void **last) {
+  unsigned k = c->count < max ? c->count : max;
+  *n = k;
+  if (k == 0)
+    return NULL;
+  void *first = c->head, *p = first;
+  for (unsigned i = 1; i < k; i++)
     p = *(void **)p;
-  *head = *(void **)p;
+  c->head = *(void **)p;
+  c->count -= k;
   *last = p;
   return first;
+}
+
+/* Put the n nodes first .. last in front of `c`. */
+static void hmb__chain_put(hmb__tc_small_t *c, void *first, void *last,
+                           unsigned n) {
+  if (n == 0)
+    return;
+  *(void **)last = c->head;
+  c->head = first;
+  c->count += n;
+}
+
+/* From the depot's chain `d` (under its lock): one node for the caller and
+ * up to `room` more in front of the thread's chain `mine`. Returns the
+ * caller's node, or NULL; *moved: the nodes given to `mine`. */
+static void *hmb__depot_take(hmb__tc_small_t *d, unsigned room,
+                             hmb__tc_small_t *mine, unsigned *moved) {
+  if (room > HMB__TC_BATCH - 1)
+    room = HMB__TC_BATCH - 1;
+  unsigned n;
+  void *last;
+  void *first = hmb__chain_take(d, room + 1, &n, &last);
+  *moved = n ? n - 1 : 0;
+  if (n > 1)
+    hmb__chain_put(mine, *(void **)first, last, n - 1);
+  return first;
+}
+
+/* To the depot's chain `d` (under its lock): up to min(HMB__TC_BATCH,
+ * room) of the thread's chain `mine`; returns how many. */
+static unsigned hmb__depot_give(hmb__tc_small_t *d, size_t room,
+                                hmb__tc_small_t *mine) {
+  unsigned n;
+  void *last;
+  void *first = hmb__chain_take(
+      mine, room < HMB__TC_BATCH ? (unsigned)room : HMB__TC_BATCH, &n, &last);
+  hmb__chain_put(d, first, last, n);
+  return n;
 }
 
 void *hmb__tcache_small_refill(hmb__tc_front_t *f, unsigned cls) {
@@ -166,29 +208,13 @@ void *hmb__tcache_small_refill(hmb__tc_front_t *f, unsigned cls) {
   size_t broom = (HMB__TC_SMALL_BYTES - f->small_bytes) / bytes;
   if (broom < room)
     room = (unsigned)broom;
-  if (room > HMB__TC_BATCH - 1)
-    room = HMB__TC_BATCH - 1;
+  unsigned moved;
   pthread_mutex_lock(&hmb__depot.lock);
-  unsigned n = hmb__depot.count[cls];
-  if (n == 0) {
-    pthread_mutex_unlock(&hmb__depot.lock);
-    return NULL;
-  }
-  if (n > room + 1)
-    n = room + 1;
-  void *last;
-  void *first = hmb__cut(&hmb__depot.small[cls], n, &last);
-  hmb__depot.count[cls] -= n;
-  hmb__depot.bytes -= (size_t)n * bytes;
+  void *first = hmb__depot_take(&hmb__depot.small[cls], room, s, &moved);
+  if (first)
+    hmb__depot.bytes -= (size_t)(moved + 1) * bytes;
   pthread_mutex_unlock(&hmb__depot.lock);
-  /* The first goes to the caller, the rest in front of the class. */
-  void *rest = *(void **)first;
-  if (n > 1) {
-    *(void **)last = s->head;
-    s->head = rest;
-    s->count += n - 1;
-    f->small_bytes += (size_t)(n - 1) * bytes;
-  }
+  f->small_bytes += (size_t)moved * bytes;
   return first;
 }
 
@@ -197,26 +223,14 @@ int hmb__tcache_small_spill(hmb__tc_front_t *f, unsigned cls, size_t bytes,
   hmb__tc_small_t *s = &f->small[cls];
   pthread_mutex_lock(&hmb__depot.lock);
   size_t droom = (HMB__TC_DEPOT_BYTES - hmb__depot.bytes) / bytes;
-  unsigned n = s->count < HMB__TC_BATCH ? s->count : HMB__TC_BATCH;
-  if (n > droom)
-    n = (unsigned)droom;
-  if (n > 0) {
-    void *last;
-    void *first = hmb__cut(&s->head, n, &last);
-    *(void **)last = hmb__depot.small[cls];
-    hmb__depot.small[cls] = first;
-    hmb__depot.count[cls] += n;
-    hmb__depot.bytes += (size_t)n * bytes;
-    s->count -= n;
-    f->small_bytes -= (size_t)n * bytes;
-  }
+  unsigned n = hmb__depot_give(&hmb__depot.small[cls], droom, s);
+  hmb__depot.bytes += (size_t)n * bytes;
+  f->small_bytes -= (size_t)n * bytes;
   int kept = 1;
   if (hmb__tcache_small_room(f, cls, bytes)) {
     hmb__tcache_small_push(f, cls, raw, bytes);
   } else if (droom > n) { /* the thread's room is in other classes */
-    *(void **)raw = hmb__depot.small[cls];
-    hmb__depot.small[cls] = raw;
-    hmb__depot.count[cls]++;
+    hmb__chain_put(&hmb__depot.small[cls], raw, raw, 1);
     hmb__depot.bytes += bytes;
   } else {
     kept = 0;
@@ -225,45 +239,20 @@ int hmb__tcache_small_spill(hmb__tc_front_t *f, unsigned cls, size_t bytes,
   return kept;
 }
 
-/* Objects: the same, a batch of HMB__TC_BATCH. */
+/* Objects: the same, without a byte count. */
 static void *hmb__obj_refill(hmb__tc_front_t *f) {
-  unsigned room = HMB__TC_OBJS - f->nobjs;
-  if (room > HMB__TC_BATCH - 1)
-    room = HMB__TC_BATCH - 1;
+  unsigned moved;
   pthread_mutex_lock(&hmb__depot.lock);
-  unsigned n = hmb__depot.nobjs;
-  if (n == 0) {
-    pthread_mutex_unlock(&hmb__depot.lock);
-    return NULL;
-  }
-  if (n > room + 1)
-    n = room + 1;
-  void *last;
-  void *first = hmb__cut(&hmb__depot.objs, n, &last);
-  hmb__depot.nobjs -= n;
+  void *first = hmb__depot_take(&hmb__depot.objs, HMB__TC_OBJS - f->objs.count,
+                                &f->objs, &moved);
   pthread_mutex_unlock(&hmb__depot.lock);
-  if (n > 1) {
-    *(void **)last = f->objs;
-    f->objs = *(void **)first;
-    f->nobjs += n - 1;
-  }
   return first;
 }
 
 static int hmb__obj_spill(hmb__tc_front_t *f, void *obj) {
   pthread_mutex_lock(&hmb__depot.lock);
-  unsigned droom = HMB__TC_DEPOT_OBJS - hmb__depot.nobjs;
-  unsigned n = f->nobjs < HMB__TC_BATCH ? f->nobjs : HMB__TC_BATCH;
-  if (n > droom)
-    n = droom;
-  if (n > 0) {
-    void *last;
-    void *first = hmb__cut(&f->objs, n, &last);
-    *(void **)last = hmb__depot.objs;
-    hmb__depot.objs = first;
-    hmb__depot.nobjs += n;
-    f->nobjs -= n;
-  }
+  unsigned n = hmb__depot_give(
+      &hmb__depot.objs, HMB__TC_DEPOT_OBJS - hmb__depot.objs.count, &f->objs);
   pthread_mutex_unlock(&hmb__depot.lock);
   if (n == 0)
     return 0;
@@ -274,7 +263,7 @@ static int hmb__obj_spill(hmb__tc_front_t *f, void *obj) {
 void hmb__tcache_depot_counts(size_t *small_bytes, unsigned *objs) {
   pthread_mutex_lock(&hmb__depot.lock);
   *small_bytes = hmb__depot.bytes;
-  *objs = hmb__depot.nobjs;
+  *objs = hmb__depot.objs.count;
   pthread_mutex_unlock(&hmb__depot.lock);
 }
 
@@ -282,7 +271,8 @@ void hmb__tcache_depot_counts(size_t *small_bytes, unsigned *objs) {
 
 void *hmb__tcache_obj_get_slow(void) {
   hmb__tc_front_t *f = HMB__TC_KEEP_SMALL ? hmb__tcache_front() : NULL;
-  if (f && f->objs) /* the cache was just made: it is empty, but be exact */
+  if (f &&
+      f->objs.head) /* the cache was just made: it is empty, but be exact */
     return hmb__tcache_obj_get();
   void *obj = f ? hmb__obj_refill(f) : NULL;
   return obj ? obj : aligned_alloc(HMB__TC_OBJ_SIZE, HMB__TC_OBJ_SIZE);
@@ -290,7 +280,7 @@ void *hmb__tcache_obj_get_slow(void) {
 
 void hmb__tcache_obj_put_slow(void *obj) {
   hmb__tc_front_t *f = HMB__TC_KEEP_SMALL ? hmb__tcache_front() : NULL;
-  if (f && f->nobjs < HMB__TC_OBJS) {
+  if (f && f->objs.count < HMB__TC_OBJS) {
     hmb__tcache_obj_put(obj);
     return;
   }

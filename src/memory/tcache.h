@@ -87,6 +87,7 @@ static inline size_t hmb__tcache_class_size(unsigned cls) { /* cls < 88 */
 #endif
 
 /* The owner-only part of a thread's cache (the hit path; inline below). */
+/* A list linked through each node's first word, and its length. */
 typedef struct hmb__tc_small {
   void *head;
   unsigned count;
@@ -95,8 +96,7 @@ typedef struct hmb__tc_small {
 typedef struct hmb__tc_front {
   hmb__tc_small_t small[HMB__TC_NCLASSES];
   size_t small_bytes;
-  void *objs;
-  unsigned nobjs;
+  hmb__tc_small_t objs; /* the 64-byte objects */
 } hmb__tc_front_t;
 
 /* The calling thread's cache front (NULL until made). Only tcache.h and
@@ -190,23 +190,23 @@ static inline int hmb__tcache_small_put(unsigned cls, size_t bytes, void *raw) {
 /* An object is in the calling thread's cache (the get below will not call
  * out); there is room for one more (the put below will not). */
 static inline int hmb__tcache_obj_ready(const hmb__tc_front_t *f) {
-  return f->objs != NULL;
+  return f->objs.head != NULL;
 }
 static inline int hmb__tcache_obj_room(const hmb__tc_front_t *f) {
-  return HMB__TC_KEEP_SMALL && f->nobjs < HMB__TC_OBJS;
+  return HMB__TC_KEEP_SMALL && f->objs.count < HMB__TC_OBJS;
 }
 /* Pop the head object after hmb__tcache_obj_ready(); push one after
  * hmb__tcache_obj_room(). Owner thread only. */
 static inline void *hmb__tcache_obj_pop(hmb__tc_front_t *f) {
-  void *p = f->objs;
-  f->objs = *(void **)p;
-  f->nobjs--;
+  void *p = f->objs.head;
+  f->objs.head = *(void **)p;
+  f->objs.count--;
   return p;
 }
 static inline void hmb__tcache_obj_push(hmb__tc_front_t *f, void *obj) {
-  *(void **)obj = f->objs;
-  f->objs = obj;
-  f->nobjs++;
+  *(void **)obj = f->objs.head;
+  f->objs.head = obj;
+  f->objs.count++;
 }
 
 /* A 64-byte object, 64-byte aligned; NULL on failure. Any thread. */

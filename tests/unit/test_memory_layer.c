@@ -361,7 +361,7 @@ static void test_tcache_small_blocks_and_objects(void **state) {
   size_t db0;
   unsigned dn0;
   hmb__tcache_depot_counts(&db0, &dn0);
-  unsigned n0 = UNDER_ASAN ? 0 : hmb__tc_front->nobjs;
+  unsigned n0 = UNDER_ASAN ? 0 : hmb__tc_front->objs.count;
   for (unsigned i = 0; i < NO; i++)
     hmb__tcache_obj_put(objs[i]);
   size_t db1;
@@ -371,8 +371,8 @@ static void test_tcache_small_blocks_and_objects(void **state) {
     assert_int_equal(dn1, dn0); /* straight back to malloc */
   } else {
     /* None went back to malloc: the thread's cache and the depot. */
-    assert_true(hmb__tc_front->nobjs <= HMB__TC_OBJS);
-    assert_int_equal(hmb__tc_front->nobjs + (dn1 - dn0), n0 + NO);
+    assert_true(hmb__tc_front->objs.count <= HMB__TC_OBJS);
+    assert_int_equal(hmb__tc_front->objs.count + (dn1 - dn0), n0 + NO);
   }
   /* They come back; the only others are what the thread's cache and the
    * depot held before. */
