@@ -520,9 +520,7 @@ static __attribute__((noinline)) int hmb__runner_ptr_alloc_full(hmb_runner_t *r,
                                                                 size_t align,
                                                                 void **out) {
   *out = NULL;
-  if (bytes > HMB_MAX_ALLOC)
-    return HMB_ETOOBIG;
-  hmb_buffer_t *b = NULL;
+  hmb_buffer_t *b = NULL; /* beyond max_request: HMB_ETOOBIG there */
   int rc = hmb__runner_new(r, bytes, align, 0, 1, &b);
   if (rc)
     return rc;
