@@ -520,7 +520,9 @@ static __attribute__((noinline)) int hmb__runner_ptr_alloc_full(hmb_runner_t *r,
                                                                 size_t align,
                                                                 void **out) {
   *out = NULL;
-  hmb_buffer_t *b = NULL; /* beyond max_request: HMB_ETOOBIG there */
+  if (bytes > HMB_MAX_ALLOC)
+    return HMB_ETOOBIG;
+  hmb_buffer_t *b = NULL;
   int rc = hmb__runner_new(r, bytes, align, 0, 1, &b);
   if (rc)
     return rc;
