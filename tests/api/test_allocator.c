@@ -388,6 +388,12 @@ test_ptr_on_runners_refuses_bad_input_and_charges_right(void **state) {
   assert_int_equal(hmb_ptr_alloc(hmb_runner_allocator(r), 100, 0, 0, &p),
                    HMB_ESTATE);
   assert_null(p);
+  /* The size is checked before the state, as hmb_allocate_aligned() does. */
+  p = (void *)1;
+  assert_int_equal(
+      hmb_ptr_alloc(hmb_runner_allocator(r), HMB_MAX_ALLOC + 1, 0, 0, &p),
+      HMB_ETOOBIG);
+  assert_null(p);
   hmb_runner_bind(r);
   p = (void *)1;
   assert_int_equal(
