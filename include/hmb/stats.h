@@ -14,7 +14,11 @@
  * @par Exactness
  * The allocation path writes no cache line shared between threads: each
  * runner keeps its counters in a few per-thread shards, and the memory layer
- * does the same. A snapshot adds the shards up. Hence:
+ * does the same. A thread shard is written only by the thread that owns it
+ * (the first of its index to allocate there, with plain stores); a thread
+ * whose index collides with a live owner's, or that closes a buffer
+ * allocated by another thread, counts in the object's one shared shard
+ * instead. A snapshot adds all the shards up. Hence:
  *   - **Budget figures** of the pool (`limit`, `held`, `available`,
  *     `overcommitted`, `beyond_*`, waiters, `running`, event counters,
  *     `peak_held`, `peak_overcommitted`) are read together under the budget
@@ -38,7 +42,8 @@
  *     the shared figures stood at its last fold, or have drifted by
  *     #HMB_STATS_PEAK_STEP, so a recorded peak is within
  *     (S - 1) x #HMB_STATS_PEAK_STEP of the true one, S being the shards
- *     with changes not yet folded (at most one per thread and runner). Live
+ *     with changes not yet folded (at most one per thread and runner, plus
+ *     each object's shared shard). Live
  * bytes never exceed held budget, so a runner's or pool's peak live is also
  * reported no higher than its peak held.
  *   - **Cumulative counters** (uint64_t) saturate at UINT64_MAX instead of
@@ -83,9 +88,9 @@ extern "C" {
 /** Drift after which a thread folds its usage changes into shared peaks. */
 #define HMB_STATS_PEAK_STEP ((int64_t)1024 * 1024)
 /** Most shards of one runner or memory object (S above is at most this, and
- *  at most the threads using it): a recorded peak is within
+ *  at most the threads using it, plus one): a recorded peak is within
  *  (HMB_STATS_SHARDS - 1) x #HMB_STATS_PEAK_STEP of the true one. */
-#define HMB_STATS_SHARDS 4
+#define HMB_STATS_SHARDS 5
 
 /** Budget state of a pool. All byte counts are bytes of budget. */
 typedef struct hmb_pool_stats_s {

@@ -45,10 +45,15 @@ static inline int hmb__rstate_returning(int s) {
 /*
  * One per-thread shard of a runner, on its own cache line. Writers:
  * `spare` the ledger only; `live` shard.h only (called by runner.c);
- * `bufs` and `allocs` runner.c only. 56 bytes: one line.
+ * `owner`, `bufs` and `allocs` runner.c only. `spare` and `bufs` carry the
+ * budget and lifetime protocols: every thread updates them with RMWs.
+ * `live` and `allocs` are written only by the shard's owner
+ * (platform/shard.h), with plain stores; other threads count in the
+ * runner's shared shard (core/runner.h). 64 bytes: one line.
  */
 typedef struct hmb__rshard {
   _Alignas(64) _Atomic int64_t spare; /* budget backing no live buffer */
+  hmb__owner_t owner;                 /* who writes `live` and `allocs` */
   hmb__gauge_shard_t live;            /* this shard's part of the live gauge */
   _Atomic int64_t bufs;    /* 2 x root buffers counted here, | 1: sealed */
   _Atomic uint64_t allocs; /* successful allocations counted here */

@@ -5,8 +5,11 @@
  * (acquire: pairs with the release store of the start grant, so the spare
  * it credited is visible), one CAS on the calling thread's shard of spare
  * (ledger.h), the physical block (memory.h), the handle (buffer.h), and the
- * usage counters of the same shard. No lock, and no cache line shared with
- * another thread unless two threads share a shard (thread indices modulo
+ * usage counters of the same shard: an RMW of the buffer count, plain
+ * stores of the rest, since the thread owns the shard (platform/shard.h;
+ * a thread that does not counts in the shared shard, the full way). No
+ * lock, and no cache line shared with another thread unless a live
+ * thread's index collides with the owner's (thread indices modulo
  * HMB__SHARDS). Beyond the spare, the ledger borrows the deficit.
  *
  * The close of a root buffer reaches the runner through one hook
@@ -211,6 +214,14 @@ int(hmb_runner_create)(hmb_pool_t *pool, const hmb_runner_config_t *cfg,
   return hmb_runner_create_sized(pool, cfg, sizeof(hmb_runner_config_t), out);
 }
 
+_Static_assert(sizeof(hmb__rshard_t) == 64,
+               "a runner's thread shard is one cache line");
+
+/* The live gauge of slot `i`: a thread shard, or HMB__SHARD_SHARED. */
+static hmb__gauge_shard_t *hmb__runner_gauge(hmb_runner_t *r, unsigned i) {
+  return i < HMB__SHARDS ? &r->acct.shard[i].live : &r->live_shared;
+}
+
 /* `n` of the HMB__SHARDS + 1 references are released; the last frees. */
 static void hmb__runner_release_n(hmb_runner_t *r, int n) {
   /* acq_rel: every access of the releasers happens-before the free. */
@@ -219,9 +230,8 @@ static void hmb__runner_release_n(hmb_runner_t *r, int n) {
   hmb__home_t *h = r->home;
   /* Fold what the shards still hold into the pool's usage gauge, so that
    * its total stays the sum over the runners that are left. */
-  for (unsigned i = 0; i < HMB__SHARDS; i++) {
-    hmb__rshard_t *sh = &r->acct.shard[i];
-    int64_t d = hmb__gauge_unfolded(&sh->live);
+  for (unsigned i = 0; i <= HMB__SHARD_SHARED; i++) {
+    int64_t d = hmb__gauge_unfolded(hmb__runner_gauge(r, i));
     if (d)
       atomic_fetch_add_explicit(&r->pool_top->total, d, memory_order_relaxed);
   }
@@ -287,7 +297,7 @@ int hmb__runner_finish_destroy(hmb_runner_t *r, int status) {
  */
 
 int64_t hmb__runner_live(const hmb_runner_t *r) {
-  int64_t v = 0;
+  int64_t v = hmb__gauge_value(&r->live_shared);
   for (unsigned i = 0; i < HMB__SHARDS; i++)
     v += hmb__gauge_value(&r->acct.shard[i].live);
   return v;
@@ -311,7 +321,7 @@ static int64_t hmb__runner_buffers_sc(const hmb_runner_t *r) {
 }
 
 uint64_t hmb__runner_allocations(const hmb_runner_t *r) {
-  uint64_t n = 0;
+  uint64_t n = atomic_load_explicit(&r->allocs_shared, memory_order_relaxed);
   for (unsigned i = 0; i < HMB__SHARDS; i++)
     n += atomic_load_explicit(&r->acct.shard[i].allocs, memory_order_relaxed);
   return n;
@@ -361,29 +371,59 @@ static void hmb__runner_uncharge(hmb_runner_t *r, unsigned sh, int64_t b,
   hmb__ledger_unborrow(r->ledger, &r->acct, sh, b, g);
 }
 
-/* Gauges that an update left to fold (hmb__runner_fold()). */
-enum { HMB__FOLD_MEM = 1, HMB__FOLD_LIVE = 2 };
+/* Gauges that an update left to fold (hmb__runner_fold()): of the memory's
+ * and the runner's thread shard `sh`, or of the runner's shared shard. */
+enum { HMB__FOLD_MEM = 1, HMB__FOLD_LIVE = 2, HMB__FOLD_SHARED = 4 };
 
 /* Fold what `which` names, for shard `sh`. Returns 0 (a tail call). */
 static __attribute__((noinline)) int hmb__runner_fold(hmb_runner_t *r,
                                                       unsigned sh, int which) {
-  hmb__rshard_t *s = &r->acct.shard[sh];
   if (which & HMB__FOLD_MEM)
     hmb__memory_fold(r->mem, sh);
   if (which & HMB__FOLD_LIVE)
-    hmb__gauge_fold(&s->live, &r->live_top, r->pool_top);
+    hmb__gauge_fold(&r->acct.shard[sh].live, &r->live_top, r->pool_top);
+  if (which & HMB__FOLD_SHARED)
+    hmb__gauge_fold(&r->live_shared, &r->live_top, r->pool_top);
   return 0;
 }
 
-/* Count a new root of `b` bytes in shard `sh`; 1 if the live gauge must be
- * folded. Relaxed: counts; the runner's lifetime is ordered by the acq_rel
- * decrement of the closer (runner.h). */
-static inline int hmb__runner_count_new(hmb_runner_t *r, unsigned sh,
-                                        int64_t b) {
+/*
+ * Whether the calling thread (`me`, its index + 1; `sh` its shard) owns the
+ * runner's thread shard `sh`, claiming it when both it and the memory's
+ * shard of the same index are free or the memory's is the thread's
+ * already: the runner's is taken only with the memory's, so owning the
+ * runner's shard implies owning the memory's (each is kept for the
+ * thread's life, and both pass to the next holder of its index), and the
+ * quick paths check one owner word for both.
+ */
+static __attribute__((noinline)) int
+hmb__runner_shard_claim(hmb_runner_t *r, unsigned sh, unsigned me) {
+  return hmb__memory_shard_mine(r->mem, sh, me) &&
+         hmb__shard_mine(&r->acct.shard[sh].owner, sh, me);
+}
+static inline __attribute__((always_inline)) int
+hmb__runner_shard_mine(hmb_runner_t *r, unsigned sh, unsigned me) {
+  return HMB__LIKELY(hmb__shard_is_mine(&r->acct.shard[sh].owner, me)) ||
+         hmb__runner_shard_claim(r, sh, me);
+}
+
+/* Count a new root of `b` bytes in shard `sh` (the caller's): live bytes
+ * and allocations in that thread shard when `mine` (the caller owns it; a
+ * constant where the caller checked), else in the shared shard. Returns
+ * the fold it needs (HMB__FOLD_LIVE or HMB__FOLD_SHARED), or 0. Relaxed:
+ * counts; the runner's lifetime is ordered by the acq_rel decrement of the
+ * closer (runner.h), which also orders the owner's plain stores before the
+ * final fold (hmb__runner_release_n()). */
+static inline __attribute__((always_inline)) int
+hmb__runner_count_new(hmb_runner_t *r, unsigned sh, int mine, int64_t b) {
   hmb__rshard_t *s = &r->acct.shard[sh];
   atomic_fetch_add_explicit(&s->bufs, 2, memory_order_relaxed);
-  atomic_fetch_add_explicit(&s->allocs, 1, memory_order_relaxed);
-  return hmb__gauge_up_nofold(&s->live, b);
+  if (mine) {
+    hmb__own_inc(&s->allocs);
+    return hmb__gauge_up_nofold(&s->live, b, 1) ? HMB__FOLD_LIVE : 0;
+  }
+  atomic_fetch_add_explicit(&r->allocs_shared, 1, memory_order_relaxed);
+  return hmb__gauge_up_nofold(&r->live_shared, b, 0) ? HMB__FOLD_SHARED : 0;
 }
 
 /*
@@ -437,8 +477,10 @@ hmb__runner_new(hmb_runner_t *r, size_t bytes, size_t align, unsigned flags,
     hmb__runner_uncharge(r, sh, b, gp);
     return HMB_ENOMEM;
   }
-  if (HMB__UNLIKELY(hmb__runner_count_new(r, sh, b)))
-    hmb__runner_fold(r, sh, HMB__FOLD_LIVE);
+  int fold = hmb__runner_count_new(
+      r, sh, hmb__runner_shard_mine(r, sh, hmb__os_thread_index_plus1()), b);
+  if (HMB__UNLIKELY(fold))
+    hmb__runner_fold(r, sh, fold);
   *out = buf;
   return 0;
 }
@@ -457,26 +499,31 @@ static inline __attribute__((always_inline)) hmb_buffer_t *
 hmb__runner_new_quick(hmb_runner_t *r, size_t bytes, size_t align,
                       unsigned bflags, int *fold) {
   hmb__small_probe_t p;
-  unsigned sh;
+  /* The thread's index + 1 (0: none assigned yet) and its shard. */
+  unsigned me = hmb__os_thread_index_plus1();
+  unsigned sh = (me - 1u) & (HMB__SHARDS - 1u);
   /* Acquire: pairs with the release store of the start grant, so the
    * spare it credited is visible. max_request <= HMB_MAX_ALLOC, so the
-   * unsigned compare also rejects what is beyond HMB_MAX_ALLOC. */
+   * unsigned compare also rejects what is beyond HMB_MAX_ALLOC. The thread
+   * owns its shard of the runner's counters, and so of the memory's (a
+   * thread without an index matches no owner; the full path, which its
+   * first allocation on the runner takes, claims the shards). */
   if (HMB__UNLIKELY(
           atomic_load_explicit(&r->acct.state, memory_order_acquire) !=
               HMB__R_RUNNING ||
           bytes > (size_t)r->ledger->max_request ||
-          !hmb__shard_index_known(&sh) ||
+          !hmb__shard_is_mine(&r->acct.shard[sh].owner, me) ||
           !hmb__memory_small_probe(r->mem, bytes, align, &p) ||
           !hmb__tcache_obj_ready(p.f) ||
           !hmb__ledger_take_fast(&r->acct, sh, (int64_t)bytes)))
     return NULL;
   int mem_fold;
-  void *data = hmb__memory_small_take(r->mem, bytes, &p, sh, &mem_fold);
+  void *data = hmb__memory_small_take(r->mem, bytes, &p, sh, 1, &mem_fold);
   hmb_buffer_t *buf = hmb__tcache_obj_pop(p.f);
   hmb__buffer_root_init_block(buf, data, bytes, bflags, sh, r,
                               &hmb__runner_ops);
   *fold = (mem_fold ? HMB__FOLD_MEM : 0) |
-          (hmb__runner_count_new(r, sh, (int64_t)bytes) ? HMB__FOLD_LIVE : 0);
+          hmb__runner_count_new(r, sh, 1, (int64_t)bytes);
   return buf;
 }
 
@@ -542,12 +589,17 @@ int hmb__runner_ptr_alloc(hmb_runner_t *r, size_t bytes, size_t align,
   return hmb__runner_ptr_alloc_full(r, bytes, align, out);
 }
 
-/* Uncount a root of `bytes` from shard `sh`; 1 if the live gauge must be
- * folded. */
-static inline int hmb__runner_count_gone(hmb_runner_t *r, unsigned sh,
-                                         int64_t bytes) {
-  hmb__rshard_t *s = &r->acct.shard[sh];
-  return hmb__gauge_down_nofold(&s->live, bytes);
+/* Uncount a root of `bytes` counted in shard `sh`: from that thread shard
+ * when `mine` (the closing thread owns it), else from the shared shard.
+ * Returns the fold it needs, as hmb__runner_count_new(). */
+static inline __attribute__((always_inline)) int
+hmb__runner_count_gone(hmb_runner_t *r, unsigned sh, int mine, int64_t bytes) {
+  if (mine)
+    return hmb__gauge_down_nofold(&r->acct.shard[sh].live, bytes, 1)
+               ? HMB__FOLD_LIVE
+               : 0;
+  return hmb__gauge_down_nofold(&r->live_shared, bytes, 0) ? HMB__FOLD_SHARED
+                                                           : 0;
 }
 
 /* What a dropped buffer count asks for: the runner's release (the shard's
@@ -586,8 +638,13 @@ static inline int64_t hmb__runner_unbuf(hmb_runner_t *r, unsigned sh,
 /* The rest of a root's close after its block went back: the live gauge,
  * the budget, the buffer count. */
 static void hmb__runner_gone(hmb_runner_t *r, unsigned sh, int64_t bytes) {
-  if (HMB__UNLIKELY(hmb__runner_count_gone(r, sh, bytes)))
-    hmb__runner_fold(r, sh, HMB__FOLD_LIVE);
+  int fold =
+      hmb__runner_count_gone(r, sh,
+                             hmb__shard_is_mine(&r->acct.shard[sh].owner,
+                                                hmb__os_thread_index_plus1()),
+                             bytes);
+  if (HMB__UNLIKELY(fold))
+    hmb__runner_fold(r, sh, fold);
   hmb__ledger_freed(r->ledger, &r->acct, sh, bytes);
   hmb__home_t *h;
   int64_t old = hmb__runner_unbuf(r, sh, &h);
@@ -640,16 +697,21 @@ hmb__runner_closed_rest(hmb_runner_t *r, unsigned sh, int64_t bytes, int fold,
 static int hmb__runner_closed(void *owner, hmb_buffer_t *b) {
   hmb_runner_t *r = owner;
   hmb__small_probe_t p;
+  unsigned sh = b->shard;
+  /* The closing thread owns the allocation's shard of the runner's
+   * counters, and so of the memory's (it allocated the buffer, or took over
+   * that thread's index): a close on another thread goes the full way,
+   * counting in the shared shards. */
   if (HMB__LIKELY(b->data != NULL && b->handler.fn == NULL &&
+                  hmb__shard_is_mine(&r->acct.shard[sh].owner,
+                                     hmb__os_thread_index_plus1()) &&
                   hmb__memory_small_probe_free(b->data, &p) &&
                   hmb__tcache_obj_room(p.f))) {
-    unsigned sh = b->shard;
     int64_t bytes = (int64_t)b->size;
     int fold =
-        hmb__memory_small_put(r->mem, b->size, &p, sh) ? HMB__FOLD_MEM : 0;
+        hmb__memory_small_put(r->mem, b->size, &p, sh, 1) ? HMB__FOLD_MEM : 0;
     hmb__buffer_root_end_quick(p.f, b);
-    if (HMB__UNLIKELY(hmb__runner_count_gone(r, sh, bytes)))
-      fold |= HMB__FOLD_LIVE;
+    fold |= hmb__runner_count_gone(r, sh, 1, bytes);
     if (HMB__UNLIKELY(fold))
       return hmb__runner_closed_rest(r, sh, bytes, fold, -1);
     int added = hmb__ledger_freed_quick(&r->acct, sh, bytes);
@@ -700,7 +762,7 @@ static int hmb__runner_resize(void *owner, hmb_buffer_t *b, size_t bytes) {
                           (pinned ? HMB__BUF_PINNED : 0));
   }
   b->size = bytes;
-  hmb__gauge_add(&r->acct.shard[sh].live, &r->live_top, r->pool_top, delta);
+  hmb__gauge_add(&r->live_shared, &r->live_top, r->pool_top, delta, 0);
   if (delta < 0)
     hmb__ledger_freed(r->ledger, &r->acct, sh, -delta);
   return 0;

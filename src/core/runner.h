@@ -3,9 +3,13 @@
  * allocator, and the usage counters of its buffers.
  *
  * Writers: runner.c owns `shards_open` and the usage fields of the
- * account's shards (bufs, allocs; the live gauge and `live_top` through
- * platform/shard.h, its only writer); the ledger owns the budget fields;
- * pool.c owns the registry links.
+ * account's shards and of the shared shard (owner, bufs, allocs; the live
+ * gauges and `live_top` through platform/shard.h, its only writer); the
+ * ledger owns the budget fields; pool.c owns the registry links. The
+ * thread that owns a shard (platform/shard.h, claimed at its first
+ * allocation) counts its buffers' live bytes and allocations there with
+ * plain stores, and so do its closes of those buffers; any other thread
+ * counts them in the shared shard with RMWs.
  *
  * Lifetime. The handle and every live root buffer keep the runner alive.
  * Each shard counts the root buffers allocated on it (2 per buffer, so the
@@ -65,6 +69,10 @@ struct hmb_runner {
   hmb__memory_t *mem;
   hmb__gauge_top_t *pool_top; /* the pool's usage gauge (outer top) */
   _Alignas(64) hmb__gauge_top_t live_top; /* this runner's live bytes */
+  /* The shared shard of the usage counters (platform/shard.h): what
+   * threads that do not own the shard of their index count, with RMWs. */
+  _Alignas(64) hmb__gauge_shard_t live_shared;
+  _Atomic uint64_t allocs_shared;
   _Atomic int shards_open;   /* shards not yet released, + 1 for the handle */
   hmb_runner_t *next, *prev; /* the home's registry */
 };

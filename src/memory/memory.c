@@ -45,7 +45,7 @@
 #include "platform/util.h"
 
 /* hmb/stats.h states the peak error bound with these public figures. */
-_Static_assert(HMB_STATS_SHARDS == HMB__SHARDS &&
+_Static_assert(HMB_STATS_SHARDS == HMB__SHARDS + 1 &&
                    HMB_STATS_PEAK_STEP == HMB__GAUGE_STEP,
                "hmb/stats.h: HMB_STATS_SHARDS, HMB_STATS_PEAK_STEP");
 
@@ -394,8 +394,8 @@ int hmb__memory_free_slow(hmb__memory_t *mem, void *data, size_t size,
   return 0;
 }
 
-void hmb__memory_fold(hmb__memory_t *mem, unsigned sh) {
-  hmb__mshard_t *s = &mem->shard[sh];
+void hmb__memory_fold(hmb__memory_t *mem, unsigned slot) {
+  hmb__mshard_t *s = &mem->shard[slot];
   hmb__gauge_fold(&s->live, &mem->live_top, NULL);
 }
 
@@ -459,7 +459,7 @@ void hmb__memory_trim(hmb__memory_t *mem, size_t keep_bytes) {
 void hmb__memory_stats(hmb__memory_t *mem, hmb_memory_stats_t *out) {
   memset(out, 0, sizeof *out);
   int64_t live = 0, pin = 0, phys = 0;
-  for (unsigned i = 0; i < HMB__SHARDS; i++) {
+  for (unsigned i = 0; i <= HMB__SHARD_SHARED; i++) {
     live += hmb__gauge_value(&mem->shard[i].live);
     pin += hmb__gauge_value(&mem->shard[i].pinned);
     phys += atomic_load_explicit(&mem->shard[i].phys, memory_order_relaxed);

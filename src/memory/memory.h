@@ -57,16 +57,43 @@ hmb__memory_t *hmb__memory_default(void);
 /* ---- the hot path (inline: the core's allocation path makes no call for
  * a small block the thread cache has) --------------------------------- */
 
-/* Count a block in the calling thread's shard (negative on free). */
+/* Whether the thread whose index + 1 is `me` owns thread shard `sh` of the
+ * object's counters (platform/shard.h): `mine` claims it when nobody owns
+ * it yet (an allocation, whose shard is the caller's); `is_mine` does not
+ * (a free, whose shard is the allocation's). */
+static inline int hmb__memory_shard_mine(hmb__memory_t *m, unsigned sh,
+                                         unsigned me) {
+  return hmb__shard_mine(&m->shard[sh].owner, sh, me);
+}
+static inline int hmb__memory_shard_is_mine(hmb__memory_t *m, unsigned sh,
+                                            unsigned me) {
+  return hmb__shard_is_mine(&m->shard[sh].owner, me);
+}
+
+/* The shard a count goes to: thread shard `sh` when the caller owns it,
+ * else the shared one. */
+static inline unsigned hmb__memory_slot(unsigned sh, int mine) {
+  return mine ? sh : HMB__SHARD_SHARED;
+}
+
+/* Count a block allocated (live > 0) or freed (live < 0, in the shard it
+ * was counted in) by the calling thread: in that thread shard if the thread
+ * owns it, else in the shared shard. */
 static inline __attribute__((always_inline)) void
 hmb__count_block(hmb__memory_t *m, unsigned sh, int pinned, int64_t live,
                  int64_t phys) {
-  hmb__mshard_t *s = &m->shard[sh];
+  unsigned me = hmb__os_thread_index_plus1();
+  int mine = live > 0 ? hmb__memory_shard_mine(m, sh, me)
+                      : hmb__memory_shard_is_mine(m, sh, me);
+  hmb__mshard_t *s = &m->shard[hmb__memory_slot(sh, mine)];
   if (pinned) {
-    hmb__gauge_add(&s->pinned, &m->pinned_top, NULL, live);
+    hmb__gauge_add(&s->pinned, &m->pinned_top, NULL, live, mine);
   } else {
-    hmb__gauge_add(&s->live, &m->live_top, NULL, live);
-    atomic_fetch_add_explicit(&s->phys, phys, memory_order_relaxed);
+    hmb__gauge_add(&s->live, &m->live_top, NULL, live, mine);
+    if (mine)
+      hmb__own_add(&s->phys, phys);
+    else
+      atomic_fetch_add_explicit(&s->phys, phys, memory_order_relaxed);
   }
 }
 
@@ -144,9 +171,13 @@ hmb__memory_small_probe(const hmb__memory_t *mem, size_t size, size_t align,
   return 1;
 }
 
+/* The take and the put count in thread shard `shard` when `mine` (the
+ * caller owns it; a caller that checked passes the constant 1), else in the
+ * shared shard; the fold they ask for is of that slot (hmb__memory_slot()). */
 static inline __attribute__((always_inline)) void *
 hmb__memory_small_take(hmb__memory_t *mem, size_t size,
-                       const hmb__small_probe_t *p, unsigned shard, int *fold) {
+                       const hmb__small_probe_t *p, unsigned shard, int mine,
+                       int *fold) {
   size_t bytes = hmb__tcache_class_size(p->cls);
   hmb__tcache_small_pop(p->f, p->cls, p->raw, bytes);
   uintptr_t d = ((uintptr_t)p->raw + HMB__PREFIX_MIN + p->align - 1) &
@@ -154,9 +185,12 @@ hmb__memory_small_take(hmb__memory_t *mem, size_t size,
   void *data = (void *)d;
   *hmb__block_word_at(data) =
       hmb__block_word_small(d - (uintptr_t)p->raw, p->cls, p->align);
-  hmb__mshard_t *s = &mem->shard[shard];
-  *fold = hmb__gauge_up_nofold(&s->live, (int64_t)size);
-  atomic_fetch_add_explicit(&s->phys, (int64_t)bytes, memory_order_relaxed);
+  hmb__mshard_t *s = &mem->shard[hmb__memory_slot(shard, mine)];
+  *fold = hmb__gauge_up_nofold(&s->live, (int64_t)size, mine);
+  if (mine)
+    hmb__own_add(&s->phys, (int64_t)bytes);
+  else
+    atomic_fetch_add_explicit(&s->phys, (int64_t)bytes, memory_order_relaxed);
   return data;
 }
 
@@ -181,16 +215,21 @@ hmb__memory_small_probe_free(const void *data, hmb__small_probe_t *p) {
 
 static inline __attribute__((always_inline)) int
 hmb__memory_small_put(hmb__memory_t *mem, size_t size,
-                      const hmb__small_probe_t *p, unsigned shard) {
-  hmb__mshard_t *s = &mem->shard[shard];
-  int fold = hmb__gauge_down_nofold(&s->live, (int64_t)size);
-  atomic_fetch_sub_explicit(&s->phys, (int64_t)p->bytes, memory_order_relaxed);
+                      const hmb__small_probe_t *p, unsigned shard, int mine) {
+  hmb__mshard_t *s = &mem->shard[hmb__memory_slot(shard, mine)];
+  int fold = hmb__gauge_down_nofold(&s->live, (int64_t)size, mine);
+  if (mine)
+    hmb__own_add(&s->phys, -(int64_t)p->bytes);
+  else
+    atomic_fetch_sub_explicit(&s->phys, (int64_t)p->bytes,
+                              memory_order_relaxed);
   hmb__tcache_small_push(p->f, p->cls, p->raw, p->bytes);
   return fold;
 }
 
-/* Fold the pageable gauge of `shard` (after a take or put said so). */
-void hmb__memory_fold(hmb__memory_t *mem, unsigned shard);
+/* Fold the pageable gauge of `slot` (a thread shard, or HMB__SHARD_SHARED;
+ * after a take or put said so). */
+void hmb__memory_fold(hmb__memory_t *mem, unsigned slot);
 
 /*
  * Allocate `size` bytes whose data is aligned to `align` (a power of two,
@@ -208,9 +247,10 @@ static inline void *hmb__memory_alloc(hmb__memory_t *mem, size_t size,
   if (HMB__LIKELY(!prefer_pinned &&
                   hmb__memory_small_probe(mem, size, align, &p))) {
     int fold;
-    void *data = hmb__memory_small_take(mem, size, &p, shard, &fold);
+    int mine = hmb__memory_shard_mine(mem, shard, hmb__os_thread_index_plus1());
+    void *data = hmb__memory_small_take(mem, size, &p, shard, mine, &fold);
     if (HMB__UNLIKELY(fold))
-      hmb__memory_fold(mem, shard);
+      hmb__memory_fold(mem, hmb__memory_slot(shard, mine));
     return data;
   }
   /* A miss goes the slow way (which pops again, then mallocs). */
@@ -229,8 +269,10 @@ static inline int hmb__memory_free(hmb__memory_t *mem, void *data, size_t size,
                                    unsigned shard) {
   hmb__small_probe_t p;
   if (HMB__LIKELY(hmb__memory_small_probe_free(data, &p))) {
-    if (HMB__UNLIKELY(hmb__memory_small_put(mem, size, &p, shard)))
-      hmb__memory_fold(mem, shard);
+    int mine =
+        hmb__memory_shard_is_mine(mem, shard, hmb__os_thread_index_plus1());
+    if (HMB__UNLIKELY(hmb__memory_small_put(mem, size, &p, shard, mine)))
+      hmb__memory_fold(mem, hmb__memory_slot(shard, mine));
     return 0;
   }
   return hmb__memory_free_slow(mem, data, size, shard,

@@ -19,11 +19,13 @@
 struct hmb__arena;
 struct hmb__cache;
 
-/* One per-thread shard of a memory object: the hot fields (live and
- * physical pageable bytes) on its first line. */
+/* One shard of a memory object (platform/shard.h: a thread shard, written
+ * only by its owner, or the shared one): the hot fields (live and physical
+ * pageable bytes, the owner) on its first line. */
 typedef struct hmb__mshard {
   _Alignas(64) hmb__gauge_shard_t live; /* this shard's part of live bytes */
   _Atomic int64_t phys;                 /* physical bytes, summed on read */
+  hmb__owner_t owner;                   /* unused in the shared shard */
   hmb__gauge_shard_t pinned;            /* this shard's part of pinned bytes */
 } hmb__mshard_t;
 
@@ -41,7 +43,7 @@ struct hmb__memory {
   uint64_t setup_ns;
   size_t pinned_capacity;   /* usable bytes of the region; fixed at creation */
   struct hmb__cache *cache; /* NULL: no warm cache */
-  hmb__mshard_t shard[HMB__SHARDS];
+  hmb__mshard_t shard[HMB__SHARDS + 1]; /* + HMB__SHARD_SHARED */
   _Alignas(64) hmb__gauge_top_t live_top;
   hmb__gauge_top_t pinned_top;
   _Atomic int64_t huge_live; /* live bytes of advised mappings */

@@ -14,7 +14,9 @@
 #include "platform/os.h"
 
 #include <errno.h>
+#include <pthread.h>
 #include <stdatomic.h>
+#include <stdint.h>
 #include <stdlib.h>
 #include <sys/mman.h>
 #include <time.h>
@@ -109,10 +111,71 @@ void *hmb__os_remap(void *ptr, size_t old_size, size_t new_size) {
 _Thread_local unsigned hmb__os_tindex
     __attribute__((tls_model("initial-exec")));
 
+/* Numbers given back by exited threads: a stack under its mutex, in a
+ * growing array. An allocation failure only means a number is not reused. */
+static pthread_mutex_t hmb__tindex_mu = PTHREAD_MUTEX_INITIALIZER;
+static unsigned *hmb__tindex_free;
+static size_t hmb__tindex_nfree, hmb__tindex_cap;
+static unsigned hmb__tindex_next;
+static pthread_once_t hmb__tindex_once = PTHREAD_ONCE_INIT;
+static pthread_key_t hmb__tindex_key;
+static int hmb__tindex_key_ok;
+
+static void hmb__tindex_exit(void *arg) {
+  unsigned i = (unsigned)(uintptr_t)arg - 1u;
+  /* From here on the thread owns no shard and claims none. */
+  hmb__os_tindex = HMB__OS_TINDEX_EXITED;
+  pthread_mutex_lock(&hmb__tindex_mu);
+  if (hmb__tindex_nfree == hmb__tindex_cap) {
+    size_t cap = hmb__tindex_cap ? 2 * hmb__tindex_cap : 64;
+    unsigned *a = realloc(hmb__tindex_free, cap * sizeof *a);
+    if (a) {
+      hmb__tindex_free = a;
+      hmb__tindex_cap = cap;
+    }
+  }
+  if (hmb__tindex_nfree < hmb__tindex_cap)
+    hmb__tindex_free[hmb__tindex_nfree++] = i;
+  pthread_mutex_unlock(&hmb__tindex_mu);
+}
+
+static void hmb__tindex_init(void) {
+  hmb__tindex_key_ok =
+      pthread_key_create(&hmb__tindex_key, hmb__tindex_exit) == 0;
+}
+
 unsigned hmb__os_thread_index_slow(void) {
-  static _Atomic unsigned next;
-  /* Relaxed: the number only has to be unique, it orders nothing. */
-  unsigned i = atomic_fetch_add_explicit(&next, 1, memory_order_relaxed);
+  if (hmb__os_tindex == HMB__OS_TINDEX_EXITED)
+    return HMB__OS_TINDEX_EXITED - 1u; /* in its exit sequence */
+  pthread_once(&hmb__tindex_once, hmb__tindex_init);
+  /* The mutex is the hand-over: the last holder's stores to what it owned
+   * happen before this thread's first load of them. */
+  pthread_mutex_lock(&hmb__tindex_mu);
+  unsigned i;
+  int reused = 0;
+  if (hmb__tindex_nfree > 0) {
+    /* The smallest: keeps the numbers in use dense, so the shards that
+     * threads alive at the same time use stay distinct. */
+    size_t k = 0;
+    for (size_t j = 1; j < hmb__tindex_nfree; j++)
+      if (hmb__tindex_free[j] < hmb__tindex_free[k])
+        k = j;
+    i = hmb__tindex_free[k];
+    hmb__tindex_free[k] = hmb__tindex_free[--hmb__tindex_nfree];
+    reused = 1;
+  } else {
+    i = hmb__tindex_next++;
+  }
+  /* Only a number that will be given back at exit may be reused: without
+   * the key (or if it cannot be set) the number stays this thread's. */
+  if (!hmb__tindex_key_ok ||
+      pthread_setspecific(hmb__tindex_key, (void *)(uintptr_t)(i + 1u)) != 0) {
+    if (reused) { /* put it back; take a new number, never given back */
+      hmb__tindex_free[hmb__tindex_nfree++] = i;
+      i = hmb__tindex_next++;
+    }
+  }
+  pthread_mutex_unlock(&hmb__tindex_mu);
   hmb__os_tindex = i + 1;
   return i;
 }

@@ -49,10 +49,18 @@ void *hmb__os_map_large(size_t size, int huge, int *advised);
 void *hmb__os_remap(void *ptr, size_t old_size, size_t new_size);
 
 /*
- * A small number for the calling thread, fixed for its life, assigned in
- * order of first use (0, 1, 2, ...): lets per-thread shards of a counter sit
- * on different cache lines without any registration. Lock-free.
+ * A small number for the calling thread, fixed for its life: lets
+ * per-thread shards of a counter sit on different cache lines without any
+ * registration. Assigned at first use: the smallest number an exited
+ * thread gave back, else the next new one (0, 1, 2, ...), so the numbers
+ * in use stay as few as the threads alive. A thread gives its number back
+ * when it exits (a key destructor), and keeps HMB__OS_TINDEX_EXITED - 1
+ * for whatever it still does afterwards in its exit sequence. The hand-over
+ * goes through a mutex: everything the exited thread did happens before
+ * the next holder of its number gets it (platform/shard.h's owned shards
+ * rely on it). Lock-free after the first call, which takes that mutex.
  */
+#define HMB__OS_TINDEX_EXITED 0xfffffffeu /* index + 1 after the exit */
 extern _Thread_local unsigned hmb__os_tindex
     __attribute__((tls_model("initial-exec")));
 unsigned hmb__os_thread_index_slow(void);

@@ -2,14 +2,18 @@
  * shard.h - counters that threads update without sharing a cache line.
  *
  * A gauge (a current value with a peak, such as live bytes) is kept as
- *   - a shard per thread index modulo HMB__SHARDS, each on its owner's
- *     cache line: its value, the part of it already folded into the top,
- *     and the two values at which it must fold next (`hi`, `lo`);
+ *   - HMB__SHARDS thread shards, one per thread index modulo HMB__SHARDS,
+ *     each written only by the thread that owns it (see "Owned shards"),
+ *     and one shared shard for every update that is not an owner's; each
+ *     on a cache line of its own: its value, the part of it already folded
+ *     into the top, and the two values at which it must fold next (`hi`,
+ *     `lo`);
  *   - one `hmb__gauge_top_t` (total of the folded parts + peak) on a line of
  *     its own, written only by folds.
- * An update adds to its shard's value (one relaxed RMW on a line the thread
- * owns) and compares the result with `hi` (an increase) or `lo` (a
- * decrease), on the same line: no shared line is read or written unless it
+ * An update adds to a shard's value (the owner: a relaxed load and store
+ * on its own line; anyone else: a relaxed RMW on the shared shard) and
+ * compares the result with `hi` (an increase) or `lo` (a decrease), on the
+ * same line: no line shared by the owners is read or written unless it
  * folds. A fold publishes the shard's change since its last fold to the top
  * (and to an outer top, for a gauge that is part of a wider one), and sets
  *   hi = value + min(HMB__GAUGE_STEP - 1, peak - total of every top),
@@ -26,9 +30,25 @@
  *                 being the shards with changes not folded, since each
  *                 shard's view of the tops is off by at most what the
  *                 others did not fold.
- * A zeroed shard (hi = lo = 0) folds at its first update. Every access is
- * relaxed: a gauge orders nothing, and readers want values, not
- * happens-before. This file is the only writer of a gauge's fields.
+ * (S counts the shared shard too: at most HMB__SHARDS + 1.) A zeroed shard
+ * (hi = lo = 0) folds at its first update. Every access is relaxed: a gauge
+ * orders nothing, and readers want values, not happens-before. This file
+ * is the only writer of a gauge's fields.
+ *
+ * Owned shards. Threads whose indices agree modulo HMB__SHARDS map to one
+ * thread shard, so without more its counters would need an atomic
+ * read-modify-write per update (a locked instruction on x86). Instead an
+ * object with sharded counters keeps an owner word per thread shard
+ * (hmb__owner_t), set once from 0 by the first thread that claims it
+ * (hmb__shard_mine(); only a thread whose own shard it is). From then on
+ * that thread alone writes the shard's counters, with a relaxed load and a
+ * relaxed store: no locked instruction, and no other writer, so nothing is
+ * lost. Every other thread, and a thread that has no index, writes the
+ * object's shared shard with RMWs instead. Readers add all the shards up.
+ * A thread keeps what it owns for its life; its index passes to a later
+ * thread only after it exited (os.h), through a mutex that orders the old
+ * owner's last stores before the new owner's first load, so the new owner
+ * carries on from the values the old one left.
  */
 #ifndef HMB_SRC_PLATFORM_SHARD_H
 #define HMB_SRC_PLATFORM_SHARD_H
@@ -39,8 +59,10 @@
 #include "platform/os.h"
 #include "platform/util.h"
 
-/* Shards per sharded object (a power of two). */
+/* Thread shards per sharded object (a power of two); the shared shard is
+ * index HMB__SHARDS. */
 #define HMB__SHARDS 4u
+#define HMB__SHARD_SHARED HMB__SHARDS
 /* Drift folded into the top at the latest (bytes or counts). */
 #define HMB__GAUGE_STEP ((int64_t)1024 * 1024)
 
@@ -58,17 +80,75 @@ typedef struct hmb__gauge_shard {
   _Atomic int64_t hi, lo; /* fold when an update passes one of them */
 } hmb__gauge_shard_t;
 
+/* The owner of a thread shard: 0 (none yet), or the owning thread's index
+ * + 2, i.e. its `me` (index + 1, os.h) + 1: a zeroed word is a free shard,
+ * and a thread without an index (me = 0) matches no owner. */
+typedef _Atomic unsigned hmb__owner_t;
+
+/* Claim thread shard `sh` (owner word `o`) for `me`: 1 if it is now the
+ * caller's. Only the thread whose shard it is can claim it; a thread
+ * without an index, or in its exit sequence (os.h), claims nothing.
+ * Relaxed: the shard's counters start from what the object's publication
+ * (or the index's hand-over) made visible; the CAS only picks one owner. */
+static inline int hmb__shard_claim(hmb__owner_t *o, unsigned sh, unsigned me) {
+  unsigned none = 0;
+  return me != 0 && me != HMB__OS_TINDEX_EXITED &&
+         ((me - 1u) & (HMB__SHARDS - 1u)) == sh &&
+         atomic_compare_exchange_strong_explicit(
+             o, &none, me + 1u, memory_order_relaxed, memory_order_relaxed);
+}
+
+/* 1 if the thread whose index + 1 is `me` owns the shard of owner word `o`
+ * (one relaxed load and compare on the shard's line). */
+static inline int hmb__shard_is_mine(hmb__owner_t *o, unsigned me) {
+  return atomic_load_explicit(o, memory_order_relaxed) == me + 1u;
+}
+
+/* The same, claiming thread shard `sh` when nobody owns it yet (for an
+ * allocation; a free's shard is the allocation's, so it only asks). */
+static inline int hmb__shard_mine(hmb__owner_t *o, unsigned sh, unsigned me) {
+  unsigned cur = atomic_load_explicit(o, memory_order_relaxed);
+  if (HMB__LIKELY(cur == me + 1u))
+    return 1;
+  return cur == 0 && hmb__shard_claim(o, sh, me);
+}
+
+/* The owner's update of a counter of its shard (it is the only writer): a
+ * relaxed load and store in C11 terms. On x86-64 (outside ThreadSanitizer
+ * builds, which check the C11 form) it is one unlocked add to memory: an
+ * aligned 8-byte access is single-copy atomic there, so a relaxed reader
+ * sees the old or the new value either way, and the compiler emits a
+ * separate load, add and store for the C11 form. */
+#if defined(__SANITIZE_THREAD__)
+#define HMB__UNDER_TSAN 1
+#elif defined(__has_feature)
+#if __has_feature(thread_sanitizer)
+#define HMB__UNDER_TSAN 1
+#endif
+#endif
+#if defined(__x86_64__) && defined(__GNUC__) && !defined(HMB__UNDER_TSAN)
+#define HMB__OWN_ADD_ASM 1
+#endif
+static inline void hmb__own_add(_Atomic int64_t *c, int64_t d) {
+#ifdef HMB__OWN_ADD_ASM
+  __asm__("addq %1, %0" : "+m"(*c) : "er"(d));
+#else
+  atomic_store_explicit(c, atomic_load_explicit(c, memory_order_relaxed) + d,
+                        memory_order_relaxed);
+#endif
+}
+static inline void hmb__own_inc(_Atomic uint64_t *c) {
+#ifdef HMB__OWN_ADD_ASM
+  __asm__("addq $1, %0" : "+m"(*c));
+#else
+  atomic_store_explicit(c, atomic_load_explicit(c, memory_order_relaxed) + 1,
+                        memory_order_relaxed);
+#endif
+}
+
 /* The shard of the calling thread. */
 static inline unsigned hmb__shard_index(void) {
   return hmb__os_thread_index() & (HMB__SHARDS - 1u);
-}
-
-/* The same without a call: 0 if the thread has no index yet (then
- * hmb__shard_index() assigns it), else 1 and *sh. */
-static inline int hmb__shard_index_known(unsigned *sh) {
-  unsigned i = hmb__os_thread_index_plus1();
-  *sh = (i - 1u) & (HMB__SHARDS - 1u);
-  return i != 0;
 }
 
 /* Publish one fold's change `d` to `top`; returns the room left below its
@@ -100,31 +180,43 @@ static inline void hmb__gauge_fold(hmb__gauge_shard_t *g, hmb__gauge_top_t *top,
                         memory_order_relaxed);
 }
 
-/* Add `delta` to a shard without folding: 1 if it must now be folded
- * (hmb__gauge_fold(), at once or after the caller's other updates: a fold
- * publishes whatever the shard holds when it runs). */
-static inline int hmb__gauge_add_nofold(hmb__gauge_shard_t *g, int64_t delta) {
-  int64_t v =
-      atomic_fetch_add_explicit(&g->value, delta, memory_order_relaxed) + delta;
-  return delta > 0 ? v > atomic_load_explicit(&g->hi, memory_order_relaxed)
-                   : v < atomic_load_explicit(&g->lo, memory_order_relaxed);
-}
-
-/* The same for a delta known to be >= 0 (`up`) or <= 0 (`down`): one
- * comparison fewer. */
-static inline int hmb__gauge_up_nofold(hmb__gauge_shard_t *g, int64_t d) {
-  int64_t v = atomic_fetch_add_explicit(&g->value, d, memory_order_relaxed) + d;
+/* Add `d` (>= 0: `up`, or subtract it: `down`) to a shard without
+ * folding: 1 if it must now be folded (hmb__gauge_fold(), at once or after
+ * the caller's other updates: a fold publishes whatever the shard holds
+ * when it runs). `mine`: `g` is a thread shard the caller owns, so the
+ * update is its plain load and store; else `g` is the shared shard and the
+ * update an RMW. A caller that checked ownership passes a constant. */
+static inline int hmb__gauge_up_nofold(hmb__gauge_shard_t *g, int64_t d,
+                                       int mine) {
+  int64_t v;
+  if (mine) {
+    v = atomic_load_explicit(&g->value, memory_order_relaxed) + d;
+    atomic_store_explicit(&g->value, v, memory_order_relaxed);
+  } else {
+    v = atomic_fetch_add_explicit(&g->value, d, memory_order_relaxed) + d;
+  }
   return v > atomic_load_explicit(&g->hi, memory_order_relaxed);
 }
-static inline int hmb__gauge_down_nofold(hmb__gauge_shard_t *g, int64_t d) {
-  int64_t v = atomic_fetch_sub_explicit(&g->value, d, memory_order_relaxed) - d;
+static inline int hmb__gauge_down_nofold(hmb__gauge_shard_t *g, int64_t d,
+                                         int mine) {
+  int64_t v;
+  if (mine) {
+    v = atomic_load_explicit(&g->value, memory_order_relaxed) - d;
+    atomic_store_explicit(&g->value, v, memory_order_relaxed);
+  } else {
+    v = atomic_fetch_sub_explicit(&g->value, d, memory_order_relaxed) - d;
+  }
   return v < atomic_load_explicit(&g->lo, memory_order_relaxed);
 }
 
-/* Add `delta` to a shard; fold when it must (see above). */
+/* Add `delta` to a shard; fold when it must (see above). `mine` as for
+ * hmb__gauge_up_nofold(). */
 static inline void hmb__gauge_add(hmb__gauge_shard_t *g, hmb__gauge_top_t *top,
-                                  hmb__gauge_top_t *outer, int64_t delta) {
-  if (HMB__UNLIKELY(hmb__gauge_add_nofold(g, delta)))
+                                  hmb__gauge_top_t *outer, int64_t delta,
+                                  int mine) {
+  int f = delta >= 0 ? hmb__gauge_up_nofold(g, delta, mine)
+                     : hmb__gauge_down_nofold(g, -delta, mine);
+  if (HMB__UNLIKELY(f))
     hmb__gauge_fold(g, top, outer);
 }
 

@@ -941,8 +941,10 @@ static void *xclose_main(void *arg) {
   return NULL;
 }
 
-/* Run fn over [0, XN) on `threads` new threads (new thread indices, hence
- * other shards than the threads before them). */
+/* Run fn over [0, XN) on `threads` new threads (they take over the indices
+ * of the threads before them, and the shards those owned; a close on a
+ * thread that does not own the allocation's shard counts in the shared
+ * one). */
 static void xon_threads(xrun_t *x, void *(*fn)(void *), int threads) {
   pthread_t t[8];
   xrun_t part[8];
@@ -1024,6 +1026,241 @@ static void test_stats_exact_at_rest_after_cross_thread_closes(void **state) {
   assert_int_equal((int64_t)back, rs.held);
   assert_int_equal(ts_pool_stats(pool).held, 0);
   hmb_runner_destroy(r);
+  ts_pool_done(pool);
+}
+
+/*
+ * The same with more threads than a runner has thread shards, all running
+ * at once: threads whose indices agree modulo the shard count share a
+ * thread shard, which only its owner writes (with plain stores), so the
+ * others count in the shared shard; and a thread that exits passes its
+ * index, and what it owned, to a later thread. MT_THREADS threads share
+ * one runner and each also has one of its own; each allocates and closes
+ * in random order (small blocks, 4 KiB, 64 KiB, mappings, reservations)
+ * and hands some buffers of the shared runner to the next thread through a
+ * slot, which closes them. Twice they stop, with buffers live, and every
+ * current figure is checked exactly against what they counted; then all is
+ * closed and everything is 0. Two generations of threads run it, the second
+ * after the first exited, on the same runners.
+ */
+enum { MT_THREADS = 9, MT_SLOTS = 48, MT_OPS = 6000 };
+
+typedef struct mt_shared {
+  hmb_runner_t *common;
+  hmb_runner_t *own[MT_THREADS];
+  _Atomic(hmb_buffer_t *) handoff[MT_THREADS];
+  pthread_barrier_t stop, go;
+  atomic_int failed;
+  int64_t live_all, bufs_all; /* every runner's, at the last check */
+} mt_shared_t;
+
+typedef struct mt_thread {
+  mt_shared_t *sh;
+  int id;
+  unsigned gen;
+  hmb_buffer_t *b[MT_SLOTS];
+  int on_common[MT_SLOTS];
+  /* what this thread's buffers add up to, per runner (own, common) */
+  int64_t live[2], bufs[2];
+  uint64_t allocs[2];
+} mt_thread_t;
+
+static size_t mt_size(uint64_t v) {
+  switch (v % 7) {
+  case 0:
+  case 1:
+  case 2:
+    return 1 + (size_t)(v >> 8) % 200; /* small classes */
+  case 3:
+    return 4096;
+  case 4:
+    return 1 + (size_t)(v >> 8) % (64 * KIB);
+  case 5:
+    return 256 * KIB + (size_t)(v >> 8) % (64 * KIB); /* a mapping */
+  default:
+    return 4000;
+  }
+}
+
+static void mt_steps(mt_thread_t *t, uint64_t *rng, int ops) {
+  mt_shared_t *sh = t->sh;
+  for (int n = 0; n < ops; n++) {
+    uint64_t v = ts_rand(rng);
+    int i = (int)(v % MT_SLOTS);
+    if (t->b[i]) {
+      int c = t->on_common[i];
+      int64_t sz = (int64_t)hmb_buffer_size(t->b[i]);
+      if (c && v % 5 == 0) {
+        /* hand it to the next thread, which closes it; a buffer already in
+         * the slot comes back here and is closed by this thread */
+        int to = (t->id + 1) % MT_THREADS;
+        hmb_buffer_t *old = atomic_exchange(&sh->handoff[to], t->b[i]);
+        if (old && hmb_buffer_close(old) != HMB_OK)
+          atomic_store(&sh->failed, 1);
+      } else if (hmb_buffer_close(t->b[i]) != HMB_OK) {
+        atomic_store(&sh->failed, 1);
+      }
+      t->b[i] = NULL;
+      t->live[c] -= sz;
+      t->bufs[c]--;
+    } else {
+      int c = (v >> 3) % 2 == 0;
+      hmb_runner_t *r = c ? sh->common : sh->own[t->id];
+      size_t sz = mt_size(v >> 4);
+      int rc = (v >> 40) % 11 == 0 ? hmb_runner_reserve(r, sz, &t->b[i])
+                                   : hmb_runner_alloc(r, sz, 0, &t->b[i]);
+      if (rc != HMB_OK) {
+        atomic_store(&sh->failed, 1);
+        continue;
+      }
+      t->on_common[i] = c;
+      t->live[c] += (int64_t)sz;
+      t->bufs[c]++;
+      t->allocs[c]++;
+    }
+    hmb_buffer_t *in = atomic_exchange(&sh->handoff[t->id], NULL);
+    if (in && hmb_buffer_close(in) != HMB_OK)
+      atomic_store(&sh->failed, 1);
+  }
+}
+
+static void *mt_main(void *arg) {
+  mt_thread_t *t = arg;
+  uint64_t rng = 0x9e3779b97f4a7c15ull * (uint64_t)(t->id + 1) + t->gen;
+  for (int phase = 0; phase < 2; phase++) {
+    mt_steps(t, &rng, MT_OPS);
+    /* stop with buffers live; the hand-off slots are drained below by the
+     * checking thread's count (the buffers in them are still live) */
+    pthread_barrier_wait(&t->sh->stop);
+    pthread_barrier_wait(&t->sh->go);
+  }
+  for (int i = 0; i < MT_SLOTS; i++)
+    if (t->b[i]) {
+      int c = t->on_common[i];
+      t->live[c] -= (int64_t)hmb_buffer_size(t->b[i]);
+      t->bufs[c]--;
+      if (hmb_buffer_close(t->b[i]) != HMB_OK)
+        atomic_store(&t->sh->failed, 1);
+      t->b[i] = NULL;
+    }
+  return NULL;
+}
+
+/* The exact figures while every thread waits at the stop barrier. */
+static void mt_check_at_rest(mt_shared_t *sh, mt_thread_t *t,
+                             const uint64_t *allocs0) {
+  int64_t live_c = 0, bufs_c = 0, live_all = 0, bufs_all = 0;
+  uint64_t allocs_c = allocs0[MT_THREADS];
+  for (int k = 0; k < MT_THREADS; k++) {
+    live_c += t[k].live[1];
+    bufs_c += t[k].bufs[1];
+    allocs_c += t[k].allocs[1];
+  }
+  /* The buffers waiting in hand-off slots (the shared runner's) were
+   * counted out by the thread that handed them over, but are still live. */
+  for (int k = 0; k < MT_THREADS; k++) {
+    hmb_buffer_t *h = atomic_load(&sh->handoff[k]);
+    if (h) {
+      live_c += (int64_t)hmb_buffer_size(h);
+      bufs_c++;
+    }
+  }
+  hmb_runner_stats_t rs = ts_runner_stats(sh->common);
+  assert_int_equal(rs.live, live_c);
+  assert_int_equal(rs.live_buffers, bufs_c);
+  assert_int_equal(rs.allocations, allocs_c);
+  assert_int_equal(rs.held, rs.live + rs.spare);
+  live_all = live_c;
+  bufs_all = bufs_c;
+  for (int k = 0; k < MT_THREADS; k++) {
+    rs = ts_runner_stats(sh->own[k]);
+    assert_int_equal(rs.live, t[k].live[0]);
+    assert_int_equal(rs.live_buffers, t[k].bufs[0]);
+    assert_int_equal(rs.allocations, allocs0[k] + t[k].allocs[0]);
+    assert_int_equal(rs.held, rs.live + rs.spare);
+  }
+  for (int k = 0; k < MT_THREADS; k++) {
+    live_all += t[k].live[0];
+    bufs_all += t[k].bufs[0];
+  }
+  sh->live_all = live_all;
+  sh->bufs_all = bufs_all;
+}
+
+static void
+test_stats_exact_at_rest_with_more_threads_than_shards(void **state) {
+  (void)state;
+  hmb_pool_t *pool = ts_pool(1024 * MIB, NULL, NULL);
+  static mt_shared_t sh;
+  static mt_thread_t t[MT_THREADS];
+  memset(&sh, 0, sizeof sh);
+  sh.common = ts_started_runner(pool, 256 * MIB);
+  for (int k = 0; k < MT_THREADS; k++)
+    sh.own[k] = ts_started_runner(pool, 16 * MIB);
+  uint64_t allocs0[MT_THREADS + 1] = {0};
+  for (unsigned gen = 0; gen < 2; gen++) {
+    memset(t, 0, sizeof t);
+    pthread_barrier_init(&sh.stop, NULL, MT_THREADS + 1);
+    pthread_barrier_init(&sh.go, NULL, MT_THREADS + 1);
+    pthread_t th[MT_THREADS];
+    for (int k = 0; k < MT_THREADS; k++) {
+      t[k].sh = &sh;
+      t[k].id = k;
+      t[k].gen = gen;
+      assert_int_equal(pthread_create(&th[k], NULL, mt_main, &t[k]), 0);
+    }
+    for (int phase = 0; phase < 2; phase++) {
+      pthread_barrier_wait(&sh.stop);
+      mt_check_at_rest(&sh, t, allocs0);
+      hmb_pool_stats_t ps = ts_pool_stats(pool);
+      hmb_memory_stats_t ms = ts_memory_stats(pool);
+      assert_int_equal(ps.live_bytes, sh.live_all);
+      assert_int_equal(ps.live_buffers, sh.bufs_all);
+      assert_true(ms.pageable_live <= sh.live_all);
+      assert_true(ms.pageable_physical >= ms.pageable_live);
+      pthread_barrier_wait(&sh.go);
+    }
+    for (int k = 0; k < MT_THREADS; k++)
+      assert_int_equal(pthread_join(th[k], NULL), 0);
+    /* what is left in the hand-off slots is closed here */
+    for (int k = 0; k < MT_THREADS; k++) {
+      hmb_buffer_t *h = atomic_exchange(&sh.handoff[k], NULL);
+      if (h)
+        assert_int_equal(hmb_buffer_close(h), HMB_OK);
+    }
+    assert_int_equal(atomic_load(&sh.failed), 0);
+    pthread_barrier_destroy(&sh.stop);
+    pthread_barrier_destroy(&sh.go);
+    for (int k = 0; k < MT_THREADS; k++) {
+      allocs0[k] += t[k].allocs[0];
+      allocs0[MT_THREADS] += t[k].allocs[1];
+    }
+    /* Everything closed: every figure is 0, and the allocations add up. */
+    hmb_runner_stats_t rs = ts_runner_stats(sh.common);
+    assert_int_equal(rs.live, 0);
+    assert_int_equal(rs.live_buffers, 0);
+    assert_int_equal(rs.allocations, allocs0[MT_THREADS]);
+    assert_int_equal(rs.spare, rs.held);
+    for (int k = 0; k < MT_THREADS; k++) {
+      rs = ts_runner_stats(sh.own[k]);
+      assert_int_equal(rs.live, 0);
+      assert_int_equal(rs.live_buffers, 0);
+      assert_int_equal(rs.allocations, allocs0[k]);
+      assert_int_equal(rs.spare, rs.held);
+    }
+    hmb_pool_stats_t ps = ts_pool_stats(pool);
+    hmb_memory_stats_t ms = ts_memory_stats(pool);
+    assert_int_equal(ps.live_bytes, 0);
+    assert_int_equal(ps.live_buffers, 0);
+    assert_int_equal(ms.pageable_live, 0);
+    assert_int_equal(ms.pageable_physical, 0);
+  }
+  for (int k = 0; k <= MT_THREADS; k++) {
+    hmb_runner_t *r = k < MT_THREADS ? sh.own[k] : sh.common;
+    assert_int_equal(hmb_runner_finish(r, 0, NULL), HMB_OK);
+    hmb_runner_destroy(r);
+  }
+  assert_int_equal(ts_pool_stats(pool).held, 0);
   ts_pool_done(pool);
 }
 
@@ -1161,6 +1398,7 @@ int main(void) {
       cmocka_unit_test(
           test_stats_live_bytes_off_by_at_most_the_operations_in_flight),
       cmocka_unit_test(test_stats_exact_at_rest_after_cross_thread_closes),
+      cmocka_unit_test(test_stats_exact_at_rest_with_more_threads_than_shards),
       cmocka_unit_test(test_stats_peaks_exact_on_one_thread),
       cmocka_unit_test(test_stats_executor_identity_during_a_run),
       cmocka_unit_test(

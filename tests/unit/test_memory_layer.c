@@ -16,7 +16,9 @@
  *   - cache.h: room and cap bound what is kept, a fit restores the bound
  *     after the room shrank, a trim keeps at most what it is told;
  *   - memory.h: counters of live, physical and pinned bytes, resize in
- *     place, the self-check; the CUDA probe; the OS helpers.
+ *     place, the self-check; the CUDA probe; the OS helpers;
+ *   - os.h, platform/shard.h: thread indices are reused after a thread
+ *     exits, and the thread shards it owned pass to the next holder.
  */
 #define _DEFAULT_SOURCE /* mincore */
 #include <pthread.h>
@@ -885,6 +887,110 @@ static void test_os_helpers(void **state) {
   assert_true(hmb__os_deadline(1000) >= b);
 }
 
+/*
+ * os.h and platform/shard.h: a thread's index passes to a later thread only
+ * after it exited, and what the index owned passes with it. Threads run
+ * one after another get the same index (the smallest free one), so indices
+ * stay as few as the threads alive; a thread shard of a memory object
+ * claimed by one of them is owned by the next, which counts the frees of
+ * the first one's blocks in it (plain stores), while a thread alive at the
+ * same time gets another index and owns nothing of that shard. Counters
+ * stay exact throughout.
+ */
+typedef struct own_step {
+  hmb__memory_t *m;
+  void *keep;           /* a block allocated by one thread, freed by another */
+  unsigned idx;         /* the thread's index */
+  int owned, owned_new; /* its shard was owned by it before / after */
+  pthread_barrier_t *hold; /* non-NULL: wait here while alive */
+} own_step_t;
+
+static void *own_main(void *arg) {
+  own_step_t *o = arg;
+  o->idx = hmb__os_thread_index();
+  unsigned me = o->idx + 1, sh = o->idx & (HMB__SHARDS - 1u);
+  o->owned = hmb__memory_shard_is_mine(o->m, sh, me);
+  if (o->keep) { /* free the block the thread before allocated */
+    assert_int_equal(hmb__memory_free(o->m, o->keep, 100, sh), 0);
+    o->keep = NULL;
+  } else {
+    int pinned = 1;
+    o->keep = hmb__memory_alloc(o->m, 100, 0, 0, &pinned, sh);
+    assert_non_null(o->keep);
+  }
+  o->owned_new = hmb__memory_shard_is_mine(o->m, sh, me);
+  if (o->hold) {
+    pthread_barrier_wait(o->hold);
+    pthread_barrier_wait(o->hold);
+  }
+  return NULL;
+}
+
+static void own_run(own_step_t *o) {
+  pthread_t th;
+  assert_int_equal(pthread_create(&th, NULL, own_main, o), 0);
+  assert_int_equal(pthread_join(th, NULL), 0);
+}
+
+static void test_thread_index_and_shards_pass_to_the_next_thread(void **state) {
+  (void)state;
+  hmb__memory_t *m = memory_new(0, 0, 1 << 30, NULL, 0, NULL);
+  own_step_t a = {.m = m};
+  own_run(&a); /* allocates, claims its shard, exits */
+  assert_true(a.owned_new);
+  unsigned sh = a.idx & (HMB__SHARDS - 1u);
+  assert_int_equal(atomic_load(&m->shard[sh].owner), a.idx + 2);
+  assert_int_equal(mstats(m).pageable_live, 100);
+  own_step_t b = {.m = m, .keep = a.keep};
+  own_run(&b); /* the same index, and the shard with it: frees a's block */
+  assert_int_equal(b.idx, a.idx);
+  assert_true(b.owned && b.owned_new);
+  assert_int_equal(mstats(m).pageable_live, 0);
+  assert_int_equal(mstats(m).pageable_physical, 0);
+  /* The free went to the owned thread shard, not the shared one. */
+  assert_int_equal(hmb__gauge_value(&m->shard[sh].live), 0);
+  assert_int_equal(hmb__gauge_value(&m->shard[HMB__SHARD_SHARED].live), 0);
+  /* Many threads one after another: one index for all of them. */
+  for (int i = 0; i < 64; i++) {
+    own_step_t c = {.m = m};
+    own_run(&c);
+    assert_int_equal(c.idx, a.idx);
+    assert_true(c.owned && c.owned_new);
+    own_step_t d = {.m = m, .keep = c.keep};
+    own_run(&d);
+    assert_int_equal(d.idx, a.idx);
+  }
+  /* A thread alive meanwhile gets another index; given a block of the
+   * first one's shard to free, it does not own that shard, so the free is
+   * counted in the shared shard and the sums stay exact. */
+  pthread_barrier_t hold;
+  pthread_barrier_init(&hold, NULL, 2);
+  own_step_t e = {.m = m, .hold = &hold};
+  pthread_t te;
+  assert_int_equal(pthread_create(&te, NULL, own_main, &e), 0);
+  pthread_barrier_wait(&hold); /* e allocated and is alive */
+  own_step_t f = {.m = m};
+  own_run(&f); /* allocates on its own index */
+  assert_int_not_equal(f.idx, e.idx);
+  /* f frees e's block counted in e's shard: not f's, so shared */
+  unsigned esh = e.idx & (HMB__SHARDS - 1u);
+  int64_t shared0 = hmb__gauge_value(&m->shard[HMB__SHARD_SHARED].live);
+  assert_int_equal(hmb__memory_free(m, e.keep, 100, esh), 0);
+  /* the freeing thread here (the test's) owns no shard of this object */
+  assert_int_equal(hmb__gauge_value(&m->shard[HMB__SHARD_SHARED].live),
+                   shared0 - 100);
+  assert_int_equal(mstats(m).pageable_live, 100); /* f's block */
+  pthread_barrier_wait(&hold);
+  assert_int_equal(pthread_join(te, NULL), 0);
+  pthread_barrier_destroy(&hold);
+  own_step_t h = {.m = m, .keep = f.keep};
+  own_run(&h);
+  assert_int_equal(mstats(m).pageable_live, 0);
+  assert_int_equal(mstats(m).pageable_physical, 0);
+  assert_memory_sound(m);
+  hmb__memory_destroy(m);
+}
+
 int main(void) {
   ts_watchdog_arm("test_memory_layer", 120);
   const struct CMUnitTest tests[] = {
@@ -902,6 +1008,7 @@ int main(void) {
       cmocka_unit_test(test_memory_room_is_the_caches),
       cmocka_unit_test(test_cuda_probe_decided_once),
       cmocka_unit_test(test_os_helpers),
+      cmocka_unit_test(test_thread_index_and_shards_pass_to_the_next_thread),
   };
   int rc = cmocka_run_group_tests(tests, NULL, NULL);
   ts_watchdog_disarm();
