@@ -401,9 +401,15 @@ hmb__runner_shard_claim(hmb_runner_t *r, unsigned sh, unsigned me) {
   return hmb__memory_shard_mine(r->mem, sh, me) &&
          hmb__shard_mine(&r->acct.shard[sh].owner, sh, me);
 }
+/* Whether it owns the runner's thread shard `sh` (and so the memory's),
+ * without claiming: the quick paths' one check. */
+static inline __attribute__((always_inline)) int
+hmb__runner_shard_is_mine(hmb_runner_t *r, unsigned sh, unsigned me) {
+  return hmb__shard_is_mine(&r->acct.shard[sh].owner, me);
+}
 static inline __attribute__((always_inline)) int
 hmb__runner_shard_mine(hmb_runner_t *r, unsigned sh, unsigned me) {
-  return HMB__LIKELY(hmb__shard_is_mine(&r->acct.shard[sh].owner, me)) ||
+  return HMB__LIKELY(hmb__runner_shard_is_mine(r, sh, me)) ||
          hmb__runner_shard_claim(r, sh, me);
 }
 
@@ -512,7 +518,7 @@ hmb__runner_new_quick(hmb_runner_t *r, size_t bytes, size_t align,
           atomic_load_explicit(&r->acct.state, memory_order_acquire) !=
               HMB__R_RUNNING ||
           bytes > (size_t)r->ledger->max_request ||
-          !hmb__shard_is_mine(&r->acct.shard[sh].owner, me) ||
+          !hmb__runner_shard_is_mine(r, sh, me) ||
           !hmb__memory_small_probe(r->mem, bytes, align, &p) ||
           !hmb__tcache_obj_ready(p.f) ||
           !hmb__ledger_take_fast(&r->acct, sh, (int64_t)bytes)))
@@ -638,11 +644,9 @@ static inline int64_t hmb__runner_unbuf(hmb_runner_t *r, unsigned sh,
 /* The rest of a root's close after its block went back: the live gauge,
  * the budget, the buffer count. */
 static void hmb__runner_gone(hmb_runner_t *r, unsigned sh, int64_t bytes) {
-  int fold =
-      hmb__runner_count_gone(r, sh,
-                             hmb__shard_is_mine(&r->acct.shard[sh].owner,
-                                                hmb__os_thread_index_plus1()),
-                             bytes);
+  int fold = hmb__runner_count_gone(
+      r, sh, hmb__runner_shard_is_mine(r, sh, hmb__os_thread_index_plus1()),
+      bytes);
   if (HMB__UNLIKELY(fold))
     hmb__runner_fold(r, sh, fold);
   hmb__ledger_freed(r->ledger, &r->acct, sh, bytes);
@@ -702,11 +706,11 @@ static int hmb__runner_closed(void *owner, hmb_buffer_t *b) {
    * counters, and so of the memory's (it allocated the buffer, or took over
    * that thread's index): a close on another thread goes the full way,
    * counting in the shared shards. */
-  if (HMB__LIKELY(b->data != NULL && b->handler.fn == NULL &&
-                  hmb__shard_is_mine(&r->acct.shard[sh].owner,
-                                     hmb__os_thread_index_plus1()) &&
-                  hmb__memory_small_probe_free(b->data, &p) &&
-                  hmb__tcache_obj_room(p.f))) {
+  if (HMB__LIKELY(
+          b->data != NULL && b->handler.fn == NULL &&
+          hmb__runner_shard_is_mine(r, sh, hmb__os_thread_index_plus1()) &&
+          hmb__memory_small_probe_free(b->data, &p) &&
+          hmb__tcache_obj_room(p.f))) {
     int64_t bytes = (int64_t)b->size;
     int fold =
         hmb__memory_small_put(r->mem, b->size, &p, sh, 1) ? HMB__FOLD_MEM : 0;
