@@ -87,10 +87,18 @@ extern "C" {
 
 /** Drift after which a thread folds its usage changes into shared peaks. */
 #define HMB_STATS_PEAK_STEP ((int64_t)1024 * 1024)
-/** Most shards of one runner or memory object (S above is at most this, and
- *  at most the threads using it, plus one): a recorded peak is within
- *  (HMB_STATS_SHARDS - 1) x #HMB_STATS_PEAK_STEP of the true one. */
+/** Most shards of one runner (S above is at most this, and at most the
+ *  threads using the runner, plus one): a runner's recorded `peak_live` is
+ *  within (HMB_STATS_SHARDS - 1) x #HMB_STATS_PEAK_STEP of the true one. */
 #define HMB_STATS_SHARDS 5
+/** Most shards of a pool's memory layer (S above is at most this, and at
+ *  most the threads that allocate from the pool, plus one):
+ *  `pageable_peak` and `pinned_peak` are within (S - 1) x
+ *  #HMB_STATS_PEAK_STEP of the true ones. A memory layer serves every
+ *  thread of its pool for the pool's life, so it has a shard for each of
+ *  up to HMB_STATS_MEMORY_SHARDS - 1 live threads (thread indices are
+ *  reused once a thread exits). */
+#define HMB_STATS_MEMORY_SHARDS 65
 
 /** Budget state of a pool. All byte counts are bytes of budget. */
 typedef struct hmb_pool_stats_s {

@@ -235,7 +235,7 @@ int hmb_ptr_realloc(void **pp, size_t bytes) {
  */
 
 static void hmb__default_freed(void *owner, hmb_buffer_t *b) {
-  if (hmb__memory_free(owner, b->data, b->size, hmb__shard_index()) != 0)
+  if (hmb__memory_free(owner, b->data, b->size) != 0)
     hmb__log(NULL, HMB_LOG_ERROR,
              "buffer %p: block %p is not a live block of the default "
              "allocator: not freed",
@@ -243,18 +243,17 @@ static void hmb__default_freed(void *owner, hmb_buffer_t *b) {
 }
 
 static int hmb__default_resize(void *owner, hmb_buffer_t *b, size_t bytes) {
-  unsigned sh = hmb__shard_index();
-  if (hmb__memory_resize_in_place(owner, b->data, b->size, bytes, sh)) {
+  if (hmb__memory_resize_in_place(owner, b->data, b->size, bytes)) {
     b->size = bytes;
     return 0;
   }
   int pinned = 0;
   void *nd = hmb__memory_alloc(owner, bytes, hmb__memory_block_align(b->data),
-                               0, &pinned, sh);
+                               0, &pinned);
   if (!nd)
     return HMB_ENOMEM;
   memcpy(nd, b->data, bytes < b->size ? bytes : b->size);
-  hmb__memory_free(owner, b->data, b->size, sh);
+  hmb__memory_free(owner, b->data, b->size);
   b->data = nd;
   b->size = bytes;
   *hmb__block_backptr(nd) = b;
@@ -274,15 +273,14 @@ static int hmb__default_allocate_aligned(void *ctx, size_t bytes, size_t align,
   (void)ctx;
   hmb__memory_t *mem = hmb__memory_default();
   int pinned = 0;
-  unsigned sh = hmb__shard_index();
   void *data = hmb__memory_alloc(mem, bytes, align,
-                                 (flags & HMB_ALLOC_PINNED) != 0, &pinned, sh);
+                                 (flags & HMB_ALLOC_PINNED) != 0, &pinned);
   if (!data)
     return HMB_ENOMEM;
   hmb_buffer_t *b = hmb__buffer_root(data, bytes, pinned ? HMB__BUF_PINNED : 0,
                                      0, mem, &hmb__default_ops);
   if (!b) {
-    hmb__memory_free(mem, data, bytes, sh);
+    hmb__memory_free(mem, data, bytes);
     return HMB_ENOMEM;
   }
   *out = b;

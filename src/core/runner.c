@@ -378,8 +378,9 @@ enum { HMB__FOLD_MEM = 1, HMB__FOLD_LIVE = 2, HMB__FOLD_SHARED = 4 };
 /* Fold what `which` names, for shard `sh`. Returns 0 (a tail call). */
 static __attribute__((noinline)) int hmb__runner_fold(hmb_runner_t *r,
                                                       unsigned sh, int which) {
-  if (which & HMB__FOLD_MEM)
-    hmb__memory_fold(r->mem, sh);
+  if (which & HMB__FOLD_MEM) /* asked for by a quick path's owned count */
+    hmb__memory_fold(r->mem,
+                     hmb__memory_shard_of(hmb__os_thread_index_plus1()));
   if (which & HMB__FOLD_LIVE)
     hmb__gauge_fold(&r->acct.shard[sh].live, &r->live_top, r->pool_top);
   if (which & HMB__FOLD_SHARED)
@@ -398,8 +399,9 @@ static __attribute__((noinline)) int hmb__runner_fold(hmb_runner_t *r,
  */
 static __attribute__((noinline)) int
 hmb__runner_shard_claim(hmb_runner_t *r, unsigned sh, unsigned me) {
-  return hmb__memory_shard_mine(r->mem, sh, me) &&
-         hmb__shard_mine(&r->acct.shard[sh].owner, sh, me);
+  return hmb__memory_shard_mine(r->mem, hmb__memory_shard_of(me), me) &&
+         hmb__shard_mine(&r->acct.shard[sh].owner, sh,
+                         (me - 1u) & (HMB__SHARDS - 1u), me);
 }
 /* Whether it owns the runner's thread shard `sh` (and so the memory's),
  * without claiming: the quick paths' one check. */
@@ -466,7 +468,7 @@ hmb__runner_new(hmb_runner_t *r, size_t bytes, size_t align, unsigned flags,
   if (with_memory) {
     int pinned = 0;
     data = hmb__memory_alloc(r->mem, bytes, align,
-                             (flags & HMB_ALLOC_PINNED) != 0, &pinned, sh);
+                             (flags & HMB_ALLOC_PINNED) != 0, &pinned);
     if (HMB__UNLIKELY(!data)) {
       hmb__runner_uncharge(r, sh, b, gp);
       return HMB_ENOMEM;
@@ -479,7 +481,7 @@ hmb__runner_new(hmb_runner_t *r, size_t bytes, size_t align, unsigned flags,
       hmb__buffer_root(data, bytes, bflags, sh, r, &hmb__runner_ops);
   if (HMB__UNLIKELY(!buf)) {
     if (data)
-      hmb__memory_free(r->mem, data, bytes, sh);
+      hmb__memory_free(r->mem, data, bytes);
     hmb__runner_uncharge(r, sh, b, gp);
     return HMB_ENOMEM;
   }
@@ -524,7 +526,8 @@ hmb__runner_new_quick(hmb_runner_t *r, size_t bytes, size_t align,
           !hmb__ledger_take_fast(&r->acct, sh, (int64_t)bytes)))
     return NULL;
   int mem_fold;
-  void *data = hmb__memory_small_take(r->mem, bytes, &p, sh, 1, &mem_fold);
+  void *data = hmb__memory_small_take(r->mem, bytes, &p,
+                                      hmb__memory_shard_of(me), 1, &mem_fold);
   hmb_buffer_t *buf = hmb__tcache_obj_pop(p.f);
   hmb__buffer_root_init_block(buf, data, bytes, bflags, sh, r,
                               &hmb__runner_ops);
@@ -662,7 +665,7 @@ static void hmb__runner_freed(void *owner, hmb_buffer_t *b) {
    * thread-index lookup): its live bytes, spare and memory-layer gauges go
    * back where they were taken, whichever thread closes it. */
   unsigned sh = b->shard;
-  if (b->data && hmb__memory_free(r->mem, b->data, b->size, sh) != 0)
+  if (b->data && hmb__memory_free(r->mem, b->data, b->size) != 0)
     hmb__log(&r->home->log, HMB_LOG_ERROR,
              "buffer %p: block %p (%zu bytes) is not a live block of the "
              "pool's memory: not freed",
@@ -702,18 +705,20 @@ static int hmb__runner_closed(void *owner, hmb_buffer_t *b) {
   hmb_runner_t *r = owner;
   hmb__small_probe_t p;
   unsigned sh = b->shard;
+  unsigned me = hmb__os_thread_index_plus1();
   /* The closing thread owns the allocation's shard of the runner's
-   * counters, and so of the memory's (it allocated the buffer, or took over
-   * that thread's index): a close on another thread goes the full way,
-   * counting in the shared shards. */
-  if (HMB__LIKELY(
-          b->data != NULL && b->handler.fn == NULL &&
-          hmb__runner_shard_is_mine(r, sh, hmb__os_thread_index_plus1()) &&
-          hmb__memory_small_probe_free(b->data, &p) &&
-          hmb__tcache_obj_room(p.f))) {
+   * counters, and so its own shard of the memory's (it allocated the
+   * buffer, or took over that thread's index): a close on another thread
+   * goes the full way, counting in the shared shards. */
+  if (HMB__LIKELY(b->data != NULL && b->handler.fn == NULL &&
+                  hmb__runner_shard_is_mine(r, sh, me) &&
+                  hmb__memory_small_probe_free(b->data, &p) &&
+                  hmb__tcache_obj_room(p.f))) {
     int64_t bytes = (int64_t)b->size;
     int fold =
-        hmb__memory_small_put(r->mem, b->size, &p, sh, 1) ? HMB__FOLD_MEM : 0;
+        hmb__memory_small_put(r->mem, b->size, &p, hmb__memory_shard_of(me), 1)
+            ? HMB__FOLD_MEM
+            : 0;
     hmb__buffer_root_end_quick(p.f, b);
     fold |= hmb__runner_count_gone(r, sh, 1, bytes);
     if (HMB__UNLIKELY(fold))
@@ -747,19 +752,19 @@ static int hmb__runner_resize(void *owner, hmb_buffer_t *b, size_t bytes) {
     if (rc)
       return rc;
   }
-  if (!hmb__memory_resize_in_place(r->mem, b->data, b->size, bytes, sh)) {
+  if (!hmb__memory_resize_in_place(r->mem, b->data, b->size, bytes)) {
     int pinned = 0;
     /* The block keeps the alignment it was asked with. */
     void *nd =
         hmb__memory_alloc(r->mem, bytes, hmb__memory_block_align(b->data),
-                          (b->flags & HMB__BUF_PINNED) != 0, &pinned, sh);
+                          (b->flags & HMB__BUF_PINNED) != 0, &pinned);
     if (!nd) {
       if (delta > 0)
         hmb__ledger_unborrow(r->ledger, &r->acct, sh, delta, &g);
       return HMB_ENOMEM;
     }
     memcpy(nd, b->data, bytes < b->size ? bytes : b->size);
-    hmb__memory_free(r->mem, b->data, b->size, sh);
+    hmb__memory_free(r->mem, b->data, b->size);
     b->data = nd;
     *hmb__block_backptr(nd) = b;
     b->flags = (uint16_t)((b->flags & ~HMB__BUF_PINNED) |

@@ -46,8 +46,10 @@
 
 /* hmb/stats.h states the peak error bound with these public figures. */
 _Static_assert(HMB_STATS_SHARDS == HMB__SHARDS + 1 &&
+                   HMB_STATS_MEMORY_SHARDS == HMB__MSHARDS + 1 &&
                    HMB_STATS_PEAK_STEP == HMB__GAUGE_STEP,
-               "hmb/stats.h: HMB_STATS_SHARDS, HMB_STATS_PEAK_STEP");
+               "hmb/stats.h: HMB_STATS_SHARDS, HMB_STATS_MEMORY_SHARDS, "
+               "HMB_STATS_PEAK_STEP");
 
 /* ---- reasons --------------------------------------------------------------
  * Reasons made at run time (a region creation that failed) are interned in
@@ -230,7 +232,7 @@ static size_t hmb__round_page(size_t v) {
 }
 
 static void *hmb__alloc_custom(hmb__memory_t *m, size_t size, size_t align,
-                               int prefer_pinned, int *pinned, unsigned sh) {
+                               int prefer_pinned, int *pinned) {
   size_t prefix = hmb__prefix_for(align);
   if (size > SIZE_MAX - prefix)
     return NULL;
@@ -246,13 +248,12 @@ static void *hmb__alloc_custom(hmb__memory_t *m, size_t size, size_t align,
   /* The backend aligned raw to `align`, so data = raw + prefix is too. */
   void *data = hmb__place(raw, prefix, 1, HMB__BLOCK_CUSTOM, is_pinned, 0,
                           HMB__BLOCK_NOCLASS, align);
-  hmb__count_block(m, sh, is_pinned, (int64_t)size, (int64_t)(size + prefix));
+  hmb__count_block(m, is_pinned, (int64_t)size, (int64_t)(size + prefix));
   *pinned = is_pinned;
   return data;
 }
 
-static void *hmb__alloc_pinned(hmb__memory_t *m, size_t size, size_t align,
-                               unsigned sh) {
+static void *hmb__alloc_pinned(hmb__memory_t *m, size_t size, size_t align) {
   size_t pa = hmb__pinned_align(align);
   /* The arena's blocks start on its granule (the alignment it was made
    * with); an alignment beyond it needs room to move the data forward. */
@@ -265,13 +266,12 @@ static void *hmb__alloc_pinned(hmb__memory_t *m, size_t size, size_t align,
     return NULL;
   void *data = hmb__place(raw, pa, pa, HMB__BLOCK_PINNED, 1, 0,
                           HMB__BLOCK_NOCLASS, align);
-  hmb__count_block(m, sh, 1, (int64_t)size, 0);
+  hmb__count_block(m, 1, (int64_t)size, 0);
   return data;
 }
 
 static inline __attribute__((always_inline)) void *
-hmb__alloc_small(hmb__memory_t *m, size_t need, size_t size, size_t align,
-                 unsigned sh) {
+hmb__alloc_small(hmb__memory_t *m, size_t need, size_t size, size_t align) {
   unsigned cls = hmb__class_of(need);
   size_t bytes = hmb__class_size(cls);
   void *raw = hmb__tcache_small_get(cls);
@@ -279,12 +279,11 @@ hmb__alloc_small(hmb__memory_t *m, size_t need, size_t size, size_t align,
     return NULL;
   void *data = hmb__place(raw, HMB__PREFIX_MIN, align, HMB__BLOCK_SMALL, 0, 0,
                           cls, align);
-  hmb__count_block(m, sh, 0, (int64_t)size, (int64_t)bytes);
+  hmb__count_block(m, 0, (int64_t)size, (int64_t)bytes);
   return data;
 }
 
-static void *hmb__alloc_large(hmb__memory_t *m, size_t size, size_t align,
-                              unsigned sh) {
+static void *hmb__alloc_large(hmb__memory_t *m, size_t size, size_t align) {
   size_t prefix = hmb__prefix_for(align);
   size_t len = hmb__round_page(size + prefix);
   void *raw;
@@ -305,18 +304,18 @@ static void *hmb__alloc_large(hmb__memory_t *m, size_t size, size_t align,
   if (huge)
     atomic_fetch_add_explicit(&m->huge_live, (int64_t)len,
                               memory_order_relaxed);
-  hmb__count_block(m, sh, 0, (int64_t)size, (int64_t)len);
+  hmb__count_block(m, 0, (int64_t)size, (int64_t)len);
   return data;
 }
 
 void *hmb__memory_alloc_slow(hmb__memory_t *mem, size_t size, size_t align,
-                             int prefer_pinned, int *pinned, unsigned sh) {
+                             int prefer_pinned, int *pinned) {
   if (mem->custom.alloc != NULL)
-    return hmb__alloc_custom(mem, size, align, prefer_pinned, pinned, sh);
+    return hmb__alloc_custom(mem, size, align, prefer_pinned, pinned);
   int full = 0;
   if (prefer_pinned) {
     if (mem->arena) {
-      void *p = hmb__alloc_pinned(mem, size, align, sh);
+      void *p = hmb__alloc_pinned(mem, size, align);
       if (p) {
         *pinned = 1;
         return p;
@@ -327,9 +326,9 @@ void *hmb__memory_alloc_slow(hmb__memory_t *mem, size_t size, size_t align,
   size_t a = hmb__prefix_for(align);
   void *p;
   if (size < HMB__LARGE_MIN - a)
-    p = hmb__alloc_small(mem, size + a, size, align, sh);
+    p = hmb__alloc_small(mem, size + a, size, align);
   else
-    p = size > SIZE_MAX / 2 ? NULL : hmb__alloc_large(mem, size, align, sh);
+    p = size > SIZE_MAX / 2 ? NULL : hmb__alloc_large(mem, size, align);
   if (prefer_pinned && p) { /* served pageable: a fallback */
     atomic_fetch_add_explicit(&mem->fallbacks, 1, memory_order_relaxed);
     if (full)
@@ -363,7 +362,7 @@ static int hmb__memory_small_release(unsigned cls, size_t bytes, void *raw) {
 }
 
 int hmb__memory_free_slow(hmb__memory_t *mem, void *data, size_t size,
-                          unsigned sh, uint64_t w) {
+                          uint64_t w) {
   if (!hmb__block_valid(w))
     return HMB_EINVAL;
   void *raw = (char *)data - hmb__block_offset(w);
@@ -372,7 +371,7 @@ int hmb__memory_free_slow(hmb__memory_t *mem, void *data, size_t size,
   size_t bytes = hmb__block_bytes(w, size);
   if (kind == HMB__BLOCK_PINNED && hmb__arena_free(mem->arena, raw) != 0)
     return HMB_EINVAL;
-  hmb__count_block(mem, sh, pinned, -(int64_t)size, -(int64_t)bytes);
+  hmb__count_block(mem, pinned, -(int64_t)size, -(int64_t)bytes);
   switch (kind) {
   case HMB__BLOCK_SMALL: /* the thread cache was full, or not made yet */
     return hmb__memory_small_release(hmb__block_class(w), bytes, raw);
@@ -400,7 +399,7 @@ void hmb__memory_fold(hmb__memory_t *mem, unsigned slot) {
 }
 
 int hmb__memory_resize_in_place(hmb__memory_t *mem, void *data, size_t old_size,
-                                size_t new_size, unsigned sh) {
+                                size_t new_size) {
   uint64_t w = *hmb__block_word_at(data);
   unsigned kind = hmb__block_kind_of(w);
   if (kind != HMB__BLOCK_SMALL && kind != HMB__BLOCK_LARGE)
@@ -425,7 +424,7 @@ int hmb__memory_resize_in_place(hmb__memory_t *mem, void *data, size_t old_size,
     want = hmb__round_page(new_size + off);
   if (want != bytes)
     return 0;
-  hmb__count_block(mem, sh, 0, (int64_t)new_size - (int64_t)old_size, 0);
+  hmb__count_block(mem, 0, (int64_t)new_size - (int64_t)old_size, 0);
   return 1;
 }
 
@@ -459,7 +458,7 @@ void hmb__memory_trim(hmb__memory_t *mem, size_t keep_bytes) {
 void hmb__memory_stats(hmb__memory_t *mem, hmb_memory_stats_t *out) {
   memset(out, 0, sizeof *out);
   int64_t live = 0, pin = 0, phys = 0;
-  for (unsigned i = 0; i <= HMB__SHARD_SHARED; i++) {
+  for (unsigned i = 0; i <= HMB__MSHARD_SHARED; i++) {
     live += hmb__gauge_value(&mem->shard[i].live);
     pin += hmb__gauge_value(&mem->shard[i].pinned);
     phys += atomic_load_explicit(&mem->shard[i].phys, memory_order_relaxed);

@@ -57,35 +57,43 @@ hmb__memory_t *hmb__memory_default(void);
 /* ---- the hot path (inline: the core's allocation path makes no call for
  * a small block the thread cache has) --------------------------------- */
 
-/* Whether the thread whose index + 1 is `me` owns thread shard `sh` of the
- * object's counters (platform/shard.h): `mine` claims it when nobody owns
- * it yet (an allocation, whose shard is the caller's); `is_mine` does not
- * (a free, whose shard is the allocation's). */
-static inline int hmb__memory_shard_mine(hmb__memory_t *m, unsigned sh,
+/* The memory shard of the thread whose index + 1 is `me`: `me` modulo
+ * HMB__MSHARDS (a thread without an index gets one too, and owns it
+ * never). */
+static inline unsigned hmb__memory_shard_of(unsigned me) {
+  return me & (HMB__MSHARDS - 1u);
+}
+
+/* Whether that thread owns memory shard `msh` (its own,
+ * hmb__memory_shard_of(me)) of the object's counters (platform/shard.h):
+ * `mine` claims it when nobody owns it yet (an allocation); `is_mine` does
+ * not (a free). */
+static inline int hmb__memory_shard_mine(hmb__memory_t *m, unsigned msh,
                                          unsigned me) {
-  return hmb__shard_mine(&m->shard[sh].owner, sh, me);
+  return hmb__shard_mine(&m->shard[msh].owner, msh, hmb__memory_shard_of(me),
+                         me);
 }
-static inline int hmb__memory_shard_is_mine(hmb__memory_t *m, unsigned sh,
+static inline int hmb__memory_shard_is_mine(hmb__memory_t *m, unsigned msh,
                                             unsigned me) {
-  return hmb__shard_is_mine(&m->shard[sh].owner, me);
+  return hmb__shard_is_mine(&m->shard[msh].owner, me);
 }
 
-/* The shard a count goes to: thread shard `sh` when the caller owns it,
+/* The shard a count goes to: thread shard `msh` when the caller owns it,
  * else the shared one. */
-static inline unsigned hmb__memory_slot(unsigned sh, int mine) {
-  return mine ? sh : HMB__SHARD_SHARED;
+static inline unsigned hmb__memory_slot(unsigned msh, int mine) {
+  return mine ? msh : HMB__MSHARD_SHARED;
 }
 
-/* Count a block allocated (live > 0) or freed (live < 0, in the shard it
- * was counted in) by the calling thread: in that thread shard if the thread
- * owns it, else in the shared shard. */
+/* Count a block allocated (live > 0) or freed (live < 0) by the calling
+ * thread: in the thread's memory shard if it owns it (an allocation claims
+ * it), else in the shared shard. Any shard keeps the sums exact. */
 static inline __attribute__((always_inline)) void
-hmb__count_block(hmb__memory_t *m, unsigned sh, int pinned, int64_t live,
-                 int64_t phys) {
+hmb__count_block(hmb__memory_t *m, int pinned, int64_t live, int64_t phys) {
   unsigned me = hmb__os_thread_index_plus1();
-  int mine = live > 0 ? hmb__memory_shard_mine(m, sh, me)
-                      : hmb__memory_shard_is_mine(m, sh, me);
-  hmb__mshard_t *s = &m->shard[hmb__memory_slot(sh, mine)];
+  unsigned msh = hmb__memory_shard_of(me);
+  int mine = live > 0 ? hmb__memory_shard_mine(m, msh, me)
+                      : hmb__memory_shard_is_mine(m, msh, me);
+  hmb__mshard_t *s = &m->shard[hmb__memory_slot(msh, mine)];
   if (pinned) {
     hmb__gauge_add(&s->pinned, &m->pinned_top, NULL, live, mine);
   } else {
@@ -114,11 +122,11 @@ static inline void *hmb__place(void *raw, size_t prefix, size_t place,
 /* Everything hmb__memory_alloc() does not do inline (memory.c): a custom
  * backend, a pinned request, a large block, a thread-cache miss. */
 void *hmb__memory_alloc_slow(hmb__memory_t *mem, size_t size, size_t align,
-                             int prefer_pinned, int *pinned, unsigned shard);
+                             int prefer_pinned, int *pinned);
 /* The free of a block hmb__memory_small_probe_free() said no to (memory.c);
  * `w` its block word. */
 int hmb__memory_free_slow(hmb__memory_t *mem, void *data, size_t size,
-                          unsigned shard, uint64_t w);
+                          uint64_t w);
 
 /*
  * The thread-cache hit, split for a caller that checks everything before it
@@ -171,12 +179,13 @@ hmb__memory_small_probe(const hmb__memory_t *mem, size_t size, size_t align,
   return 1;
 }
 
-/* The take and the put count in thread shard `shard` when `mine` (the
- * caller owns it; a caller that checked passes the constant 1), else in the
- * shared shard; the fold they ask for is of that slot (hmb__memory_slot()). */
+/* The take and the put count in memory shard `msh` (the calling thread's,
+ * hmb__memory_shard_of()) when `mine` (the caller owns it; a caller that
+ * checked passes the constant 1), else in the shared shard; the fold they
+ * ask for is of that slot (hmb__memory_slot()). */
 static inline __attribute__((always_inline)) void *
 hmb__memory_small_take(hmb__memory_t *mem, size_t size,
-                       const hmb__small_probe_t *p, unsigned shard, int mine,
+                       const hmb__small_probe_t *p, unsigned msh, int mine,
                        int *fold) {
   size_t bytes = hmb__tcache_class_size(p->cls);
   hmb__tcache_small_pop(p->f, p->cls, p->raw, bytes);
@@ -185,7 +194,7 @@ hmb__memory_small_take(hmb__memory_t *mem, size_t size,
   void *data = (void *)d;
   *hmb__block_word_at(data) =
       hmb__block_word_small(d - (uintptr_t)p->raw, p->cls, p->align);
-  hmb__mshard_t *s = &mem->shard[hmb__memory_slot(shard, mine)];
+  hmb__mshard_t *s = &mem->shard[hmb__memory_slot(msh, mine)];
   *fold = hmb__gauge_up_nofold(&s->live, (int64_t)size, mine);
   if (mine)
     hmb__own_add(&s->phys, (int64_t)bytes);
@@ -215,8 +224,8 @@ hmb__memory_small_probe_free(const void *data, hmb__small_probe_t *p) {
 
 static inline __attribute__((always_inline)) int
 hmb__memory_small_put(hmb__memory_t *mem, size_t size,
-                      const hmb__small_probe_t *p, unsigned shard, int mine) {
-  hmb__mshard_t *s = &mem->shard[hmb__memory_slot(shard, mine)];
+                      const hmb__small_probe_t *p, unsigned msh, int mine) {
+  hmb__mshard_t *s = &mem->shard[hmb__memory_slot(msh, mine)];
   int fold = hmb__gauge_down_nofold(&s->live, (int64_t)size, mine);
   if (mine)
     hmb__own_add(&s->phys, -(int64_t)p->bytes);
@@ -227,56 +236,57 @@ hmb__memory_small_put(hmb__memory_t *mem, size_t size,
   return fold;
 }
 
-/* Fold the pageable gauge of `slot` (a thread shard, or HMB__SHARD_SHARED;
+/* Fold the pageable gauge of `slot` (a thread shard, or HMB__MSHARD_SHARED;
  * after a take or put said so). */
 void hmb__memory_fold(hmb__memory_t *mem, unsigned slot);
 
 /*
  * Allocate `size` bytes whose data is aligned to `align` (a power of two,
  * 0: the object's default alignment). `prefer_pinned` asks for the pinned
- * region; *pinned tells what was served. `shard` is the calling thread's
- * shard index (hmb__shard_index(), passed down so it is read once).
- * Returns the data pointer (with its prefix and block word in place), or
- * NULL.
+ * region; *pinned tells what was served. Counted in the calling thread's
+ * memory shard. Returns the data pointer (with its prefix and block word in
+ * place), or NULL.
  */
 static inline void *hmb__memory_alloc(hmb__memory_t *mem, size_t size,
                                       size_t align, int prefer_pinned,
-                                      int *pinned, unsigned shard) {
+                                      int *pinned) {
   *pinned = 0;
   hmb__small_probe_t p;
   if (HMB__LIKELY(!prefer_pinned &&
                   hmb__memory_small_probe(mem, size, align, &p))) {
     int fold;
-    int mine = hmb__memory_shard_mine(mem, shard, hmb__os_thread_index_plus1());
-    void *data = hmb__memory_small_take(mem, size, &p, shard, mine, &fold);
+    unsigned me = hmb__os_thread_index_plus1();
+    unsigned msh = hmb__memory_shard_of(me);
+    int mine = hmb__memory_shard_mine(mem, msh, me);
+    void *data = hmb__memory_small_take(mem, size, &p, msh, mine, &fold);
     if (HMB__UNLIKELY(fold))
-      hmb__memory_fold(mem, hmb__memory_slot(shard, mine));
+      hmb__memory_fold(mem, hmb__memory_slot(msh, mine));
     return data;
   }
   /* A miss goes the slow way (which pops again, then mallocs). */
   return hmb__memory_alloc_slow(mem, size, align ? align : mem->align,
-                                prefer_pinned, pinned, shard);
+                                prefer_pinned, pinned);
 }
 
 /*
  * Return a block with the size it was allocated (or last resized) with.
  * 0, or HMB_EINVAL (nothing freed) for a data pointer whose block word is
  * not valid or that the pinned region does not know: the caller reports it.
- * `shard`: the shard the block was counted in (any shard keeps the sums
- * exact; the allocating one keeps the line the allocation wrote).
+ * Counted in the calling thread's memory shard if it owns it, else in the
+ * shared one (any shard keeps the sums exact).
  */
-static inline int hmb__memory_free(hmb__memory_t *mem, void *data, size_t size,
-                                   unsigned shard) {
+static inline int hmb__memory_free(hmb__memory_t *mem, void *data,
+                                   size_t size) {
   hmb__small_probe_t p;
   if (HMB__LIKELY(hmb__memory_small_probe_free(data, &p))) {
-    int mine =
-        hmb__memory_shard_is_mine(mem, shard, hmb__os_thread_index_plus1());
-    if (HMB__UNLIKELY(hmb__memory_small_put(mem, size, &p, shard, mine)))
-      hmb__memory_fold(mem, hmb__memory_slot(shard, mine));
+    unsigned me = hmb__os_thread_index_plus1();
+    unsigned msh = hmb__memory_shard_of(me);
+    int mine = hmb__memory_shard_is_mine(mem, msh, me);
+    if (HMB__UNLIKELY(hmb__memory_small_put(mem, size, &p, msh, mine)))
+      hmb__memory_fold(mem, hmb__memory_slot(msh, mine));
     return 0;
   }
-  return hmb__memory_free_slow(mem, data, size, shard,
-                               *hmb__block_word_at(data));
+  return hmb__memory_free_slow(mem, data, size, *hmb__block_word_at(data));
 }
 
 /*
@@ -285,7 +295,7 @@ static inline int hmb__memory_free(hmb__memory_t *mem, void *data, size_t size,
  * caller must allocate, copy and free.
  */
 int hmb__memory_resize_in_place(hmb__memory_t *mem, void *data, size_t old_size,
-                                size_t new_size, unsigned shard);
+                                size_t new_size);
 
 /* 1 if the block's data is pinned memory (from its block word). */
 int hmb__memory_block_pinned(const void *data);

@@ -19,6 +19,15 @@
 struct hmb__arena;
 struct hmb__cache;
 
+/* Thread shards of a memory object (a power of two), indexed by thread
+ * index + 1 modulo HMB__MSHARDS (memory.h): more than a runner's (HMB__SHARDS),
+ * since one memory object serves every thread of its pool for the pool's life,
+ * and a shard once claimed stays its thread's (platform/shard.h). Thread
+ * indices are reused smallest first (os.h), so live threads collide only beyond
+ * HMB__MSHARDS of them. The shared shard is index HMB__MSHARD_SHARED. */
+#define HMB__MSHARDS 64u
+#define HMB__MSHARD_SHARED HMB__MSHARDS
+
 /* One shard of a memory object (platform/shard.h: a thread shard, written
  * only by its owner, or the shared one): the hot fields (live and physical
  * pageable bytes, the owner) on its first line. */
@@ -30,9 +39,11 @@ typedef struct hmb__mshard {
 } hmb__mshard_t;
 
 struct hmb__memory {
-  hmb_backend_t custom;      /* custom.alloc == NULL: built-in */
-  size_t align;              /* default data alignment */
-  int huge;                  /* huge-page advice allowed */
+  /* First, so that the hot paths index it without an offset. */
+  hmb__mshard_t shard[HMB__MSHARDS + 1]; /* + HMB__MSHARD_SHARED */
+  hmb_backend_t custom;                  /* custom.alloc == NULL: built-in */
+  size_t align;                          /* default data alignment */
+  int huge;                              /* huge-page advice allowed */
   const char *pinned_reason; /* static storage; "" when the region works */
   struct hmb__arena *arena;  /* NULL: no pinned region */
   void *region;
@@ -43,7 +54,6 @@ struct hmb__memory {
   uint64_t setup_ns;
   size_t pinned_capacity;   /* usable bytes of the region; fixed at creation */
   struct hmb__cache *cache; /* NULL: no warm cache */
-  hmb__mshard_t shard[HMB__SHARDS + 1]; /* + HMB__SHARD_SHARED */
   _Alignas(64) hmb__gauge_top_t live_top;
   hmb__gauge_top_t pinned_top;
   _Atomic int64_t huge_live; /* live bytes of advised mappings */

@@ -2,8 +2,9 @@
  * shard.h - counters that threads update without sharing a cache line.
  *
  * A gauge (a current value with a peak, such as live bytes) is kept as
- *   - HMB__SHARDS thread shards, one per thread index modulo HMB__SHARDS,
- *     each written only by the thread that owns it (see "Owned shards"),
+ *   - thread shards (a runner has HMB__SHARDS, one per thread index modulo
+ *     HMB__SHARDS; a memory object more, memory_state.h), each written
+ *     only by the thread that owns it (see "Owned shards"),
  *     and one shared shard for every update that is not an owner's; each
  *     on a cache line of its own: its value, the part of it already folded
  *     into the top, and the two values at which it must fold next (`hi`,
@@ -30,13 +31,13 @@
  *                 being the shards with changes not folded, since each
  *                 shard's view of the tops is off by at most what the
  *                 others did not fold.
- * (S counts the shared shard too: at most HMB__SHARDS + 1.) A zeroed shard
- * (hi = lo = 0) folds at its first update. Every access is relaxed: a gauge
- * orders nothing, and readers want values, not happens-before. This file
- * is the only writer of a gauge's fields.
+ * (S counts the shared shard too: at most the thread shards + 1.) A
+ * zeroed shard (hi = lo = 0) folds at its first update. Every access is
+ * relaxed: a gauge orders nothing, and readers want values, not
+ * happens-before. This file is the only writer of a gauge's fields.
  *
- * Owned shards. Threads whose indices agree modulo HMB__SHARDS map to one
- * thread shard, so without more its counters would need an atomic
+ * Owned shards. Threads whose indices agree modulo the shard count map to
+ * one thread shard, so without more its counters would need an atomic
  * read-modify-write per update (a locked instruction on x86). Instead an
  * object with sharded counters keeps an owner word per thread shard
  * (hmb__owner_t), set once from 0 by the first thread that claims it
@@ -85,15 +86,17 @@ typedef struct hmb__gauge_shard {
  * and a thread without an index (me = 0) matches no owner. */
 typedef _Atomic unsigned hmb__owner_t;
 
-/* Claim thread shard `sh` (owner word `o`) for `me`: 1 if it is now the
+/* Claim thread shard `sh` (owner word `o`) for `me`, whose own shard of
+ * the object is `own` (the object's mapping of thread to shard: a runner's
+ * is hmb__shard_index(), the memory layer's its own): 1 if it is now the
  * caller's. Only the thread whose shard it is can claim it; a thread
  * without an index, or in its exit sequence (os.h), claims nothing.
  * Relaxed: the shard's counters start from what the object's publication
  * (or the index's hand-over) made visible; the CAS only picks one owner. */
-static inline int hmb__shard_claim(hmb__owner_t *o, unsigned sh, unsigned me) {
+static inline int hmb__shard_claim(hmb__owner_t *o, unsigned sh, unsigned own,
+                                   unsigned me) {
   unsigned none = 0;
-  return me != 0 && me != HMB__OS_TINDEX_EXITED &&
-         ((me - 1u) & (HMB__SHARDS - 1u)) == sh &&
+  return me != 0 && me != HMB__OS_TINDEX_EXITED && own == sh &&
          atomic_compare_exchange_strong_explicit(
              o, &none, me + 1u, memory_order_relaxed, memory_order_relaxed);
 }
@@ -106,11 +109,12 @@ static inline int hmb__shard_is_mine(hmb__owner_t *o, unsigned me) {
 
 /* The same, claiming thread shard `sh` when nobody owns it yet (for an
  * allocation; a free's shard is the allocation's, so it only asks). */
-static inline int hmb__shard_mine(hmb__owner_t *o, unsigned sh, unsigned me) {
+static inline int hmb__shard_mine(hmb__owner_t *o, unsigned sh, unsigned own,
+                                  unsigned me) {
   unsigned cur = atomic_load_explicit(o, memory_order_relaxed);
   if (HMB__LIKELY(cur == me + 1u))
     return 1;
-  return cur == 0 && hmb__shard_claim(o, sh, me);
+  return cur == 0 && hmb__shard_claim(o, sh, own, me);
 }
 
 /* The owner's update of a counter of its shard (it is the only writer): a

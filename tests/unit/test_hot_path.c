@@ -13,7 +13,10 @@
 #include <pthread.h>
 #include <stdatomic.h>
 
+#include <stdlib.h>
+
 #include "core/pool.h"
+#include "platform/os.h"
 #include "testsupport.h"
 
 typedef struct hot {
@@ -131,12 +134,88 @@ static void test_lock_free_stats_take_no_pool_lock(void **state) {
   ts_pool_done(pool);
 }
 
+/*
+ * A pool's memory layer serves every thread for the pool's life, and its
+ * shards stay with the thread that claimed them. A thread whose index
+ * agrees with another live allocating thread's modulo the runner's shard
+ * count must still own the shard of its own runner (and so take the quick
+ * paths): here the test's thread allocates on the pool first, then
+ * 3 x HMB__SHARDS + 1 threads, each kept alive to the end (so that every
+ * index stays taken), allocate on runners of their own one after another.
+ */
+typedef struct parked {
+  hmb_pool_t *pool;
+  unsigned idx;
+  unsigned owner, want;
+  int64_t live_after;
+  atomic_int probed;
+  pthread_barrier_t *hold;
+} parked_t;
+
+static void *parked_main(void *arg) {
+  parked_t *t = arg;
+  t->idx = hmb__os_thread_index();
+  hmb_runner_t *r = ts_started_runner(t->pool, 1 << 20);
+  hmb_buffer_t *b = NULL;
+  if (hmb_runner_alloc(r, 100, 0, &b) == HMB_OK) {
+    unsigned sh = t->idx & (HMB__SHARDS - 1u);
+    t->owner = atomic_load(&r->acct.shard[sh].owner);
+    t->live_after = ts_runner_stats(r).live;
+    hmb_buffer_close(b);
+  }
+  t->want = t->idx + 2; /* its index + 1, + 1 (platform/shard.h) */
+  hmb_runner_destroy(r);
+  atomic_store(&t->probed, 1);
+  pthread_barrier_wait(t->hold); /* parked: its index stays taken */
+  return NULL;
+}
+
+static int parked_probed(void *arg) {
+  return atomic_load(&((parked_t *)arg)->probed);
+}
+
+static void test_every_thread_owns_its_runner_shard(void **state) {
+  (void)state;
+  hmb_pool_t *pool = ts_pool(1 << 24, NULL, NULL);
+  hmb_runner_t *r0 = ts_started_runner(pool, 1 << 20);
+  hmb_buffer_t *b = NULL;
+  assert_int_equal(hmb_runner_alloc(r0, 100, 0, &b), HMB_OK);
+  hmb_buffer_close(b);
+  enum { MAXT = 3 * HMB__SHARDS + 1 };
+  pthread_t th[MAXT];
+  parked_t *t = calloc(MAXT, sizeof *t);
+  assert_non_null(t);
+  pthread_barrier_t hold;
+  pthread_barrier_init(&hold, NULL, MAXT + 1);
+  for (int i = 0; i < MAXT; i++) {
+    t[i].pool = pool;
+    t[i].hold = &hold;
+    atomic_init(&t[i].probed, 0);
+    assert_int_equal(pthread_create(&th[i], NULL, parked_main, &t[i]), 0);
+    assert_true(ts_wait_for(parked_probed, &t[i], 20000));
+  }
+  pthread_barrier_wait(&hold);
+  for (int i = 0; i < MAXT; i++)
+    pthread_join(th[i], NULL);
+  pthread_barrier_destroy(&hold);
+  int owned = 0;
+  for (int i = 0; i < MAXT; i++) {
+    assert_int_equal(t[i].live_after, 100);
+    owned += t[i].owner == t[i].want;
+  }
+  assert_int_equal(owned, MAXT);
+  free(t);
+  hmb_runner_destroy(r0);
+  ts_pool_done(pool);
+}
+
 int main(void) {
   ts_watchdog_arm("test_hot_path", 120);
   const struct CMUnitTest tests[] = {
       cmocka_unit_test(test_hot_path_small_blocks_take_no_pool_lock),
       cmocka_unit_test(test_hot_path_large_blocks_take_no_pool_lock),
       cmocka_unit_test(test_lock_free_stats_take_no_pool_lock),
+      cmocka_unit_test(test_every_thread_owns_its_runner_shard),
   };
   int rc = cmocka_run_group_tests(tests, NULL, NULL);
   ts_watchdog_disarm();

@@ -169,7 +169,7 @@ static void test_block_prefix_of_every_kind(void **state) {
   for (size_t i = 0; i < sizeof cases / sizeof cases[0]; i++) {
     int pinned = -1;
     void *d = hmb__memory_alloc(cases[i].m, cases[i].size, cases[i].align,
-                                cases[i].pinned, &pinned, 0);
+                                cases[i].pinned, &pinned);
     assert_non_null(d);
     size_t align = cases[i].align ? cases[i].align : 64;
     if (cases[i].kind == HMB__BLOCK_PINNED && align < 256)
@@ -191,11 +191,11 @@ static void test_block_prefix_of_every_kind(void **state) {
     *hmb__block_backptr(d) = sentinel;
     memset(d, 0x5a, cases[i].size);
     assert_ptr_equal(*hmb__block_backptr(d), sentinel);
-    assert_int_equal(hmb__memory_free(cases[i].m, d, cases[i].size, 0), 0);
+    assert_int_equal(hmb__memory_free(cases[i].m, d, cases[i].size), 0);
   }
   /* Not a block: refused, nothing freed. */
   uint64_t junk[4] = {0, 0, 0, 0};
-  assert_int_equal(hmb__memory_free(m, &junk[2], 8, 0), HMB_EINVAL);
+  assert_int_equal(hmb__memory_free(m, &junk[2], 8), HMB_EINVAL);
   assert_memory_sound(m);
   assert_memory_sound(mc);
   hmb__memory_destroy(m);
@@ -586,8 +586,8 @@ static void test_memory_counters_and_resize_in_place(void **state) {
   (void)state;
   hmb__memory_t *m = memory_new(0, 0, 64 << 20, NULL, 0, NULL);
   int pinned;
-  void *s = hmb__memory_alloc(m, 1000, 0, 0, &pinned, 0);
-  void *l = hmb__memory_alloc(m, 300 * KIB, 0, 0, &pinned, 0);
+  void *s = hmb__memory_alloc(m, 1000, 0, 0, &pinned);
+  void *l = hmb__memory_alloc(m, 300 * KIB, 0, 0, &pinned);
   hmb_memory_stats_t st = mstats(m);
   assert_int_equal(st.pageable_live, 1000 + 300 * KIB);
   size_t small_bytes = hmb__class_size(hmb__class_of(1000 + 64));
@@ -598,28 +598,28 @@ static void test_memory_counters_and_resize_in_place(void **state) {
   /* In place only while a fresh allocation of the new size would get the
    * same block; counters follow the size. */
   assert_int_equal(hmb__class_size(hmb__class_of(1050 + 64)), small_bytes);
-  assert_int_equal(hmb__memory_resize_in_place(m, s, 1000, 1050, 0), 1);
+  assert_int_equal(hmb__memory_resize_in_place(m, s, 1000, 1050), 1);
   assert_int_equal(mstats(m).pageable_live, 1050 + 300 * KIB);
   /* A shrink to a smaller class would keep the larger block: refused, the
    * caller moves the data to a block of the right class. */
   assert_true(hmb__class_size(hmb__class_of(10 + 64)) < small_bytes);
-  assert_int_equal(hmb__memory_resize_in_place(m, s, 1050, 10, 0), 0);
-  assert_int_equal(hmb__memory_resize_in_place(m, s, 1050, 100000, 0), 0);
+  assert_int_equal(hmb__memory_resize_in_place(m, s, 1050, 10), 0);
+  assert_int_equal(hmb__memory_resize_in_place(m, s, 1050, 100000), 0);
   assert_int_equal(mstats(m).pageable_live, 1050 + 300 * KIB);
   size_t pg = hmb__os_page_size();
   size_t grown = 300 * KIB + pg; /* one page more */
   int same =
       hmb__cache_block_len((grown + 64 + pg - 1) & ~(pg - 1)) == large_bytes;
   assert_true(same); /* classes step by a quarter power of two */
-  assert_int_equal(hmb__memory_resize_in_place(m, l, 300 * KIB, grown, 0), 1);
+  assert_int_equal(hmb__memory_resize_in_place(m, l, 300 * KIB, grown), 1);
   size_t lsize = grown;
-  assert_int_equal(hmb__memory_resize_in_place(m, l, lsize, 4 * MIB, 0), 0);
-  assert_int_equal(hmb__memory_resize_in_place(m, l, lsize, 20 * KIB, 0), 0);
+  assert_int_equal(hmb__memory_resize_in_place(m, l, lsize, 4 * MIB), 0);
+  assert_int_equal(hmb__memory_resize_in_place(m, l, lsize, 20 * KIB), 0);
   assert_int_equal(mstats(m).pageable_live, (int64_t)(1050 + lsize));
   assert_int_equal(mstats(m).pageable_physical,
                    (int64_t)(small_bytes + large_bytes)); /* unchanged */
-  assert_int_equal(hmb__memory_free(m, s, 1050, 0), 0);
-  assert_int_equal(hmb__memory_free(m, l, lsize, 0), 0);
+  assert_int_equal(hmb__memory_free(m, s, 1050), 0);
+  assert_int_equal(hmb__memory_free(m, l, lsize), 0);
   st = mstats(m);
   assert_int_equal(st.pageable_live, 0);
   assert_int_equal(st.pageable_physical, 0);
@@ -644,15 +644,15 @@ static void test_many_live_small_blocks_come_back_from_the_cache(void **state) {
   /* Start from an empty class: what earlier tests left goes to malloc. */
   void *q;
   unsigned cls = 0;
-  p[0] = hmb__memory_alloc(m, 64, 0, 0, &pinned, 0);
+  p[0] = hmb__memory_alloc(m, 64, 0, 0, &pinned);
   cls = hmb__block_class(*hmb__block_word_at(p[0]));
-  assert_int_equal(hmb__memory_free(m, p[0], 64, 0), 0);
+  assert_int_equal(hmb__memory_free(m, p[0], 64), 0);
   while ((q = hmb__tcache_small_get(cls)))
     free(q);
   for (int i = 0; i < N; i++)
-    p[i] = hmb__memory_alloc(m, 64, 0, 0, &pinned, 0);
+    p[i] = hmb__memory_alloc(m, 64, 0, 0, &pinned);
   for (int i = 0; i < N; i++)
-    assert_int_equal(hmb__memory_free(m, p[i], 64, 0), 0);
+    assert_int_equal(hmb__memory_free(m, p[i], 64), 0);
   assert_int_equal(mstats(m).pageable_live, 0);
   if (UNDER_ASAN) { /* the cache keeps nothing under ASan (tcache.h) */
     assert_null(hmb__tcache_small_get(cls));
@@ -661,12 +661,12 @@ static void test_many_live_small_blocks_come_back_from_the_cache(void **state) {
     return;
   }
   for (int i = N - 1; i >= 0; i--) {
-    void *d = hmb__memory_alloc(m, 64, 0, 0, &pinned, 0);
+    void *d = hmb__memory_alloc(m, 64, 0, 0, &pinned);
     assert_ptr_equal(d, p[i]); /* LIFO from the thread's cache */
   }
   assert_int_equal(mstats(m).pageable_live, 64 * N);
   for (int i = 0; i < N; i++)
-    assert_int_equal(hmb__memory_free(m, p[i], 64, 0), 0);
+    assert_int_equal(hmb__memory_free(m, p[i], 64), 0);
   assert_memory_sound(m);
   hmb__memory_destroy(m);
 }
@@ -683,7 +683,7 @@ typedef struct xfree {
 static void *xfree_main(void *arg) {
   xfree_t *x = arg;
   for (int i = 0; i < x->n; i++)
-    assert_int_equal(hmb__memory_free(x->m, x->p[i], 64, 0), 0);
+    assert_int_equal(hmb__memory_free(x->m, x->p[i], 64), 0);
   return NULL; /* the thread's own cache goes back to malloc as it exits */
 }
 
@@ -694,15 +694,15 @@ test_blocks_freed_on_another_thread_come_back_through_the_depot(void **state) {
   enum { N = 400 };
   static void *p[N];
   int pinned;
-  p[0] = hmb__memory_alloc(m, 64, 0, 0, &pinned, 0);
+  p[0] = hmb__memory_alloc(m, 64, 0, 0, &pinned);
   unsigned cls = hmb__block_class(*hmb__block_word_at(p[0]));
-  assert_int_equal(hmb__memory_free(m, p[0], 64, 0), 0);
+  assert_int_equal(hmb__memory_free(m, p[0], 64), 0);
   void *q;
   while ((q = hmb__tcache_small_get(cls))) /* this class: empty here and */
     free(q);                               /* in the depot */
   static void *praw[N]; /* the blocks' starts (what the caches keep) */
   for (int i = 0; i < N; i++) {
-    p[i] = hmb__memory_alloc(m, 64, 0, 0, &pinned, 0);
+    p[i] = hmb__memory_alloc(m, 64, 0, 0, &pinned);
     praw[i] = (char *)p[i] - hmb__block_offset(*hmb__block_word_at(p[i]));
   }
   size_t d0;
@@ -735,7 +735,7 @@ test_blocks_freed_on_another_thread_come_back_through_the_depot(void **state) {
   static void *r[N];
   unsigned ours = 0;
   for (unsigned i = 0; i < moved; i++) {
-    r[i] = hmb__memory_alloc(m, 64, 0, 0, &pinned, 0);
+    r[i] = hmb__memory_alloc(m, 64, 0, 0, &pinned);
     void *raw = (char *)r[i] - hmb__block_offset(*hmb__block_word_at(r[i]));
     for (int k = 0; k < N; k++) {
       if (praw[k] == raw) {
@@ -748,7 +748,7 @@ test_blocks_freed_on_another_thread_come_back_through_the_depot(void **state) {
   hmb__tcache_depot_counts(&d1, &o1);
   assert_int_equal(d1, d0);
   for (unsigned i = 0; i < moved; i++)
-    assert_int_equal(hmb__memory_free(m, r[i], 64, 0), 0);
+    assert_int_equal(hmb__memory_free(m, r[i], 64), 0);
   assert_memory_sound(m);
   hmb__memory_destroy(m);
 }
@@ -760,9 +760,9 @@ static void test_memory_room_is_the_caches(void **state) {
   int pinned;
   void *p[8];
   for (int i = 0; i < 8; i++)
-    p[i] = hmb__memory_alloc(m, 300 * KIB, 0, 0, &pinned, 0);
+    p[i] = hmb__memory_alloc(m, 300 * KIB, 0, 0, &pinned);
   for (int i = 0; i < 8; i++)
-    hmb__memory_free(m, p[i], 300 * KIB, 0);
+    hmb__memory_free(m, p[i], 300 * KIB);
   int64_t cached = mstats(m).cached_bytes;
   assert_true(cached >= (int64_t)(8 * 300 * KIB));
   hmb__memory_set_room(m, 1 << 20);
@@ -908,14 +908,14 @@ typedef struct own_step {
 static void *own_main(void *arg) {
   own_step_t *o = arg;
   o->idx = hmb__os_thread_index();
-  unsigned me = o->idx + 1, sh = o->idx & (HMB__SHARDS - 1u);
+  unsigned me = o->idx + 1, sh = hmb__memory_shard_of(me);
   o->owned = hmb__memory_shard_is_mine(o->m, sh, me);
   if (o->keep) { /* free the block the thread before allocated */
-    assert_int_equal(hmb__memory_free(o->m, o->keep, 100, sh), 0);
+    assert_int_equal(hmb__memory_free(o->m, o->keep, 100), 0);
     o->keep = NULL;
   } else {
     int pinned = 1;
-    o->keep = hmb__memory_alloc(o->m, 100, 0, 0, &pinned, sh);
+    o->keep = hmb__memory_alloc(o->m, 100, 0, 0, &pinned);
     assert_non_null(o->keep);
   }
   o->owned_new = hmb__memory_shard_is_mine(o->m, sh, me);
@@ -938,7 +938,7 @@ static void test_thread_index_and_shards_pass_to_the_next_thread(void **state) {
   own_step_t a = {.m = m};
   own_run(&a); /* allocates, claims its shard, exits */
   assert_true(a.owned_new);
-  unsigned sh = a.idx & (HMB__SHARDS - 1u);
+  unsigned sh = hmb__memory_shard_of(a.idx + 1);
   assert_int_equal(atomic_load(&m->shard[sh].owner), a.idx + 2);
   assert_int_equal(mstats(m).pageable_live, 100);
   own_step_t b = {.m = m, .keep = a.keep};
@@ -949,7 +949,7 @@ static void test_thread_index_and_shards_pass_to_the_next_thread(void **state) {
   assert_int_equal(mstats(m).pageable_physical, 0);
   /* The free went to the owned thread shard, not the shared one. */
   assert_int_equal(hmb__gauge_value(&m->shard[sh].live), 0);
-  assert_int_equal(hmb__gauge_value(&m->shard[HMB__SHARD_SHARED].live), 0);
+  assert_int_equal(hmb__gauge_value(&m->shard[HMB__MSHARD_SHARED].live), 0);
   /* Many threads one after another: one index for all of them. */
   for (int i = 0; i < 64; i++) {
     own_step_t c = {.m = m};
@@ -972,12 +972,11 @@ static void test_thread_index_and_shards_pass_to_the_next_thread(void **state) {
   own_step_t f = {.m = m};
   own_run(&f); /* allocates on its own index */
   assert_int_not_equal(f.idx, e.idx);
-  /* f frees e's block counted in e's shard: not f's, so shared */
-  unsigned esh = e.idx & (HMB__SHARDS - 1u);
-  int64_t shared0 = hmb__gauge_value(&m->shard[HMB__SHARD_SHARED].live);
-  assert_int_equal(hmb__memory_free(m, e.keep, 100, esh), 0);
-  /* the freeing thread here (the test's) owns no shard of this object */
-  assert_int_equal(hmb__gauge_value(&m->shard[HMB__SHARD_SHARED].live),
+  /* This test's thread frees e's block: it owns no shard of this object,
+   * so the free counts in the shared shard */
+  int64_t shared0 = hmb__gauge_value(&m->shard[HMB__MSHARD_SHARED].live);
+  assert_int_equal(hmb__memory_free(m, e.keep, 100), 0);
+  assert_int_equal(hmb__gauge_value(&m->shard[HMB__MSHARD_SHARED].live),
                    shared0 - 100);
   assert_int_equal(mstats(m).pageable_live, 100); /* f's block */
   pthread_barrier_wait(&hold);
