@@ -390,12 +390,13 @@ static __attribute__((noinline)) int hmb__runner_fold(hmb_runner_t *r,
 
 /*
  * Whether the calling thread (`me`, its index + 1; `sh` its shard) owns the
- * runner's thread shard `sh`, claiming it when both it and the memory's
- * shard of the same index are free or the memory's is the thread's
- * already: the runner's is taken only with the memory's, so owning the
- * runner's shard implies owning the memory's (each is kept for the
- * thread's life, and both pass to the next holder of its index), and the
- * quick paths check one owner word for both.
+ * runner's thread shard `sh`, claiming it when it is free and the thread
+ * owns (or now claims) its own shard of the memory's counters
+ * (hmb__memory_shard_of(me)): the runner's is taken only with the
+ * memory's, so owning the runner's shard implies owning the thread's
+ * memory shard (each is kept for the thread's life, and both pass to the
+ * next holder of its index), and the quick paths check one owner word for
+ * both.
  */
 static __attribute__((noinline)) int
 hmb__runner_shard_claim(hmb_runner_t *r, unsigned sh, unsigned me) {
@@ -662,8 +663,10 @@ static void hmb__runner_gone(hmb_runner_t *r, unsigned sh, int64_t bytes) {
 static void hmb__runner_freed(void *owner, hmb_buffer_t *b) {
   hmb_runner_t *r = owner;
   /* The shard the buffer was counted in at its allocation (no second
-   * thread-index lookup): its live bytes, spare and memory-layer gauges go
-   * back where they were taken, whichever thread closes it. */
+   * thread-index lookup): its spare goes back where it was taken,
+   * whichever thread closes it, and its live bytes too when the closer owns
+   * that shard (else to the shared one); the memory layer counts the free
+   * in the closer's own memory shard or its shared one. */
   unsigned sh = b->shard;
   if (b->data && hmb__memory_free(r->mem, b->data, b->size) != 0)
     hmb__log(&r->home->log, HMB_LOG_ERROR,
