@@ -490,7 +490,9 @@ enum hmb_check_flags {
  * runner at most and it is running, the running count, the queue counts and
  * the heap of holders. With #HMB_CHECK_QUIESCENT it also verifies what holds
  * only at rest: held == live + spare and live >= 0 for every runner, no
- * request queued, and the memory layer's counters. Stress tests and fuzzers
+ * request queued, the memory layer's counters, and that each thread shard
+ * of a runner is owned only by a thread that owns its own shard of the
+ * memory layer (docs/design.md, S-I1). Stress tests and fuzzers
  * call it after every step.
  * @param pool  the pool
  * @param flags bit set of hmb_check_flags

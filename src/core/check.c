@@ -103,6 +103,23 @@ int hmb_pool_check(hmb_pool_t *p, unsigned flags, char *buf, size_t len) {
     if (rest) {
       int64_t live = hmb__runner_live(r), spare = hmb__acct_spare(a);
       sum_live += live;
+      /* S-I1: a runner shard is owned only by a thread whose own shard it
+       * is and that owns its own memory shard (the quick paths count in
+       * both on one owner check). At rest only: the claim's two CAS are
+       * relaxed, so a walk in flight could see them in either order. */
+      for (unsigned i = 0; i < HMB__SHARDS; i++) {
+        unsigned o =
+            atomic_load_explicit(&a->shard[i].owner, memory_order_relaxed);
+        unsigned me = o - 1u; /* the owner's index + 1 */
+        if (o != 0 &&
+            (((me - 1u) & (HMB__SHARDS - 1u)) != i ||
+             !hmb__memory_shard_is_mine(r->mem, hmb__memory_shard_of(me), me)))
+          hmb__fail(&c,
+                    "runner #%" PRIu64 ": shard %u is owned by thread index "
+                    "%u, whose shard it is not or which does not own its "
+                    "memory shard (S-I1)",
+                    a->id, i, me - 1u);
+      }
       if (live < 0 || live > held)
         hmb__fail(&c,
                   "runner #%" PRIu64 ": live %" PRId64

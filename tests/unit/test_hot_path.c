@@ -14,6 +14,7 @@
 #include <stdatomic.h>
 
 #include <stdlib.h>
+#include <string.h>
 
 #include "core/pool.h"
 #include "platform/os.h"
@@ -205,6 +206,24 @@ static void test_every_thread_owns_its_runner_shard(void **state) {
   }
   assert_int_equal(owned, MAXT);
   free(t);
+  /* The self-check at rest knows the rule: a runner shard owned by a
+   * thread index that owns no memory shard of the pool is reported. */
+  char msg[512];
+  assert_int_equal(hmb_pool_check(pool, HMB_CHECK_QUIESCENT, msg, sizeof msg),
+                   HMB_OK);
+  unsigned free_sh = HMB__SHARDS;
+  for (unsigned i = 0; i < HMB__SHARDS && free_sh == HMB__SHARDS; i++)
+    if (atomic_load(&r0->acct.shard[i].owner) == 0)
+      free_sh = i;
+  assert_true(free_sh < HMB__SHARDS);
+  unsigned ghost = free_sh + 4096u * HMB__SHARDS; /* no thread has it */
+  atomic_store(&r0->acct.shard[free_sh].owner, ghost + 2u);
+  assert_int_equal(hmb_pool_check(pool, HMB_CHECK_QUIESCENT, msg, sizeof msg),
+                   HMB_EFAILED);
+  assert_non_null(strstr(msg, "(S-I1)"));
+  atomic_store(&r0->acct.shard[free_sh].owner, 0u);
+  assert_int_equal(hmb_pool_check(pool, HMB_CHECK_QUIESCENT, msg, sizeof msg),
+                   HMB_OK);
   hmb_runner_destroy(r0);
   ts_pool_done(pool);
 }
