@@ -84,15 +84,23 @@ static inline unsigned hmb__memory_slot(unsigned msh, int mine) {
   return mine ? msh : HMB__MSHARD_SHARED;
 }
 
+/* The calling thread's memory shard (*msh) and whether it owns it,
+ * claiming it if `claim` (an allocation) and nobody owns it yet. */
+static inline int hmb__memory_own_shard(hmb__memory_t *m, int claim,
+                                        unsigned *msh) {
+  unsigned me = hmb__os_thread_index_plus1();
+  *msh = hmb__memory_shard_of(me);
+  return claim ? hmb__memory_shard_mine(m, *msh, me)
+               : hmb__memory_shard_is_mine(m, *msh, me);
+}
+
 /* Count a block allocated (live > 0) or freed (live < 0) by the calling
  * thread: in the thread's memory shard if it owns it (an allocation claims
  * it), else in the shared shard. Any shard keeps the sums exact. */
 static inline __attribute__((always_inline)) void
 hmb__count_block(hmb__memory_t *m, int pinned, int64_t live, int64_t phys) {
-  unsigned me = hmb__os_thread_index_plus1();
-  unsigned msh = hmb__memory_shard_of(me);
-  int mine = live > 0 ? hmb__memory_shard_mine(m, msh, me)
-                      : hmb__memory_shard_is_mine(m, msh, me);
+  unsigned msh;
+  int mine = hmb__memory_own_shard(m, live > 0, &msh);
   hmb__mshard_t *s = &m->shard[hmb__memory_slot(msh, mine)];
   if (pinned) {
     hmb__gauge_add(&s->pinned, &m->pinned_top, NULL, live, mine);
@@ -255,9 +263,8 @@ static inline void *hmb__memory_alloc(hmb__memory_t *mem, size_t size,
   if (HMB__LIKELY(!prefer_pinned &&
                   hmb__memory_small_probe(mem, size, align, &p))) {
     int fold;
-    unsigned me = hmb__os_thread_index_plus1();
-    unsigned msh = hmb__memory_shard_of(me);
-    int mine = hmb__memory_shard_mine(mem, msh, me);
+    unsigned msh;
+    int mine = hmb__memory_own_shard(mem, 1, &msh);
     void *data = hmb__memory_small_take(mem, size, &p, msh, mine, &fold);
     if (HMB__UNLIKELY(fold))
       hmb__memory_fold(mem, hmb__memory_slot(msh, mine));
@@ -279,9 +286,8 @@ static inline int hmb__memory_free(hmb__memory_t *mem, void *data,
                                    size_t size) {
   hmb__small_probe_t p;
   if (HMB__LIKELY(hmb__memory_small_probe_free(data, &p))) {
-    unsigned me = hmb__os_thread_index_plus1();
-    unsigned msh = hmb__memory_shard_of(me);
-    int mine = hmb__memory_shard_is_mine(mem, msh, me);
+    unsigned msh;
+    int mine = hmb__memory_own_shard(mem, 0, &msh);
     if (HMB__UNLIKELY(hmb__memory_small_put(mem, size, &p, msh, mine)))
       hmb__memory_fold(mem, hmb__memory_slot(msh, mine));
     return 0;

@@ -43,8 +43,9 @@ static void *hot_path_worker(void *arg) {
   return NULL;
 }
 
-static int hot_done(void *arg) {
-  return atomic_load(&((hot_t *)arg)->done);
+/* ts_wait_for()'s predicate: whether the atomic_int at `arg` is set. */
+static int flag_set(void *arg) {
+  return atomic_load((atomic_int *)arg);
 }
 
 static void run_hot_path(size_t size) {
@@ -61,7 +62,7 @@ static void run_hot_path(size_t size) {
   pthread_mutex_lock(
       &pool->home.ledger.lock); /* held for the whole run below */
   pthread_create(&th, NULL, hot_path_worker, &h);
-  int finished = ts_wait_for(hot_done, &h, 20000);
+  int finished = ts_wait_for(flag_set, &h.done, 20000);
   pthread_mutex_unlock(&pool->home.ledger.lock);
   pthread_mutex_unlock(&pool->home.reg_lock);
   pthread_join(th, NULL);
@@ -110,10 +111,6 @@ static void *lock_free_reader(void *arg) {
   return NULL;
 }
 
-static int reader_done(void *arg) {
-  return atomic_load(&((reader_t *)arg)->done);
-}
-
 static void test_lock_free_stats_take_no_pool_lock(void **state) {
   (void)state;
   hmb_pool_t *pool = ts_pool(1 << 20, NULL, NULL);
@@ -124,7 +121,7 @@ static void test_lock_free_stats_take_no_pool_lock(void **state) {
   pthread_mutex_lock(&pool->home.ledger.lock);
   pthread_t th;
   pthread_create(&th, NULL, lock_free_reader, &x);
-  int finished = ts_wait_for(reader_done, &x, 20000);
+  int finished = ts_wait_for(flag_set, &x.done, 20000);
   pthread_mutex_unlock(&pool->home.ledger.lock);
   pthread_mutex_unlock(&pool->home.reg_lock);
   pthread_join(th, NULL);
@@ -171,10 +168,6 @@ static void *parked_main(void *arg) {
   return NULL;
 }
 
-static int parked_probed(void *arg) {
-  return atomic_load(&((parked_t *)arg)->probed);
-}
-
 static void test_every_thread_owns_its_runner_shard(void **state) {
   (void)state;
   hmb_pool_t *pool = ts_pool(1 << 24, NULL, NULL);
@@ -193,7 +186,7 @@ static void test_every_thread_owns_its_runner_shard(void **state) {
     t[i].hold = &hold;
     atomic_init(&t[i].probed, 0);
     assert_int_equal(pthread_create(&th[i], NULL, parked_main, &t[i]), 0);
-    assert_true(ts_wait_for(parked_probed, &t[i], 20000));
+    assert_true(ts_wait_for(flag_set, &t[i].probed, 20000));
   }
   pthread_barrier_wait(&hold);
   for (int i = 0; i < MAXT; i++)
