@@ -40,6 +40,7 @@
 #include "core/abi.h"
 #include "core/log.h"
 #include "core/pool.h"
+#include "memory/tcache.h"
 #include "platform/os.h"
 
 enum {
@@ -151,8 +152,27 @@ static _Thread_local hmb_executor_t *hmb__exec_shutting;
 
 /* ---- task references and completion ------------------------------------ */
 
+/*
+ * Task objects are small blocks of the memory layer's thread caches (not
+ * counted in any pool; tcache.h): a task is made on the submitting thread
+ * and freed on a worker (or wherever its handle is released), and the
+ * caches' depot moves them back in batches, where malloc and free would
+ * meet in the C library's slow paths on every task. Handles stay valid
+ * after their executor and pool are gone: the caches are process-wide.
+ */
+static hmb_task_t *hmb__task_new(void) {
+  unsigned cls = hmb__class_of(sizeof(hmb_task_t));
+  /* The front is made if need be: a thread that only submits has none. */
+  void *p = hmb__tcache_front() ? hmb__tcache_small_get(cls) : NULL;
+  if (!p)
+    p = malloc(hmb__class_size(cls));
+  return p;
+}
+
 static void hmb__task_free(hmb_task_t *t) {
-  free(t);
+  unsigned cls = hmb__class_of(sizeof(hmb_task_t));
+  if (!hmb__tcache_small_put(cls, hmb__class_size(cls), t))
+    free(t);
 }
 
 void hmb_task_release(hmb_task_t *t) {
@@ -568,9 +588,10 @@ int hmb_executor_submit_sized(hmb_executor_t *ex, const hmb_task_desc_t *udesc,
   pthread_once(&hmb__stripes_once, hmb__stripes_init);
   if (!hmb__stripes_ok)
     return HMB_ENOMEM;
-  hmb_task_t *t = calloc(1, sizeof *t);
+  hmb_task_t *t = hmb__task_new();
   if (!t)
     return HMB_ENOMEM;
+  memset(t, 0, sizeof *t);
   atomic_init(&t->refs, out ? 2 : 1);
   atomic_init(&t->done, 0);
   t->ex = ex;

@@ -321,6 +321,8 @@ static void hmb__make_progress_locked(hmb__ledger_t *L, hmb__acct_t *a) {
 
 static void hmb__serve_own_locked(hmb__ledger_t *L, hmb__acct_t *a);
 
+/* Grant `w` (out of the queues: the dispatch took it out, or a start
+ * booked at once was never in) `bytes` by `rule`, and wake it. */
 static void hmb__grant_locked(hmb__ledger_t *L, hmb__waiter_t *w, int64_t bytes,
                               int rule) {
   hmb__acct_t *a = w->acct;
@@ -354,7 +356,6 @@ static void hmb__grant_locked(hmb__ledger_t *L, hmb__waiter_t *w, int64_t bytes,
   hmb__heap_update(L, a);
   hmb__room_locked(L);
   w->fit_room = bytes > 0;
-  hmb__remove_locked(L, w);
   switch (w->kind) {
   case HMB_REQUEST_START:
     hmb__ev_add(&L->ev.acquires, 1);
@@ -412,6 +413,7 @@ static void hmb__dispatch_locked(hmb__ledger_t *L) {
     hmb__admit_next(L, armed, &d);
     switch (d.act) {
     case HMB__ACT_GRANT:
+      hmb__remove_locked(L, d.w);
       hmb__grant_locked(L, d.w, d.bytes, d.rule);
       break;
     case HMB__ACT_REJECT:
@@ -433,13 +435,17 @@ static void hmb__dispatch_locked(hmb__ledger_t *L) {
 
 /*
  * Book a start that admission grants at once (hmb__admit_start_at_once()):
- * queued and granted in one step, exactly as the dispatch would book it
- * (ticket, counters, peaks, spare, state RUNNING), without asking
- * admission for the steps it is known not to take. `w` is filled as for a
- * wait.
+ * granted without a trip through the queue, exactly as the dispatch would book
+ * it (ticket, counters, peaks, spare, state RUNNING), without asking admission
+ * for the steps it is known not to take. `w` is filled as for a wait.
  */
 static void hmb__start_now_locked(hmb__ledger_t *L, hmb__waiter_t *w) {
-  hmb__enqueue_locked(L, w);
+  /* Both queues are empty, so queueing it and taking it out again would
+   * leave them and their counts as they are: only its ticket is drawn. */
+  hmb__acct_t *a = w->acct;
+  if (a->ticket == 0)
+    a->ticket = ++L->seq;
+  w->seq = a->ticket;
   hmb__grant_locked(L, w, w->need, HMB__RULE_WITHIN);
 }
 

@@ -14,7 +14,8 @@
  * tasks, also under load from two threads; shutdown in both modes; destroy
  * with work in flight; shutdown and destroy from inside a task; the runner
  * bound to the worker while its task runs; staged tasks (admitted for a
- * first piece, then grown).
+ * first piece, then grown); task objects made on one thread and freed on
+ * another, reused by later executors and pools.
  */
 #define _POSIX_C_SOURCE 200809L
 #include <pthread.h>
@@ -1418,6 +1419,93 @@ static void test_executor_staged_task_grows_to_its_need(void **state) {
   ts_watchdog_disarm();
 }
 
+/* ---- task objects reused across threads, executors and pools ------------ */
+
+typedef struct rel_ctx {
+  hmb_task_t **h;
+  int from, to;
+  int *status;
+} rel_ctx_t;
+
+/* Waits for and releases handles [from, to) on a thread of its own. */
+static void *release_handles(void *arg) {
+  rel_ctx_t *c = arg;
+  for (int i = c->from; i < c->to; i++) {
+    c->status[i] = wait_status(c->h[i]);
+    hmb_task_release(c->h[i]);
+  }
+  return NULL;
+}
+
+#define REUSE_TASKS 600
+#define REUSE_HANDLES 200 /* the first ones have a handle */
+
+/*
+ * Task objects are made on the submitting thread and freed on a worker, on
+ * a releasing thread, or after their executor and pool are gone; later
+ * submissions are made from them. Each task must still deliver its own
+ * status (a value only it returns) exactly once, to its callback and its
+ * handle, in every round.
+ */
+static void test_task_objects_reused_across_threads(void **state) {
+  (void)state;
+  ts_watchdog_arm("task_reuse", 60);
+  static rec_t rec[REUSE_TASKS];
+  static hmb_task_t *h[REUSE_HANDLES];
+  static int hstatus[REUSE_HANDLES];
+  for (int round = 0; round < 3; round++) {
+    hmb_pool_t *pool = ts_pool(64 * MIB, NULL, NULL);
+    hmb_executor_t *ex = make_exec(pool, 3, 0);
+    for (int i = 0; i < REUSE_TASKS; i++) {
+      rec_init(&rec[i], i);
+      rec[i].alloc = (size_t)(i % 3) * 100; /* none, 100 or 200 bytes */
+      rec[i].ret = i % 7 == 0 ? 1000 + round * REUSE_TASKS + i : 0;
+      hmb_task_desc_t d;
+      hmb_task_desc_init(&d);
+      d.estimate = 4 * KIB;
+      d.run = rec_task;
+      d.done = rec_done;
+      d.user = &rec[i];
+      d.name = "reuse";
+      assert_int_equal(
+          hmb_executor_submit(ex, &d, i < REUSE_HANDLES ? &h[i] : NULL),
+          HMB_OK);
+    }
+    /* Half the handles are waited for and released on another thread
+     * while tasks still run; the rest after the executor and the pool are
+     * destroyed (rounds 1 and 2), or before (round 0). */
+    rel_ctx_t c = {h, 0, REUSE_HANDLES / 2, hstatus};
+    pthread_t th;
+    assert_int_equal(pthread_create(&th, NULL, release_handles, &c), 0);
+    for (int i = REUSE_HANDLES / 2; i < REUSE_HANDLES; i++)
+      hstatus[i] = wait_status(h[i]);
+    if (round == 0)
+      for (int i = REUSE_HANDLES / 2; i < REUSE_HANDLES; i++)
+        hmb_task_release(h[i]);
+    assert_int_equal(pthread_join(th, NULL), 0);
+    assert_int_equal(hmb_executor_shutdown(ex, HMB_SHUTDOWN_DRAIN), HMB_OK);
+    assert_stats_balanced(ex);
+    hmb_executor_stats_t es = exec_stats(ex);
+    assert_int_equal(es.submitted, REUSE_TASKS);
+    assert_int_equal(es.failed, (REUSE_TASKS + 6) / 7);
+    hmb_executor_destroy(ex);
+    ts_pool_done(pool);
+    if (round != 0)
+      for (int i = REUSE_HANDLES / 2; i < REUSE_HANDLES; i++) {
+        assert_int_equal(hmb_task_done(h[i]), 1); /* still valid */
+        hmb_task_release(h[i]);
+      }
+    for (int i = 0; i < REUSE_TASKS; i++) {
+      assert_int_equal(atomic_load(&rec[i].runs), 1);
+      assert_int_equal(atomic_load(&rec[i].dones), 1);
+      assert_int_equal(atomic_load(&rec[i].status), rec[i].ret);
+      if (i < REUSE_HANDLES)
+        assert_int_equal(hstatus[i], rec[i].ret);
+    }
+  }
+  ts_watchdog_disarm();
+}
+
 int main(void) {
   const struct CMUnitTest tests[] = {
       cmocka_unit_test(test_arguments),
@@ -1439,6 +1527,7 @@ int main(void) {
       cmocka_unit_test(test_shutdown_from_task),
       cmocka_unit_test(test_executor_binds_the_runner_while_the_task_runs),
       cmocka_unit_test(test_executor_staged_task_grows_to_its_need),
+      cmocka_unit_test(test_task_objects_reused_across_threads),
   };
   return cmocka_run_group_tests(tests, NULL, NULL);
 }
