@@ -7,7 +7,9 @@
  * known flags. The default allocator charges no budget: it is the "no
  * limit" baseline and the allocator of code that runs outside any task.
  *
- * (The thread-bound allocator is runner.c's: it charges runners.)
+ * (The thread-bound allocator is runner.c's: it charges runners. So are
+ * hmb_ptr_alloc() and hmb_ptr_free(), which have a runner's quick paths
+ * inline and come back here for everything else.)
  *
  * Pointers. Every block of the built-in allocators carries the prefix of
  * memory/block.h, whose back-pointer slot holds its handle, so a pointer
@@ -99,22 +101,6 @@ int hmb_allocate_aligned(const hmb_allocator_t *alloc, size_t bytes,
 /* ---- pointers
  * ---------------------------------------------------------------- */
 
-/* The handle of a block of hmb_ptr_alloc(), or NULL (inline: the free's
- * path). */
-static inline hmb_buffer_t *hmb__ptr_buffer(const void *ptr) {
-  if (HMB__UNLIKELY(!ptr || ((uintptr_t)ptr & (HMB__PREFIX_MIN - 1)) != 0))
-    return NULL;
-  uint64_t w = *hmb__block_word_at((void *)(uintptr_t)ptr);
-  if (HMB__UNLIKELY(!hmb__block_valid(w)))
-    return NULL;
-  hmb_buffer_t *b = *hmb__block_backptr_c(ptr);
-  if (HMB__UNLIKELY(!b || ((uintptr_t)b & 63u) != 0 ||
-                    b->magic != HMB__BUF_MAGIC || b->data != ptr ||
-                    !(b->flags & HMB__BUF_PTR)))
-    return NULL; /* not ours, or the data of a handle-API buffer */
-  return b;
-}
-
 hmb_buffer_t *hmb_ptr_buffer(const void *ptr) {
   return hmb__ptr_buffer(ptr);
 }
@@ -124,10 +110,10 @@ size_t hmb_ptr_size(const void *ptr) {
   return b ? b->size : 0;
 }
 
-/* hmb_ptr_alloc() through any allocator. */
-static __attribute__((noinline)) int
-hmb__ptr_alloc_any(const hmb_allocator_t *alloc, size_t bytes, size_t alignment,
-                   unsigned flags, void **out) {
+/* hmb_ptr_alloc() through any allocator (runner.c defines hmb_ptr_alloc(),
+ * with a runner's quick path inline, and calls this for the rest). */
+int hmb__ptr_alloc_any(const hmb_allocator_t *alloc, size_t bytes,
+                       size_t alignment, unsigned flags, void **out) {
   if (out)
     *out = NULL;
   if (!out)
@@ -146,38 +132,16 @@ hmb__ptr_alloc_any(const hmb_allocator_t *alloc, size_t bytes, size_t alignment,
   return 0;
 }
 
-/* A runner's allocator, or the bound allocator with a runner bound, goes
- * straight to the runner (its quick path needs no stack frame); the checks
- * are those hmb_allocate_aligned() would make, so the result is the same. */
-int hmb_ptr_alloc(const hmb_allocator_t *alloc, size_t bytes, size_t alignment,
-                  unsigned flags, void **out) {
-  if (HMB__LIKELY(alloc != NULL && out != NULL && flags == 0 &&
-                  (alignment & (alignment - 1)) == 0 &&
-                  alignment <= HMB_MAX_ALIGN)) {
-    size_t align = alignment ? alignment : 16;
-    if (alloc->allocate_aligned == hmb__runner_allocate_aligned)
-      return hmb__runner_ptr_alloc(alloc->ctx, bytes, align, out);
-    if (alloc->allocate_aligned == hmb__bound_allocate_aligned &&
-        hmb__bound != NULL)
-      return hmb__runner_ptr_alloc(hmb__bound, bytes, align, out);
-  }
-  return hmb__ptr_alloc_any(alloc, bytes, alignment, flags, out);
-}
-
-static __attribute__((noinline)) int hmb__ptr_free_bad(const void *ptr) {
-  hmb__log(NULL, HMB_LOG_ERROR,
-           "hmb_ptr_free(%p): not a block of hmb_ptr_alloc(); not freed", ptr);
-  return HMB_EINVAL;
-}
-
-int hmb_ptr_free(void *ptr) {
-  if (!ptr)
-    return 0;
+/* hmb_ptr_free() of what runner.c's does not close itself: `ptr` is not
+ * NULL. */
+int hmb__ptr_free_any(void *ptr) {
   hmb_buffer_t *b = hmb__ptr_buffer(ptr);
-  if (HMB__UNLIKELY(!b))
-    return hmb__ptr_free_bad(ptr);
-  if (HMB__LIKELY(hmb__buffer_drop_sole_root(b)))
-    return b->u.root.ops->closed(b->u.root.owner, b);
+  if (HMB__UNLIKELY(!b)) {
+    hmb__log(NULL, HMB_LOG_ERROR,
+             "hmb_ptr_free(%p): not a block of hmb_ptr_alloc(); not freed",
+             ptr);
+    return HMB_EINVAL;
+  }
   return hmb_buffer_close(b);
 }
 

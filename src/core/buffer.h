@@ -152,6 +152,22 @@ static inline int hmb__buffer_drop_sole_root(hmb_buffer_t *b) {
   return 1;
 }
 
+/* The handle of a block of hmb_ptr_alloc(), or NULL (not ours, or the
+ * data of a handle-API buffer). Inline: hmb_ptr_free()'s path. */
+static inline hmb_buffer_t *hmb__ptr_buffer(const void *ptr) {
+  if (HMB__UNLIKELY(!ptr || ((uintptr_t)ptr & (HMB__PREFIX_MIN - 1)) != 0))
+    return NULL;
+  uint64_t w = *hmb__block_word_at((void *)(uintptr_t)ptr);
+  if (HMB__UNLIKELY(!hmb__block_valid(w)))
+    return NULL;
+  hmb_buffer_t *b = *hmb__block_backptr_c(ptr);
+  if (HMB__UNLIKELY(!b || ((uintptr_t)b & 63u) != 0 ||
+                    b->magic != HMB__BUF_MAGIC || b->data != ptr ||
+                    !(b->flags & HMB__BUF_PTR)))
+    return NULL;
+  return b;
+}
+
 /* Mark a handle just made, not yet shared, as a block of hmb_ptr_alloc():
  * only such blocks are found by hmb_ptr_buffer(). */
 static inline void hmb__buffer_mark_ptr(hmb_buffer_t *b) {

@@ -588,15 +588,32 @@ static __attribute__((noinline)) int hmb__runner_ptr_alloc_full(hmb_runner_t *r,
   return 0;
 }
 
-int hmb__runner_ptr_alloc(hmb_runner_t *r, size_t bytes, size_t align,
-                          void **out) {
-  int fold;
-  hmb_buffer_t *b = hmb__runner_new_quick(r, bytes, align, HMB__BUF_PTR, &fold);
-  if (HMB__LIKELY(b != NULL)) {
-    *out = b->data;
-    return HMB__UNLIKELY(fold) ? hmb__runner_fold(r, b->shard, fold) : 0;
+/* A runner's allocator, or the bound allocator with a runner bound, is
+ * served here with the quick path inline (no second call, no frame on a
+ * hit); the checks are those hmb_allocate_aligned() would make, so the
+ * result is the same. */
+int hmb_ptr_alloc(const hmb_allocator_t *alloc, size_t bytes, size_t alignment,
+                  unsigned flags, void **out) {
+  if (HMB__LIKELY(alloc != NULL && out != NULL && flags == 0 &&
+                  (alignment & (alignment - 1)) == 0 &&
+                  alignment <= HMB_MAX_ALIGN)) {
+    hmb_runner_t *r =
+        alloc->allocate_aligned == hmb__runner_allocate_aligned  ? alloc->ctx
+        : alloc->allocate_aligned == hmb__bound_allocate_aligned ? hmb__bound
+                                                                 : NULL;
+    if (HMB__LIKELY(r != NULL)) {
+      size_t align = alignment ? alignment : 16;
+      int fold;
+      hmb_buffer_t *b =
+          hmb__runner_new_quick(r, bytes, align, HMB__BUF_PTR, &fold);
+      if (HMB__LIKELY(b != NULL)) {
+        *out = b->data;
+        return HMB__UNLIKELY(fold) ? hmb__runner_fold(r, b->shard, fold) : 0;
+      }
+      return hmb__runner_ptr_alloc_full(r, bytes, align, out);
+    }
   }
-  return hmb__runner_ptr_alloc_full(r, bytes, align, out);
+  return hmb__ptr_alloc_any(alloc, bytes, alignment, flags, out);
 }
 
 /* Uncount a root of `bytes` counted in shard `sh`: from that thread shard
@@ -697,15 +714,16 @@ hmb__runner_closed_rest(hmb_runner_t *r, unsigned sh, int64_t bytes, int fold,
 }
 
 /*
- * A root's last close (hmb_buffer_close()). The common case, a small
+ * A root's last close (hmb_buffer_close() through the `closed` hook, and
+ * hmb_ptr_free() inline). The common case, a small
  * block the calling thread's cache has room for and its handle, no close
  * handler, and the bytes kept as spare, makes no call but tail calls; the
  * rest is hmb__runner_freed() then hmb__buffer_root_end(). The order is
  * theirs: block, live gauge, budget, buffer count; the handle goes back
  * once its fields are read (no handler to see it).
  */
-static int hmb__runner_closed(void *owner, hmb_buffer_t *b) {
-  hmb_runner_t *r = owner;
+static inline __attribute__((always_inline)) int
+hmb__runner_close_root(hmb_runner_t *r, hmb_buffer_t *b) {
   hmb__small_probe_t p;
   unsigned sh = b->shard;
   unsigned me = hmb__os_thread_index_plus1();
@@ -735,8 +753,25 @@ static int hmb__runner_closed(void *owner, hmb_buffer_t *b) {
       return hmb__runner_unbuf_act(r, h, old);
     return 0;
   }
-  hmb__runner_freed(owner, b);
+  hmb__runner_freed(r, b);
   return hmb__buffer_root_end(b);
+}
+
+static int hmb__runner_closed(void *owner, hmb_buffer_t *b) {
+  return hmb__runner_close_root(owner, b);
+}
+
+/* A runner's block whose handle has no other reference is closed here with
+ * the close's quick path inline; the rest (other owners, shared handles,
+ * foreign pointers) as hmb_buffer_close() of its handle (allocator.c). */
+int hmb_ptr_free(void *ptr) {
+  if (!ptr)
+    return 0;
+  hmb_buffer_t *b = hmb__ptr_buffer(ptr);
+  if (HMB__LIKELY(b != NULL && b->u.root.ops == &hmb__runner_ops &&
+                  hmb__buffer_drop_sole_root(b)))
+    return hmb__runner_close_root(b->u.root.owner, b);
+  return hmb__ptr_free_any(ptr);
 }
 
 static int hmb__runner_resize(void *owner, hmb_buffer_t *b, size_t bytes) {

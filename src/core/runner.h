@@ -94,14 +94,15 @@ int hmb__runner_create_started(hmb_pool_t *pool, const hmb_runner_config_t *cfg,
 int hmb__runner_finish_destroy(hmb_runner_t *r, int status);
 
 /*
- * The pointer API's allocation on runner `r` (allocator.c's hmb_ptr_alloc(),
- * for a runner's allocator or the bound allocator with a runner bound):
- * `align` a power of two <= HMB_MAX_ALIGN, no flags; otherwise as
- * hmb_ptr_alloc(). The common case is a quick path without a stack frame,
- * as for hmb_runner_alloc().
+ * The pointer API. runner.c defines hmb_ptr_alloc() and hmb_ptr_free(), so
+ * that a runner's quick paths are inline in them (one call, one frame);
+ * what is not a runner's common case goes to allocator.c:
+ * hmb__ptr_alloc_any() for any allocator, as hmb_ptr_alloc();
+ * hmb__ptr_free_any() for any non-NULL pointer, as hmb_ptr_free().
  */
-int hmb__runner_ptr_alloc(hmb_runner_t *r, size_t bytes, size_t align,
-                          void **out);
+int hmb__ptr_alloc_any(const hmb_allocator_t *alloc, size_t bytes,
+                       size_t alignment, unsigned flags, void **out);
+int hmb__ptr_free_any(void *ptr);
 
 /* The allocate_aligned entries of a runner's allocator and of the bound
  * allocator: allocator.c tells those allocators apart by them. */
