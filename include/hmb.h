@@ -14,6 +14,11 @@
  *   hmb/executor.h  a memory-bounded thread pool for scan tasks
  *   hmb/stats.h     counter snapshots
  *   hmb/log.h       diagnostics sink
+ *
+ * Every call is thread-safe as its comment states. Calls from signal
+ * handlers are not supported. After fork() the child may make and use
+ * pools, runners, buffers and executors of its own, but none made before
+ * the fork (another thread of the parent may have held their locks).
  */
 #ifndef HMB_H
 #define HMB_H

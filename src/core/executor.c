@@ -112,6 +112,35 @@ static void hmb__stripes_init(void) {
   hmb__stripes_ok = 1;
 }
 
+/* Fork (hmb__os_on_fork()): every stripe is held across fork() (made
+ * first if it was not yet). The child makes its stripes anew: a condition
+ * variable that threads of the parent waited on keeps their count, and a
+ * broadcast in the child would wait for those threads, which do not exist
+ * there. */
+static void hmb__stripes_fork_prepare(void) {
+  pthread_once(&hmb__stripes_once, hmb__stripes_init);
+  if (hmb__stripes_ok)
+    for (unsigned i = 0; i < HMB__STRIPES; i++)
+      pthread_mutex_lock(&hmb__stripes[i].mu);
+}
+static void hmb__stripes_fork_parent(void) {
+  if (hmb__stripes_ok)
+    for (unsigned i = HMB__STRIPES; i-- > 0;)
+      pthread_mutex_unlock(&hmb__stripes[i].mu);
+}
+static void hmb__stripes_fork_child(void) {
+  if (!hmb__stripes_ok)
+    return;
+  for (unsigned i = 0; i < HMB__STRIPES; i++)
+    if (pthread_mutex_init(&hmb__stripes[i].mu, NULL) != 0 ||
+        hmb__os_cond_init(&hmb__stripes[i].cond) != 0)
+      hmb__stripes_ok = 0; /* submit fails with HMB_ENOMEM in the child */
+}
+__attribute__((constructor)) static void hmb__stripes_fork_register(void) {
+  (void)hmb__os_on_fork(hmb__stripes_fork_prepare, hmb__stripes_fork_parent,
+                        hmb__stripes_fork_child);
+}
+
 static struct hmb__stripe *hmb__stripe_of(const hmb_task_t *t) {
   uintptr_t h = (uintptr_t)t;
   h ^= h >> 17;

@@ -13,6 +13,8 @@
 #include <stdatomic.h>
 #include <stdio.h>
 
+#include "platform/os.h"
+
 /*
  * The process-wide sink. The function and its user pointer change together
  * under `mu` (installation is rare; a message copies both under it, then
@@ -27,6 +29,18 @@ typedef struct hmb__global_log {
 } hmb__global_log_t;
 
 static hmb__global_log_t hmb__glog = {PTHREAD_MUTEX_INITIALIZER, NULL, NULL, 0};
+
+/* Fork (hmb__os_on_fork()): the child finds the sink's lock free. */
+static void hmb__glog_fork_prepare(void) {
+  pthread_mutex_lock(&hmb__glog.mu);
+}
+static void hmb__glog_fork_after(void) {
+  pthread_mutex_unlock(&hmb__glog.mu);
+}
+__attribute__((constructor)) static void hmb__glog_fork_register(void) {
+  (void)hmb__os_on_fork(hmb__glog_fork_prepare, hmb__glog_fork_after,
+                        hmb__glog_fork_after);
+}
 
 void hmb_set_log(hmb_log_fn fn, void *user, int max_level) {
   if (fn && max_level <= 0)

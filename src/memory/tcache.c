@@ -145,6 +145,41 @@ static struct {
   hmb__tc_small_t objs;
 } hmb__depot = {.lock = PTHREAD_MUTEX_INITIALIZER};
 
+/*
+ * Fork (hmb__os_on_fork()): the registry, every magazine and the depot are
+ * held across fork(), in the order the rest of this file takes them
+ * (registry, then a magazine; the depot alone). In the child, the
+ * magazines are emptied without giving their blocks back: they belong to
+ * the warm caches of pools made before the fork, which the child must not
+ * use (their locks may have been held by threads that do not exist
+ * there), so no eviction, trim or thread exit of the child may hand them
+ * to those caches. Their mappings stay mapped in the child, unused.
+ */
+static void hmb__tc_fork_prepare(void) {
+  pthread_mutex_lock(&hmb__tc_registry);
+  for (hmb__tcache_t *tc = hmb__tc_all; tc; tc = tc->next)
+    pthread_mutex_lock(&tc->lock);
+  pthread_mutex_lock(&hmb__depot.lock);
+}
+static void hmb__tc_fork_parent(void) {
+  pthread_mutex_unlock(&hmb__depot.lock);
+  for (hmb__tcache_t *tc = hmb__tc_all; tc; tc = tc->next)
+    pthread_mutex_unlock(&tc->lock);
+  pthread_mutex_unlock(&hmb__tc_registry);
+}
+static void hmb__tc_fork_child(void) {
+  pthread_mutex_unlock(&hmb__depot.lock);
+  for (hmb__tcache_t *tc = hmb__tc_all; tc; tc = tc->next) {
+    tc->nlarge = 0;
+    pthread_mutex_unlock(&tc->lock);
+  }
+  pthread_mutex_unlock(&hmb__tc_registry);
+}
+__attribute__((constructor)) static void hmb__tc_fork_register(void) {
+  (void)hmb__os_on_fork(hmb__tc_fork_prepare, hmb__tc_fork_parent,
+                        hmb__tc_fork_child);
+}
+
 /* Take the first min(max, count) nodes off `c`; returns the first (NULL:
  * none taken), *n how many and *last the n-th. */
 static void *hmb__chain_take(hmb__tc_small_t *c, unsigned max, unsigned *n,

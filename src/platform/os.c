@@ -139,6 +139,25 @@ static void hmb__tindex_exit(void *arg) {
   pthread_mutex_unlock(&hmb__tindex_mu);
 }
 
+/* Fork: the child finds the numbers' stack free and whole. The numbers of
+ * the parent's other threads stay taken in the child (those threads do not
+ * exist there, so nothing gives them back). */
+static void hmb__tindex_fork_prepare(void) {
+  pthread_mutex_lock(&hmb__tindex_mu);
+}
+static void hmb__tindex_fork_after(void) {
+  pthread_mutex_unlock(&hmb__tindex_mu);
+}
+__attribute__((constructor)) static void hmb__tindex_fork_register(void) {
+  (void)hmb__os_on_fork(hmb__tindex_fork_prepare, hmb__tindex_fork_after,
+                        hmb__tindex_fork_after);
+}
+
+int hmb__os_on_fork(void (*prepare)(void), void (*parent)(void),
+                    void (*child)(void)) {
+  return pthread_atfork(prepare, parent, child);
+}
+
 static void hmb__tindex_init(void) {
   hmb__tindex_key_ok =
       pthread_key_create(&hmb__tindex_key, hmb__tindex_exit) == 0;

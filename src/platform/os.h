@@ -81,6 +81,17 @@ static inline unsigned hmb__os_thread_index_plus1(void) {
 int hmb__os_at_thread_exit(void (*fn)(void *), void *arg);
 
 /*
+ * Fork handlers (pthread_atfork()): `prepare` runs in the thread that calls
+ * fork() just before it, `parent` and `child` just after it in the parent
+ * and the child. Each module that keeps a process-wide lock registers, from
+ * a constructor, a prepare that takes it and handlers that release it, so
+ * that the child of a multi-threaded process finds every such lock free and
+ * what it guards consistent. 0, or nonzero if they could not be registered.
+ */
+int hmb__os_on_fork(void (*prepare)(void), void (*parent)(void),
+                    void (*child)(void));
+
+/*
  * Write one byte in every page of [ptr, ptr + size) so that the OS backs
  * the range with physical pages now, using up to `threads` threads (0: one
  * per online CPU, at most 16). Falls back to the calling thread alone if
