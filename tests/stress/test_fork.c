@@ -25,7 +25,8 @@
  * Without the library's fork handlers a child deadlocks in a good share of
  * the runs (a lock another thread held at the fork stays held).
  *
- * Sizes: HMB_FORKS children (default 300; a quarter of it under ThreadSanitizer).
+ * Sizes: HMB_FORKS children (default 300; a quarter of it under
+ * ThreadSanitizer).
  */
 #define _POSIX_C_SOURCE 200809L
 #include <pthread.h>
