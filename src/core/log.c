@@ -30,16 +30,9 @@ typedef struct hmb__global_log {
 
 static hmb__global_log_t hmb__glog = {PTHREAD_MUTEX_INITIALIZER, NULL, NULL, 0};
 
-/* Fork (hmb__os_on_fork()): the child finds the sink's lock free. */
-static void hmb__glog_fork_prepare(void) {
-  pthread_mutex_lock(&hmb__glog.mu);
-}
-static void hmb__glog_fork_after(void) {
-  pthread_mutex_unlock(&hmb__glog.mu);
-}
-__attribute__((constructor)) static void hmb__glog_fork_register(void) {
-  (void)hmb__os_on_fork(hmb__glog_fork_prepare, hmb__glog_fork_after,
-                        hmb__glog_fork_after);
+/* Fork (hmb__os_fork_guard()): the child finds the sink's lock free. */
+__attribute__((constructor)) static void hmb__glog_fork_guard(void) {
+  (void)hmb__os_fork_guard(&hmb__glog.mu);
 }
 
 void hmb_set_log(hmb_log_fn fn, void *user, int max_level) {

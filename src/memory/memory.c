@@ -70,16 +70,9 @@ static pthread_mutex_t hmb__intern_lock = PTHREAD_MUTEX_INITIALIZER;
 static char hmb__intern_buf[4096];
 static size_t hmb__intern_used;
 
-/* Fork (hmb__os_on_fork()): the child finds the table's lock free. */
-static void hmb__intern_fork_prepare(void) {
-  pthread_mutex_lock(&hmb__intern_lock);
-}
-static void hmb__intern_fork_after(void) {
-  pthread_mutex_unlock(&hmb__intern_lock);
-}
-__attribute__((constructor)) static void hmb__intern_fork_register(void) {
-  (void)hmb__os_on_fork(hmb__intern_fork_prepare, hmb__intern_fork_after,
-                        hmb__intern_fork_after);
+/* Fork (hmb__os_fork_guard()): the child finds the table's lock free. */
+__attribute__((constructor)) static void hmb__intern_fork_guard(void) {
+  (void)hmb__os_fork_guard(&hmb__intern_lock);
 }
 
 static const char *hmb__intern(const char *s) {

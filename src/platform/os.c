@@ -142,20 +142,40 @@ static void hmb__tindex_exit(void *arg) {
 /* Fork: the child finds the numbers' stack free and whole. The numbers of
  * the parent's other threads stay taken in the child (those threads do not
  * exist there, so nothing gives them back). */
-static void hmb__tindex_fork_prepare(void) {
-  pthread_mutex_lock(&hmb__tindex_mu);
-}
-static void hmb__tindex_fork_after(void) {
-  pthread_mutex_unlock(&hmb__tindex_mu);
-}
-__attribute__((constructor)) static void hmb__tindex_fork_register(void) {
-  (void)hmb__os_on_fork(hmb__tindex_fork_prepare, hmb__tindex_fork_after,
-                        hmb__tindex_fork_after);
+__attribute__((constructor)) static void hmb__tindex_fork_guard(void) {
+  (void)hmb__os_fork_guard(&hmb__tindex_mu);
 }
 
 int hmb__os_on_fork(void (*prepare)(void), void (*parent)(void),
                     void (*child)(void)) {
   return pthread_atfork(prepare, parent, child);
+}
+
+/* The mutexes of hmb__os_fork_guard(). Written by constructors only, which
+ * run one at a time (the program's start, or dlopen() under the loader's
+ * lock), before any thread can fork through hmb's code. */
+#define HMB__FORK_GUARDS 8u
+static pthread_mutex_t *hmb__fork_guards[HMB__FORK_GUARDS];
+static unsigned hmb__fork_nguards;
+
+static void hmb__fork_guards_lock(void) {
+  for (unsigned i = 0; i < hmb__fork_nguards; i++)
+    pthread_mutex_lock(hmb__fork_guards[i]);
+}
+static void hmb__fork_guards_unlock(void) {
+  for (unsigned i = hmb__fork_nguards; i-- > 0;)
+    pthread_mutex_unlock(hmb__fork_guards[i]);
+}
+
+int hmb__os_fork_guard(pthread_mutex_t *mu) {
+  if (hmb__fork_nguards == HMB__FORK_GUARDS)
+    return -1;
+  if (hmb__fork_nguards == 0 &&
+      hmb__os_on_fork(hmb__fork_guards_lock, hmb__fork_guards_unlock,
+                      hmb__fork_guards_unlock) != 0)
+    return -1;
+  hmb__fork_guards[hmb__fork_nguards++] = mu;
+  return 0;
 }
 
 static void hmb__tindex_init(void) {

@@ -90,6 +90,11 @@ int hmb__os_at_thread_exit(void (*fn)(void *), void *arg);
  */
 int hmb__os_on_fork(void (*prepare)(void), void (*parent)(void),
                     void (*child)(void));
+/* The common case: a process-wide mutex that the child only needs free.
+ * It is held across fork() with the others registered so (at most 8),
+ * taken in the order of registration. 0, or nonzero if it could not be
+ * registered. Call from a constructor. */
+int hmb__os_fork_guard(pthread_mutex_t *mu);
 
 /*
  * Write one byte in every page of [ptr, ptr + size) so that the OS backs

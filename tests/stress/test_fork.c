@@ -40,17 +40,6 @@
 
 #include "testsupport.h"
 
-#if defined(__SANITIZE_ADDRESS__)
-#define UNDER_ASAN 1
-#elif defined(__has_feature)
-#if __has_feature(address_sanitizer)
-#define UNDER_ASAN 1
-#endif
-#endif
-#ifndef UNDER_ASAN
-#define UNDER_ASAN 0
-#endif
-
 #define KIB ((size_t)1024)
 #define MIB ((size_t)1024 * 1024)
 
@@ -263,7 +252,7 @@ static int child_body(void) {
 
 static void test_fork_while_threads_use_the_library(void **state) {
   (void)state;
-  if (UNDER_ASAN) {
+  if (ts_under_asan()) {
     fprintf(stderr, "test_fork: not run under AddressSanitizer (its "
                     "allocator is not fork-safe; see the file comment)\n");
     skip();

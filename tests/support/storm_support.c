@@ -72,18 +72,29 @@ size_t sts_phys_bound(size_t size, size_t prefix) {
   return round_up(len + len / 8, sts_page());
 }
 
+/* gcc says so with __SANITIZE_*__, clang with __has_feature(). */
+#if defined(__has_feature)
+#define STS_HAS_FEATURE(x) __has_feature(x)
+#else
+#define STS_HAS_FEATURE(x) 0
+#endif
+#if defined(__SANITIZE_ADDRESS__) || STS_HAS_FEATURE(address_sanitizer)
+#define STS_ASAN 1
+#else
+#define STS_ASAN 0
+#endif
+#if defined(__SANITIZE_THREAD__) || STS_HAS_FEATURE(thread_sanitizer)
+#define STS_TSAN 1
+#else
+#define STS_TSAN 0
+#endif
+
 int sts_sanitized(void) {
-#if defined(__SANITIZE_ADDRESS__) || defined(__SANITIZE_THREAD__)
-  return 1;
-#elif defined(__has_feature)
-#if __has_feature(address_sanitizer) || __has_feature(thread_sanitizer)
-  return 1;
-#else
-  return 0;
-#endif
-#else
-  return 0;
-#endif
+  return STS_ASAN || STS_TSAN;
+}
+
+int sts_asan(void) {
+  return STS_ASAN;
 }
 
 uint64_t sts_now_ns(void) {

@@ -43,6 +43,8 @@ size_t sts_phys_bound(size_t size, size_t prefix);
 
 /* 1 when built with AddressSanitizer or ThreadSanitizer. */
 int sts_sanitized(void);
+/* Whether it runs under AddressSanitizer. */
+int sts_asan(void);
 /* Monotonic clock in ns. */
 uint64_t sts_now_ns(void);
 

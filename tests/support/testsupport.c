@@ -155,6 +155,10 @@ int ts_under_sanitizer(void) {
   return sts_sanitized();
 }
 
+int ts_under_asan(void) {
+  return sts_asan();
+}
+
 long ts_env_long(const char *name, long def) {
   const char *v = getenv(name);
   if (v && *v)

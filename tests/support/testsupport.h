@@ -55,6 +55,9 @@ hmb_runner_t *ts_started_runner(hmb_pool_t *pool, size_t estimate);
 /* Integer from the environment, or `def`; halved per sanitizer in use. */
 long ts_env_long(const char *name, long def);
 int ts_under_sanitizer(void);
+/* Whether this build runs under AddressSanitizer (which the memory layer's
+ * thread cache steps aside for: tcache.h). */
+int ts_under_asan(void);
 
 /* Seed from HMB_TEST_SEED or the clock; printed to stderr. */
 uint64_t ts_seed(const char *test);

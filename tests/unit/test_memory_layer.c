@@ -38,17 +38,6 @@
 #include "platform/os.h"
 #include "testsupport.h"
 
-#if defined(__SANITIZE_ADDRESS__)
-#define UNDER_ASAN 1
-#elif defined(__has_feature)
-#if __has_feature(address_sanitizer)
-#define UNDER_ASAN 1
-#endif
-#endif
-#ifndef UNDER_ASAN
-#define UNDER_ASAN 0
-#endif
-
 #define KIB ((size_t)1024)
 #define MIB ((size_t)1024 * 1024)
 
@@ -261,7 +250,7 @@ static void test_tcache_small_blocks_and_objects(void **state) {
   void *a = malloc(bytes), *b = malloc(bytes);
   int kept_a = hmb__tcache_small_put(cls, bytes, a);
   int kept_b = hmb__tcache_small_put(cls, bytes, b);
-  if (UNDER_ASAN) {
+  if (ts_under_asan()) {
     assert_int_equal(kept_a, 0); /* straight back to malloc, for ASan */
     assert_int_equal(kept_b, 0);
     assert_null(hmb__tcache_small_get(cls));
@@ -351,7 +340,7 @@ static void test_tcache_small_blocks_and_objects(void **state) {
   void *o2 = hmb__tcache_obj_get();
   assert_non_null(o2);
   assert_int_equal((uintptr_t)o2 % 64, 0);
-  if (!UNDER_ASAN)
+  if (!ts_under_asan())
     assert_ptr_equal(o2, o1);
   hmb__tcache_obj_put(o2);
   /* Beyond HMB__TC_OBJS, a batch goes to the depot, and comes back from it
@@ -363,13 +352,13 @@ static void test_tcache_small_blocks_and_objects(void **state) {
   size_t db0;
   unsigned dn0;
   hmb__tcache_depot_counts(&db0, &dn0);
-  unsigned n0 = UNDER_ASAN ? 0 : hmb__tc_front->objs.count;
+  unsigned n0 = ts_under_asan() ? 0 : hmb__tc_front->objs.count;
   for (unsigned i = 0; i < NO; i++)
     hmb__tcache_obj_put(objs[i]);
   size_t db1;
   unsigned dn1;
   hmb__tcache_depot_counts(&db1, &dn1);
-  if (UNDER_ASAN) {
+  if (ts_under_asan()) {
     assert_int_equal(dn1, dn0); /* straight back to malloc */
   } else {
     /* None went back to malloc: the thread's cache and the depot. */
@@ -389,7 +378,7 @@ static void test_tcache_small_blocks_and_objects(void **state) {
     foreign += !found;
     again[i] = o;
   }
-  if (!UNDER_ASAN)
+  if (!ts_under_asan())
     assert_true(foreign <= n0 + dn0);
   memcpy(objs, again, sizeof objs);
   for (unsigned i = 0; i < NO; i++)
@@ -654,7 +643,7 @@ static void test_many_live_small_blocks_come_back_from_the_cache(void **state) {
   for (int i = 0; i < N; i++)
     assert_int_equal(hmb__memory_free(m, p[i], 64), 0);
   assert_int_equal(mstats(m).pageable_live, 0);
-  if (UNDER_ASAN) { /* the cache keeps nothing under ASan (tcache.h) */
+  if (ts_under_asan()) { /* the cache keeps nothing under ASan (tcache.h) */
     assert_null(hmb__tcache_small_get(cls));
     assert_memory_sound(m);
     hmb__memory_destroy(m);
@@ -717,7 +706,7 @@ test_blocks_freed_on_another_thread_come_back_through_the_depot(void **state) {
   unsigned o1;
   hmb__tcache_depot_counts(&d1, &o1);
   size_t bytes = hmb__class_size(cls);
-  if (UNDER_ASAN) { /* nothing is kept under ASan */
+  if (ts_under_asan()) { /* nothing is kept under ASan */
     assert_int_equal(d1, d0);
     assert_memory_sound(m);
     hmb__memory_destroy(m);
