@@ -761,6 +761,10 @@ void hmb__ledger_unborrow(hmb__ledger_t *L, hmb__acct_t *a, unsigned shard,
     HMB__SET(a->beyond, HMB__GET(a->beyond) - rb);
     if (!hmb__acct_running(a))
       L->beyond_stopped -= rb;
+    /* The rest repays what a limit lowered since left above itself, as
+     * any return does (hmb__held_sub()). */
+    int64_t rd = g->bytes - rb < L->limit_debt ? g->bytes - rb : L->limit_debt;
+    L->limit_debt -= rd;
     /* Undo exactly what the grant did, peaks included when nothing has
      * raised them since. */
     if (L->peak_held == g->peak_held_after)
