@@ -19,7 +19,9 @@
  * Locks: the executor lock protects the queue, the active list, task states,
  * the runner pointer of each task and the counters. It is taken before the
  * pool lock: the only library call made while holding it is
- * hmb_runner_cancel(), which takes the pool lock and calls no user code.
+ * hmb_runner_cancel(), which takes the pool lock and calls no user code. A
+ * worker also publishes a completion through its task's stripe (below)
+ * inside it; nothing takes a stripe, then the executor lock.
  * Runners are created, started, finished and destroyed with the executor
  * lock released, and task functions and completion callbacks (user code) are
  * never called with any lock held. A task's runner pointer is cleared under
@@ -345,8 +347,12 @@ static void hmb__complete(hmb_executor_t *ex, hmb_task_t *t, int status,
     hmb_task_release(t);
     return;
   }
-  pthread_mutex_unlock(&ex->lock);
-
+  /* A handle may be waited on: publish through its stripe. A worker keeps
+   * the executor lock for its next take, so it takes the stripe inside it
+   * (executor lock, then stripe: nothing takes them the other way); any
+   * other caller drops the executor lock first. */
+  if (!keep_lock)
+    pthread_mutex_unlock(&ex->lock);
   struct hmb__stripe *sp = hmb__stripe_of(t);
   pthread_mutex_lock(&sp->mu);
   t->status = status;
@@ -356,8 +362,6 @@ static void hmb__complete(hmb_executor_t *ex, hmb_task_t *t, int status,
   pthread_cond_broadcast(&sp->cond);
   pthread_mutex_unlock(&sp->mu);
   hmb_task_release(t);
-  if (keep_lock)
-    pthread_mutex_lock(&ex->lock);
 }
 
 /* ---- workers --------------------------------------------------------------
