@@ -17,8 +17,9 @@
  *
  * Every call is thread-safe as its comment states. Calls from signal
  * handlers are not supported. After fork() the child may make and use
- * pools, runners, buffers and executors of its own, but none made before
- * the fork (another thread of the parent may have held their locks).
+ * pools, runners, buffers and executors of its own, and the default
+ * allocator, but none made before the fork (another thread of the parent
+ * may have held their locks).
  */
 #ifndef HMB_H
 #define HMB_H

@@ -256,7 +256,8 @@ HMB_API int(hmb_executor_submit)(hmb_executor_t *ex,
  * @param timeout_ns longest wait (#HMB_WAIT_FOREVER: no limit; 0: just look)
  * @param status     receives its status when it finished; may be NULL
  * @return 0 when it finished (its callback has returned), #HMB_ETIMEDOUT,
- *         or #HMB_EINVAL (NULL task, timeout below #HMB_WAIT_FOREVER)
+ *         or #HMB_EINVAL (NULL task, timeout below #HMB_WAIT_FOREVER, or a
+ *         handle already released, where detectable: logged)
  * @par Thread-safety
  * Thread-safe; never call it on a task from its own function or callback.
  */
@@ -272,7 +273,8 @@ HMB_API int hmb_task_wait(hmb_task_t *task, int64_t timeout_ns, int *status);
  * @param task the task
  * @return 0 (the task's status will be #HMB_ECANCELED; repeated cancels
  *         return 0 too), #HMB_ESTATE (finished, or its function has already
- *         returned), #HMB_EINVAL (NULL)
+ *         returned), #HMB_EINVAL (NULL, or a handle already released, where
+ *         detectable: logged)
  * @par Thread-safety
  * Thread-safe, but must not race with hmb_executor_destroy() (after destroy
  * it safely returns #HMB_ESTATE).

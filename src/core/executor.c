@@ -57,9 +57,16 @@ enum {
 #define HMB__EXEC_MAX_THREADS 4096
 #define HMB__EXEC_DEFAULT_TIMEOUT_NS INT64_C(30000000000)
 
+/* hmb_task::magic: a task from submit until its last reference goes, and
+ * after (its object is a block of the thread caches, whose list links
+ * through the first word, `refs`: the mark lies beyond it). */
+#define HMB__TASK_LIVE 0x4B534154u /* "TASK" */
+#define HMB__TASK_DEAD 0x44414544u /* "DEAD" */
+
 struct hmb_task {
   _Atomic long refs; /* executor's reference + the submitter's handle */
   _Atomic int done;  /* 1 once the callback has returned */
+  uint32_t magic;    /* HMB__TASK_LIVE, or DEAD once freed */
   hmb_executor_t *ex;
 
   /* copied from the descriptor; immutable after submit */
@@ -133,10 +140,13 @@ static void hmb__stripes_fork_parent(void) {
 static void hmb__stripes_fork_child(void) {
   if (!hmb__stripes_ok)
     return;
-  for (unsigned i = 0; i < HMB__STRIPES; i++)
+  hmb__stripes_fork_parent(); /* unlocked first, then made anew */
+  for (unsigned i = 0; i < HMB__STRIPES; i++) {
+    pthread_mutex_destroy(&hmb__stripes[i].mu);
     if (pthread_mutex_init(&hmb__stripes[i].mu, NULL) != 0 ||
         hmb__os_cond_init(&hmb__stripes[i].cond) != 0)
       hmb__stripes_ok = 0; /* submit fails with HMB_ENOMEM in the child */
+  }
 }
 __attribute__((constructor)) static void hmb__stripes_fork_register(void) {
   (void)hmb__os_on_fork(hmb__stripes_fork_prepare, hmb__stripes_fork_parent,
@@ -201,13 +211,28 @@ static hmb_task_t *hmb__task_new(void) {
 }
 
 static void hmb__task_free(hmb_task_t *t) {
+  t->magic = HMB__TASK_DEAD;
   unsigned cls = hmb__class_of(sizeof(hmb_task_t));
   if (!hmb__tcache_small_put(cls, hmb__class_size(cls), t))
     free(t);
 }
 
+/* Whether `t` is a task (a handle still referenced); else logged. A
+ * released handle whose task is gone, or a pointer that never was one, is
+ * reported when its object no longer carries the mark (not when it was
+ * reused for a new task: that is undetectable, as any use after free). */
+static int hmb__task_live(const hmb_task_t *t, const char *call) {
+  if (HMB__LIKELY(t->magic == HMB__TASK_LIVE))
+    return 1;
+  hmb__log(NULL, HMB_LOG_ERROR,
+           "%s(%p): not a task handle (released already, or never one); "
+           "ignored",
+           call, (const void *)t);
+  return 0;
+}
+
 void hmb_task_release(hmb_task_t *t) {
-  if (!t)
+  if (!t || !hmb__task_live(t, "hmb_task_release"))
     return;
   /* acq_rel: the last release sees every write made through other refs
    * (an acquire on the RMW itself, which ThreadSanitizer understands). */
@@ -625,6 +650,7 @@ int hmb_executor_submit_sized(hmb_executor_t *ex, const hmb_task_desc_t *udesc,
   if (!t)
     return HMB_ENOMEM;
   memset(t, 0, sizeof *t);
+  t->magic = HMB__TASK_LIVE;
   atomic_init(&t->refs, out ? 2 : 1);
   atomic_init(&t->done, 0);
   t->ex = ex;
@@ -661,7 +687,8 @@ int(hmb_executor_submit)(hmb_executor_t *ex, const hmb_task_desc_t *desc,
 }
 
 int hmb_task_wait(hmb_task_t *t, int64_t timeout_ns, int *status) {
-  if (!t || timeout_ns < HMB_WAIT_FOREVER)
+  if (!t || timeout_ns < HMB_WAIT_FOREVER ||
+      !hmb__task_live(t, "hmb_task_wait"))
     return HMB_EINVAL;
   uint64_t deadline = hmb__os_deadline(timeout_ns);
   int rc = 0;
@@ -685,7 +712,7 @@ int hmb_task_done(const hmb_task_t *t) {
 }
 
 int hmb_task_cancel(hmb_task_t *t) {
-  if (!t)
+  if (!t || !hmb__task_live(t, "hmb_task_cancel"))
     return HMB_EINVAL;
   if (atomic_load_explicit(&t->done, memory_order_acquire))
     return HMB_ESTATE; /* never touches a possibly destroyed executor */

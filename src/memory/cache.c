@@ -237,3 +237,11 @@ void hmb__cache_stats(hmb__cache_t *c, hmb__cache_stats_t *out) {
   out->rejects = atomic_load_explicit(&c->rejects, memory_order_relaxed);
   out->trimmed = atomic_load_explicit(&c->trimmed, memory_order_relaxed);
 }
+
+void hmb__cache_fork_lock(hmb__cache_t *c) {
+  pthread_mutex_lock(&c->lock);
+}
+
+void hmb__cache_fork_unlock(hmb__cache_t *c) {
+  pthread_mutex_unlock(&c->lock);
+}

@@ -77,4 +77,9 @@ void hmb__cache_trim(hmb__cache_t *c, size_t keep);
 /* Counter snapshot. Thread-safe, lock-free. */
 void hmb__cache_stats(hmb__cache_t *c, hmb__cache_stats_t *out);
 
+/* Hold the depot's lock across fork() (a process-wide cache's fork
+ * handlers, memory.c): lock in prepare, unlock in the parent and child. */
+void hmb__cache_fork_lock(hmb__cache_t *c);
+void hmb__cache_fork_unlock(hmb__cache_t *c);
+
 #endif /* HMB_SRC_MEMORY_CACHE_H */

@@ -210,6 +210,9 @@ void hmb__memory_destroy(hmb__memory_t *mem) {
 
 static hmb__memory_t hmb__default_mem;
 static pthread_once_t hmb__default_once = PTHREAD_ONCE_INIT;
+/* The default memory's warm cache once made (release: its init is
+ * complete), for the fork handlers below. */
+static hmb__cache_t *_Atomic hmb__default_cache;
 
 static void hmb__memory_default_init(void) {
   hmb__memory_init(&hmb__default_mem, NULL);
@@ -218,6 +221,30 @@ static void hmb__memory_default_init(void) {
     hmb__default_mem.cache = NULL; /* no memory: serve without a cache */
   if (!hmb__cuda_built())
     hmb__cuda_probe(&hmb__default_mem.pinned_reason);
+  atomic_store_explicit(&hmb__default_cache, hmb__default_mem.cache,
+                        memory_order_release);
+}
+
+/* Fork (hmb__os_on_fork()): the default allocator's warm cache is the
+ * process's own, so the child may use it: its depot's lock is held across
+ * fork() once the cache exists. (The default memory is not made here: a
+ * fork made while another thread makes it leaves the child that thread's
+ * pthread_once to wait for, as for any pthread_once.) */
+static hmb__cache_t *hmb__default_fork_held;
+static void hmb__default_fork_prepare(void) {
+  /* Acquire: pairs with the release store at the end of the init. */
+  hmb__default_fork_held =
+      atomic_load_explicit(&hmb__default_cache, memory_order_acquire);
+  if (hmb__default_fork_held)
+    hmb__cache_fork_lock(hmb__default_fork_held);
+}
+static void hmb__default_fork_after(void) {
+  if (hmb__default_fork_held)
+    hmb__cache_fork_unlock(hmb__default_fork_held);
+}
+__attribute__((constructor)) static void hmb__default_fork_register(void) {
+  (void)hmb__os_on_fork(hmb__default_fork_prepare, hmb__default_fork_after,
+                        hmb__default_fork_after);
 }
 
 hmb__memory_t *hmb__memory_default(void) {

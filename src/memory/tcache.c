@@ -148,12 +148,11 @@ static struct {
 /*
  * Fork (hmb__os_on_fork()): the registry, every magazine and the depot are
  * held across fork(), in the order the rest of this file takes them
- * (registry, then a magazine; the depot alone). In the child, the
- * magazines are emptied without giving their blocks back: they belong to
- * the warm caches of pools made before the fork, which the child must not
- * use (their locks may have been held by threads that do not exist
- * there), so no eviction, trim or thread exit of the child may hand them
- * to those caches. Their mappings stay mapped in the child, unused.
+ * (registry, then a magazine; the depot alone). In the child only the
+ * calling thread exists: the magazines of the others are released to
+ * their warm caches (a release takes no lock: tcache.h), so that what
+ * those caches count as cached stays exact and no mapping is left behind;
+ * the calling thread keeps its own.
  */
 static void hmb__tc_fork_prepare(void) {
   pthread_mutex_lock(&hmb__tc_registry);
@@ -170,7 +169,11 @@ static void hmb__tc_fork_parent(void) {
 static void hmb__tc_fork_child(void) {
   pthread_mutex_unlock(&hmb__depot.lock);
   for (hmb__tcache_t *tc = hmb__tc_all; tc; tc = tc->next) {
-    tc->nlarge = 0;
+    if (tc != hmb__tc) {
+      for (unsigned i = 0; i < tc->nlarge; i++)
+        tc->large[i].release(tc->large[i].owner, &tc->large[i]);
+      tc->nlarge = 0;
+    }
     pthread_mutex_unlock(&tc->lock);
   }
   pthread_mutex_unlock(&hmb__tc_registry);

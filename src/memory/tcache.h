@@ -104,7 +104,9 @@ typedef struct hmb__tc_front {
 extern _Thread_local hmb__tc_front_t *hmb__tc_front
     __attribute__((tls_model("initial-exec")));
 
-/* A large block in a magazine, and who it belongs to. */
+/* A large block in a magazine, and who it belongs to. `release` gives it
+ * back to its owner without taking a lock (it is called under the
+ * registry and magazine locks, and in a fork child). */
 typedef struct hmb__tc_large {
   void *owner; /* the warm cache (cache.h) */
   void (*release)(void *owner, const struct hmb__tc_large *e);

@@ -1437,6 +1437,59 @@ static void *release_handles(void *arg) {
   return NULL;
 }
 
+/*
+ * A handle released twice is a caller bug. Task objects are blocks of the
+ * thread caches once freed, so the second release must not touch the
+ * object's count (the first word, the caches' link): it is reported, and
+ * the caches, the later tasks and the memory stay sound. (Under
+ * AddressSanitizer the caches keep nothing, and the sanitizer reports the
+ * second release itself.)
+ */
+static void test_task_released_twice_is_reported(void **state) {
+  (void)state;
+  if (ts_under_asan()) { /* task objects go straight back to malloc there */
+    fprintf(stderr, "test_task_released_twice_is_reported: not under "
+                    "AddressSanitizer, which reports the second release as "
+                    "the use after free it is\n");
+    skip();
+  }
+  ts_watchdog_arm("released_twice", 30);
+  ts_log_t log;
+  memset(&log, 0, sizeof log);
+  hmb_pool_t *pool = ts_pool(16 * MIB, NULL, NULL);
+  hmb_executor_t *ex = make_exec(pool, 1, 0);
+  rec_t rec[40];
+  hmb_task_t *h[3];
+  for (int i = 0; i < 3; i++) {
+    rec_init(&rec[i], i);
+    h[i] = submit(ex, 4 * KIB, 0, rec_task, rec_done, &rec[i]);
+    assert_int_equal(wait_status(h[i]), 0);
+  }
+  for (int i = 0; i < 3; i++)
+    hmb_task_release(h[i]);
+  hmb_set_log(ts_log_capture, &log, HMB_LOG_ERROR);
+  hmb_task_release(h[1]); /* the bug */
+  assert_int_equal(hmb_task_wait(h[1], 0, NULL), HMB_EINVAL);
+  assert_int_equal(hmb_task_cancel(h[1]), HMB_EINVAL);
+  hmb_set_log(NULL, NULL, 0);
+  assert_int_equal(log.count, 3);
+  assert_true(ts_log_contains(&log, "hmb_task_release"));
+  assert_true(ts_log_contains(&log, "not a task handle"));
+  /* Later tasks, and buffers of the tasks' size class, are unharmed. */
+  for (int i = 3; i < 40; i++) {
+    rec_init(&rec[i], i);
+    rec[i].alloc = 100 + (size_t)i;
+    rec[i].ret = i;
+    hmb_task_t *t = submit(ex, 4 * KIB, 0, rec_task, rec_done, &rec[i]);
+    assert_true(((uintptr_t)t & 15u) == 0);
+    assert_int_equal(wait_status(t), i);
+    hmb_task_release(t);
+  }
+  hmb_executor_destroy(ex);
+  ts_pool_done(pool);
+  ts_watchdog_disarm();
+}
+
 #define REUSE_TASKS 600
 #define REUSE_HANDLES 200 /* the first ones have a handle */
 
@@ -1528,6 +1581,7 @@ int main(void) {
       cmocka_unit_test(test_executor_binds_the_runner_while_the_task_runs),
       cmocka_unit_test(test_executor_staged_task_grows_to_its_need),
       cmocka_unit_test(test_task_objects_reused_across_threads),
+      cmocka_unit_test(test_task_released_twice_is_reported),
   };
   return cmocka_run_group_tests(tests, NULL, NULL);
 }

@@ -8,9 +8,12 @@
  * allocate (the thread-index lock, the thread-cache registry, a thread
  * cache's exit), swaps the process-wide log sink, runs executor tasks with
  * handles (the completion stripes) and trims the pool (a walk of every
- * thread's magazine). Meanwhile the main thread forks again and again.
- * Each child uses only objects it makes itself: a new pool, a runner, the
- * handle and pointer APIs at small and large sizes, a thread of its own
+ * thread's magazine); two more allocate through the default allocator,
+ * whose warm cache is process-wide. Meanwhile the main thread forks again
+ * and again.
+ * Each child uses only objects it makes itself (and the default
+ * allocator): a new pool, a runner, the handle and pointer APIs at small
+ * and large sizes, a thread of its own
  * and an executor (not under ThreadSanitizer, whose runtime refuses a
  * thread started after a multi-threaded fork), then checks that every
  * figure is back at rest and the pool's self-check holds. A child that
@@ -79,6 +82,24 @@ static void *producer(void *arg) {
   }
   hmb_runner_finish(r, 0, NULL);
   hmb_runner_destroy(r);
+  return NULL;
+}
+
+/* The default allocator's warm cache is process-wide: the child may use
+ * it. Twelve 1 MiB blocks closed together overflow the thread's magazine
+ * (4 blocks) into that cache's depot (its lock). */
+static void *defaulter(void *arg) {
+  load_t *L = arg;
+  const hmb_allocator_t *a = hmb_default_allocator();
+  while (!atomic_load(&L->stop)) {
+    hmb_buffer_t *b[12] = {NULL};
+    for (int i = 0; i < 12; i++)
+      if (hmb_allocate(a, 1 * MIB, 0, &b[i]) == HMB_OK)
+        memset(hmb_buffer_data(b[i]), i, 64);
+    for (int i = 0; i < 12; i++)
+      if (b[i])
+        hmb_buffer_close(b[i]);
+  }
   return NULL;
 }
 
@@ -205,6 +226,13 @@ static int child_body(void) {
     for (int i = 0; i < 400; i++)
       hmb_buffer_close(b[i]);
   }
+  hmb_buffer_t *db[8];
+  for (int i = 0; i < 8; i++) /* the default allocator's cache */
+    CHILD_CHECK(hmb_allocate(hmb_default_allocator(), 1 * MIB, 0, &db[i]) ==
+                    HMB_OK,
+                20);
+  for (int i = 0; i < 8; i++)
+    hmb_buffer_close(db[i]);
   void *p = NULL;
   CHILD_CHECK(hmb_ptr_alloc(hmb_runner_allocator(r), 3000, 64, 0, &p) == HMB_OK,
               6);
@@ -262,10 +290,12 @@ static void test_fork_while_threads_use_the_library(void **state) {
   load_t L;
   memset(&L, 0, sizeof L);
   L.pool = ts_pool(64 * MIB, NULL, NULL);
-  pthread_t th[3];
+  pthread_t th[5];
   assert_int_equal(pthread_create(&th[0], NULL, producer, &L), 0);
   assert_int_equal(pthread_create(&th[1], NULL, consumer, &L), 0);
   assert_int_equal(pthread_create(&th[2], NULL, churn, &L), 0);
+  assert_int_equal(pthread_create(&th[3], NULL, defaulter, &L), 0);
+  assert_int_equal(pthread_create(&th[4], NULL, defaulter, &L), 0);
   while (atomic_load(&L.churned) == 0) /* every kind of work has begun */
     sched_yield();
   long hung = 0, failed = 0;
@@ -289,8 +319,8 @@ static void test_fork_while_threads_use_the_library(void **state) {
     }
   }
   atomic_store(&L.stop, 1);
-  void *ret[3];
-  for (int i = 0; i < 3; i++)
+  void *ret[5];
+  for (int i = 0; i < 5; i++)
     assert_int_equal(pthread_join(th[i], &ret[i]), 0);
   assert_null(ret[2]);
   fprintf(stderr,
