@@ -92,6 +92,33 @@ static inline void hmb__buffer_root_init_block(hmb_buffer_t *b, void *data,
   *hmb__block_backptr(data) = b;
 }
 
+/* A pair of the thread cache (tcache.h) is a handle kept with its block:
+ * the cache's data word is the handle's `data`. */
+_Static_assert(offsetof(hmb_buffer_t, data) ==
+                   HMB__TC_PAIR_DATA * sizeof(void *),
+               "a pair's data word is the handle's data");
+_Static_assert(sizeof(hmb_buffer_t) <= HMB__TC_OBJ_SIZE,
+               "a handle fits a thread-cache object");
+
+/* Fill a handle taken as a pair (hmb__memory_pair_take()) as a root over
+ * the block it was kept with: `data`, the block word and the back-pointer
+ * slot are already those of that block (the slot points at `b`). A pair is
+ * only made by a close without a handler (hmb__buffer_root_end_pair()). */
+static inline void hmb__buffer_root_init_pair(hmb_buffer_t *b, size_t size,
+                                              unsigned flags, unsigned shard,
+                                              void *owner,
+                                              const hmb__owner_ops_t *ops) {
+  atomic_init(&b->refs, 1);
+  b->magic = HMB__BUF_MAGIC;
+  b->flags = (uint16_t)flags;
+  b->shard = (uint16_t)shard;
+  b->size = size;
+  b->u.root.owner = owner;
+  b->u.root.ops = ops;
+  b->handler.fn = NULL; /* NULL already, unless a closed handle was misused */
+  b->handler.user = NULL;
+}
+
 /* The same for any root: the back-pointer slot of `data` if there is one
  * (NULL: a reservation). */
 static inline void hmb__buffer_root_init(hmb_buffer_t *b, void *data,
@@ -132,6 +159,14 @@ static inline void hmb__buffer_root_end_quick(hmb__tc_front_t *f,
   b->data = NULL;
   b->magic = HMB__BUF_DEAD;
   hmb__tcache_obj_push(f, b);
+}
+
+/* The same, the handle kept with its block as a pair in `f` after
+ * hmb__tcache_pair_room() (the block's gauges counted by the caller, with
+ * hmb__memory_pair_put(), which pushes it): `data` stays, for the next
+ * allocation of the class to reuse with the block. */
+static inline void hmb__buffer_root_end_pair(hmb_buffer_t *b) {
+  b->magic = HMB__BUF_DEAD;
 }
 
 /*

@@ -466,6 +466,21 @@ hmb__runner_new(hmb_runner_t *r, size_t bytes, size_t align, unsigned flags,
   }
   void *data = NULL;
   unsigned bflags = 0;
+  hmb_buffer_t *buf;
+  hmb__small_probe_t p;
+  if (with_memory && !(flags & HMB_ALLOC_PINNED) &&
+      hmb__memory_small_class(r->mem, bytes, align, &p) &&
+      hmb__memory_small_pair(&p)) {
+    /* A handle kept with its block (the quick path's hit, taken here when
+     * the quick path could not run, so that pairs do not pile up). */
+    unsigned msh;
+    int mine = hmb__memory_own_shard(r->mem, 1, &msh), mfold;
+    buf = hmb__memory_pair_take(r->mem, bytes, &p, msh, mine, &mfold);
+    if (HMB__UNLIKELY(mfold))
+      hmb__memory_fold(r->mem, hmb__memory_slot(msh, mine));
+    hmb__buffer_root_init_pair(buf, bytes, 0, sh, r, &hmb__runner_ops);
+    goto counted;
+  }
   if (with_memory) {
     int pinned = 0;
     data = hmb__memory_alloc(r->mem, bytes, align,
@@ -478,14 +493,14 @@ hmb__runner_new(hmb_runner_t *r, size_t bytes, size_t align, unsigned flags,
   } else {
     bflags = HMB__BUF_RESERVATION;
   }
-  hmb_buffer_t *buf =
-      hmb__buffer_root(data, bytes, bflags, sh, r, &hmb__runner_ops);
+  buf = hmb__buffer_root(data, bytes, bflags, sh, r, &hmb__runner_ops);
   if (HMB__UNLIKELY(!buf)) {
     if (data)
       hmb__memory_free(r->mem, data, bytes);
     hmb__runner_uncharge(r, sh, b, gp);
     return HMB_ENOMEM;
   }
+counted:;
   int fold = hmb__runner_count_new(
       r, sh, hmb__runner_shard_mine(r, sh, hmb__os_thread_index_plus1()), b);
   if (HMB__UNLIKELY(fold))
@@ -522,16 +537,28 @@ hmb__runner_new_quick(hmb_runner_t *r, size_t bytes, size_t align,
               HMB__R_RUNNING ||
           bytes > (size_t)r->ledger->max_request ||
           !hmb__runner_shard_is_mine(r, sh, me) ||
-          !hmb__memory_small_probe(r->mem, bytes, align, &p) ||
-          !hmb__tcache_obj_ready(p.f) ||
-          !hmb__ledger_take_fast(&r->acct, sh, (int64_t)bytes)))
+          !hmb__memory_small_class(r->mem, bytes, align, &p)))
     return NULL;
   int mem_fold;
-  void *data = hmb__memory_small_take(r->mem, bytes, &p,
-                                      hmb__memory_shard_of(me), 1, &mem_fold);
-  hmb_buffer_t *buf = hmb__tcache_obj_pop(p.f);
-  hmb__buffer_root_init_block(buf, data, bytes, bflags, sh, r,
-                              &hmb__runner_ops);
+  hmb_buffer_t *buf;
+  if (HMB__LIKELY(hmb__memory_small_pair(&p))) {
+    /* A handle with its block, placed for this alignment: one pop. */
+    if (HMB__UNLIKELY(!hmb__ledger_take_fast(&r->acct, sh, (int64_t)bytes)))
+      return NULL;
+    buf = hmb__memory_pair_take(r->mem, bytes, &p, hmb__memory_shard_of(me), 1,
+                                &mem_fold);
+    hmb__buffer_root_init_pair(buf, bytes, bflags, sh, r, &hmb__runner_ops);
+  } else {
+    if (HMB__UNLIKELY(!hmb__memory_small_block(&p) ||
+                      !hmb__tcache_obj_ready(p.f) ||
+                      !hmb__ledger_take_fast(&r->acct, sh, (int64_t)bytes)))
+      return NULL;
+    void *data = hmb__memory_small_take(r->mem, bytes, &p,
+                                        hmb__memory_shard_of(me), 1, &mem_fold);
+    buf = hmb__tcache_obj_pop(p.f);
+    hmb__buffer_root_init_block(buf, data, bytes, bflags, sh, r,
+                                &hmb__runner_ops);
+  }
   *fold = (mem_fold ? HMB__FOLD_MEM : 0) |
           hmb__runner_count_new(r, sh, 1, (int64_t)bytes);
   return buf;
@@ -731,17 +758,25 @@ hmb__runner_close_root(hmb_runner_t *r, hmb_buffer_t *b) {
    * counters, and so its own shard of the memory's (it allocated the
    * buffer, or took over that thread's index): a close on another thread
    * goes the full way, counting in the shared shards. */
+  int pair = 0;
   if (HMB__LIKELY(b->data != NULL && b->handler.fn == NULL &&
                   hmb__runner_shard_is_mine(r, sh, me) &&
-                  hmb__memory_small_probe_free(b->data, &p) &&
-                  hmb__tcache_obj_room(p.f))) {
+                  hmb__memory_small_kept(b->data, &p) &&
+                  ((pair = hmb__tcache_pair_room(p.f, p.bytes)) ||
+                   (hmb__tcache_small_room(p.f, p.cls, p.bytes) &&
+                    hmb__tcache_obj_room(p.f))))) {
     int64_t bytes = (int64_t)b->size;
-    int fold =
-        hmb__memory_small_put(r->mem, b->size, &p, hmb__memory_shard_of(me), 1)
-            ? HMB__FOLD_MEM
-            : 0;
-    hmb__buffer_root_end_quick(p.f, b);
-    fold |= hmb__runner_count_gone(r, sh, 1, bytes);
+    unsigned msh = hmb__memory_shard_of(me);
+    int fold;
+    if (HMB__LIKELY(pair)) {
+      /* The handle stays with its block, for the next allocation. */
+      hmb__buffer_root_end_pair(b);
+      fold = hmb__memory_pair_put(r->mem, b->size, &p, msh, 1, b);
+    } else {
+      fold = hmb__memory_small_put(r->mem, b->size, &p, msh, 1);
+      hmb__buffer_root_end_quick(p.f, b);
+    }
+    fold = (fold ? HMB__FOLD_MEM : 0) | hmb__runner_count_gone(r, sh, 1, bytes);
     if (HMB__UNLIKELY(fold))
       return hmb__runner_closed_rest(r, sh, bytes, fold, -1);
     int added = hmb__ledger_freed_quick(&r->acct, sh, bytes);

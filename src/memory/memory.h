@@ -140,30 +140,50 @@ int hmb__memory_free_slow(hmb__memory_t *mem, void *data, size_t size,
  * The thread-cache hit, split for a caller that checks everything before it
  * takes anything (the runner's allocation and close paths make no call on
  * a hit, so they need no stack frame):
- *   hmb__memory_small_probe()  whether a pageable block for `size` at
- *                              `align` is in the calling thread's cache;
- *                              changes nothing;
- *   hmb__memory_small_take()   after a probe that said yes (and no other
- *                              cache use between): pops it, places the
- *                              data, counts it; cannot fail.
+ *   hmb__memory_small_class()  whether a pageable block for `size` at
+ *                              `align` is of a class the calling thread's
+ *                              cache keeps (sets f, cls, align);
+ *   hmb__memory_small_block()  after it: whether that class has a block
+ *                              (sets raw);
+ *   hmb__memory_small_pair()   after it: whether that class has a pair
+ *                              (tcache.h) whose block was placed for the
+ *                              same alignment (sets pair); a head pair of
+ *                              another alignment is split (its block to
+ *                              the class, its object to the objects), so
+ *                              that hmb__memory_small_block() finds it;
+ *   hmb__memory_small_probe()  the class and the block at once;
+ *   hmb__memory_small_take()   after a block said yes (and no other cache
+ *                              use between): pops it, places the data,
+ *                              counts it; cannot fail;
+ *   hmb__memory_pair_take()    after a pair said yes: pops it and counts
+ *                              its block; the pair's data word is the
+ *                              block's data, already placed;
  * and for the free of a block:
- *   hmb__memory_small_probe_free()  whether it is a small block the
- *                                   calling thread's cache has room for;
- *   hmb__memory_small_put()         after a yes: counts and keeps it.
- * The take and the put return 1 when the memory layer's gauge of the shard
- * must be folded (hmb__memory_fold(), before the next use of the gauge by
- * the caller; see platform/shard.h).
+ *   hmb__memory_small_kept()        whether it is a small block of a class
+ *                                   the calling thread's cache keeps (sets
+ *                                   f, raw, cls, bytes);
+ *   hmb__memory_small_probe_free()  that, and the cache has room for it;
+ *   hmb__memory_small_put()         after a yes: counts and keeps it;
+ *   hmb__memory_pair_put()          after hmb__memory_small_kept() and
+ *                                   hmb__tcache_pair_room(): counts the
+ *                                   block and keeps it with `obj`, a
+ *                                   64-byte object whose data word is the
+ *                                   block's data.
+ * The takes and the puts return 1 when the memory layer's gauge of the
+ * shard must be folded (hmb__memory_fold(), before the next use of the
+ * gauge by the caller; see platform/shard.h).
  */
 typedef struct hmb__small_probe {
   hmb__tc_front_t *f;
   void *raw;    /* the block (its start) */
+  void *pair;   /* the pair (hmb__memory_small_pair()) */
   unsigned cls; /* its class */
   size_t align; /* the data alignment */
   size_t bytes; /* its class size (the free probe) */
 } hmb__small_probe_t;
 
 static inline __attribute__((always_inline)) int
-hmb__memory_small_probe(const hmb__memory_t *mem, size_t size, size_t align,
+hmb__memory_small_class(const hmb__memory_t *mem, size_t size, size_t align,
                         hmb__small_probe_t *p) {
   if (align == 0)
     align = mem->align;
@@ -176,15 +196,61 @@ hmb__memory_small_probe(const hmb__memory_t *mem, size_t size, size_t align,
   if (HMB__UNLIKELY(mem->custom.alloc != NULL || f == NULL ||
                     size + a >= HMB__TC_SMALL_MAX))
     return 0;
-  unsigned cls = hmb__class_of(size + a);
-  void *raw = f->small[cls].head;
-  if (HMB__UNLIKELY(raw == NULL))
-    return 0;
   p->f = f;
-  p->raw = raw;
-  p->cls = cls;
+  p->cls = hmb__class_of(size + a);
   p->align = align;
   return 1;
+}
+
+static inline __attribute__((always_inline)) int
+hmb__memory_small_block(hmb__small_probe_t *p) {
+  p->raw = p->f->small[p->cls].head;
+  return p->raw != NULL;
+}
+
+/* A pair's block fits: its class is the one asked for, and with the same
+ * alignment its offset is at most hmb__prefix_for(align), so the data ends
+ * within the class size. (The block word records the alignment, which a
+ * resize and hmb__memory_block_align() use: it must be the one asked for.) */
+static inline __attribute__((always_inline)) int
+hmb__memory_small_pair(hmb__small_probe_t *p) {
+  void *obj = p->f->pair[p->cls];
+  if (obj == NULL)
+    return 0;
+  uint64_t w = *hmb__block_word_at(hmb__tcache_pair_data(obj));
+  if (HMB__UNLIKELY(((w >> 24) & 31u) !=
+                    (uint64_t)__builtin_ctzll((unsigned long long)p->align))) {
+    /* Another alignment: the head pair is split into a block and an
+     * object, which the caller takes apart, so a class's pairs never pile
+     * up behind a head of the wrong alignment. */
+    hmb__tcache_pair_split(p->f, p->cls);
+    return 0;
+  }
+  p->pair = obj;
+  return 1;
+}
+
+static inline __attribute__((always_inline)) int
+hmb__memory_small_probe(const hmb__memory_t *mem, size_t size, size_t align,
+                        hmb__small_probe_t *p) {
+  return hmb__memory_small_class(mem, size, align, p) &&
+         hmb__memory_small_block(p);
+}
+
+/* The gauges of a block of class size `bytes` that becomes live (`up`) or
+ * goes back to the thread cache; returns the fold, as the takes. */
+static inline __attribute__((always_inline)) int
+hmb__memory_small_count(hmb__memory_t *mem, size_t size, size_t bytes,
+                        unsigned msh, int mine, int up) {
+  hmb__mshard_t *s = &mem->shard[hmb__memory_slot(msh, mine)];
+  int64_t ph = up ? (int64_t)bytes : -(int64_t)bytes;
+  int fold = up ? hmb__gauge_up_nofold(&s->live, (int64_t)size, mine)
+                : hmb__gauge_down_nofold(&s->live, (int64_t)size, mine);
+  if (mine)
+    hmb__own_add(&s->phys, ph);
+  else
+    atomic_fetch_add_explicit(&s->phys, ph, memory_order_relaxed);
+  return fold;
 }
 
 /* The take and the put count in memory shard `msh` (the calling thread's,
@@ -202,17 +268,22 @@ hmb__memory_small_take(hmb__memory_t *mem, size_t size,
   void *data = (void *)d;
   *hmb__block_word_at(data) =
       hmb__block_word_small(d - (uintptr_t)p->raw, p->cls, p->align);
-  hmb__mshard_t *s = &mem->shard[hmb__memory_slot(msh, mine)];
-  *fold = hmb__gauge_up_nofold(&s->live, (int64_t)size, mine);
-  if (mine)
-    hmb__own_add(&s->phys, (int64_t)bytes);
-  else
-    atomic_fetch_add_explicit(&s->phys, (int64_t)bytes, memory_order_relaxed);
+  *fold = hmb__memory_small_count(mem, size, bytes, msh, mine, 1);
   return data;
 }
 
+static inline __attribute__((always_inline)) void *
+hmb__memory_pair_take(hmb__memory_t *mem, size_t size,
+                      const hmb__small_probe_t *p, unsigned msh, int mine,
+                      int *fold) {
+  size_t bytes = hmb__tcache_class_size(p->cls);
+  hmb__tcache_pair_pop(p->f, p->cls, p->pair, bytes);
+  *fold = hmb__memory_small_count(mem, size, bytes, msh, mine, 1);
+  return p->pair;
+}
+
 static inline __attribute__((always_inline)) int
-hmb__memory_small_probe_free(const void *data, hmb__small_probe_t *p) {
+hmb__memory_small_kept(const void *data, hmb__small_probe_t *p) {
   uint64_t w = *hmb__block_word_at((void *)(uintptr_t)data);
   hmb__tc_front_t *f = hmb__tc_front;
   if (HMB__UNLIKELY(!hmb__block_valid_small(w) || f == NULL))
@@ -220,27 +291,33 @@ hmb__memory_small_probe_free(const void *data, hmb__small_probe_t *p) {
   unsigned cls = hmb__block_class(w);
   if (HMB__UNLIKELY(cls >= HMB__TC_NCLASSES))
     return 0;
-  size_t bytes = hmb__tcache_class_size(cls);
-  if (HMB__UNLIKELY(!hmb__tcache_small_room(f, cls, bytes)))
-    return 0;
   p->f = f;
   p->raw = (char *)(uintptr_t)data - hmb__block_offset(w);
   p->cls = cls;
-  p->bytes = bytes;
+  p->bytes = hmb__tcache_class_size(cls);
   return 1;
+}
+
+static inline __attribute__((always_inline)) int
+hmb__memory_small_probe_free(const void *data, hmb__small_probe_t *p) {
+  return hmb__memory_small_kept(data, p) &&
+         hmb__tcache_small_room(p->f, p->cls, p->bytes);
 }
 
 static inline __attribute__((always_inline)) int
 hmb__memory_small_put(hmb__memory_t *mem, size_t size,
                       const hmb__small_probe_t *p, unsigned msh, int mine) {
-  hmb__mshard_t *s = &mem->shard[hmb__memory_slot(msh, mine)];
-  int fold = hmb__gauge_down_nofold(&s->live, (int64_t)size, mine);
-  if (mine)
-    hmb__own_add(&s->phys, -(int64_t)p->bytes);
-  else
-    atomic_fetch_sub_explicit(&s->phys, (int64_t)p->bytes,
-                              memory_order_relaxed);
+  int fold = hmb__memory_small_count(mem, size, p->bytes, msh, mine, 0);
   hmb__tcache_small_push(p->f, p->cls, p->raw, p->bytes);
+  return fold;
+}
+
+static inline __attribute__((always_inline)) int
+hmb__memory_pair_put(hmb__memory_t *mem, size_t size,
+                     const hmb__small_probe_t *p, unsigned msh, int mine,
+                     void *obj) {
+  int fold = hmb__memory_small_count(mem, size, p->bytes, msh, mine, 0);
+  hmb__tcache_pair_push(p->f, p->cls, obj, p->bytes);
   return fold;
 }
 

@@ -24,6 +24,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "memory/block.h"
 #include "memory/sizeclass.h"
 #include "platform/os.h"
 
@@ -64,6 +65,12 @@ static _Thread_local int hmb__tc_state
 static pthread_mutex_t hmb__tc_registry = PTHREAD_MUTEX_INITIALIZER;
 static hmb__tcache_t *hmb__tc_all;
 
+/* The start of a pair's block, from its data word and the block word. */
+static void *hmb__tc_pair_raw(const void *obj) {
+  char *data = hmb__tcache_pair_data(obj);
+  return data - hmb__block_offset(*hmb__block_word_at(data));
+}
+
 static void hmb__tc_exit(void *arg) {
   hmb__tcache_t *tc = arg;
   hmb__tc_state = HMB__TC_DEAD;
@@ -94,6 +101,15 @@ static void hmb__tc_exit(void *arg) {
     void *n = *(void **)tc->front.objs.head;
     free(tc->front.objs.head);
     tc->front.objs.head = n;
+  }
+  for (unsigned k = 0; k < HMB__TC_NCLASSES; k++) {
+    void *obj = tc->front.pair[k];
+    while (obj) {
+      void *n = *(void **)obj;
+      free(hmb__tc_pair_raw(obj));
+      free(obj);
+      obj = n;
+    }
   }
   pthread_mutex_destroy(&tc->lock);
   free(tc);
@@ -134,6 +150,21 @@ hmb__tcache_t *hmb__tcache(void) {
 hmb__tc_front_t *hmb__tcache_front_slow(void) {
   hmb__tcache_t *tc = hmb__tcache();
   return tc ? &tc->front : NULL;
+}
+
+void hmb__tcache_pair_split(hmb__tc_front_t *f, unsigned cls) {
+  void *obj = f->pair[cls];
+  size_t bytes = hmb__tcache_class_size(cls);
+  void *raw = hmb__tc_pair_raw(obj);
+  hmb__tcache_pair_pop(f, cls, obj, bytes);
+  if (f->small[cls].count < HMB__TC_SMALL_COUNT)
+    hmb__tcache_small_push(f, cls, raw, bytes); /* within small_bytes */
+  else
+    free(raw);
+  if (f->objs.count < HMB__TC_OBJS)
+    hmb__tcache_obj_push(f, obj);
+  else
+    free(obj);
 }
 
 /* ---- the depot ---------------------------------------------------------- */

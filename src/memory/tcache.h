@@ -1,16 +1,21 @@
 /*
  * tcache.h - the memory layer's per-thread cache.
  *
- * Each thread that allocates gets one, lazily, holding three things:
+ * Each thread that allocates gets one, lazily, holding four things:
  *   - small blocks (malloc'd, up to HMB__TC_SMALL_MAX bytes with their
  *     prefix) freed on this thread, by size class, for reuse by this thread
  *     only: no lock, no atomic, no shared cache line;
  *   - 64-byte objects (buffer handles), the same way;
+ *   - pairs: a 64-byte object kept with the small block it described (a
+ *     buffer handle and its block, closed on this thread), so that the
+ *     next allocation of that class and alignment takes both in one pop,
+ *     the block already placed (see "Pairs" below);
  *   - a magazine of a few large blocks (mappings) of the warm caches, for
  *     reuse by this thread without taking a lock shared by all threads. The
  *     magazine has a lock of its own (uncontended but for evictions).
- * Bounds per thread: HMB__TC_SMALL_BYTES of small blocks, HMB__TC_OBJS
- * objects, HMB__TC_LARGE large blocks (those are counted in their warm
+ * Bounds per thread: HMB__TC_SMALL_BYTES of small blocks (those of pairs
+ * included), HMB__TC_OBJS objects and HMB__TC_PAIRS more in pairs,
+ * HMB__TC_LARGE large blocks (those are counted in their warm
  * cache's cached bytes, inside the budget; see cache.h).
  *
  * Between threads, a process-wide depot: a thread whose cache of a class
@@ -23,7 +28,8 @@
  * does not fit goes back to malloc. It is reached only on the slow paths.
  *
  * When a thread exits its cache is emptied: small blocks and objects go
- * back to malloc, large blocks to their warm cache's release function. A
+ * back to malloc (a pair's block and its object both), large blocks to
+ * their warm cache's release function. A
  * thread that is exiting, or could not get a cache, gets NULL and the
  * callers go without.
  *
@@ -50,6 +56,8 @@
 #define HMB__TC_SMALL_COUNT 128u
 /* Objects of 64 bytes one thread keeps. */
 #define HMB__TC_OBJS 128u
+/* Pairs one thread keeps (their blocks count in HMB__TC_SMALL_BYTES). */
+#define HMB__TC_PAIRS 128u
 /* Large blocks one thread keeps in its magazine. */
 #define HMB__TC_LARGE 4u
 /* Size of the objects of hmb__tcache_obj_get(). */
@@ -95,8 +103,10 @@ typedef struct hmb__tc_small {
 
 typedef struct hmb__tc_front {
   hmb__tc_small_t small[HMB__TC_NCLASSES];
-  size_t small_bytes;
-  hmb__tc_small_t objs; /* the 64-byte objects */
+  size_t small_bytes;           /* of small[] and of the pairs' blocks */
+  hmb__tc_small_t objs;         /* the 64-byte objects */
+  void *pair[HMB__TC_NCLASSES]; /* the pairs, by their block's class */
+  unsigned npairs;              /* of all pair[] */
 } hmb__tc_front_t;
 
 /* The calling thread's cache front (NULL until made). Only tcache.h and
@@ -230,6 +240,47 @@ static inline void hmb__tcache_obj_put(void *obj) {
   }
   hmb__tcache_obj_put_slow(obj);
 }
+
+/*
+ * Pairs. A pair is a 64-byte object whose word 0 links it in its list and
+ * whose word HMB__TC_PAIR_DATA holds the data pointer of a small block of
+ * the class it is kept under (the block's word, block.h, gives its start;
+ * that is how a thread's exit frees both). The block's word and data stay
+ * as they were placed; the caller that pops a pair may reuse them when the
+ * alignment it wants is the one the block's word records. The memory
+ * layer's gauges count a pair's block as a block in the cache: not live,
+ * not physical. Owner thread only; never moved to the depot (a full cache
+ * keeps the pair's parts apart, on the lists above).
+ */
+#define HMB__TC_PAIR_DATA 2u
+static inline void *hmb__tcache_pair_data(const void *obj) {
+  return ((void *const *)obj)[HMB__TC_PAIR_DATA];
+}
+static inline int hmb__tcache_pair_room(const hmb__tc_front_t *f,
+                                        size_t bytes) {
+  return HMB__TC_KEEP_SMALL && f->npairs < HMB__TC_PAIRS &&
+         f->small_bytes + bytes <= HMB__TC_SMALL_BYTES;
+}
+/* Pop `obj`, the head pair of class `cls` (of size `bytes`). */
+static inline void hmb__tcache_pair_pop(hmb__tc_front_t *f, unsigned cls,
+                                        void *obj, size_t bytes) {
+  f->pair[cls] = *(void **)obj;
+  f->npairs--;
+  f->small_bytes -= bytes;
+}
+/* Push a pair after hmb__tcache_pair_room() (cls < HMB__TC_NCLASSES). */
+static inline void hmb__tcache_pair_push(hmb__tc_front_t *f, unsigned cls,
+                                         void *obj, size_t bytes) {
+  *(void **)obj = f->pair[cls];
+  f->pair[cls] = obj;
+  f->npairs++;
+  f->small_bytes += bytes;
+}
+
+/* Split the head pair of class `cls` (there is one): its block to the
+ * class's blocks, its object to the objects; either goes back to malloc
+ * where its list is full. (tcache.c) */
+void hmb__tcache_pair_split(hmb__tc_front_t *f, unsigned cls);
 
 /* What the depot holds now (for tests and the self-check). */
 void hmb__tcache_depot_counts(size_t *small_bytes, unsigned *objs);

@@ -953,6 +953,60 @@ static void test_ptr_realloc_asks_for_the_alignment_of_the_block(void **state) {
   assert_int_equal(asked_align, 16);
 }
 
+/*
+ * A block closed on its thread is kept with its handle and reused by the
+ * next allocation of its size class there. Each allocation still gets the
+ * alignment it asks for, whatever the block's last one was, and a realloc
+ * that moves the block keeps the alignment of the allocation (not of the
+ * block's earlier use). The counters are exact after each round.
+ */
+static void test_reused_blocks_keep_each_allocation_alignment(void **state) {
+  (void)state;
+  hmb_pool_t *pool = ts_pool(64 << 20, NULL, NULL);
+  hmb_runner_t *r = ts_started_runner(pool, 32 << 20);
+  const hmb_allocator_t *a = hmb_runner_allocator(r);
+  const size_t sizes[] = {1, 24, 48, 100, 200, 1000, 3000, 9000};
+  const size_t aligns[] = {16, 64, 16, 256, 32, 16, 4096, 64, 0};
+  for (int round = 0; round < 3; round++) {
+    for (size_t i = 0; i < sizeof sizes / sizeof sizes[0]; i++) {
+      size_t n = sizes[i];
+      for (size_t k = 0; k < sizeof aligns / sizeof aligns[0]; k++) {
+        size_t al = aligns[k], want = al ? al : 64; /* 0: the pool's 64 */
+        /* The pointer API, then a move to a larger block. */
+        void *p = NULL;
+        assert_int_equal(hmb_ptr_alloc(a, n, al, 0, &p), HMB_OK);
+        assert_int_equal((uintptr_t)p % (al ? al : 16), 0);
+        fill(p, n, (unsigned)(n + k));
+        assert_int_equal(hmb_ptr_realloc(&p, n + 70 * KIB), HMB_OK);
+        assert_int_equal((uintptr_t)p % (al ? al : 16), 0);
+        assert_true(filled(p, n, (unsigned)(n + k)));
+        assert_int_equal(hmb_ptr_free(p), HMB_OK);
+        assert_int_equal(hmb_ptr_alloc(a, n, al, 0, &p), HMB_OK);
+        assert_int_equal((uintptr_t)p % (al ? al : 16), 0);
+        assert_int_equal(hmb_ptr_size(p), n);
+        assert_int_equal(hmb_ptr_free(p), HMB_OK);
+        /* The handle API. */
+        hmb_buffer_t *b = NULL;
+        assert_int_equal(hmb_allocate_aligned(a, n, al, 0, &b), HMB_OK);
+        assert_int_equal((uintptr_t)hmb_buffer_data(b) % want, 0);
+        assert_int_equal(hmb_buffer_size(b), n);
+        fill(hmb_buffer_data(b), n, (unsigned)k);
+        hmb_buffer_close(b);
+        assert_int_equal(hmb_allocate(a, n, 0, &b), HMB_OK);
+        assert_int_equal((uintptr_t)hmb_buffer_data(b) % 64, 0);
+        hmb_buffer_close(b);
+        hmb_runner_stats_t rs = ts_runner_stats(r);
+        assert_int_equal(rs.live, 0);
+        hmb_memory_stats_t ms = ts_memory_stats(pool);
+        assert_int_equal(ms.pageable_live, 0);
+        assert_int_equal(ms.pageable_physical, 0);
+      }
+    }
+  }
+  hmb_runner_destroy(r);
+  ts_pool_done(pool);
+}
+
 int main(void) {
   ts_watchdog_arm("test_allocator", 120);
   const struct CMUnitTest tests[] = {
@@ -970,6 +1024,7 @@ int main(void) {
       cmocka_unit_test(
           test_allocate_aligned_zero_is_the_default_of_a_plain_vtable),
       cmocka_unit_test(test_ptr_realloc_asks_for_the_alignment_of_the_block),
+      cmocka_unit_test(test_reused_blocks_keep_each_allocation_alignment),
       cmocka_unit_test(test_ptr_on_runners_refuses_bad_input_and_charges_right),
       cmocka_unit_test(test_default_allocator_charges_no_budget),
       cmocka_unit_test(test_bound_allocator_binding_nests),
