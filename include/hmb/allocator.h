@@ -27,7 +27,8 @@
  * same prefix inside their first page. The budget is charged the requested
  * size only; hmb/stats.h states the physical bound including the prefix.
  * Zero-byte allocations charge nothing and still return a distinct
- * pointer (a prefix-only block).
+ * pointer (a block of the prefix and one byte, so that the pointer lies
+ * inside it: leak checkers count it as a reference).
  */
 #ifndef HMB_ALLOCATOR_H
 #define HMB_ALLOCATOR_H

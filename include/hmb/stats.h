@@ -54,7 +54,8 @@
  * @par The physical bound (built-in backends)
  * Every live block occupies more than its requested size s: its prefix P
  * (max(16, alignment), hmb/allocator.h) and its size-class rounding (blocks
- * are kept and reused by class: fewer than max(16, (s + P) / 8) bytes), plus,
+ * are kept and reused by class: fewer than max(16, (s + P) / 8) bytes; at
+ * most 16 for s = 0, whose block has one byte of room after P), plus,
  * for a block of 256 KiB or more (its own mapping), less than one page. Call
  * R the sum of these extras over the live blocks: `pageable_physical -
  * pageable_live` reports it exactly, and

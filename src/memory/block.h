@@ -103,4 +103,13 @@ static inline size_t hmb__prefix_for(size_t align) {
   return align > HMB__PREFIX_MIN ? align : HMB__PREFIX_MIN;
 }
 
+/* The bytes a small block of `size` data bytes after a prefix of `a` needs:
+ * a zero-byte block gets one byte of room, so that its data pointer lies
+ * inside it. (A pointer one past a block's end is no reference to it for a
+ * leak checker: a cached zero-byte block, which only its handle's data
+ * pointer reaches, would be reported as lost.) */
+static inline size_t hmb__small_need(size_t size, size_t a) {
+  return size + a + (size == 0);
+}
+
 #endif /* HMB_SRC_MEMORY_BLOCK_H */

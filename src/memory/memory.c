@@ -358,7 +358,7 @@ void *hmb__memory_alloc_slow(hmb__memory_t *mem, size_t size, size_t align,
   size_t a = hmb__prefix_for(align);
   void *p;
   if (size < HMB__LARGE_MIN - a)
-    p = hmb__alloc_small(mem, size + a, size, align);
+    p = hmb__alloc_small(mem, hmb__small_need(size, a), size, align);
   else
     p = size > SIZE_MAX / 2 ? NULL : hmb__alloc_large(mem, size, align);
   if (prefer_pinned && p) { /* served pageable: a fallback */
@@ -448,7 +448,7 @@ int hmb__memory_resize_in_place(hmb__memory_t *mem, void *data, size_t old_size,
   size_t want;
   if (kind == HMB__BLOCK_SMALL)
     want = new_size + a < HMB__LARGE_MIN
-               ? hmb__class_size(hmb__class_of(new_size + a))
+               ? hmb__class_size(hmb__class_of(hmb__small_need(new_size, a)))
                : 0;
   else if (hmb__block_class(w) != HMB__BLOCK_NOCLASS)
     want = hmb__cache_block_len(hmb__round_page(new_size + off));

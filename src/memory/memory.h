@@ -194,10 +194,10 @@ hmb__memory_small_class(const hmb__memory_t *mem, size_t size, size_t align,
   /* size <= HMB_MAX_ALLOC and a <= align: the sum cannot wrap. Below
    * HMB__TC_SMALL_MAX it is in a class the thread cache keeps. */
   if (HMB__UNLIKELY(mem->custom.alloc != NULL || f == NULL ||
-                    size + a >= HMB__TC_SMALL_MAX))
+                    hmb__small_need(size, a) >= HMB__TC_SMALL_MAX))
     return 0;
   p->f = f;
-  p->cls = hmb__class_of(size + a);
+  p->cls = hmb__class_of(hmb__small_need(size, a));
   p->align = align;
   return 1;
 }

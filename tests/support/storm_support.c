@@ -66,8 +66,8 @@ size_t sts_phys_stated(size_t size, size_t prefix) {
 
 size_t sts_phys_bound(size_t size, size_t prefix) {
   size_t need = size + prefix;
-  if (need < STS_LARGE_MIN)
-    return need + (need <= 128 ? 15 : need / 8);
+  if (need < STS_LARGE_MIN) /* a zero-byte block gets one byte of room */
+    return need + (size == 0) + (need <= 128 ? 15 : need / 8);
   size_t len = round_up(need, sts_page());
   return round_up(len + len / 8, sts_page());
 }

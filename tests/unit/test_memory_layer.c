@@ -6,6 +6,7 @@
  *     byte tells a block from anything else, and every block the memory
  *     layer hands out carries a valid word with its kind and the offset
  *     back to what was allocated, and a back-pointer slot it never writes;
+ *     a small block's data, even a zero-byte one's, lies inside it;
  *   - sizeclass.h: every size maps to a class that serves it and is less
  *     than 1/8 larger above 128 bytes (at most 15 bytes larger below);
  *     classes are contiguous and ordered;
@@ -149,6 +150,8 @@ static void test_block_prefix_of_every_kind(void **state) {
       {m, 100, 0, 0, HMB__BLOCK_SMALL},
       {m, 100, 4096, 0, HMB__BLOCK_SMALL},
       {m, 0, 16, 0, HMB__BLOCK_SMALL},
+      {m, 0, 0, 0, HMB__BLOCK_SMALL},
+      {m, 0, 4096, 0, HMB__BLOCK_SMALL},
       {m, 300 * KIB, 0, 0, HMB__BLOCK_LARGE},
       {m, 300 * KIB, 16384, 0, HMB__BLOCK_LARGE},
       {m, 5000, 0, 1, HMB__BLOCK_PINNED},
@@ -170,6 +173,12 @@ static void test_block_prefix_of_every_kind(void **state) {
     assert_true(hmb__block_offset(w) >= hmb__prefix_for(align) ||
                 cases[i].kind != HMB__BLOCK_LARGE);
     assert_true(hmb__block_offset(w) >= HMB__PREFIX_MIN);
+    /* The data, and at least one byte of it (a zero-byte block too), lie
+     * inside the malloc'd block, so the handle's data pointer is a
+     * reference to it for a leak checker. */
+    if (cases[i].kind == HMB__BLOCK_SMALL)
+      assert_true(hmb__block_offset(w) + (cases[i].size ? cases[i].size : 1) <=
+                  hmb__class_size(hmb__block_class(w)));
     assert_int_equal(hmb__block_pinned(w), pinned);
     assert_int_equal(hmb__memory_block_pinned(d), pinned);
     assert_int_equal(pinned, cases[i].pinned);
