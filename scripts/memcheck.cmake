@@ -7,6 +7,9 @@
 # read from `ctest --show-only=json-v1`, so a test registered anywhere in
 # the tree (tests/, tests/cpp/, integrations/) is found where it was built.
 # Prints one line per test; fails at the first test that valgrind reports.
+# valgrind runs one thread at a time; --fair-sched hands that turn round in
+# order, without which a thread that polls in a loop can keep it for seconds
+# and starve the thread it waits for (a test then took 1 to 30 s, at random).
 cmake_minimum_required(VERSION 3.19) # string(JSON)
 
 if(NOT BUILD)
@@ -69,7 +72,7 @@ foreach(i RANGE ${last})
   string(TIMESTAMP t0 "%s")
   execute_process(
     COMMAND "${VALGRIND}" -q --error-exitcode=97 --leak-check=full
-            --errors-for-leak-kinds=definite,indirect ${cmd}
+            --errors-for-leak-kinds=definite,indirect --fair-sched=try ${cmd}
     WORKING_DIRECTORY "${wd}"
     RESULT_VARIABLE r OUTPUT_QUIET ERROR_VARIABLE verr)
   foreach(ek IN LISTS envset)

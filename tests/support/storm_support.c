@@ -93,6 +93,22 @@ int sts_sanitized(void) {
   return STS_ASAN || STS_TSAN;
 }
 
+/* valgrind's client request is a no-op sequence when it is not running. */
+#if defined(__has_include)
+#if __has_include(<valgrind/valgrind.h>)
+#include <valgrind/valgrind.h>
+#define STS_VALGRIND_H 1
+#endif
+#endif
+
+int sts_under_valgrind(void) {
+#ifdef STS_VALGRIND_H
+  return RUNNING_ON_VALGRIND ? 1 : 0;
+#else
+  return 0;
+#endif
+}
+
 int sts_asan(void) {
   return STS_ASAN;
 }

@@ -45,6 +45,8 @@ size_t sts_phys_bound(size_t size, size_t prefix);
 int sts_sanitized(void);
 /* Whether it runs under AddressSanitizer. */
 int sts_asan(void);
+/* Whether it runs under valgrind (0 where valgrind.h was not installed). */
+int sts_under_valgrind(void);
 /* Monotonic clock in ns. */
 uint64_t sts_now_ns(void);
 

@@ -42,7 +42,9 @@ static void *ts_watchdog_main(void *arg) {
 }
 
 void ts_watchdog_arm(const char *what, int seconds) {
-  if (ts_under_sanitizer())
+  /* Sanitizers and valgrind slow every step (valgrind also runs one thread
+   * at a time). */
+  if (ts_under_sanitizer() || sts_under_valgrind())
     seconds *= 4;
   pthread_mutex_lock(&ts_wd_mu);
   ts_wd_armed = 1;
