@@ -536,7 +536,7 @@ static void test_memory_huge_pages_flag(void **state) {
  */
 static void test_memory_physical_bound_of_stats_h(void **state) {
   (void)state;
-  const size_t sizes[] = {129, 1000, 5000, 70000, 300 * KIB, 3 * MIB + 17};
+  const size_t sizes[] = {0, 129, 1000, 5000, 70000, 300 * KIB, 3 * MIB + 17};
   const int64_t page = (int64_t)sysconf(_SC_PAGESIZE);
   int broken = 0;
   for (int cache = 0; cache < 2; cache++) {

@@ -66,6 +66,7 @@
 #include <string.h>
 
 #include "hmb.h"
+#include "storm_support.h"
 
 #define KIB ((size_t)1024)
 #define LIMIT ((size_t)1024 * 1024)
@@ -76,7 +77,6 @@
 #define NHREC 32
 #define CACHE_CAP ((size_t)2 * 1024 * 1024)
 #define PINNED ((size_t)256 * 1024)
-#define PAGE ((size_t)4096)
 #define LARGE_MIN ((size_t)256 * 1024)
 
 typedef struct rd {
@@ -250,18 +250,11 @@ static int running_count(void) {
 /* ---- roots and their contents -----------------------------------------------
  */
 
-static size_t round_up(size_t v, size_t to) {
-  return (v + to - 1) / to * to;
-}
-
 /* What a block may occupy: the prefix, the size class (< 1/8, or < 16 bytes
- * up to 128), the page rounding of mappings. */
+ * up to 128), the page rounding of mappings (storm_support.c, shared with
+ * the storm and the physical-bound stress). */
 static size_t phys_bound(size_t size, size_t prefix) {
-  size_t need = size + prefix;
-  if (need < LARGE_MIN)
-    return need + (need <= 128 ? 15 : need / 8);
-  size_t len = round_up(need, PAGE);
-  return round_up(len + len / 8, PAGE);
+  return sts_phys_bound(size, prefix);
 }
 
 static void tag_fill(const root_t *rt) {
