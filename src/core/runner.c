@@ -541,7 +541,8 @@ hmb__runner_new_quick(hmb_runner_t *r, size_t bytes, size_t align,
     return NULL;
   int mem_fold;
   hmb_buffer_t *buf;
-  if (HMB__LIKELY(hmb__memory_small_pair(&p))) {
+  int pair = hmb__memory_small_pair_quick(&p);
+  if (HMB__LIKELY(pair > 0)) {
     /* A handle with its block, placed for this alignment: one pop. */
     if (HMB__UNLIKELY(!hmb__ledger_take_fast(&r->acct, sh, (int64_t)bytes)))
       return NULL;
@@ -549,7 +550,9 @@ hmb__runner_new_quick(hmb_runner_t *r, size_t bytes, size_t align,
                                 &mem_fold);
     hmb__buffer_root_init_pair(buf, bytes, bflags, sh, r, &hmb__runner_ops);
   } else {
-    if (HMB__UNLIKELY(!hmb__memory_small_block(&p) ||
+    /* A head pair of another alignment: the full path splits it (a call,
+     * which would give this path a frame). */
+    if (HMB__UNLIKELY(pair < 0 || !hmb__memory_small_block(&p) ||
                       !hmb__tcache_obj_ready(p.f) ||
                       !hmb__ledger_take_fast(&r->acct, sh, (int64_t)bytes)))
       return NULL;
@@ -745,12 +748,13 @@ hmb__runner_closed_rest(hmb_runner_t *r, unsigned sh, int64_t bytes, int fold,
  * hmb_ptr_free() inline). The common case, a small
  * block the calling thread's cache has room for and its handle, no close
  * handler, and the bytes kept as spare, makes no call but tail calls; the
- * rest is hmb__runner_freed() then hmb__buffer_root_end(). The order is
+ * rest is hmb__runner_freed() then hmb__buffer_root_end(). `has_block`:
+ * the caller knows b->data is not NULL (a pointer's handle). The order is
  * theirs: block, live gauge, budget, buffer count; the handle goes back
  * once its fields are read (no handler to see it).
  */
 static inline __attribute__((always_inline)) int
-hmb__runner_close_root(hmb_runner_t *r, hmb_buffer_t *b) {
+hmb__runner_close_root(hmb_runner_t *r, hmb_buffer_t *b, int has_block) {
   hmb__small_probe_t p;
   unsigned sh = b->shard;
   unsigned me = hmb__os_thread_index_plus1();
@@ -759,7 +763,7 @@ hmb__runner_close_root(hmb_runner_t *r, hmb_buffer_t *b) {
    * buffer, or took over that thread's index): a close on another thread
    * goes the full way, counting in the shared shards. */
   int pair = 0;
-  if (HMB__LIKELY(b->data != NULL && b->handler.fn == NULL &&
+  if (HMB__LIKELY((has_block || b->data != NULL) && b->handler.fn == NULL &&
                   hmb__runner_shard_is_mine(r, sh, me) &&
                   hmb__memory_small_kept(b->data, &p) &&
                   ((pair = hmb__tcache_pair_room(p.f, p.bytes)) ||
@@ -793,7 +797,7 @@ hmb__runner_close_root(hmb_runner_t *r, hmb_buffer_t *b) {
 }
 
 static int hmb__runner_closed(void *owner, hmb_buffer_t *b) {
-  return hmb__runner_close_root(owner, b);
+  return hmb__runner_close_root(owner, b, 0);
 }
 
 /* A runner's block whose handle has no other reference is closed here with
@@ -805,7 +809,7 @@ int hmb_ptr_free(void *ptr) {
   hmb_buffer_t *b = hmb__ptr_buffer(ptr);
   if (HMB__LIKELY(b != NULL && b->u.root.ops == &hmb__runner_ops &&
                   hmb__buffer_drop_sole_root(b)))
-    return hmb__runner_close_root(b->u.root.owner, b);
+    return hmb__runner_close_root(b->u.root.owner, b, 1); /* data == ptr */
   return hmb__ptr_free_any(ptr);
 }
 

@@ -151,6 +151,9 @@ int hmb__memory_free_slow(hmb__memory_t *mem, void *data, size_t size,
  *                              another alignment is split (its block to
  *                              the class, its object to the objects), so
  *                              that hmb__memory_small_block() finds it;
+ *   hmb__memory_small_pair_quick()  the same without the split (no call):
+ *                              1 a pair that fits, 0 none, -1 a head of
+ *                              another alignment;
  *   hmb__memory_small_probe()  the class and the block at once;
  *   hmb__memory_small_take()   after a block said yes (and no other cache
  *                              use between): pops it, places the data,
@@ -208,26 +211,36 @@ hmb__memory_small_block(hmb__small_probe_t *p) {
   return p->raw != NULL;
 }
 
-/* A pair's block fits: its class is the one asked for, and with the same
- * alignment its offset is at most hmb__prefix_for(align), so the data ends
- * within the class size. (The block word records the alignment, which a
- * resize and hmb__memory_block_align() use: it must be the one asked for.) */
+/* The head pair of the class, without the call of a split: 1 it fits
+ * (p->pair), 0 no pair, -1 a head of another alignment (left as it is; for
+ * a quick path that makes no call, and so needs no frame, and leaves the
+ * split to its full path). A pair's block fits when its class is the one
+ * asked for, and with the same alignment its offset is at most
+ * hmb__prefix_for(align), so the data ends within the class size. (The
+ * block word records the alignment, which a resize and
+ * hmb__memory_block_align() use: it must be the one asked for.) */
 static inline __attribute__((always_inline)) int
-hmb__memory_small_pair(hmb__small_probe_t *p) {
+hmb__memory_small_pair_quick(hmb__small_probe_t *p) {
   void *obj = p->f->pair[p->cls];
   if (obj == NULL)
     return 0;
   uint64_t w = *hmb__block_word_at(hmb__tcache_pair_data(obj));
   if (HMB__UNLIKELY(((w >> 24) & 31u) !=
-                    (uint64_t)__builtin_ctzll((unsigned long long)p->align))) {
-    /* Another alignment: the head pair is split into a block and an
-     * object, which the caller takes apart, so a class's pairs never pile
-     * up behind a head of the wrong alignment. */
-    hmb__tcache_pair_split(p->f, p->cls);
-    return 0;
-  }
+                    (uint64_t)__builtin_ctzll((unsigned long long)p->align)))
+    return -1;
   p->pair = obj;
   return 1;
+}
+
+/* Whether the head pair fits (p->pair). A head of another alignment is
+ * split into a block and an object, which the caller takes apart, so a
+ * class's pairs never pile up behind a head of the wrong alignment. */
+static inline __attribute__((always_inline)) int
+hmb__memory_small_pair(hmb__small_probe_t *p) {
+  int k = hmb__memory_small_pair_quick(p);
+  if (HMB__UNLIKELY(k < 0))
+    hmb__tcache_pair_split(p->f, p->cls);
+  return k > 0;
 }
 
 static inline __attribute__((always_inline)) int
