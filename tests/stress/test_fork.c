@@ -17,8 +17,18 @@
  * and an executor (not under ThreadSanitizer, whose runtime refuses a
  * thread started after a multi-threaded fork), then checks that every
  * figure is back at rest and the pool's self-check holds. A child that
- * finds a lock held forever is killed by its alarm; the parent requires
+ * finds a lock held forever is killed after 10 s; the parent requires
  * every child to exit with 0.
+ *
+ * Under ThreadSanitizer (clang 14) a child can also wait forever inside
+ * the sanitizer's runtime: a lock of its own (its metadata allocator's,
+ * in aligned_alloc(), for one), held by a parent thread at the fork, is
+ * not taken by the runtime's fork handlers (seen about once in 1,000
+ * children, with the library's and without it in the stack). Before
+ * killing a child past its deadline the parent asks gdb for its stack;
+ * one whose innermost frame is in the sanitizer's runtime is reported and
+ * counted apart (at most 3 are tolerated); any other, or any child when
+ * gdb cannot tell, fails the test.
  *
  * Not under AddressSanitizer: its allocator (clang 14) takes no fork
  * handlers of its own, and a child's malloc then hangs now and then under
@@ -39,6 +49,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/wait.h>
+#include <time.h>
 #include <unistd.h>
 
 #include "testsupport.h"
@@ -278,6 +289,52 @@ static int child_body(void) {
   return 0;
 }
 
+/* Whether child `pid`, past its deadline, is spinning in the sanitizer's
+ * runtime: gdb's innermost frame of its one thread is there. */
+static int stuck_in_sanitizer_runtime(pid_t pid) {
+  char cmd[128], line[512];
+  snprintf(cmd, sizeof cmd, "gdb -nx -batch -p %d -ex bt 2>/dev/null",
+           (int)pid);
+  FILE *f = popen(cmd, "r");
+  if (!f)
+    return 0;
+  int in_runtime = 0, seen = 0;
+  while (fgets(line, sizeof line, f)) {
+    if (!seen && strncmp(line, "#0 ", 3) == 0) {
+      seen = 1;
+      in_runtime = strstr(line, "__sanitizer::") != NULL ||
+                   strstr(line, "__tsan::") != NULL;
+      fprintf(stderr, "test_fork: child %d, innermost frame: %s", (int)pid,
+              line);
+    }
+  }
+  pclose(f);
+  return in_runtime;
+}
+
+/* Wait for child `pid` at most `seconds`; past it, classify and kill it.
+ * Returns its wait status; *runtime: it was spinning in the sanitizer's
+ * runtime. */
+static int wait_child(pid_t pid, int seconds, int *runtime) {
+  *runtime = 0;
+  int ws = 0;
+  const struct timespec tick = {0, 1000000};
+  for (long waited = 0;; waited++) {
+    pid_t got = waitpid(pid, &ws, WNOHANG);
+    assert_true(got >= 0);
+    if (got == pid)
+      return ws;
+    if (waited >= (long)seconds * 1000)
+      break;
+    nanosleep(&tick, NULL);
+  }
+  if (ts_under_sanitizer())
+    *runtime = stuck_in_sanitizer_runtime(pid);
+  kill(pid, SIGKILL);
+  assert_int_equal(waitpid(pid, &ws, 0), pid);
+  return ws;
+}
+
 static void test_fork_while_threads_use_the_library(void **state) {
   (void)state;
   if (ts_under_asan()) {
@@ -298,18 +355,18 @@ static void test_fork_while_threads_use_the_library(void **state) {
   assert_int_equal(pthread_create(&th[4], NULL, defaulter, &L), 0);
   while (atomic_load(&L.churned) == 0) /* every kind of work has begun */
     sched_yield();
-  long hung = 0, failed = 0;
+  long hung = 0, failed = 0, runtime_hung = 0;
   for (long i = 0; i < forks; i++) {
     fflush(NULL);
     pid_t pid = fork();
     assert_true(pid >= 0);
-    if (pid == 0) {
-      alarm(10); /* a lock held forever: SIGALRM kills the child */
+    if (pid == 0)
       _exit(child_body());
-    }
-    int ws = 0;
-    assert_int_equal(waitpid(pid, &ws, 0), pid);
-    if (WIFSIGNALED(ws) && WTERMSIG(ws) == SIGALRM)
+    int runtime = 0;
+    int ws = wait_child(pid, 10, &runtime);
+    if (runtime)
+      runtime_hung++;
+    else if (WIFSIGNALED(ws) && WTERMSIG(ws) == SIGKILL)
       hung++;
     else if (!WIFEXITED(ws) || WEXITSTATUS(ws) != 0) {
       failed++;
@@ -324,12 +381,14 @@ static void test_fork_while_threads_use_the_library(void **state) {
     assert_int_equal(pthread_join(th[i], &ret[i]), 0);
   assert_null(ret[2]);
   fprintf(stderr,
-          "test_fork: %ld children, %ld hung, %ld failed; parent: %ld "
-          "buffers produced, %ld closed by the consumer, %ld churn rounds\n",
-          forks, hung, failed, atomic_load(&L.produced),
+          "test_fork: %ld children, %ld hung, %ld failed, %ld stuck in the "
+          "sanitizer's runtime; parent: %ld buffers produced, %ld closed "
+          "by the consumer, %ld churn rounds\n",
+          forks, hung, failed, runtime_hung, atomic_load(&L.produced),
           atomic_load(&L.consumed), atomic_load(&L.churned));
   assert_int_equal(hung, 0);
   assert_int_equal(failed, 0);
+  assert_true(runtime_hung <= 3);
   ts_pool_done(L.pool);
   ts_watchdog_disarm();
 }
