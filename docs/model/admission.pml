@@ -92,6 +92,11 @@
  *   -DMUT=4  R4 counts requests instead of runners (with -DHELPER)
  *   -DMUT=5  a progress grow is granted its whole need (with -DSTAGED)
  *   -DMUT=6  finish leaves the progress role in place
+ *   -DMUT=7  a queued borrow does not mark its runner's words (with
+ *            -DHELPER: a close of the other thread keeps its unit as spare
+ *            while the borrow waits)
+ *   -DMUT=8  finish does not mark the words stopped (a close after it
+ *            is not returned to the pool at once)
  */
 
 #ifndef NR
@@ -174,6 +179,12 @@ byte spare[MAXR];   /* spare (all shards) */
 byte live[MAXR];    /* live units of its buffers */
 byte beyond[MAXR];  /* part of held granted beyond the limit */
 byte nwait[MAXR];   /* its requests in the queues (== bor_queued here) */
+/* The marks in its shards' words (core/ledger_state.h) that a lock-free
+ * free or put-back reads in the word it writes: HMB__SB_STOPPED (set by
+ * finish and destroy as they drain the spare) and HMB__SB_QUEUED (set
+ * while a borrow or grow of it is queued). */
+bit fstop[MAXR];
+bit fqueued[MAXR];
 #ifdef NEED
 byte dneed[MAXR];   /* declared need, NONE: none */
 #endif
@@ -212,12 +223,14 @@ byte tl[MAXT];      /* live units of the buffers this thread owns */
 byte gbytes[MAXT];  /* the grant (hmb__grant_t bytes, beyond) */
 byte gbey[MAXT];
 #endif
-/* The thread gave spare back lock-free and its locked part is to follow:
- * GB_FREE (a close: hmb__ledger_freed_slow() follows) or GB_PUT (the put-back
- * of a failed borrow: the locked part of hmb__spare_put_back()). */
+/* The thread found a mark (or beyond, or the need exceeded) and carries
+ * fx[t] freed units to the locked part of its give-back: GB_FREE (a close:
+ * hmb__ledger_freed_slow()) or GB_PUT (the put-back of a failed borrow: the
+ * locked part of hmb__spare_put_back()). */
 #define GB_FREE 1
 #define GB_PUT 2
 byte flk[MAXT];
+byte fx[MAXT];
 #ifdef HELPER
 #define GIVING(r) (flk[r] != 0 || ((r) == 0 && flk[HT] != 0))
 #else
@@ -321,7 +334,12 @@ inline enqueue_bor(t, kind, n, loc) {
   nbq++;
   nwait[RUN(t)]++;
   if
-  :: nwait[RUN(t)] == 1 -> bor_runners++
+  :: nwait[RUN(t)] == 1 ->
+    bor_runners++;
+#if MUT != 7
+    fqueued[RUN(t)] = 1; /* before the borrow reads its spare */
+#endif
+    skip
   :: else -> skip
   fi
 }
@@ -345,7 +363,7 @@ inline remove_locked(t) {
     d_i = 0;
     nwait[RUN(t)]--;
     if
-    :: nwait[RUN(t)] == 0 -> bor_runners--
+    :: nwait[RUN(t)] == 0 -> bor_runners--; fqueued[RUN(t)] = 0
     :: else -> skip
     fi
   :: else ->
@@ -705,16 +723,16 @@ inline beyond_back(r) {
 }
 
 /* hmb__spare_put_back(), the lock-free part: x units of spare back after a
- * failed borrow (the own spare it took); the lock is needed if the runner
- * stopped, holds beyond the limit, or has a borrow or grow queued. The
- * locked part is give_back_end() (GB_PUT: no trim to the need). */
+ * failed borrow (the own spare it took), with one CAS on the word unless
+ * it is marked (stopped, a borrow or grow queued) or the runner holds
+ * beyond the limit; then the units are carried to the locked part,
+ * give_back_end() (GB_PUT: no trim to the need). */
 inline put_back(t, r, x) {
   if
   :: x > 0 ->
-    spare[r] = spare[r] + x;
     if
-    :: st[r] >= RETURNING || beyond[r] > 0 || nwait[r] > 0 -> flk[t] = GB_PUT
-    :: else -> skip
+    :: fstop[r] || fqueued[r] || beyond[r] > 0 -> flk[t] = GB_PUT; fx[t] = x
+    :: else -> spare[r] = spare[r] + x
     fi
   :: else -> skip
   fi
@@ -731,14 +749,14 @@ inline check() {
     assert(live[c_i] <= held_r[c_i]);
     assert(beyond[c_i] <= held_r[c_i]);
     /* what its threads carry, its queued requests, whether it waits */
-    c_c = wlocal[c_i];
+    c_c = wlocal[c_i] + fx[c_i];
     c_q = (wk[c_i] != KNONE && wres[c_i] == PEND -> 1 : 0);
     c_x = (wk[c_i] >= KBORROW && wres[c_i] == PEND -> 1 : 0);
     c_n = c_n + (wk[c_i] >= KBORROW && wres[c_i] == PEND -> 1 : 0);
 #ifdef HELPER
     if
     :: c_i == 0 ->
-      c_c = c_c + wlocal[HT];
+      c_c = c_c + wlocal[HT] + fx[HT];
       c_q = c_q + (wk[HT] != KNONE && wres[HT] == PEND -> 1 : 0);
       c_x = c_x + (wk[HT] >= KBORROW && wres[HT] == PEND -> 1 : 0);
       c_n = c_n + (wk[HT] >= KBORROW && wres[HT] == PEND -> 1 : 0);
@@ -751,13 +769,16 @@ inline check() {
     assert(held_r[c_i] == live[c_i] + spare[c_i] + c_c);
     assert(nwait[c_i] == c_q);
     /* own spare first: a queued borrow is served by its runner's spare
-     * (runner.h), unless a give-back that will do so is between its two
-     * parts */
+     * (runner.h) at once: spare grows lock-free only in words not marked
+     * queued, and under the lock only before a serve */
     c_q = (wk[c_i] == KBORROW && wres[c_i] == PEND -> 1 : 0);
 #ifdef HELPER
     c_q = c_q + (c_i == 0 && wk[HT] == KBORROW && wres[HT] == PEND -> 1 : 0);
 #endif
-    assert(c_q == 0 || spare[c_i] == 0 || GIVING(c_i));
+    assert(c_q == 0 || spare[c_i] == 0);
+    /* nothing stranded: a stopped runner keeps no spare (a lock-free
+     * credit goes only into words not marked stopped) */
+    assert(st[c_i] < RETURNING || spare[c_i] == 0);
     if
     :: st[c_i] == RUNNING ->
       c_run++;
@@ -943,48 +964,51 @@ inline pressure_done(t) {
 }
 #endif
 
-/* hmb__ledger_freed(), the lock-free part: one unit of thread t's buffers
- * of runner r is freed. Running (or cancelled): it becomes spare; the lock
- * is needed (pend = GB_FREE: give_back_end() follows) if a borrow or grow of
- * r is queued, r holds beyond the limit, or a declared need is exceeded.
- * Stopped: returned to the pool at once (under the lock). */
+/* A close of one unit of thread t's buffers of runner r. Lock-free:
+ * hmb__ledger_freed_counted(), one CAS that makes the unit spare (and
+ * uncounts the buffer), unless the word is marked or the runner holds
+ * beyond the limit or exceeds a declared need; then the unit is carried
+ * (pend = GB_FREE, fx) to the locked part, give_back_end(). Marked
+ * stopped: returned to the pool at once (under the lock). */
 inline free_begin(t, r, pend) {
   live[r]--;
   tl[t]--;
   if
-  :: st[r] >= RETURNING ->
+  :: fstop[r] ->
     held_sub(r, 1);
     dispatch()
   :: else ->
-    spare[r]++;
     if
-    :: nwait[r] > 0 || beyond[r] > 0 -> pend = GB_FREE
+    :: fqueued[r] || beyond[r] > 0 -> pend = GB_FREE; fx[t] = 1
 #ifdef NEED
-    :: dneed[r] != NONE && st[r] == RUNNING && held_r[r] > dneed[r] ->
-      pend = GB_FREE
+    :: !fqueued[r] && beyond[r] == 0 && dneed[r] != NONE &&
+       st[r] == RUNNING && held_r[r] > dneed[r] -> pend = GB_FREE; fx[t] = 1
 #endif
-    :: else -> skip
+    :: else -> spare[r]++
     fi
   fi;
   check()
 }
 
-/* The locked part of a give-back: hmb__ledger_freed_slow() after a close
- * (pend == GB_FREE), the locked part of hmb__spare_put_back() after a
- * failed borrow (GB_PUT). Stopped meanwhile: all spare back. Else: serve
- * own borrows, spare beyond the limit back to the pool, and (a close only)
- * trim to the declared need; then dispatch. */
-inline give_back_end(r, pend) {
+/* The locked part of a give-back of the fx[t] units thread t carries:
+ * hmb__ledger_freed_slow() after a close (GB_FREE), the locked part of
+ * hmb__spare_put_back() after a failed borrow (GB_PUT). Stopped
+ * meanwhile: the units go back to the pool. Else: they become spare, own
+ * borrows are served, spare beyond the limit goes back to the pool, and
+ * (a close only) the runner is trimmed to its declared need; then
+ * dispatch. */
+inline give_back_end(t, r) {
   if
   :: st[r] >= RETURNING ->
-    d_t = spare[r]; spare[r] = 0; held_sub(r, d_t); d_t = 0
+    held_sub(r, fx[t])
   :: else ->
+    spare[r] = spare[r] + fx[t];
     serve_own(r);
     beyond_back(r)
 #ifdef NEED
     ;
     if
-    :: pend == GB_FREE && dneed[r] != NONE && st[r] == RUNNING &&
+    :: flk[t] == GB_FREE && dneed[r] != NONE && st[r] == RUNNING &&
        held_r[r] > dneed[r] ->
       d_t = held_r[r] - dneed[r];
       d_t = (d_t < spare[r] -> d_t : spare[r]);
@@ -995,8 +1019,9 @@ inline give_back_end(r, pend) {
     fi
 #endif
   fi;
+  fx[t] = 0;
+  flk[t] = 0;
   dispatch();
-  pend = 0;
   check()
 }
 
@@ -1094,7 +1119,7 @@ start:
       borrow_end(me, me, a);
       a = 0
     :: d_step { !flk[me] && tl[me] > 0 -> free_begin(me, me, flk[me]) }
-    :: d_step { flk[me] -> give_back_end(me, flk[me]) }
+    :: d_step { flk[me] -> give_back_end(me, me) }
     :: d_step { !flk[me] && spare[me] > 0 -> try_free(me, MAXLIVE + LIMIT) }
 #ifdef NEED
     :: d_step { !flk[me] && spare[me] > 1 -> try_free(me, 1) }
@@ -1127,6 +1152,9 @@ start:
                 (st[me] == RUNNING || st[me] == CANCELLED) ->
         /* hmb__ledger_finish(): stop running, spare back, dispatch */
         stop_running(me, RETURNING);
+#if MUT != 8
+        fstop[me] = 1; /* with the drain (hmb__spare_take_all()) */
+#endif
         d_t = spare[me];
         spare[me] = 0;
         held_sub(me, d_t);
@@ -1150,6 +1178,7 @@ start:
         gbeyond[me] = beyond[me];
         held_r[me] = 0; beyond[me] = 0; live[me] = 0; tl[me] = 0;
         st[me] = CREATED;
+        fstop[me] = 0; /* the next runner's words */
         tord_remove(me);
 #ifdef NEED
         dneed[me] = NONE;
@@ -1165,6 +1194,7 @@ start:
                 ) -> /* the runner is gone; the slot takes the next one */
         assert(live[me] == 0 && beyond[me] == 0 && spare[me] == 0);
         st[me] = CREATED;
+        fstop[me] = 0; /* the next runner's words */
         tord_remove(me);
 #ifdef NEED
         dneed[me] = NONE;
@@ -1192,7 +1222,7 @@ end:
     borrow_end(HT, 0, a);
     a = 0
   :: d_step { !flk[HT] && tl[HT] > 0 -> free_begin(HT, 0, flk[HT]) }
-  :: d_step { flk[HT] -> give_back_end(0, flk[HT]) }
+  :: d_step { flk[HT] -> give_back_end(HT, 0) }
   od
 }
 #endif

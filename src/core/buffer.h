@@ -32,7 +32,9 @@ enum hmb__buf_flags {
   HMB__BUF_PINNED = 1u << 0,
   HMB__BUF_SLICE = 1u << 1,
   HMB__BUF_RESERVATION = 1u << 2, /* budget only: no memory */
-  HMB__BUF_PTR = 1u << 3          /* made by hmb_ptr_alloc() */
+  HMB__BUF_PTR = 1u << 3,         /* made by hmb_ptr_alloc() */
+  HMB__BUF_XREF = 1u << 4         /* counted by a runner reference, not in
+                                     its shard (core/runner.h) */
 };
 
 typedef struct hmb__owner_ops {

@@ -78,9 +78,24 @@ int hmb_pool_check(hmb_pool_t *p, unsigned flags, char *buf, size_t len) {
                 "runner #%" PRIu64 ": beyond %" PRId64
                 " outside [0, held %" PRId64 "] (R-I3)",
                 a->id, beyond, held);
-    for (unsigned i = 0; i < HMB__SHARDS; i++)
-      if (hmb__get(&a->shard[i].spare) < 0)
-        hmb__fail(&c, "runner #%" PRIu64 ": spare < 0 in shard %u", a->id, i);
+    /* The flags a lock-free free relies on (ledger.h): under the lock,
+     * stopped iff the state is returning, queued iff a borrow or grow of
+     * the runner is queued. */
+    if (hmb__get(&a->spare_over) < 0)
+      hmb__fail(&c, "runner #%" PRIu64 ": spare_over < 0", a->id);
+    for (unsigned i = 0; i < HMB__SHARDS; i++) {
+      uint64_t w = atomic_load_explicit(&a->shard[i].sb, memory_order_relaxed);
+      if (((w & HMB__SB_STOPPED) != 0) != hmb__rstate_returning(st))
+        hmb__fail(&c,
+                  "runner #%" PRIu64 ": shard %u is%s marked stopped in "
+                  "state %d",
+                  a->id, i, (w & HMB__SB_STOPPED) ? "" : " not", st);
+      if (((w & HMB__SB_QUEUED) != 0) != (a->bor_queued > 0))
+        hmb__fail(&c,
+                  "runner #%" PRIu64 ": shard %u is%s marked queued with %d "
+                  "borrow(s) queued",
+                  a->id, i, (w & HMB__SB_QUEUED) ? "" : " not", a->bor_queued);
+    }
     if (st == HMB__R_RUNNING) {
       running++;
       if (beyond > 0 && L->progress != a)

@@ -20,12 +20,14 @@
  *
  * Memory orders. Fields written under the lock are also atomics so that
  * the hot path and stats can read them without it; those reads are relaxed
- * snapshots. Two places need more, and say so where they are:
- *   - a free adds to spare, then reads the state; finish and destroy store
- *     the state, then drain spare. Both sides are seq_cst (Dekker), so one
- *     of them sees the other and no budget is stranded in a stopped runner;
- *   - a free adds to spare, then reads bor_queued; a borrower increments
- *     bor_queued, then reads spare (under the lock). Same pairing.
+ * snapshots. What a lock-free free must not miss is in the word it
+ * writes (ledger_state.h): finish and destroy mark every shard's word
+ * stopped as they drain its spare, and a borrower marks the words queued
+ * before it reads them, each with an RMW; a free credits its word with a
+ * CAS that fails on either mark. By the coherence of the one word, either
+ * the credit comes first (and the drain or the borrower takes it) or the
+ * free sees the mark and takes the lock. No budget is stranded in a
+ * stopped runner, and no borrow waits while its runner has spare.
  */
 #include "core/ledger.h"
 
@@ -55,39 +57,53 @@ static int64_t hmb__over(const hmb__ledger_t *L) {
 #define HMB__GET(field) atomic_load_explicit(&(field), memory_order_relaxed)
 
 int64_t hmb__acct_spare(const hmb__acct_t *a) {
-  int64_t s = 0;
+  int64_t s = HMB__GET(a->spare_over);
   for (unsigned i = 0; i < HMB__SHARDS; i++)
-    s += atomic_load_explicit(&a->shard[i].spare, memory_order_relaxed);
+    s += hmb__sb_spare(
+        atomic_load_explicit(&a->shard[i].sb, memory_order_relaxed));
   return s;
 }
 
-/* Take every shard's spare. seq_cst: the drain side of the Dekker pairings
- * (see the file comment). A shard read as empty is left alone: the read is
- * seq_cst too, so a free whose add it does not see comes after it in the
- * single order, and so sees the state stored before (its own slow path
- * then drains what it added). Only spare is written here, never by a plain
- * store, so the exchange of a shard read nonzero takes all it has then. */
+/* Take every shard's spare and mark the shard stopped (HMB__SB_STOPPED), in
+ * one RMW each, and the spare that sat outside the words: the account is
+ * returning (every caller has stored a returning state). A word already
+ * marked and empty is left alone (only its frees' slow paths, under the
+ * lock, write its spare field then). Relaxed: the lock orders it against
+ * the other locked writers, and the word's coherence against the frees
+ * (file comment). */
 static int64_t hmb__spare_take_all(hmb__acct_t *a) {
   int64_t s = 0;
-  for (unsigned i = 0; i < HMB__SHARDS; i++)
-    if (atomic_load_explicit(&a->shard[i].spare, memory_order_seq_cst) != 0)
-      s +=
-          atomic_exchange_explicit(&a->shard[i].spare, 0, memory_order_seq_cst);
+  for (unsigned i = 0; i < HMB__SHARDS; i++) {
+    _Atomic uint64_t *p = &a->shard[i].sb;
+    uint64_t w = atomic_load_explicit(p, memory_order_relaxed);
+    while ((w & HMB__SB_STOPPED) == 0 || hmb__sb_spare(w) != 0)
+      if (atomic_compare_exchange_weak_explicit(
+              p, &w, (w - hmb__sb_of(hmb__sb_spare(w))) | HMB__SB_STOPPED,
+              memory_order_relaxed, memory_order_relaxed)) {
+        s += hmb__sb_spare(w);
+        break;
+      }
+  }
+  s += HMB__GET(a->spare_over);
+  HMB__SET(a->spare_over, 0);
   return s;
 }
 
-/* Take up to `max` spare bytes, shard by shard (CAS: never below zero). */
-static int64_t hmb__spare_take_upto(hmb__acct_t *a, int64_t max) {
+/* Take up to `max` spare bytes, shard by shard (CAS: never below zero);
+ * lock-free, so not what sits outside the words. */
+static int64_t hmb__spare_take_words(hmb__acct_t *a, int64_t max) {
   int64_t t = 0;
   for (unsigned i = 0; i < HMB__SHARDS && t < max; i++) {
-    _Atomic int64_t *sp = &a->shard[i].spare;
-    int64_t v = atomic_load_explicit(sp, memory_order_relaxed);
+    _Atomic uint64_t *p = &a->shard[i].sb;
+    uint64_t w = atomic_load_explicit(p, memory_order_relaxed);
     for (;;) {
+      int64_t v = hmb__sb_spare(w);
       int64_t x = v < max - t ? v : max - t;
       if (x <= 0)
         break;
-      if (atomic_compare_exchange_weak_explicit(
-              sp, &v, v - x, memory_order_seq_cst, memory_order_relaxed)) {
+      if (atomic_compare_exchange_weak_explicit(p, &w, w - hmb__sb_of(x),
+                                                memory_order_relaxed,
+                                                memory_order_relaxed)) {
         t += x;
         break;
       }
@@ -96,10 +112,47 @@ static int64_t hmb__spare_take_upto(hmb__acct_t *a, int64_t max) {
   return t;
 }
 
-/* Credit spare. seq_cst: pairs with the state store of finish/destroy. */
+/* The same, under the lock: the words first, then spare_over. */
+static int64_t hmb__spare_take_upto(hmb__acct_t *a, int64_t max) {
+  int64_t t = hmb__spare_take_words(a, max);
+  int64_t o = HMB__GET(a->spare_over);
+  if (t < max && o > 0) {
+    int64_t x = o < max - t ? o : max - t;
+    HMB__SET(a->spare_over, o - x);
+    t += x;
+  }
+  return t;
+}
+
+/* Credit `x` bytes of spare to shard `shard`, under the lock, of an
+ * account that is not returning (so no free can strand it): into the
+ * shard's word when its field has room, else into spare_over. Relaxed, as
+ * hmb__spare_take_all(). */
 static void hmb__spare_give(hmb__acct_t *a, unsigned shard, int64_t x) {
-  if (x > 0)
-    atomic_fetch_add_explicit(&a->shard[shard].spare, x, memory_order_seq_cst);
+  if (x <= 0)
+    return;
+  _Atomic uint64_t *p = &a->shard[shard].sb;
+  uint64_t w = atomic_load_explicit(p, memory_order_relaxed);
+  while (x <= HMB__SB_SPARE_MAX - hmb__sb_spare(w))
+    if (atomic_compare_exchange_weak_explicit(p, &w, w + hmb__sb_of(x),
+                                              memory_order_relaxed,
+                                              memory_order_relaxed))
+      return;
+  HMB__SET(a->spare_over, HMB__GET(a->spare_over) + x);
+}
+
+/* Set (`on`) or clear HMB__SB_QUEUED in every shard of `a`, as its
+ * bor_queued turns 0 -> 1 or 1 -> 0 (under the lock). Relaxed: the word's
+ * coherence is what the frees rely on (file comment). */
+static void hmb__sb_queued(hmb__acct_t *a, int on) {
+  for (unsigned i = 0; i < HMB__SHARDS; i++) {
+    if (on)
+      atomic_fetch_or_explicit(&a->shard[i].sb, HMB__SB_QUEUED,
+                               memory_order_relaxed);
+    else
+      atomic_fetch_and_explicit(&a->shard[i].sb, ~HMB__SB_QUEUED,
+                                memory_order_relaxed);
+  }
 }
 
 static void hmb__ev_add(uint64_t *c, uint64_t v) {
@@ -224,7 +277,8 @@ static void hmb__remove_locked(hmb__ledger_t *L, hmb__waiter_t *w) {
   } else {
     hmb__unlink(&L->bor_head, &L->bor_tail, w);
     L->bor_waiters--;
-    atomic_fetch_sub_explicit(&a->bor_queued, 1, memory_order_relaxed);
+    if (--a->bor_queued == 0)
+      hmb__sb_queued(a, 0);
   }
   /* A runner's queued requests are all of one kind (a start xor borrows
    * and grows): the lifecycle calls cannot overlap. */
@@ -274,8 +328,10 @@ static void hmb__enqueue_locked(hmb__ledger_t *L, hmb__waiter_t *w) {
     w->seq = ++L->seq;
     hmb__insert_ordered(&L->bor_head, &L->bor_tail, w);
     L->bor_waiters++;
-    /* seq_cst: pairs with the free path's read after it adds to spare. */
-    atomic_fetch_add_explicit(&a->bor_queued, 1, memory_order_seq_cst);
+    /* Marked before the borrow reads its spare (serve_own, right after):
+     * a free either credited first or sees the mark (file comment). */
+    if (a->bor_queued++ == 0)
+      hmb__sb_queued(a, 1);
   }
   if (a->nwait++ == 0) {
     if (w->kind == HMB_REQUEST_START)
@@ -304,8 +360,10 @@ static void hmb__stop_running_locked(hmb__ledger_t *L, hmb__acct_t *a,
       HMB__SET(a->progress, 0);
     }
   }
-  /* seq_cst: the state side of the Dekker pairing with frees. */
-  atomic_store_explicit(&a->state, new_state, memory_order_seq_cst);
+  /* Relaxed: frees learn that the account stopped from their shards'
+   * words, which the caller marks next, in this hold of the lock
+   * (hmb__spare_take_all(); a cancel does not stop the returns). */
+  atomic_store_explicit(&a->state, new_state, memory_order_relaxed);
 }
 
 static void hmb__make_progress_locked(hmb__ledger_t *L, hmb__acct_t *a) {
@@ -702,27 +760,30 @@ static void hmb__spare_put_back(hmb__ledger_t *L, hmb__acct_t *a,
                                 unsigned shard, int64_t x) {
   if (x <= 0)
     return;
-  hmb__spare_give(a, shard, x);
-  /* seq_cst: pairs with the state store of finish/destroy. `beyond` is
-   * written under the lock and read here relaxed: a grant beyond the limit
-   * made meanwhile on another thread of the runner is for an allocation of
+  /* Without the lock when nothing is beyond the limit and the word takes
+   * it (not stopped, no borrow queued: file comment). `beyond` is written
+   * under the lock and read here relaxed: a grant beyond the limit made
+   * meanwhile on another thread of the runner is for an allocation of
    * that thread, whose buffers' closes settle it (hmb__ledger_freed_slow). */
-  int st = atomic_load_explicit(&a->state, memory_order_seq_cst);
-  /* seq_cst: pairs with the borrower's increment of bor_queued before it
-   * reads spare (hmb__enqueue_locked), as for a free: a borrow of another
-   * thread queued meanwhile is served from what comes back here. */
-  if (hmb__rstate_returning(st) || HMB__GET(a->beyond) > 0 ||
-      atomic_load_explicit(&a->bor_queued, memory_order_seq_cst) > 0) {
-    pthread_mutex_lock(&L->lock);
-    if (hmb__rstate_returning(hmb__acct_state(a))) {
-      hmb__held_sub(L, a, hmb__spare_take_all(a));
-    } else {
-      hmb__serve_own_locked(L, a);
-      hmb__beyond_back_locked(L, a);
-    }
-    hmb__dispatch_locked(L);
-    pthread_mutex_unlock(&L->lock);
+  if (HMB__GET(a->beyond) == 0) {
+    _Atomic uint64_t *p = &a->shard[shard].sb;
+    uint64_t w = atomic_load_explicit(p, memory_order_relaxed);
+    while (hmb__sb_credit_ok(w, x))
+      if (atomic_compare_exchange_weak_explicit(p, &w, w + hmb__sb_of(x),
+                                                memory_order_relaxed,
+                                                memory_order_relaxed))
+        return;
   }
+  pthread_mutex_lock(&L->lock);
+  if (hmb__rstate_returning(hmb__acct_state(a))) {
+    hmb__held_sub(L, a, x);
+  } else {
+    hmb__spare_give(a, shard, x);
+    hmb__serve_own_locked(L, a);
+    hmb__beyond_back_locked(L, a);
+  }
+  hmb__dispatch_locked(L);
+  pthread_mutex_unlock(&L->lock);
 }
 
 int hmb__ledger_borrow(hmb__ledger_t *L, hmb__acct_t *a, unsigned shard,
@@ -731,8 +792,9 @@ int hmb__ledger_borrow(hmb__ledger_t *L, hmb__acct_t *a, unsigned shard,
   /* Only what this allocation needs: spare taken beyond it would be out of
    * every shard for a moment, and another thread of the runner could then
    * borrow (as the progress runner: beyond the limit) budget its runner
-   * holds. */
-  int64_t s = hmb__spare_take_upto(a, bytes);
+   * holds. Lock-free, so only the words: spare outside them serves the
+   * borrow once it is queued (hmb__serve_own_locked()). */
+  int64_t s = hmb__spare_take_words(a, bytes);
   if (s >= bytes) { /* the spare sat in other shards */
     g->local = bytes;
     return 0;
@@ -816,15 +878,12 @@ int hmb__ledger_grow(hmb__ledger_t *L, hmb__acct_t *a, int64_t bytes,
  * ------------------------------------------------------------------ */
 
 void hmb__ledger_freed_slow(hmb__ledger_t *L, hmb__acct_t *a, unsigned shard,
-                            int64_t bytes, int added) {
-  (void)shard;
+                            int64_t bytes) {
   pthread_mutex_lock(&L->lock);
-  if (!added) { /* stopped: the bytes go straight back */
+  if (hmb__rstate_returning(hmb__acct_state(a))) { /* straight back */
     hmb__held_sub(L, a, bytes);
-  } else if (hmb__rstate_returning(hmb__acct_state(a))) {
-    /* Stopped meanwhile: drain what this free (or another) left. */
-    hmb__held_sub(L, a, hmb__spare_take_all(a));
   } else {
+    hmb__spare_give(a, shard, bytes);
     hmb__serve_own_locked(L, a);
     hmb__beyond_back_locked(L, a);
     int64_t need = HMB__GET(a->need);

@@ -24,6 +24,12 @@
  * if enough) before live grows; a borrow is granted (held grows) before
  * live grows; a free shrinks live before spare grows or held shrinks; a
  * give-back takes spare before held shrinks.
+ *
+ * Spare lives in the shards' words (ledger_state.h), with the buffer
+ * counts and the flags a free must see, plus `spare_over` for what does
+ * not fit a word (under the lock only). Flag invariants, kept under the
+ * lock (hmb_pool_check() checks them): HMB__SB_STOPPED is set in every
+ * shard iff the state is returning; HMB__SB_QUEUED iff bor_queued > 0.
  */
 #ifndef HMB_SRC_CORE_LEDGER_H
 #define HMB_SRC_CORE_LEDGER_H
@@ -83,45 +89,82 @@ int hmb__ledger_grow(hmb__ledger_t *L, hmb__acct_t *a, int64_t bytes,
  */
 
 /*
- * A root buffer of `bytes` charged to `a` was freed, on shard `shard`: keep
- * the budget as spare (running) or return it (stopped), serve a queued
- * borrow of the same runner, trim to the declared need. Takes the budget
- * lock at most once, and not at all on the common path (inline below).
+ * Whether freed bytes may simply stay as spare: nothing beyond the limit
+ * to give back and the declared need not exceeded. Relaxed snapshots of
+ * fields written under the lock: a change made meanwhile by another
+ * thread's request is settled by that request's own buffers' closes, as
+ * it was before; what a free must never miss (the account stopping, a
+ * borrow queueing) is in the shard's word, which the free writes.
  */
-void hmb__ledger_freed_slow(hmb__ledger_t *L, hmb__acct_t *a, unsigned shard,
-                            int64_t bytes, int added);
-/*
- * The common path of it, without a call: -1 when done (the bytes are spare
- * and nothing else is due), else the `added` argument that
- * hmb__ledger_freed_slow() must now be called with (1: the spare was
- * credited).
- */
-static inline int hmb__ledger_freed_quick(hmb__acct_t *a, unsigned shard,
-                                          int64_t bytes) {
-  /* seq_cst: the free side of the two Dekker pairings of ledger.c (with
-   * the state store of finish/destroy, and with a borrower's bor_queued). */
-  int st = atomic_load_explicit(&a->state, memory_order_seq_cst);
-  if (HMB__UNLIKELY(hmb__rstate_returning(st)))
-    return 0;
-  atomic_fetch_add_explicit(&a->shard[shard].spare, bytes,
-                            memory_order_seq_cst);
-  st = atomic_load_explicit(&a->state, memory_order_seq_cst);
+static inline int hmb__ledger_keep_ok(const hmb__acct_t *a) {
   int64_t need = atomic_load_explicit(&a->need, memory_order_relaxed);
-  if (HMB__LIKELY(
-          !hmb__rstate_returning(st) &&
-          atomic_load_explicit(&a->bor_queued, memory_order_seq_cst) == 0 &&
-          atomic_load_explicit(&a->beyond, memory_order_relaxed) == 0 &&
-          (need < 0 || st != HMB__R_RUNNING ||
-           atomic_load_explicit(&a->held, memory_order_relaxed) <= need)))
-    return -1;
+  return atomic_load_explicit(&a->beyond, memory_order_relaxed) == 0 &&
+         (need < 0 ||
+          atomic_load_explicit(&a->state, memory_order_relaxed) !=
+              HMB__R_RUNNING ||
+          atomic_load_explicit(&a->held, memory_order_relaxed) <= need);
+}
+/* Whether a credit of `bytes` may go into word `w` without the lock: not
+ * stopped, no borrow or grow queued, and the spare field has room. */
+static inline int hmb__sb_credit_ok(uint64_t w, int64_t bytes) {
+  return (w & (HMB__SB_STOPPED | HMB__SB_QUEUED)) == 0 &&
+         bytes <= HMB__SB_SPARE_MAX - hmb__sb_spare(w);
+}
+
+/*
+ * A root buffer of `bytes` charged to `a` and counted in shard `shard`
+ * was freed, and nothing else is due (hmb__ledger_keep_ok(), and the word
+ * takes the credit): the bytes become the shard's spare and the buffer is
+ * uncounted, in one CAS; 1. Else 0, and nothing changed (the caller goes
+ * hmb__ledger_freed(), then hmb__ledger_uncount()). On 1 the runner may be
+ * gone: this was the buffer's last access to it.
+ *
+ * seq_cst: the buffer count's decrement is the release of the runner's
+ * lifetime (runner.h) and the free's side of the idle pairing
+ * (hmb_runner_wait_idle()). The budget needs only the word's coherence: a
+ * finish or destroy marks every shard stopped as it drains it, and a
+ * borrower marks them queued before it reads them, both with RMWs, so
+ * this CAS either comes first in the word's order (and they see the
+ * credit) or fails and sees their mark.
+ */
+static inline int hmb__ledger_freed_counted(hmb__acct_t *a, unsigned shard,
+                                            int64_t bytes) {
+  if (HMB__UNLIKELY(!hmb__ledger_keep_ok(a)))
+    return 0;
+  _Atomic uint64_t *p = &a->shard[shard].sb;
+  uint64_t w = atomic_load_explicit(p, memory_order_relaxed);
+  do {
+    if (HMB__UNLIKELY(!hmb__sb_credit_ok(w, bytes)))
+      return 0;
+  } while (!atomic_compare_exchange_weak_explicit(
+      p, &w, w + hmb__sb_of(bytes) - HMB__SB_BUF, memory_order_seq_cst,
+      memory_order_relaxed));
   return 1;
 }
 
+/*
+ * `bytes` charged to `a` were freed on shard `shard` (a close whose
+ * combined step did not apply, or a shrink): kept as spare, or returned
+ * (stopped), with a queued borrow of the same runner served and the
+ * runner trimmed to its declared need. The buffer count is not touched.
+ * Without the lock when the bytes simply stay as spare.
+ */
+void hmb__ledger_freed_slow(hmb__ledger_t *L, hmb__acct_t *a, unsigned shard,
+                            int64_t bytes);
 static inline void hmb__ledger_freed(hmb__ledger_t *L, hmb__acct_t *a,
                                      unsigned shard, int64_t bytes) {
-  int added = hmb__ledger_freed_quick(a, shard, bytes);
-  if (HMB__UNLIKELY(added >= 0))
-    hmb__ledger_freed_slow(L, a, shard, bytes, added);
+  if (HMB__LIKELY(hmb__ledger_keep_ok(a))) {
+    _Atomic uint64_t *p = &a->shard[shard].sb;
+    uint64_t w = atomic_load_explicit(p, memory_order_relaxed);
+    /* Relaxed: the word's coherence orders it (hmb__ledger_freed_counted());
+     * the buffer count's decrement that follows is seq_cst. */
+    while (hmb__sb_credit_ok(w, bytes))
+      if (atomic_compare_exchange_weak_explicit(p, &w, w + hmb__sb_of(bytes),
+                                                memory_order_relaxed,
+                                                memory_order_relaxed))
+        return;
+  }
+  hmb__ledger_freed_slow(L, a, shard, bytes);
 }
 /* Give back up to `max` spare bytes (try-free). Returns the bytes. */
 int64_t hmb__ledger_try_free(hmb__ledger_t *L, hmb__acct_t *a, uint64_t max);
@@ -163,13 +206,64 @@ void hmb__ledger_stats(hmb__ledger_t *L, hmb_pool_stats_t *out);
  * check that guards allocation is an acquire load in runner.c.
  */
 static inline int hmb__ledger_take_fast(hmb__acct_t *a, unsigned s, int64_t b) {
-  _Atomic int64_t *sp = &a->shard[s].spare;
-  int64_t v = atomic_load_explicit(sp, memory_order_relaxed);
-  while (v >= b)
-    if (atomic_compare_exchange_weak_explicit(
-            sp, &v, v - b, memory_order_relaxed, memory_order_relaxed))
+  _Atomic uint64_t *p = &a->shard[s].sb;
+  uint64_t w = atomic_load_explicit(p, memory_order_relaxed);
+  while (hmb__sb_spare(w) >= b)
+    if (atomic_compare_exchange_weak_explicit(p, &w, w - hmb__sb_of(b),
+                                              memory_order_relaxed,
+                                              memory_order_relaxed))
       return 1;
   return 0;
+}
+
+/* The same, and count a root buffer in shard `s`, in the one CAS: 1 if
+ * done (the spare covers `b` and the count has room), else 0 and nothing
+ * changed. Relaxed, as hmb__ledger_take_fast(). */
+static inline int hmb__ledger_take_counted(hmb__acct_t *a, unsigned s,
+                                           int64_t b) {
+  _Atomic uint64_t *p = &a->shard[s].sb;
+  uint64_t w = atomic_load_explicit(p, memory_order_relaxed);
+  while (hmb__sb_spare(w) >= b && (w & HMB__SB_BUFS_MASK) != HMB__SB_BUFS_MASK)
+    if (atomic_compare_exchange_weak_explicit(
+            p, &w, w - hmb__sb_of(b) + HMB__SB_BUF, memory_order_relaxed,
+            memory_order_relaxed))
+      return 1;
+  return 0;
+}
+
+/* Count a root buffer in shard `s`: 1, or 0 when the shard's count is
+ * full (the runner then holds a reference for the buffer instead:
+ * runner.h). Relaxed: the runner's lifetime is ordered by the closer's
+ * decrement (runner.h). */
+static inline int hmb__ledger_count(hmb__acct_t *a, unsigned s) {
+  _Atomic uint64_t *p = &a->shard[s].sb;
+  uint64_t w = atomic_load_explicit(p, memory_order_relaxed);
+  while ((w & HMB__SB_BUFS_MASK) != HMB__SB_BUFS_MASK)
+    if (atomic_compare_exchange_weak_explicit(
+            p, &w, w + HMB__SB_BUF, memory_order_relaxed, memory_order_relaxed))
+      return 1;
+  return 0;
+}
+
+/* Uncount a root buffer from shard `s`; returns the word before. seq_cst,
+ * as hmb__ledger_freed_counted(): the buffer's last access to the runner. */
+static inline uint64_t hmb__ledger_uncount(hmb__acct_t *a, unsigned s) {
+  return atomic_fetch_sub_explicit(&a->shard[s].sb, HMB__SB_BUF,
+                                   memory_order_seq_cst);
+}
+
+/* Seal shard `s` (destroy); returns the word before. acq_rel: pairs with
+ * the closers' decrements (runner.h). */
+static inline uint64_t hmb__ledger_seal(hmb__acct_t *a, unsigned s) {
+  return atomic_fetch_or_explicit(&a->shard[s].sb, HMB__SB_SEALED,
+                                  memory_order_acq_rel);
+}
+
+/* Root buffers counted in shard `s` (a snapshot; `order`: relaxed, or
+ * seq_cst for the waiter's side of the idle pairing). */
+static inline int64_t hmb__ledger_counted(const hmb__acct_t *a, unsigned s,
+                                          memory_order order) {
+  return hmb__sb_bufs(atomic_load_explicit(&a->shard[s].sb, order));
 }
 
 #endif /* HMB_SRC_CORE_LEDGER_H */

@@ -43,36 +43,79 @@ static inline int hmb__rstate_returning(int s) {
 }
 
 /*
- * One per-thread shard of a runner, on its own cache line. Writers:
- * `spare` the ledger only; `live` shard.h only (called by runner.c);
- * `owner`, `bufs` and `allocs` runner.c only. `spare` and `bufs` carry the
- * budget and lifetime protocols: every thread updates them with RMWs.
- * `live` and `allocs` are written only by the shard's owner
- * (platform/shard.h), with plain stores; other threads count in the
- * runner's shared shard (core/runner.h). 64 bytes: one line.
+ * A shard's word: the shard's spare budget, the root buffers counted in it
+ * and three flags, in one atomic, so that an allocation covered by spare
+ * takes the bytes and counts its buffer with one CAS, and the last close
+ * of a buffer credits them and uncounts it with one more: no other locked
+ * instruction on those paths, and no Dekker pairing of a store with a
+ * later load (the flags a free must see are in the word it writes).
+ *   bits 0-2    HMB__SB_SEALED: destroy sealed the shard (runner.h);
+ *               HMB__SB_STOPPED: the account returns freed budget to the
+ *               pool (set with the state, under the budget lock, never
+ *               cleared); HMB__SB_QUEUED: a borrow or grow of the account
+ *               is queued (set and cleared under the budget lock with
+ *               bor_queued's 0 <-> 1).
+ *   bits 3-24   the root buffers counted here (at most HMB__SB_BUFS_MAX;
+ *               a buffer beyond it holds a runner reference instead:
+ *               HMB__BUF_XREF, runner.h).
+ *   bits 25-63  spare bytes (at most HMB__SB_SPARE_MAX; a credit under the
+ *               budget lock that does not fit goes to the account's
+ *               spare_over, and one without the lock takes the lock).
+ * Writers: the ledger (ledger.c, and the inline hot path of ledger.h) is
+ * the only code that changes the word; runner.c asks it to count, uncount
+ * and seal.
+ */
+#define HMB__SB_SEALED ((uint64_t)1)
+#define HMB__SB_STOPPED ((uint64_t)2)
+#define HMB__SB_QUEUED ((uint64_t)4)
+#define HMB__SB_BUF ((uint64_t)1 << 3) /* one root buffer */
+#define HMB__SB_BUFS_MAX (((uint64_t)1 << 22) - 1)
+#define HMB__SB_BUFS_MASK (HMB__SB_BUFS_MAX * HMB__SB_BUF)
+#define HMB__SB_SPARE_SHIFT 25
+#define HMB__SB_SPARE_MAX ((int64_t)(((uint64_t)1 << 39) - 1)) /* 512 GiB-1 */
+
+static inline int64_t hmb__sb_spare(uint64_t w) {
+  return (int64_t)(w >> HMB__SB_SPARE_SHIFT);
+}
+static inline int64_t hmb__sb_bufs(uint64_t w) {
+  return (int64_t)((w & HMB__SB_BUFS_MASK) / HMB__SB_BUF);
+}
+/* `x` bytes as a spare field (x <= HMB__SB_SPARE_MAX). */
+static inline uint64_t hmb__sb_of(int64_t x) {
+  return (uint64_t)x << HMB__SB_SPARE_SHIFT;
+}
+
+/*
+ * One per-thread shard of a runner, on its own cache line. Writers: `sb`
+ * the ledger only (see above); `live` shard.h only (called by runner.c);
+ * `owner` and `allocs` runner.c only. `sb` carries the budget and lifetime
+ * protocols: every thread updates it with RMWs. `live` and `allocs` are
+ * written only by the shard's owner (platform/shard.h), with plain stores;
+ * other threads count in the runner's shared shard (core/runner.h). 64
+ * bytes: one line.
  */
 typedef struct hmb__rshard {
-  _Alignas(64) _Atomic int64_t spare; /* budget backing no live buffer */
-  hmb__owner_t owner;                 /* who writes `live` and `allocs` */
-  hmb__gauge_shard_t live;            /* this shard's part of the live gauge */
-  _Atomic int64_t bufs;    /* 2 x root buffers counted here, | 1: sealed */
-  _Atomic uint64_t allocs; /* successful allocations counted here */
+  _Alignas(64) _Atomic uint64_t sb; /* spare | buffers | flags (above) */
+  hmb__owner_t owner;               /* who writes `live` and `allocs` */
+  hmb__gauge_shard_t live;          /* this shard's part of the live gauge */
+  _Atomic uint64_t allocs;          /* successful allocations counted here */
 } hmb__rshard_t;
 
 typedef struct hmb__acct {
   hmb__rshard_t shard[HMB__SHARDS];
   /* --- written under the budget lock only; atomics for lock-free reads --- */
   _Alignas(64) _Atomic int64_t held;
-  _Atomic int state;      /* hmb__rstate_t */
-  _Atomic int64_t need;   /* declared need, -1: none */
-  _Atomic int bor_queued; /* its borrow requests in the queue */
-  _Atomic int64_t beyond; /* part of held granted beyond the limit */
+  _Atomic int state;          /* hmb__rstate_t */
+  _Atomic int64_t need;       /* declared need, -1: none */
+  _Atomic int64_t spare_over; /* spare that did not fit a shard's word */
+  _Atomic int64_t beyond;     /* part of held granted beyond the limit */
   _Atomic int64_t peak_held;
   _Atomic uint64_t borrowed, borrows, returned_early, wait_ns, failed_wait_ns;
   _Atomic int64_t returned_at_finish;
   _Atomic int progress; /* 1 while the pool's progress runner */
   /* --- under the budget lock --- */
   int nwait;       /* its requests in the queues */
+  int bor_queued;  /* its borrows and grows among them (HMB__SB_QUEUED) */
   uint64_t ticket; /* arrival of its first start: kept by retries */
   int heap_at;     /* index in the heap of holders, -1: not there */
   /* --- fixed at creation --- */

@@ -156,7 +156,7 @@ static int hmb__runner_make(hmb_pool_t *pool, const hmb_runner_config_t *cfg,
   r->ledger = &home->ledger;
   r->mem = home->mem;
   r->pool_top = &home->usage;
-  atomic_init(&r->shards_open, (int)HMB__SHARDS + 1);
+  atomic_init(&r->shards_open, (int64_t)HMB__SHARDS + 1);
   hmb__text_clean(r->acct.name, sizeof r->acct.name, cfg->name);
   int fit = 0;
   int rc = start < 0 ? hmb__ledger_open(r->ledger, &r->acct, cfg)
@@ -270,12 +270,9 @@ static void hmb__runner_detach(hmb_runner_t *r, int before) {
    * own reference in one step. acq_rel: pairs with the closers'
    * decrements (runner.h). */
   int n = 1;
-  for (unsigned i = 0; i < HMB__SHARDS; i++) {
-    int64_t old = atomic_fetch_or_explicit(&r->acct.shard[i].bufs, 1,
-                                           memory_order_acq_rel);
-    if ((old >> 1) == 0)
+  for (unsigned i = 0; i < HMB__SHARDS; i++)
+    if (hmb__sb_bufs(hmb__ledger_seal(&r->acct, i)) == 0)
       n++;
-  }
   hmb__runner_release_n(r, n);
 }
 
@@ -304,19 +301,17 @@ int64_t hmb__runner_live(const hmb_runner_t *r) {
 }
 
 int64_t hmb__runner_buffers(const hmb_runner_t *r) {
-  int64_t n = 0;
+  int64_t n = atomic_load_explicit(&r->xrefs, memory_order_relaxed);
   for (unsigned i = 0; i < HMB__SHARDS; i++)
-    n +=
-        atomic_load_explicit(&r->acct.shard[i].bufs, memory_order_relaxed) >> 1;
+    n += hmb__ledger_counted(&r->acct, i, memory_order_relaxed);
   return n;
 }
 
-/* The same, seq_cst: the waiter's side of the idle pairing (see freed). */
+/* The same, seq_cst: the waiter's side of the idle pairing (see unbuf). */
 static int64_t hmb__runner_buffers_sc(const hmb_runner_t *r) {
-  int64_t n = 0;
+  int64_t n = atomic_load_explicit(&r->xrefs, memory_order_seq_cst);
   for (unsigned i = 0; i < HMB__SHARDS; i++)
-    n +=
-        atomic_load_explicit(&r->acct.shard[i].bufs, memory_order_seq_cst) >> 1;
+    n += hmb__ledger_counted(&r->acct, i, memory_order_seq_cst);
   return n;
 }
 
@@ -416,8 +411,9 @@ hmb__runner_shard_mine(hmb_runner_t *r, unsigned sh, unsigned me) {
          hmb__runner_shard_claim(r, sh, me);
 }
 
-/* Count a new root of `b` bytes in shard `sh` (the caller's): live bytes
- * and allocations in that thread shard when `mine` (the caller owns it; a
+/* Count the usage of a new root of `b` bytes in shard `sh` (the
+ * caller's; the buffer itself is counted in its word): live bytes and
+ * allocations in that thread shard when `mine` (the caller owns it; a
  * constant where the caller checked), else in the shared shard. Returns
  * the fold it needs (HMB__FOLD_LIVE or HMB__FOLD_SHARED), or 0. Relaxed:
  * counts; the runner's lifetime is ordered by the acq_rel decrement of the
@@ -426,7 +422,6 @@ hmb__runner_shard_mine(hmb_runner_t *r, unsigned sh, unsigned me) {
 static inline __attribute__((always_inline)) int
 hmb__runner_count_new(hmb_runner_t *r, unsigned sh, int mine, int64_t b) {
   hmb__rshard_t *s = &r->acct.shard[sh];
-  atomic_fetch_add_explicit(&s->bufs, 2, memory_order_relaxed);
   if (mine) {
     hmb__own_inc(&s->allocs);
     return hmb__gauge_up_nofold(&s->live, b, 1) ? HMB__FOLD_LIVE : 0;
@@ -500,7 +495,15 @@ hmb__runner_new(hmb_runner_t *r, size_t bytes, size_t align, unsigned flags,
     hmb__runner_uncharge(r, sh, b, gp);
     return HMB_ENOMEM;
   }
-counted:;
+counted:
+  if (HMB__UNLIKELY(!hmb__ledger_count(&r->acct, sh))) {
+    /* The shard's count is full: the buffer holds a runner reference of
+     * its own (runner.h). Relaxed: the handle's reference, held by the
+     * caller, keeps the runner alive meanwhile. */
+    atomic_fetch_add_explicit(&r->shards_open, 1, memory_order_relaxed);
+    atomic_fetch_add_explicit(&r->xrefs, 1, memory_order_relaxed);
+    buf->flags = (uint16_t)(buf->flags | HMB__BUF_XREF);
+  }
   int fold = hmb__runner_count_new(
       r, sh, hmb__runner_shard_mine(r, sh, hmb__os_thread_index_plus1()), b);
   if (HMB__UNLIKELY(fold))
@@ -544,7 +547,7 @@ hmb__runner_new_quick(hmb_runner_t *r, size_t bytes, size_t align,
   int pair = hmb__memory_small_pair_quick(&p);
   if (HMB__LIKELY(pair > 0)) {
     /* A handle with its block, placed for this alignment: one pop. */
-    if (HMB__UNLIKELY(!hmb__ledger_take_fast(&r->acct, sh, (int64_t)bytes)))
+    if (HMB__UNLIKELY(!hmb__ledger_take_counted(&r->acct, sh, (int64_t)bytes)))
       return NULL;
     buf = hmb__memory_pair_take(r->mem, bytes, &p, hmb__memory_shard_of(me), 1,
                                 &mem_fold);
@@ -554,7 +557,7 @@ hmb__runner_new_quick(hmb_runner_t *r, size_t bytes, size_t align,
      * which would give this path a frame). */
     if (HMB__UNLIKELY(pair < 0 || !hmb__memory_small_block(&p) ||
                       !hmb__tcache_obj_ready(p.f) ||
-                      !hmb__ledger_take_fast(&r->acct, sh, (int64_t)bytes)))
+                      !hmb__ledger_take_counted(&r->acct, sh, (int64_t)bytes)))
       return NULL;
     void *data = hmb__memory_small_take(r->mem, bytes, &p,
                                         hmb__memory_shard_of(me), 1, &mem_fold);
@@ -659,52 +662,84 @@ hmb__runner_count_gone(hmb_runner_t *r, unsigned sh, int mine, int64_t bytes) {
                                                            : 0;
 }
 
-/* What a dropped buffer count asks for: the runner's release (the shard's
- * last buffer after the seal) or a wake of hmb_runner_wait_idle(). */
+/* What a dropped buffer count asks for (hmb__runner_unbuf()): the
+ * runner's release (the shard's last buffer after the seal) or a wake of
+ * hmb_runner_wait_idle(). */
+enum { HMB__UNBUF_RELEASE = 1, HMB__UNBUF_NOTIFY = 2 };
 static __attribute__((noinline)) int
-hmb__runner_unbuf_act(hmb_runner_t *r, hmb__home_t *h, int64_t old) {
-  if (old == 3)
+hmb__runner_unbuf_act(hmb_runner_t *r, hmb__home_t *h, int act) {
+  if (act == HMB__UNBUF_RELEASE)
     hmb__runner_release_n(r, 1);
   else
     hmb__home_idle_notify(h);
   return 0;
 }
 
+/* Whether a waiter of hmb_runner_wait_idle() must be woken after a buffer
+ * count dropped (no runner access: it may be gone). seq_cst: pairs with
+ * the waiter's increment (hmb_runner_wait_idle()), which is followed by
+ * its count of buffers (one of the two sees the other). */
+static inline int hmb__home_idle_due(hmb__home_t *h) {
+  return atomic_load_explicit(&h->idle_waiters, memory_order_seq_cst) != 0;
+}
+
 /*
  * Drop shard `sh`'s buffer count: the last access to the runner (runner.h).
- * Returns the count before when hmb__runner_unbuf_act() must follow, else
- * -1. `*h` is read before the drop, since the runner may be gone after it.
+ * Returns what must follow (HMB__UNBUF_*), or 0. `*h` is read before the
+ * drop, since the runner may be gone after it.
  */
-static inline int64_t hmb__runner_unbuf(hmb_runner_t *r, unsigned sh,
-                                        hmb__home_t **h) {
+static inline int hmb__runner_unbuf(hmb_runner_t *r, unsigned sh,
+                                    hmb__home_t **h) {
   *h = r->home;
-  /* seq_cst: it is acq_rel for the free by whoever releases the last
-   * reference (everything before it happens before it), and it pairs with
-   * hmb_runner_wait_idle(), which raises idle_waiters and then counts
-   * buffers (one of the two sees the other). */
-  int64_t old = atomic_fetch_sub_explicit(&r->acct.shard[sh].bufs, 2,
-                                          memory_order_seq_cst);
-  if (old == 3 || /* sealed, and this was the shard's last buffer */
-      ((old & 1) == 0 &&
-       /* seq_cst: pairs with the waiter's increment (runner.c) */
-       atomic_load_explicit(&(*h)->idle_waiters, memory_order_seq_cst)))
-    return old;
-  return -1;
+  uint64_t old = hmb__ledger_uncount(&r->acct, sh);
+  if (old & HMB__SB_SEALED)
+    return hmb__sb_bufs(old) == 1 ? HMB__UNBUF_RELEASE : 0;
+  return hmb__home_idle_due(*h) ? HMB__UNBUF_NOTIFY : 0;
+}
+
+/* Drop the reference of a buffer counted by one (HMB__BUF_XREF): the last
+ * access to the runner, as hmb__runner_unbuf(). */
+static void hmb__runner_unxref(hmb_runner_t *r) {
+  hmb__home_t *h = r->home;
+  /* seq_cst: the idle pairing, as the shard count's decrement. */
+  atomic_fetch_sub_explicit(&r->xrefs, 1, memory_order_seq_cst);
+  int notify = hmb__home_idle_due(h);
+  hmb__runner_release_n(r, 1);
+  if (notify)
+    hmb__home_idle_notify(h);
+}
+
+/* The budget and the buffer count of a root's close, after its live
+ * gauge: in one step when nothing else is due, else the ledger's full
+ * return, then the count (`xref`: the buffer's own reference). */
+static void hmb__runner_settle(hmb_runner_t *r, unsigned sh, int64_t bytes,
+                               int xref) {
+  hmb__home_t *h = r->home;
+  if (HMB__LIKELY(!xref) && hmb__ledger_freed_counted(&r->acct, sh, bytes)) {
+    if (HMB__UNLIKELY(hmb__home_idle_due(h)))
+      hmb__home_idle_notify(h);
+    return;
+  }
+  hmb__ledger_freed(r->ledger, &r->acct, sh, bytes);
+  if (xref) {
+    hmb__runner_unxref(r);
+    return;
+  }
+  int act = hmb__runner_unbuf(r, sh, &h);
+  if (HMB__UNLIKELY(act))
+    hmb__runner_unbuf_act(r, h, act);
 }
 
 /* The rest of a root's close after its block went back: the live gauge,
  * the budget, the buffer count. */
-static void hmb__runner_gone(hmb_runner_t *r, unsigned sh, int64_t bytes) {
+static void hmb__runner_gone(hmb_runner_t *r, unsigned sh, int64_t bytes,
+                             int xref) {
   int fold = hmb__runner_count_gone(
       r, sh, hmb__runner_shard_is_mine(r, sh, hmb__os_thread_index_plus1()),
       bytes);
   if (HMB__UNLIKELY(fold))
     hmb__runner_fold(r, sh, fold);
-  hmb__ledger_freed(r->ledger, &r->acct, sh, bytes);
-  hmb__home_t *h;
-  int64_t old = hmb__runner_unbuf(r, sh, &h);
-  if (HMB__UNLIKELY(old >= 0))
-    hmb__runner_unbuf_act(r, h, old);
+  hmb__runner_settle(r, sh, bytes, xref);
 }
 
 static void hmb__runner_freed(void *owner, hmb_buffer_t *b) {
@@ -720,26 +755,26 @@ static void hmb__runner_freed(void *owner, hmb_buffer_t *b) {
              "buffer %p: block %p (%zu bytes) is not a live block of the "
              "pool's memory: not freed",
              (void *)b, b->data, b->size);
-  hmb__runner_gone(r, sh, (int64_t)b->size);
+  hmb__runner_gone(r, sh, (int64_t)b->size, (b->flags & HMB__BUF_XREF) != 0);
 }
 
-/* The close of a root's last reference that hmb__runner_closed() began:
- * the folds `fold` asks for, then the budget from the ledger's slow path
- * (`added` as hmb__ledger_freed_quick() said; -1: the quick one has not
- * run), then the buffer count. Returns 0. */
+/* The close of a root's last reference that hmb__runner_close_root()
+ * began: the folds `fold` asks for, then the budget and the buffer count
+ * (`tried`: the combined step was tried and did not apply). Returns 0. */
 static __attribute__((noinline)) int
 hmb__runner_closed_rest(hmb_runner_t *r, unsigned sh, int64_t bytes, int fold,
-                        int added) {
+                        int tried) {
   if (fold)
     hmb__runner_fold(r, sh, fold);
-  if (added < 0)
-    hmb__ledger_freed(r->ledger, &r->acct, sh, bytes);
-  else
-    hmb__ledger_freed_slow(r->ledger, &r->acct, sh, bytes, added);
+  if (!tried) {
+    hmb__runner_settle(r, sh, bytes, 0);
+    return 0;
+  }
+  hmb__ledger_freed(r->ledger, &r->acct, sh, bytes);
   hmb__home_t *h;
-  int64_t old = hmb__runner_unbuf(r, sh, &h);
-  if (old >= 0)
-    hmb__runner_unbuf_act(r, h, old);
+  int act = hmb__runner_unbuf(r, sh, &h);
+  if (act)
+    hmb__runner_unbuf_act(r, h, act);
   return 0;
 }
 
@@ -747,11 +782,12 @@ hmb__runner_closed_rest(hmb_runner_t *r, unsigned sh, int64_t bytes, int fold,
  * A root's last close (hmb_buffer_close() through the `closed` hook, and
  * hmb_ptr_free() inline). The common case, a small
  * block the calling thread's cache has room for and its handle, no close
- * handler, and the bytes kept as spare, makes no call but tail calls; the
- * rest is hmb__runner_freed() then hmb__buffer_root_end(). `has_block`:
- * the caller knows b->data is not NULL (a pointer's handle). The order is
- * theirs: block, live gauge, budget, buffer count; the handle goes back
- * once its fields are read (no handler to see it).
+ * handler, counted in its shard, and the bytes kept as spare, makes no
+ * call but tail calls; the rest is hmb__runner_freed() then
+ * hmb__buffer_root_end(). `has_block`: the caller knows b->data is not
+ * NULL (a pointer's handle). The order is theirs: block, live gauge,
+ * budget with the buffer count; the handle goes back once its fields are
+ * read (no handler to see it).
  */
 static inline __attribute__((always_inline)) int
 hmb__runner_close_root(hmb_runner_t *r, hmb_buffer_t *b, int has_block) {
@@ -764,6 +800,7 @@ hmb__runner_close_root(hmb_runner_t *r, hmb_buffer_t *b, int has_block) {
    * goes the full way, counting in the shared shards. */
   int pair = 0;
   if (HMB__LIKELY((has_block || b->data != NULL) && b->handler.fn == NULL &&
+                  (b->flags & HMB__BUF_XREF) == 0 &&
                   hmb__runner_shard_is_mine(r, sh, me) &&
                   hmb__memory_small_kept(b->data, &p) &&
                   ((pair = hmb__tcache_pair_room(p.f, p.bytes)) ||
@@ -782,14 +819,12 @@ hmb__runner_close_root(hmb_runner_t *r, hmb_buffer_t *b, int has_block) {
     }
     fold = (fold ? HMB__FOLD_MEM : 0) | hmb__runner_count_gone(r, sh, 1, bytes);
     if (HMB__UNLIKELY(fold))
-      return hmb__runner_closed_rest(r, sh, bytes, fold, -1);
-    int added = hmb__ledger_freed_quick(&r->acct, sh, bytes);
-    if (HMB__UNLIKELY(added >= 0))
-      return hmb__runner_closed_rest(r, sh, bytes, 0, added);
-    hmb__home_t *h;
-    int64_t old = hmb__runner_unbuf(r, sh, &h);
-    if (HMB__UNLIKELY(old >= 0))
-      return hmb__runner_unbuf_act(r, h, old);
+      return hmb__runner_closed_rest(r, sh, bytes, fold, 0);
+    hmb__home_t *h = r->home; /* the runner may be gone after the step */
+    if (HMB__UNLIKELY(!hmb__ledger_freed_counted(&r->acct, sh, bytes)))
+      return hmb__runner_closed_rest(r, sh, bytes, 0, 1);
+    if (HMB__UNLIKELY(hmb__home_idle_due(h)))
+      return hmb__runner_unbuf_act(r, h, HMB__UNBUF_NOTIFY);
     return 0;
   }
   hmb__runner_freed(r, b);

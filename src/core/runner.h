@@ -2,23 +2,28 @@
  * runner.h (core) - the runner object: an account in the ledger, an
  * allocator, and the usage counters of its buffers.
  *
- * Writers: runner.c owns `shards_open` and the usage fields of the
- * account's shards and of the shared shard (owner, bufs, allocs; the live
+ * Writers: runner.c owns `shards_open`, `xrefs` and the usage fields of
+ * the account's shards and of the shared shard (owner, allocs; the live
  * gauges and `live_top` through platform/shard.h, its only writer); the
- * ledger owns the budget fields; pool.c owns the registry links. The
- * thread that owns a shard (platform/shard.h, claimed at its first
- * allocation) counts its buffers' live bytes and allocations there with
- * plain stores, and so do its closes of those buffers; any other thread
- * counts them in the shared shard with RMWs.
+ * ledger owns the budget fields and each shard's word (spare, buffer
+ * count, flags: core/ledger_state.h), which runner.c asks it to count,
+ * uncount and seal; pool.c owns the registry links. The thread that owns
+ * a shard (platform/shard.h, claimed at its first allocation) counts its
+ * buffers' live bytes and allocations there with plain stores, and so do
+ * its closes of those buffers; any other thread counts them in the shared
+ * shard with RMWs.
  *
  * Lifetime. The handle and every live root buffer keep the runner alive.
- * Each shard counts the root buffers allocated on it (2 per buffer, so the
- * low bit can mark the shard sealed); a buffer's last close decrements the
- * shard it was counted in, as its very last access to the runner. Destroy
- * seals every shard: a shard found empty when sealed, or emptied after, is
- * released once, and so is the handle; the last release of the
- * HMB__SHARDS + 1 frees the runner. Allocation therefore writes only its
- * own shard's line, never a count shared by all threads.
+ * Each shard's word counts the root buffers allocated on it; a buffer's
+ * last close decrements the shard it was counted in, as its very last
+ * access to the runner (with the credit of its bytes, in one CAS, when
+ * nothing else is due). Destroy seals every shard: a shard found empty
+ * when sealed, or emptied after, is released once, and so is the handle;
+ * the last release of the HMB__SHARDS + 1 frees the runner. A buffer
+ * allocated while its shard's count is full (HMB__SB_BUFS_MAX) holds a
+ * reference of its own instead (HMB__BUF_XREF, counted in `xrefs`),
+ * released by its last close. Allocation therefore writes only its own
+ * shard's line, never a count shared by all threads.
  */
 #ifndef HMB_SRC_CORE_RUNNER_H
 #define HMB_SRC_CORE_RUNNER_H
@@ -73,7 +78,10 @@ struct hmb_runner {
    * threads that do not own the shard of their index count, with RMWs. */
   _Alignas(64) hmb__gauge_shard_t live_shared;
   _Atomic uint64_t allocs_shared;
-  _Atomic int shards_open;   /* shards not yet released, + 1 for the handle */
+  /* Shards not yet released, + 1 for the handle, + the buffers counted by
+   * a reference of their own (`xrefs` of them: HMB__BUF_XREF). */
+  _Atomic int64_t shards_open;
+  _Atomic int64_t xrefs;
   hmb_runner_t *next, *prev; /* the home's registry */
 };
 

@@ -417,6 +417,58 @@ test_runner_try_free_size_max_returns_spare_above_2_62(void **state) {
   ts_pool_done(pool);
 }
 
+/* Spare of any size is kept exactly and serves the runner's own
+ * allocations without a borrow from the pool: a shard keeps up to 512 GiB
+ * next to its buffer count (ledger_state.h), the rest is kept apart, and a
+ * close whose bytes do not fit its shard is kept there too. Reservations
+ * carry no memory, so the budget can be that large. */
+static void test_runner_spare_beyond_a_shard_is_kept_exactly(void **state) {
+  (void)state;
+  const int64_t gib = INT64_C(1) << 30;
+  hmb_pool_t *pool = ts_pool((size_t)(2048 * gib), NULL, NULL);
+  hmb_runner_t *r = ts_started_runner(pool, (size_t)(1000 * gib));
+  assert_int_equal(rstats(r).spare, 1000 * gib);
+  hmb_buffer_t *a = NULL, *b = NULL, *c = NULL;
+  assert_int_equal(hmb_runner_reserve(r, (size_t)(400 * gib), &a), HMB_OK);
+  assert_int_equal(hmb_runner_reserve(r, (size_t)(300 * gib), &b), HMB_OK);
+  hmb_runner_stats_t s = rstats(r);
+  assert_int_equal(s.held, 1000 * gib);
+  assert_int_equal(s.live, 700 * gib);
+  assert_int_equal(s.spare, 300 * gib);
+  assert_int_equal(s.borrows, 0);
+  assert_int_equal(pstats(pool).held, 1000 * gib);
+  ts_check(pool, HMB_CHECK_QUIESCENT);
+  /* 400 GiB fit the shard; 300 more would not (700 > 512). */
+  hmb_buffer_close(a);
+  hmb_buffer_close(b);
+  s = rstats(r);
+  assert_int_equal(s.held, 1000 * gib);
+  assert_int_equal(s.live, 0);
+  assert_int_equal(s.spare, 1000 * gib);
+  ts_check(pool, HMB_CHECK_QUIESCENT);
+  /* All of it serves one allocation again, from wherever it sits. */
+  assert_int_equal(hmb_runner_reserve(r, (size_t)(1000 * gib), &c), HMB_OK);
+  s = rstats(r);
+  assert_int_equal(s.spare, 0);
+  assert_int_equal(s.borrows, 0);
+  assert_int_equal(s.held, 1000 * gib);
+  hmb_buffer_close(c);
+  /* Trims take from both places, exactly. */
+  size_t ret = 0;
+  assert_int_equal(hmb_runner_try_free(r, (size_t)(600 * gib), &ret), HMB_OK);
+  assert_int_equal(ret, (size_t)(600 * gib));
+  assert_int_equal(rstats(r).spare, 400 * gib);
+  assert_int_equal(hmb_runner_set_need(r, (size_t)(100 * gib), &ret), HMB_OK);
+  assert_int_equal(ret, (size_t)(300 * gib));
+  assert_int_equal(rstats(r).held, 100 * gib);
+  assert_int_equal(hmb_runner_finish(r, 0, &ret), HMB_OK);
+  assert_int_equal(ret, (size_t)(100 * gib));
+  assert_int_equal(pstats(pool).held, 0);
+  ts_check(pool, HMB_CHECK_QUIESCENT);
+  hmb_runner_destroy(r);
+  ts_pool_done(pool);
+}
+
 /* ---- lifecycle ----------------------------------------------------------- */
 
 static void test_runner_finish_returns_overclaim(void **state) {
@@ -962,6 +1014,7 @@ int main(void) {
       cmocka_unit_test(test_runner_cancelled_keeps_budget_despite_need),
       cmocka_unit_test(test_runner_concurrent_trims_stop_at_the_need),
       cmocka_unit_test(test_runner_try_free_size_max_returns_spare_above_2_62),
+      cmocka_unit_test(test_runner_spare_beyond_a_shard_is_kept_exactly),
       cmocka_unit_test(test_runner_finish_returns_overclaim),
       cmocka_unit_test(test_runner_finish_refused_while_a_borrow_waits),
       cmocka_unit_test(test_runner_detach_buffers_outlive_runner),
