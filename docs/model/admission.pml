@@ -182,7 +182,10 @@ byte nwait[MAXR];   /* its requests in the queues (== bor_queued here) */
 /* The marks in its shards' words (core/ledger_state.h) that a lock-free
  * free or put-back reads in the word it writes: HMB__SB_STOPPED (set by
  * finish and destroy as they drain the spare) and HMB__SB_QUEUED (set
- * while a borrow or grow of it is queued). */
+ * while a borrow or grow of it is queued). The third, HMB__SB_TRIM, stands
+ * for "beyond > 0, or held > a declared need while running", and the C
+ * code re-marks it in every critical section that changes those, so the
+ * model reads the condition itself where C reads the mark. */
 bit fstop[MAXR];
 bit fqueued[MAXR];
 #ifdef NEED
@@ -724,14 +727,18 @@ inline beyond_back(r) {
 
 /* hmb__spare_put_back(), the lock-free part: x units of spare back after a
  * failed borrow (the own spare it took), with one CAS on the word unless
- * it is marked (stopped, a borrow or grow queued) or the runner holds
- * beyond the limit; then the units are carried to the locked part,
+ * it is marked (stopped, a borrow or grow queued, trim); then the units
+ * are carried to the locked part,
  * give_back_end() (GB_PUT: no trim to the need). */
 inline put_back(t, r, x) {
   if
   :: x > 0 ->
     if
-    :: fstop[r] || fqueued[r] || beyond[r] > 0 -> flk[t] = GB_PUT; fx[t] = x
+    :: (fstop[r] || fqueued[r] || beyond[r] > 0
+#ifdef NEED
+        || (dneed[r] != NONE && st[r] == RUNNING && held_r[r] > dneed[r])
+#endif
+       ) -> flk[t] = GB_PUT; fx[t] = x
     :: else -> spare[r] = spare[r] + x
     fi
   :: else -> skip
@@ -966,8 +973,9 @@ inline pressure_done(t) {
 
 /* A close of one unit of thread t's buffers of runner r. Lock-free:
  * hmb__ledger_freed_counted(), one CAS that makes the unit spare (and
- * uncounts the buffer), unless the word is marked or the runner holds
- * beyond the limit or exceeds a declared need; then the unit is carried
+ * uncounts the buffer), unless the word is marked (queued, stopped, or
+ * trim: the runner holds beyond the limit or exceeds a declared need);
+ * then the unit is carried
  * (pend = GB_FREE, fx) to the locked part, give_back_end(). Marked
  * stopped: returned to the pool at once (under the lock). */
 inline free_begin(t, r, pend) {

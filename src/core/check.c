@@ -78,9 +78,10 @@ int hmb_pool_check(hmb_pool_t *p, unsigned flags, char *buf, size_t len) {
                 "runner #%" PRIu64 ": beyond %" PRId64
                 " outside [0, held %" PRId64 "] (R-I3)",
                 a->id, beyond, held);
-    /* The flags a lock-free free relies on (ledger.h): under the lock,
+    /* The marks a lock-free free relies on (ledger.h): under the lock,
      * stopped iff the state is returning, queued iff a borrow or grow of
-     * the runner is queued. */
+     * the runner is queued, trim iff its freed bytes are due back to the
+     * pool (beyond the limit, or above the declared need while running). */
     if (hmb__get(&a->spare_over) < 0)
       hmb__fail(&c, "runner #%" PRIu64 ": spare_over < 0", a->id);
     for (unsigned i = 0; i < HMB__SHARDS; i++) {
@@ -90,6 +91,12 @@ int hmb_pool_check(hmb_pool_t *p, unsigned flags, char *buf, size_t len) {
                   "runner #%" PRIu64 ": shard %u is%s marked stopped in "
                   "state %d",
                   a->id, i, (w & HMB__SB_STOPPED) ? "" : " not", st);
+      if (((w & HMB__SB_TRIM) != 0) != hmb__acct_trim_due(a))
+        hmb__fail(&c,
+                  "runner #%" PRIu64 ": shard %u is%s marked trim with "
+                  "held %" PRId64 ", beyond %" PRId64 ", need %" PRId64,
+                  a->id, i, (w & HMB__SB_TRIM) ? "" : " not", held, beyond,
+                  hmb__get(&a->need));
       if (((w & HMB__SB_QUEUED) != 0) != (a->bor_queued > 0))
         hmb__fail(&c,
                   "runner #%" PRIu64 ": shard %u is%s marked queued with %d "

@@ -22,12 +22,17 @@
  * the hot path and stats can read them without it; those reads are relaxed
  * snapshots. What a lock-free free must not miss is in the word it
  * writes (ledger_state.h): finish and destroy mark every shard's word
- * stopped as they drain its spare, and a borrower marks the words queued
- * before it reads them, each with an RMW; a free credits its word with a
- * CAS that fails on either mark. By the coherence of the one word, either
- * the credit comes first (and the drain or the borrower takes it) or the
- * free sees the mark and takes the lock. No budget is stranded in a
- * stopped runner, and no borrow waits while its runner has spare.
+ * stopped as they drain its spare, a borrower marks the words queued
+ * before it reads them, and whatever makes the runner hold beyond the
+ * limit or above its declared need marks them trim, each with RMWs under
+ * the lock; a free credits its word with a CAS that fails on any mark. By
+ * the coherence of the one word, either the credit comes first (and the
+ * drain or the borrower takes it) or the free sees the mark and takes the
+ * lock. No budget is stranded in a stopped runner, and no borrow waits
+ * while its runner has spare. (A grant beyond the limit or above the need
+ * marks the words a few steps after it changed held: a free in between
+ * keeps its bytes as spare; the grant is for an allocation of another
+ * thread of the runner, whose close finds the mark and settles it.)
  */
 #include "core/ledger.h"
 
@@ -141,17 +146,26 @@ static void hmb__spare_give(hmb__acct_t *a, unsigned shard, int64_t x) {
   HMB__SET(a->spare_over, HMB__GET(a->spare_over) + x);
 }
 
-/* Set (`on`) or clear HMB__SB_QUEUED in every shard of `a`, as its
- * bor_queued turns 0 -> 1 or 1 -> 0 (under the lock). Relaxed: the word's
+/* Set (`on`) or clear the mark `bit` in every shard's word of `a`, under
+ * the lock: HMB__SB_QUEUED as its bor_queued turns 0 -> 1 or 1 -> 0,
+ * HMB__SB_TRIM as hmb__acct_trim_due() changes. Relaxed: the word's
  * coherence is what the frees rely on (file comment). */
-static void hmb__sb_queued(hmb__acct_t *a, int on) {
+static void hmb__sb_mark(hmb__acct_t *a, uint64_t bit, int on) {
   for (unsigned i = 0; i < HMB__SHARDS; i++) {
     if (on)
-      atomic_fetch_or_explicit(&a->shard[i].sb, HMB__SB_QUEUED,
-                               memory_order_relaxed);
+      atomic_fetch_or_explicit(&a->shard[i].sb, bit, memory_order_relaxed);
     else
-      atomic_fetch_and_explicit(&a->shard[i].sb, ~HMB__SB_QUEUED,
-                                memory_order_relaxed);
+      atomic_fetch_and_explicit(&a->shard[i].sb, ~bit, memory_order_relaxed);
+  }
+}
+
+/* Re-mark HMB__SB_TRIM after a change of a's held, beyond, need or state
+ * (under the lock): RMWs only when hmb__acct_trim_due() changed. */
+static void hmb__trim_mark_locked(hmb__acct_t *a) {
+  int due = hmb__acct_trim_due(a);
+  if (due != a->trim_marked) {
+    a->trim_marked = due;
+    hmb__sb_mark(a, HMB__SB_TRIM, due);
   }
 }
 
@@ -249,6 +263,7 @@ static void hmb__held_sub(hmb__ledger_t *L, hmb__acct_t *a, int64_t x) {
   }
   int64_t r2 = x - r1 < L->limit_debt ? x - r1 : L->limit_debt;
   L->limit_debt -= r2;
+  hmb__trim_mark_locked(a);
   hmb__heap_update(L, a);
   hmb__room_locked(L);
 }
@@ -278,7 +293,7 @@ static void hmb__remove_locked(hmb__ledger_t *L, hmb__waiter_t *w) {
     hmb__unlink(&L->bor_head, &L->bor_tail, w);
     L->bor_waiters--;
     if (--a->bor_queued == 0)
-      hmb__sb_queued(a, 0);
+      hmb__sb_mark(a, HMB__SB_QUEUED, 0);
   }
   /* A runner's queued requests are all of one kind (a start xor borrows
    * and grows): the lifecycle calls cannot overlap. */
@@ -331,7 +346,7 @@ static void hmb__enqueue_locked(hmb__ledger_t *L, hmb__waiter_t *w) {
     /* Marked before the borrow reads its spare (serve_own, right after):
      * a free either credited first or sees the mark (file comment). */
     if (a->bor_queued++ == 0)
-      hmb__sb_queued(a, 1);
+      hmb__sb_mark(a, HMB__SB_QUEUED, 1);
   }
   if (a->nwait++ == 0) {
     if (w->kind == HMB_REQUEST_START)
@@ -364,6 +379,7 @@ static void hmb__stop_running_locked(hmb__ledger_t *L, hmb__acct_t *a,
    * words, which the caller marks next, in this hold of the lock
    * (hmb__spare_take_all(); a cancel does not stop the returns). */
   atomic_store_explicit(&a->state, new_state, memory_order_relaxed);
+  hmb__trim_mark_locked(a);
 }
 
 static void hmb__make_progress_locked(hmb__ledger_t *L, hmb__acct_t *a) {
@@ -445,6 +461,7 @@ static void hmb__grant_locked(hmb__ledger_t *L, hmb__waiter_t *w, int64_t bytes,
     hmb__serve_own_locked(L, a);
     break;
   }
+  hmb__trim_mark_locked(a); /* held, beyond and perhaps the state changed */
   hmb__wake(w, 0);
 }
 
@@ -760,20 +777,16 @@ static void hmb__spare_put_back(hmb__ledger_t *L, hmb__acct_t *a,
                                 unsigned shard, int64_t x) {
   if (x <= 0)
     return;
-  /* Without the lock when nothing is beyond the limit and the word takes
-   * it (not stopped, no borrow queued: file comment). `beyond` is written
-   * under the lock and read here relaxed: a grant beyond the limit made
-   * meanwhile on another thread of the runner is for an allocation of
-   * that thread, whose buffers' closes settle it (hmb__ledger_freed_slow). */
-  if (HMB__GET(a->beyond) == 0) {
-    _Atomic uint64_t *p = &a->shard[shard].sb;
-    uint64_t w = atomic_load_explicit(p, memory_order_relaxed);
-    while (hmb__sb_credit_ok(w, x))
-      if (atomic_compare_exchange_weak_explicit(p, &w, w + hmb__sb_of(x),
-                                                memory_order_relaxed,
-                                                memory_order_relaxed))
-        return;
-  }
+  /* Without the lock when the word takes it (no HMB__SB_DUE mark: not
+   * stopped, no borrow queued, nothing beyond the limit or above the need;
+   * file comment). */
+  _Atomic uint64_t *p = &a->shard[shard].sb;
+  uint64_t w = atomic_load_explicit(p, memory_order_relaxed);
+  while (hmb__sb_credit_ok(w, x))
+    if (atomic_compare_exchange_weak_explicit(p, &w, w + hmb__sb_of(x),
+                                              memory_order_relaxed,
+                                              memory_order_relaxed))
+      return;
   pthread_mutex_lock(&L->lock);
   if (hmb__rstate_returning(hmb__acct_state(a))) {
     hmb__held_sub(L, a, x);
@@ -843,6 +856,7 @@ void hmb__ledger_unborrow(hmb__ledger_t *L, hmb__acct_t *a, unsigned shard,
     HMB__SET(a->borrows, HMB__GET(a->borrows) - 1);
     HMB__SET(a->borrowed, HMB__GET(a->borrowed) - (uint64_t)g->bytes);
     HMB__SET(a->wait_ns, HMB__GET(a->wait_ns) - g->waited_ns);
+    hmb__trim_mark_locked(a);
     hmb__heap_update(L, a);
     hmb__room_locked(L);
     hmb__dispatch_locked(L);
@@ -935,6 +949,7 @@ int64_t hmb__ledger_set_need(hmb__ledger_t *L, hmb__acct_t *a, int64_t need) {
     hmb__ev_add(&L->ev.released_early, (uint64_t)t);
     changed = 1;
   }
+  hmb__trim_mark_locked(a); /* the need changed */
   if (changed)
     hmb__dispatch_locked(L);
   pthread_mutex_unlock(&L->lock);

@@ -29,7 +29,8 @@
  * counts and the flags a free must see, plus `spare_over` for what does
  * not fit a word (under the lock only). Flag invariants, kept under the
  * lock (hmb_pool_check() checks them): HMB__SB_STOPPED is set in every
- * shard iff the state is returning; HMB__SB_QUEUED iff bor_queued > 0.
+ * shard iff the state is returning; HMB__SB_QUEUED iff bor_queued > 0;
+ * HMB__SB_TRIM iff hmb__acct_trim_due().
  */
 #ifndef HMB_SRC_CORE_LEDGER_H
 #define HMB_SRC_CORE_LEDGER_H
@@ -88,82 +89,75 @@ int hmb__ledger_grow(hmb__ledger_t *L, hmb__acct_t *a, int64_t bytes,
 /* ---- returns ---------------------------------------------------------------
  */
 
-/*
- * Whether freed bytes may simply stay as spare: nothing beyond the limit
- * to give back and the declared need not exceeded. Relaxed snapshots of
- * fields written under the lock: a change made meanwhile by another
- * thread's request is settled by that request's own buffers' closes, as
- * it was before; what a free must never miss (the account stopping, a
- * borrow queueing) is in the shard's word, which the free writes.
- */
-static inline int hmb__ledger_keep_ok(const hmb__acct_t *a) {
-  int64_t need = atomic_load_explicit(&a->need, memory_order_relaxed);
-  return atomic_load_explicit(&a->beyond, memory_order_relaxed) == 0 &&
-         (need < 0 ||
-          atomic_load_explicit(&a->state, memory_order_relaxed) !=
-              HMB__R_RUNNING ||
-          atomic_load_explicit(&a->held, memory_order_relaxed) <= need);
-}
-/* Whether a credit of `bytes` may go into word `w` without the lock: not
- * stopped, no borrow or grow queued, and the spare field has room. */
+/* Whether a credit of `bytes` may go into word `w` without the lock:
+ * nothing due elsewhere (HMB__SB_DUE: not stopped, no borrow or grow
+ * queued, nothing to repay or trim), and the spare field has room. */
 static inline int hmb__sb_credit_ok(uint64_t w, int64_t bytes) {
-  return (w & (HMB__SB_STOPPED | HMB__SB_QUEUED)) == 0 &&
+  return (w & HMB__SB_DUE) == 0 &&
          bytes <= HMB__SB_SPARE_MAX - hmb__sb_spare(w);
 }
 
 /*
- * A root buffer of `bytes` charged to `a` and counted in shard `shard`
- * was freed, and nothing else is due (hmb__ledger_keep_ok(), and the word
- * takes the credit): the bytes become the shard's spare and the buffer is
- * uncounted, in one CAS; 1. Else 0, and nothing changed (the caller goes
+ * A root buffer of `bytes` (<= HMB__SB_SPARE_MAX: the quick paths' small
+ * sizes) charged to `a` and counted in shard `shard` was freed, and
+ * nothing else is due (no HMB__SB_DUE mark, and the spare field has
+ * room): the bytes become the shard's spare and the buffer is uncounted,
+ * in one CAS; 1. Else 0, and nothing changed (the caller goes
  * hmb__ledger_freed(), then hmb__ledger_uncount()). On 1 the runner may be
  * gone: this was the buffer's last access to it.
  *
  * seq_cst: the buffer count's decrement is the release of the runner's
  * lifetime (runner.h) and the free's side of the idle pairing
- * (hmb_runner_wait_idle()). The budget needs only the word's coherence: a
- * finish or destroy marks every shard stopped as it drains it, and a
- * borrower marks them queued before it reads them, both with RMWs, so
- * this CAS either comes first in the word's order (and they see the
- * credit) or fails and sees their mark.
+ * (hmb_runner_wait_idle()). The budget needs only the word's coherence:
+ * whatever makes a free's bytes due elsewhere marks every shard's word
+ * with an RMW under the lock (finish and destroy as they drain it, a
+ * borrower before it reads it, a grant beyond the limit or above the
+ * declared need), so this CAS either comes first in the word's order
+ * (and the marker's later steps see the credit) or fails and sees the
+ * mark.
  */
-static inline int hmb__ledger_freed_counted(hmb__acct_t *a, unsigned shard,
-                                            int64_t bytes) {
-  if (HMB__UNLIKELY(!hmb__ledger_keep_ok(a)))
-    return 0;
+static inline int
+hmb__ledger_freed_counted_small(hmb__acct_t *a, unsigned shard, int64_t bytes) {
   _Atomic uint64_t *p = &a->shard[shard].sb;
-  uint64_t w = atomic_load_explicit(p, memory_order_relaxed);
+  uint64_t w = atomic_load_explicit(p, memory_order_relaxed), nw;
   do {
-    if (HMB__UNLIKELY(!hmb__sb_credit_ok(w, bytes)))
+    /* The spare field is the word's top: it has room iff the add does
+     * not carry out of the word. */
+    if (HMB__UNLIKELY((w & HMB__SB_DUE) != 0 ||
+                      __builtin_add_overflow(w, hmb__sb_of(bytes), &nw)))
       return 0;
   } while (!atomic_compare_exchange_weak_explicit(
-      p, &w, w + hmb__sb_of(bytes) - HMB__SB_BUF, memory_order_seq_cst,
-      memory_order_relaxed));
+      p, &w, nw - HMB__SB_BUF, memory_order_seq_cst, memory_order_relaxed));
   return 1;
+}
+/* The same for any size. */
+static inline int hmb__ledger_freed_counted(hmb__acct_t *a, unsigned shard,
+                                            int64_t bytes) {
+  return bytes <= HMB__SB_SPARE_MAX &&
+         hmb__ledger_freed_counted_small(a, shard, bytes);
 }
 
 /*
  * `bytes` charged to `a` were freed on shard `shard` (a close whose
  * combined step did not apply, or a shrink): kept as spare, or returned
- * (stopped), with a queued borrow of the same runner served and the
- * runner trimmed to its declared need. The buffer count is not touched.
- * Without the lock when the bytes simply stay as spare.
+ * (stopped), with a queued borrow of the same runner served, what is
+ * beyond the limit repaid and the runner trimmed to its declared need.
+ * The buffer count is not touched. Without the lock when the bytes
+ * simply stay as spare.
  */
 void hmb__ledger_freed_slow(hmb__ledger_t *L, hmb__acct_t *a, unsigned shard,
                             int64_t bytes);
 static inline void hmb__ledger_freed(hmb__ledger_t *L, hmb__acct_t *a,
                                      unsigned shard, int64_t bytes) {
-  if (HMB__LIKELY(hmb__ledger_keep_ok(a))) {
-    _Atomic uint64_t *p = &a->shard[shard].sb;
-    uint64_t w = atomic_load_explicit(p, memory_order_relaxed);
-    /* Relaxed: the word's coherence orders it (hmb__ledger_freed_counted());
-     * the buffer count's decrement that follows is seq_cst. */
-    while (hmb__sb_credit_ok(w, bytes))
-      if (atomic_compare_exchange_weak_explicit(p, &w, w + hmb__sb_of(bytes),
-                                                memory_order_relaxed,
-                                                memory_order_relaxed))
-        return;
-  }
+  _Atomic uint64_t *p = &a->shard[shard].sb;
+  uint64_t w = atomic_load_explicit(p, memory_order_relaxed);
+  /* Relaxed: the word's coherence orders it (hmb__ledger_freed_counted());
+   * the buffer count's decrement that follows is seq_cst. */
+  while (hmb__sb_credit_ok(w, bytes))
+    if (atomic_compare_exchange_weak_explicit(p, &w, w + hmb__sb_of(bytes),
+                                              memory_order_relaxed,
+                                              memory_order_relaxed))
+      return;
   hmb__ledger_freed_slow(L, a, shard, bytes);
 }
 /* Give back up to `max` spare bytes (try-free). Returns the bytes. */
@@ -216,17 +210,20 @@ static inline int hmb__ledger_take_fast(hmb__acct_t *a, unsigned s, int64_t b) {
   return 0;
 }
 
-/* The same, and count a root buffer in shard `s`, in the one CAS: 1 if
- * done (the spare covers `b` and the count has room), else 0 and nothing
- * changed. Relaxed, as hmb__ledger_take_fast(). */
+/* The same for `b` <= HMB__SB_SPARE_MAX (the quick paths' small sizes),
+ * and count a root buffer in shard `s`, in the one CAS: 1 if done (the
+ * spare covers `b` and the count has room), else 0 and nothing changed.
+ * Relaxed, as hmb__ledger_take_fast(). */
 static inline int hmb__ledger_take_counted(hmb__acct_t *a, unsigned s,
                                            int64_t b) {
   _Atomic uint64_t *p = &a->shard[s].sb;
+  const uint64_t take = hmb__sb_of(b);
   uint64_t w = atomic_load_explicit(p, memory_order_relaxed);
-  while (hmb__sb_spare(w) >= b && (w & HMB__SB_BUFS_MASK) != HMB__SB_BUFS_MASK)
-    if (atomic_compare_exchange_weak_explicit(
-            p, &w, w - hmb__sb_of(b) + HMB__SB_BUF, memory_order_relaxed,
-            memory_order_relaxed))
+  /* The spare field is the word's top, so the word compares as it does. */
+  while (w >= take && (w & HMB__SB_BUFS_MASK) != HMB__SB_BUFS_MASK)
+    if (atomic_compare_exchange_weak_explicit(p, &w, w - take + HMB__SB_BUF,
+                                              memory_order_relaxed,
+                                              memory_order_relaxed))
       return 1;
   return 0;
 }

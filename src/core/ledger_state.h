@@ -44,18 +44,21 @@ static inline int hmb__rstate_returning(int s) {
 
 /*
  * A shard's word: the shard's spare budget, the root buffers counted in it
- * and three flags, in one atomic, so that an allocation covered by spare
+ * and four flags, in one atomic, so that an allocation covered by spare
  * takes the bytes and counts its buffer with one CAS, and the last close
  * of a buffer credits them and uncounts it with one more: no other locked
  * instruction on those paths, and no Dekker pairing of a store with a
- * later load (the flags a free must see are in the word it writes).
- *   bits 0-2    HMB__SB_SEALED: destroy sealed the shard (runner.h);
+ * later load (the flags a free must see are in the word it writes, and
+ * whether freed bytes may simply stay as spare is the one test of them).
+ *   bits 0-3    HMB__SB_SEALED: destroy sealed the shard (runner.h);
  *               HMB__SB_STOPPED: the account returns freed budget to the
  *               pool (set with the state, under the budget lock, never
  *               cleared); HMB__SB_QUEUED: a borrow or grow of the account
  *               is queued (set and cleared under the budget lock with
- *               bor_queued's 0 <-> 1).
- *   bits 3-24   the root buffers counted here (at most HMB__SB_BUFS_MAX;
+ *               bor_queued's 0 <-> 1); HMB__SB_TRIM: freed bytes are due
+ *               back to the pool (hmb__acct_trim_due(); set and cleared
+ *               under the budget lock whenever that changes).
+ *   bits 4-24   the root buffers counted here (at most HMB__SB_BUFS_MAX;
  *               a buffer beyond it holds a runner reference instead:
  *               HMB__BUF_XREF, runner.h).
  *   bits 25-63  spare bytes (at most HMB__SB_SPARE_MAX; a credit under the
@@ -68,8 +71,11 @@ static inline int hmb__rstate_returning(int s) {
 #define HMB__SB_SEALED ((uint64_t)1)
 #define HMB__SB_STOPPED ((uint64_t)2)
 #define HMB__SB_QUEUED ((uint64_t)4)
-#define HMB__SB_BUF ((uint64_t)1 << 3) /* one root buffer */
-#define HMB__SB_BUFS_MAX (((uint64_t)1 << 22) - 1)
+#define HMB__SB_TRIM ((uint64_t)8)
+/* What sends a free's credit through the lock. */
+#define HMB__SB_DUE (HMB__SB_STOPPED | HMB__SB_QUEUED | HMB__SB_TRIM)
+#define HMB__SB_BUF ((uint64_t)1 << 4) /* one root buffer */
+#define HMB__SB_BUFS_MAX (((uint64_t)1 << 21) - 1)
 #define HMB__SB_BUFS_MASK (HMB__SB_BUFS_MAX * HMB__SB_BUF)
 #define HMB__SB_SPARE_SHIFT 25
 #define HMB__SB_SPARE_MAX ((int64_t)(((uint64_t)1 << 39) - 1)) /* 512 GiB-1 */
@@ -116,6 +122,7 @@ typedef struct hmb__acct {
   /* --- under the budget lock --- */
   int nwait;       /* its requests in the queues */
   int bor_queued;  /* its borrows and grows among them (HMB__SB_QUEUED) */
+  int trim_marked; /* its words are marked HMB__SB_TRIM */
   uint64_t ticket; /* arrival of its first start: kept by retries */
   int heap_at;     /* index in the heap of holders, -1: not there */
   /* --- fixed at creation --- */
@@ -130,6 +137,17 @@ typedef struct hmb__acct {
  * need agreement between fields take the budget lock. */
 static inline int hmb__acct_state(const hmb__acct_t *a) {
   return atomic_load_explicit(&a->state, memory_order_relaxed);
+}
+
+/* Whether bytes freed by `a` are due back to the pool rather than kept as
+ * spare: it holds beyond the limit (they repay it), or more than its
+ * declared need while running (they trim it). Under the budget lock: the
+ * ledger marks the words HMB__SB_TRIM by it, hmb_pool_check() checks. */
+static inline int hmb__acct_trim_due(const hmb__acct_t *a) {
+  int64_t need = atomic_load_explicit(&a->need, memory_order_relaxed);
+  return atomic_load_explicit(&a->beyond, memory_order_relaxed) > 0 ||
+         (need >= 0 && hmb__acct_state(a) == HMB__R_RUNNING &&
+          atomic_load_explicit(&a->held, memory_order_relaxed) > need);
 }
 
 /* ---- the ledger -----------------------------------------------------------

@@ -216,6 +216,8 @@ int(hmb_runner_create)(hmb_pool_t *pool, const hmb_runner_config_t *cfg,
 
 _Static_assert(sizeof(hmb__rshard_t) == 64,
                "a runner's thread shard is one cache line");
+_Static_assert(HMB__TC_SMALL_MAX <= (size_t)HMB__SB_SPARE_MAX,
+               "the quick paths' sizes fit a shard's spare field");
 
 /* The live gauge of slot `i`: a thread shard, or HMB__SHARD_SHARED. */
 static hmb__gauge_shard_t *hmb__runner_gauge(hmb_runner_t *r, unsigned i) {
@@ -821,7 +823,7 @@ hmb__runner_close_root(hmb_runner_t *r, hmb_buffer_t *b, int has_block) {
     if (HMB__UNLIKELY(fold))
       return hmb__runner_closed_rest(r, sh, bytes, fold, 0);
     hmb__home_t *h = r->home; /* the runner may be gone after the step */
-    if (HMB__UNLIKELY(!hmb__ledger_freed_counted(&r->acct, sh, bytes)))
+    if (HMB__UNLIKELY(!hmb__ledger_freed_counted_small(&r->acct, sh, bytes)))
       return hmb__runner_closed_rest(r, sh, bytes, 0, 1);
     if (HMB__UNLIKELY(hmb__home_idle_due(h)))
       return hmb__runner_unbuf_act(r, h, HMB__UNBUF_NOTIFY);

@@ -1,18 +1,18 @@
 /*
  * test_many_buffers.c - more live buffers on one thread of one runner than
- * a shard's word counts (HMB__SB_BUFS_MAX, 2^22 - 1: core/ledger_state.h).
+ * a shard's word counts (HMB__SB_BUFS_MAX, 2^21 - 1: core/ledger_state.h).
  * The buffers beyond it hold a runner reference of their own; every one is
  * still counted exactly, gives its budget back at its close, and keeps the
  * runner alive after its handle is destroyed, in any order of closes.
  * AddressSanitizer catches a runner freed too early. Its own executable:
- * four million allocations are too slow for valgrind's memcheck.
+ * two million allocations are too slow for valgrind's memcheck.
  */
 #define _POSIX_C_SOURCE 200809L
 #include <stdlib.h>
 
 #include "testsupport.h"
 
-#define WORD_BUFS ((size_t)(1u << 22) - 1) /* counted in the shard's word */
+#define WORD_BUFS ((size_t)(1u << 21) - 1) /* counted in the shard's word */
 #define EXTRA ((size_t)1000)               /* beyond it */
 
 static void check_counts(hmb_pool_t *pool, hmb_runner_t *r, size_t live,
