@@ -161,7 +161,7 @@ static void hmb__sb_mark(hmb__acct_t *a, uint64_t bit, int on) {
 
 /* Re-mark HMB__SB_TRIM after a change of a's held, beyond, need or state
  * (under the lock): RMWs only when hmb__acct_trim_due() changed. */
-static void hmb__trim_mark_locked(hmb__acct_t *a) {
+static inline void hmb__trim_mark_locked(hmb__acct_t *a) {
   int due = hmb__acct_trim_due(a);
   if (due != a->trim_marked) {
     a->trim_marked = due;
