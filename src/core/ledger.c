@@ -780,13 +780,8 @@ static void hmb__spare_put_back(hmb__ledger_t *L, hmb__acct_t *a,
   /* Without the lock when the word takes it (no HMB__SB_DUE mark: not
    * stopped, no borrow queued, nothing beyond the limit or above the need;
    * file comment). */
-  _Atomic uint64_t *p = &a->shard[shard].sb;
-  uint64_t w = atomic_load_explicit(p, memory_order_relaxed);
-  while (hmb__sb_credit_ok(w, x))
-    if (atomic_compare_exchange_weak_explicit(p, &w, w + hmb__sb_of(x),
-                                              memory_order_relaxed,
-                                              memory_order_relaxed))
-      return;
+  if (hmb__ledger_credit_quick(a, shard, x))
+    return;
   pthread_mutex_lock(&L->lock);
   if (hmb__rstate_returning(hmb__acct_state(a))) {
     hmb__held_sub(L, a, x);

@@ -147,18 +147,25 @@ static inline int hmb__ledger_freed_counted(hmb__acct_t *a, unsigned shard,
  */
 void hmb__ledger_freed_slow(hmb__ledger_t *L, hmb__acct_t *a, unsigned shard,
                             int64_t bytes);
-static inline void hmb__ledger_freed(hmb__ledger_t *L, hmb__acct_t *a,
-                                     unsigned shard, int64_t bytes) {
+/* Credit `bytes` to shard `shard`'s spare without the lock, if the word
+ * takes it (hmb__sb_credit_ok()): 1, else 0 and nothing changed. Relaxed:
+ * the word's coherence orders it (hmb__ledger_freed_counted()); a buffer
+ * count's decrement that follows is seq_cst. */
+static inline int hmb__ledger_credit_quick(hmb__acct_t *a, unsigned shard,
+                                           int64_t bytes) {
   _Atomic uint64_t *p = &a->shard[shard].sb;
   uint64_t w = atomic_load_explicit(p, memory_order_relaxed);
-  /* Relaxed: the word's coherence orders it (hmb__ledger_freed_counted());
-   * the buffer count's decrement that follows is seq_cst. */
   while (hmb__sb_credit_ok(w, bytes))
     if (atomic_compare_exchange_weak_explicit(p, &w, w + hmb__sb_of(bytes),
                                               memory_order_relaxed,
                                               memory_order_relaxed))
-      return;
-  hmb__ledger_freed_slow(L, a, shard, bytes);
+      return 1;
+  return 0;
+}
+static inline void hmb__ledger_freed(hmb__ledger_t *L, hmb__acct_t *a,
+                                     unsigned shard, int64_t bytes) {
+  if (HMB__UNLIKELY(!hmb__ledger_credit_quick(a, shard, bytes)))
+    hmb__ledger_freed_slow(L, a, shard, bytes);
 }
 /* Give back up to `max` spare bytes (try-free). Returns the bytes. */
 int64_t hmb__ledger_try_free(hmb__ledger_t *L, hmb__acct_t *a, uint64_t max);
