@@ -31,15 +31,25 @@ static void check_counts(hmb_pool_t *pool, hmb_runner_t *r, size_t live,
   ts_check(pool, HMB_CHECK_QUIESCENT);
 }
 
-static void test_buffers_beyond_a_shard_count(void **state) {
-  (void)state;
-  const size_t n = WORD_BUFS + EXTRA;
-  hmb_pool_t *pool = ts_pool(64u << 20, NULL, NULL);
-  hmb_runner_t *r = ts_started_runner(pool, n);
+/* A pool, a runner started for `n` bytes, and `n` reservations of 1 byte
+ * made on the calling thread (so in one shard). */
+static hmb_buffer_t **many_reserved(size_t n, hmb_pool_t **pool,
+                                    hmb_runner_t **r) {
+  *pool = ts_pool(64u << 20, NULL, NULL);
+  *r = ts_started_runner(*pool, n);
   hmb_buffer_t **b = calloc(n, sizeof *b);
   assert_non_null(b);
   for (size_t i = 0; i < n; i++)
-    assert_int_equal(hmb_runner_reserve(r, 1, &b[i]), HMB_OK);
+    assert_int_equal(hmb_runner_reserve(*r, 1, &b[i]), HMB_OK);
+  return b;
+}
+
+static void test_buffers_beyond_a_shard_count(void **state) {
+  (void)state;
+  const size_t n = WORD_BUFS + EXTRA;
+  hmb_pool_t *pool = NULL;
+  hmb_runner_t *r = NULL;
+  hmb_buffer_t **b = many_reserved(n, &pool, &r);
   check_counts(pool, r, n, (int64_t)n);
 
   /* Closes of buffers beyond the count: their bytes become spare. */
@@ -82,12 +92,9 @@ static void test_buffers_beyond_a_shard_count(void **state) {
 static void test_buffers_beyond_a_shard_count_close_first(void **state) {
   (void)state;
   const size_t n = WORD_BUFS + EXTRA;
-  hmb_pool_t *pool = ts_pool(64u << 20, NULL, NULL);
-  hmb_runner_t *r = ts_started_runner(pool, n);
-  hmb_buffer_t **b = calloc(n, sizeof *b);
-  assert_non_null(b);
-  for (size_t i = 0; i < n; i++)
-    assert_int_equal(hmb_runner_reserve(r, 1, &b[i]), HMB_OK);
+  hmb_pool_t *pool = NULL;
+  hmb_runner_t *r = NULL;
+  hmb_buffer_t **b = many_reserved(n, &pool, &r);
   size_t ret = 0;
   assert_int_equal(hmb_runner_finish(r, 0, &ret), HMB_OK);
   assert_int_equal(ret, 0);
