@@ -69,23 +69,32 @@ int64_t hmb__acct_spare(const hmb__acct_t *a) {
   return s;
 }
 
-/* Take every shard's spare and mark the shard stopped (HMB__SB_STOPPED), in
- * one RMW each, and the spare that sat outside the words: the account is
- * returning (every caller has stored a returning state). A word already
- * marked and empty is left alone (only its frees' slow paths, under the
- * lock, write its spare field then). Relaxed: the lock orders it against
- * the other locked writers, and the word's coherence against the frees
- * (file comment). */
-static int64_t hmb__spare_take_all(hmb__acct_t *a) {
+/* Take every shard's spare and mark the shard `mark` (HMB__SB_STOPPED, with
+ * HMB__SB_SEALED for a destroy), in one RMW each, and the spare that sat
+ * outside the words: the account is returning (every caller has stored a
+ * returning state). A word already marked and empty is left alone (only
+ * its frees' slow paths, under the lock, write its spare field then).
+ * Relaxed for the stopped mark: the lock orders it against the other
+ * locked writers, and the word's coherence against the frees (file
+ * comment). A seal is acq_rel: it pairs with the closers' decrements
+ * (runner.h). *empty (sealing only) is increased by the shards this call
+ * sealed with no buffer counted: their references are the sealer's to
+ * release. */
+static int64_t hmb__spare_take_all(hmb__acct_t *a, uint64_t mark,
+                                   unsigned *empty) {
   int64_t s = 0;
+  memory_order ok =
+      (mark & HMB__SB_SEALED) ? memory_order_acq_rel : memory_order_relaxed;
   for (unsigned i = 0; i < HMB__SHARDS; i++) {
     _Atomic uint64_t *p = &a->shard[i].sb;
     uint64_t w = atomic_load_explicit(p, memory_order_relaxed);
-    while ((w & HMB__SB_STOPPED) == 0 || hmb__sb_spare(w) != 0)
+    while ((w & mark) != mark || hmb__sb_spare(w) != 0)
       if (atomic_compare_exchange_weak_explicit(
-              p, &w, (w - hmb__sb_of(hmb__sb_spare(w))) | HMB__SB_STOPPED,
-              memory_order_relaxed, memory_order_relaxed)) {
+              p, &w, (w - hmb__sb_of(hmb__sb_spare(w))) | mark, ok,
+              memory_order_relaxed)) {
         s += hmb__sb_spare(w);
+        if ((mark & ~w & HMB__SB_SEALED) && hmb__sb_bufs(w) == 0)
+          ++*empty;
         break;
       }
   }
@@ -973,9 +982,12 @@ static void hmb__reject_all_locked(hmb__ledger_t *L, hmb__acct_t *a, int code) {
   }
 }
 
-/* The work of finish under the lock: 0 or HMB_ESTATE, as finish. */
+/* The work of finish under the lock: 0 or HMB_ESTATE, as finish. `mark`
+ * and *empty: as hmb__spare_take_all() (a finish before a destroy seals in
+ * the same pass). */
 static int hmb__finish_locked(hmb__ledger_t *L, hmb__acct_t *a, int status,
-                              int64_t *returned) {
+                              int64_t *returned, uint64_t mark,
+                              unsigned *empty) {
   int st = hmb__acct_state(a);
   if ((st != HMB__R_RUNNING && st != HMB__R_CANCELLED) || a->nwait)
     return HMB_ESTATE;
@@ -983,26 +995,33 @@ static int hmb__finish_locked(hmb__ledger_t *L, hmb__acct_t *a, int status,
                            st == HMB__R_CANCELLED ? HMB__R_CANCELLED_DONE
                            : status == 0          ? HMB__R_COMPLETED
                                                   : HMB__R_FAILED);
-  int64_t x = hmb__spare_take_all(a);
+  int64_t x = hmb__spare_take_all(a, mark, empty);
   hmb__held_sub(L, a, x);
   HMB__SET(a->returned_at_finish, HMB__GET(a->returned_at_finish) + x);
   *returned = x;
   return 0;
 }
 
-/* The work of destroy under the lock, but the dispatch. */
-static void hmb__destroy_locked(hmb__ledger_t *L, hmb__acct_t *a) {
+/* The work of destroy under the lock, but the dispatch: every shard is
+ * sealed, and *empty is as hmb__spare_take_all(). `sealed`: a finish in
+ * this hold drained and sealed every shard already (no credit can have
+ * reached a word since: each is marked stopped), so nothing is left to
+ * take. */
+static void hmb__destroy_locked(hmb__ledger_t *L, hmb__acct_t *a,
+                                unsigned *empty, int sealed) {
   if (a->nwait) /* misuse (a call in flight): never leave it queued */
     hmb__reject_all_locked(L, a, HMB_ECANCELED);
   hmb__stop_running_locked(L, a, HMB__R_CLOSED);
-  hmb__held_sub(L, a, hmb__spare_take_all(a));
+  if (!sealed)
+    hmb__held_sub(
+        L, a, hmb__spare_take_all(a, HMB__SB_STOPPED | HMB__SB_SEALED, empty));
 }
 
 int hmb__ledger_finish(hmb__ledger_t *L, hmb__acct_t *a, int status,
                        int64_t *returned) {
   int64_t x = 0;
   pthread_mutex_lock(&L->lock);
-  int rc = hmb__finish_locked(L, a, status, &x);
+  int rc = hmb__finish_locked(L, a, status, &x, HMB__SB_STOPPED, NULL);
   if (rc == 0)
     hmb__dispatch_locked(L);
   pthread_mutex_unlock(&L->lock);
@@ -1026,22 +1045,26 @@ int hmb__ledger_cancel(hmb__ledger_t *L, hmb__acct_t *a) {
   return rc;
 }
 
-int hmb__ledger_destroy(hmb__ledger_t *L, hmb__acct_t *a) {
+int hmb__ledger_destroy(hmb__ledger_t *L, hmb__acct_t *a, unsigned *empty) {
+  *empty = 0;
   pthread_mutex_lock(&L->lock);
   int st = hmb__acct_state(a);
-  hmb__destroy_locked(L, a);
+  hmb__destroy_locked(L, a, empty, 0);
   hmb__dispatch_locked(L);
   pthread_mutex_unlock(&L->lock);
   return st;
 }
 
 int hmb__ledger_finish_destroy(hmb__ledger_t *L, hmb__acct_t *a, int status,
-                               int *finished) {
+                               int *finished, unsigned *empty) {
   int64_t x = 0;
+  *empty = 0;
   pthread_mutex_lock(&L->lock);
-  *finished = hmb__finish_locked(L, a, status, &x);
+  /* The finish's drain seals too: one RMW per shard for both. */
+  *finished = hmb__finish_locked(L, a, status, &x,
+                                 HMB__SB_STOPPED | HMB__SB_SEALED, empty);
   int st = hmb__acct_state(a);
-  hmb__destroy_locked(L, a);
+  hmb__destroy_locked(L, a, empty, *finished == 0);
   /* One dispatch for both: neither step adds a request, and every grant
    * the first one's returns allow is still allowed after the second. */
   hmb__dispatch_locked(L);

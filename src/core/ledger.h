@@ -180,15 +180,18 @@ int hmb__ledger_finish(hmb__ledger_t *L, hmb__acct_t *a, int status,
                        int64_t *returned);
 /* Cancel. 0 or HMB_ESTATE. */
 int hmb__ledger_cancel(hmb__ledger_t *L, hmb__acct_t *a);
-/* The handle is destroyed: stop, drain, CLOSED. Returns the state before. */
-int hmb__ledger_destroy(hmb__ledger_t *L, hmb__acct_t *a);
+/* The handle is destroyed: stop, drain, seal every shard, CLOSED. Returns
+ * the state before. *empty: the shards sealed with no buffer counted (their
+ * references are the caller's to release; runner.h). */
+int hmb__ledger_destroy(hmb__ledger_t *L, hmb__acct_t *a, unsigned *empty);
 /*
  * Finish, then destroy, in one hold of the budget lock (one dispatch).
  * *finished: what finish returned (0 or HMB_ESTATE; destroy happens
- * either way). Returns the state before the destroy.
+ * either way). Returns the state before the destroy; *empty as
+ * hmb__ledger_destroy(). The finish's drain seals in the same pass.
  */
 int hmb__ledger_finish_destroy(hmb__ledger_t *L, hmb__acct_t *a, int status,
-                               int *finished);
+                               int *finished, unsigned *empty);
 
 /* ---- the pool --------------------------------------------------------------
  */
@@ -254,13 +257,6 @@ static inline int hmb__ledger_count(hmb__acct_t *a, unsigned s) {
 static inline uint64_t hmb__ledger_uncount(hmb__acct_t *a, unsigned s) {
   return atomic_fetch_sub_explicit(&a->shard[s].sb, HMB__SB_BUF,
                                    memory_order_seq_cst);
-}
-
-/* Seal shard `s` (destroy); returns the word before. acq_rel: pairs with
- * the closers' decrements (runner.h). */
-static inline uint64_t hmb__ledger_seal(hmb__acct_t *a, unsigned s) {
-  return atomic_fetch_or_explicit(&a->shard[s].sb, HMB__SB_SEALED,
-                                  memory_order_acq_rel);
 }
 
 /* Root buffers counted in shard `s` (a snapshot; `order`: relaxed, or

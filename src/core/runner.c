@@ -256,9 +256,11 @@ static void hmb__runner_release_n(hmb_runner_t *r, int n) {
   free(r);
 }
 
-/* Detach the handle of a runner the ledger has closed (`before`: its state
- * before the close): seal every shard and drop the handle's reference. */
-static void hmb__runner_detach(hmb_runner_t *r, int before) {
+/* Detach the handle of a runner the ledger has closed and sealed
+ * (`before`: its state before the close; `empty`: the shards the seal
+ * found with no buffer): release those shards with the handle's own
+ * reference, in one step. */
+static void hmb__runner_detach(hmb_runner_t *r, int before, unsigned empty) {
   int64_t nbuf = hmb__runner_buffers(r);
   if (nbuf > 0)
     hmb__log(&r->home->log, HMB_LOG_DEBUG,
@@ -268,27 +270,23 @@ static void hmb__runner_detach(hmb_runner_t *r, int before) {
              r->acct.id, r->acct.name,
              hmb_runner_state_name(hmb__public_state(before)), nbuf,
              hmb__runner_live(r));
-  /* Seal every shard; an empty one is released at once, with the handle's
-   * own reference in one step. acq_rel: pairs with the closers'
-   * decrements (runner.h). */
-  int n = 1;
-  for (unsigned i = 0; i < HMB__SHARDS; i++)
-    if (hmb__sb_bufs(hmb__ledger_seal(&r->acct, i)) == 0)
-      n++;
-  hmb__runner_release_n(r, n);
+  hmb__runner_release_n(r, 1 + (int)empty);
 }
 
 void hmb_runner_destroy(hmb_runner_t *r) {
   if (!r)
     return;
-  hmb__runner_detach(r, hmb__ledger_destroy(r->ledger, &r->acct));
+  unsigned empty;
+  int before = hmb__ledger_destroy(r->ledger, &r->acct, &empty);
+  hmb__runner_detach(r, before, empty);
 }
 
 int hmb__runner_finish_destroy(hmb_runner_t *r, int status) {
   int finished = 0;
-  int before =
-      hmb__ledger_finish_destroy(r->ledger, &r->acct, status, &finished);
-  hmb__runner_detach(r, before);
+  unsigned empty;
+  int before = hmb__ledger_finish_destroy(r->ledger, &r->acct, status,
+                                          &finished, &empty);
+  hmb__runner_detach(r, before, empty);
   return finished;
 }
 

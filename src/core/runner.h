@@ -17,7 +17,8 @@
  * Each shard's word counts the root buffers allocated on it; a buffer's
  * last close decrements the shard it was counted in, as its very last
  * access to the runner (with the credit of its bytes, in one CAS, when
- * nothing else is due). Destroy seals every shard: a shard found empty
+ * nothing else is due). Destroy seals every shard, under the budget lock
+ * with the drain that stops it (one CAS per shard): a shard found empty
  * when sealed, or emptied after, is released once, and so is the handle;
  * the last release of the HMB__SHARDS + 1 frees the runner. A buffer
  * allocated while its shard's count is full (HMB__SB_BUFS_MAX) holds a
