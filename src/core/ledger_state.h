@@ -65,8 +65,8 @@ static inline int hmb__rstate_returning(int s) {
  *               budget lock that does not fit goes to the account's
  *               spare_over, and one without the lock takes the lock).
  * Writers: the ledger (ledger.c, and the inline hot path of ledger.h) is
- * the only code that changes the word; runner.c asks it to count, uncount
- * and seal.
+ * the only code that changes the word; runner.c asks it to count and
+ * uncount, and a destroy's drain seals it (ledger.c).
  */
 #define HMB__SB_SEALED ((uint64_t)1)
 #define HMB__SB_STOPPED ((uint64_t)2)

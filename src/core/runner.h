@@ -6,8 +6,9 @@
  * the account's shards and of the shared shard (owner, allocs; the live
  * gauges and `live_top` through platform/shard.h, its only writer); the
  * ledger owns the budget fields and each shard's word (spare, buffer
- * count, flags: core/ledger_state.h), which runner.c asks it to count,
- * uncount and seal; pool.c owns the registry links. The thread that owns
+ * count, flags: core/ledger_state.h), which runner.c asks it to count
+ * and uncount (a destroy's drain seals it); pool.c owns the registry
+ * links. The thread that owns
  * a shard (platform/shard.h, claimed at its first allocation) counts its
  * buffers' live bytes and allocations there with plain stores, and so do
  * its closes of those buffers; any other thread counts them in the shared
