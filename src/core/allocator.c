@@ -35,10 +35,6 @@
 /* The prefix written inside a generic allocator's buffer. */
 #define HMB__BLOCK_INNER 5u
 
-static int hmb__pow2(size_t v) {
-  return v && (v & (v - 1)) == 0;
-}
-
 int hmb_allocate(const hmb_allocator_t *alloc, size_t bytes, unsigned flags,
                  hmb_buffer_t **out) {
   if (out)
@@ -79,7 +75,10 @@ int hmb_allocate_aligned(const hmb_allocator_t *alloc, size_t bytes,
     *out = NULL;
   if (!alloc || !alloc->allocate || !out ||
       (flags & ~(unsigned)HMB_ALLOC_PINNED) ||
-      (alignment && (!hmb__pow2(alignment) || alignment > HMB_MAX_ALIGN)))
+      /* a power of two, or 0 (the default), in this order: tested as
+       * nonzero && pow2, clang rewrites it as a population count, which
+       * costs 20 instructions without POPCNT */
+      alignment > HMB_MAX_ALIGN || (alignment & (alignment - 1)) != 0)
     return HMB_EINVAL;
   if (bytes > HMB_MAX_ALLOC)
     return HMB_ETOOBIG;

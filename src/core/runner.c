@@ -628,8 +628,8 @@ static __attribute__((noinline)) int hmb__runner_ptr_alloc_full(hmb_runner_t *r,
 int hmb_ptr_alloc(const hmb_allocator_t *alloc, size_t bytes, size_t alignment,
                   unsigned flags, void **out) {
   if (HMB__LIKELY(alloc != NULL && out != NULL && flags == 0 &&
-                  (alignment & (alignment - 1)) == 0 &&
-                  alignment <= HMB_MAX_ALIGN)) {
+                  alignment <= HMB_MAX_ALIGN && /* first: see allocator.c */
+                  (alignment & (alignment - 1)) == 0)) {
     hmb_runner_t *r =
         alloc->allocate_aligned == hmb__runner_allocate_aligned  ? alloc->ctx
         : alloc->allocate_aligned == hmb__bound_allocate_aligned ? hmb__bound
