@@ -388,8 +388,8 @@ HMB_API int hmb_pool_remove_pressure_handler(hmb_pool_t *pool, int id);
  *                 many bytes are written
  * @return 0 or #HMB_EINVAL (NULL, or out_size below the first release's)
  * @par Thread-safety
- * Thread-safe; takes the budget lock briefly and walks the pool's runner
- * registry (not under the budget lock).
+ * Thread-safe; takes the budget lock twice: for the budget counters, then
+ * for a walk of the pool's runners (O(runners), a few loads each).
  */
 HMB_API int hmb_pool_stats_sized(hmb_pool_t *pool, hmb_pool_stats_t *out,
                                  size_t out_size);
@@ -503,7 +503,7 @@ enum hmb_check_flags {
  * @return 0 when every invariant holds, #HMB_EFAILED otherwise,
  *         #HMB_EINVAL for bad arguments
  * @par Thread-safety
- * Thread-safe; takes the registry and budget locks for a walk.
+ * Thread-safe; takes the budget lock for a walk of every runner.
  */
 HMB_API int hmb_pool_check(hmb_pool_t *pool, unsigned flags, char *buf,
                            size_t len);

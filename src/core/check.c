@@ -3,9 +3,10 @@
  * hmb/pool.h and hmb/runner.h, verified against the ledger and the runners
  * themselves, so that tests and fuzzers need no private fields.
  *
- * It holds the registry lock and the budget lock (in that order) for the
- * whole walk: everything written under the budget lock is then stable, and
- * no runner can be freed. Lock-free fields (spare, usage) move meanwhile;
+ * It holds the budget lock for the whole walk of the registry (the
+ * ledger's open accounts): everything written under that lock is then
+ * stable, and no runner can be freed (its account is closed, under the
+ * lock, before its object is). Lock-free fields (spare, usage) move meanwhile;
  * only what holds for any interleaving is checked unless the caller says
  * the pool is quiescent.
  */
@@ -61,13 +62,14 @@ int hmb_pool_check(hmb_pool_t *p, unsigned flags, char *buf, size_t len) {
   hmb__check_t c = {buf, len, 0};
   int rest = (flags & HMB_CHECK_QUIESCENT) != 0;
   hmb__ledger_t *L = &p->home.ledger;
-  pthread_mutex_lock(&p->home.reg_lock);
   pthread_mutex_lock(&L->lock);
   int64_t limit = atomic_load_explicit(&L->limit, memory_order_relaxed);
   int64_t sum_held = 0, sum_beyond_stopped = 0, sum_live = 0;
   int32_t running = 0, progress = 0, in_heap = 0;
-  for (hmb_runner_t *r = p->home.runners; r; r = r->next) {
-    hmb__acct_t *a = &r->acct;
+  int32_t listed = 0;
+  for (hmb__acct_t *a = L->accts; a; a = a->reg_next) {
+    hmb_runner_t *r = hmb__runner_of(a);
+    listed++;
     int st = hmb__acct_state(a);
     int64_t held = hmb__get(&a->held), beyond = hmb__get(&a->beyond);
     sum_held += held;
@@ -204,8 +206,10 @@ int hmb_pool_check(hmb_pool_t *p, unsigned flags, char *buf, size_t len) {
               (int)L->acq_waiters, (int)L->bor_waiters);
   if (rest && (aw || bw))
     hmb__fail(&c, "requests queued at rest");
+  if (listed != hmb__ledger_naccts(L))
+    hmb__fail(&c, "registry lists %d runners, counts %d", (int)listed,
+              (int)hmb__ledger_naccts(L));
   pthread_mutex_unlock(&L->lock);
-  pthread_mutex_unlock(&p->home.reg_lock);
   if (rest && !c.bad) {
     char why[128];
     if (hmb__memory_check(p->home.mem, why, sizeof why) != 0)

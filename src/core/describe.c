@@ -27,11 +27,6 @@ typedef struct hmb__line {
   int64_t held, live, peak_live, beyond;
 } hmb__line_t;
 
-static hmb_runner_t *hmb__runner_of(hmb__acct_t *a) {
-  return (
-      hmb_runner_t *)(void *)a; /* the account is the runner's first member */
-}
-
 static void hmb__line_of(hmb__line_t *l, hmb__acct_t *a) {
   hmb_runner_t *r = hmb__runner_of(a);
   l->id = a->id;
@@ -79,10 +74,8 @@ int hmb_pool_describe(hmb_pool_t *p, int top, char *buf, size_t len) {
   hmb__line_t lines[HMB__DESCRIBE_MAX];
   hmb__home_t *h = hmb__home_of(p);
   hmb__ledger_t *L = &h->ledger;
-  pthread_mutex_lock(&h->reg_lock);
-  int nr = h->nrunners;
-  pthread_mutex_unlock(&h->reg_lock);
   pthread_mutex_lock(&L->lock);
+  int nr = hmb__ledger_naccts(L);
   int64_t held = L->held;
   int64_t limit = atomic_load_explicit(&L->limit, memory_order_relaxed);
   int running = L->running, aw = L->acq_waiters, bw = L->bor_runners;
@@ -125,28 +118,38 @@ typedef struct hmb__leak {
   int64_t held, live, buffers;
 } hmb__leak_t;
 
-int hmb__log_leaks(hmb_pool_t *p) {
+typedef struct hmb__leaks {
   hmb__leak_t lk[HMB__DESCRIBE_MAX];
-  int n = 0, nr;
-  int64_t bufs = 0, bytes = 0;
-  hmb__home_t *h = hmb__home_of(p);
-  pthread_mutex_lock(&h->reg_lock);
-  nr = h->nrunners;
-  for (hmb_runner_t *r = h->runners; r; r = r->next) {
-    int64_t b = hmb__runner_buffers(r), l = hmb__runner_live(r);
-    bufs += b;
-    bytes += l;
-    if (n < HMB__DESCRIBE_MAX) {
-      lk[n].id = r->acct.id;
-      memcpy(lk[n].name, r->acct.name, sizeof lk[n].name);
-      lk[n].state = hmb_runner_state(r);
-      lk[n].held = atomic_load_explicit(&r->acct.held, memory_order_relaxed);
-      lk[n].live = l;
-      lk[n].buffers = b;
-      n++;
-    }
+  int n, nr;
+  int64_t bufs, bytes;
+} hmb__leaks_t;
+
+static void hmb__leak_add(hmb__acct_t *a, void *ctx) {
+  hmb__leaks_t *s = ctx;
+  hmb_runner_t *r = hmb__runner_of(a);
+  int64_t b = hmb__runner_buffers(r), l = hmb__runner_live(r);
+  s->bufs += b;
+  s->bytes += l;
+  s->nr++;
+  if (s->n < HMB__DESCRIBE_MAX) {
+    hmb__leak_t *k = &s->lk[s->n++];
+    k->id = a->id;
+    memcpy(k->name, a->name, sizeof k->name);
+    k->state = hmb_runner_state(r);
+    k->held = atomic_load_explicit(&a->held, memory_order_relaxed);
+    k->live = l;
+    k->buffers = b;
   }
-  pthread_mutex_unlock(&h->reg_lock);
+}
+
+int hmb__log_leaks(hmb_pool_t *p) {
+  hmb__leaks_t s;
+  memset(&s, 0, sizeof s);
+  hmb__home_t *h = hmb__home_of(p);
+  hmb__ledger_walk(&h->ledger, hmb__leak_add, &s);
+  const hmb__leak_t *lk = s.lk;
+  int n = s.n, nr = s.nr;
+  int64_t bufs = s.bufs, bytes = s.bytes;
   char desc[1024];
   hmb_pool_describe(p, 1, desc, sizeof desc);
   char *cut = strstr(desc, "; #"); /* the pool part only */

@@ -1007,14 +1007,37 @@ static int hmb__finish_locked(hmb__ledger_t *L, hmb__acct_t *a, int status,
  * this hold drained and sealed every shard already (no credit can have
  * reached a word since: each is marked stopped), so nothing is left to
  * take. */
-static void hmb__destroy_locked(hmb__ledger_t *L, hmb__acct_t *a,
-                                unsigned *empty, int sealed) {
+/* The account leaves the registry (its owner's last release is done or
+ * is the caller's). */
+static void hmb__close_locked(hmb__ledger_t *L, hmb__acct_t *a) {
+  if (a->reg_prev)
+    a->reg_prev->reg_next = a->reg_next;
+  else
+    L->accts = a->reg_next;
+  if (a->reg_next)
+    a->reg_next->reg_prev = a->reg_prev;
+  a->reg_next = a->reg_prev = NULL;
+  atomic_fetch_sub_explicit(&L->naccts, 1, memory_order_relaxed);
+}
+
+static int hmb__destroy_locked(hmb__ledger_t *L, hmb__acct_t *a,
+                               unsigned *empty, int sealed,
+                               const _Atomic int64_t *refs) {
   if (a->nwait) /* misuse (a call in flight): never leave it queued */
     hmb__reject_all_locked(L, a, HMB_ECANCELED);
   hmb__stop_running_locked(L, a, HMB__R_CLOSED);
   if (!sealed)
     hmb__held_sub(
         L, a, hmb__spare_take_all(a, HMB__SB_STOPPED | HMB__SB_SEALED, empty));
+  /* Every shard is sealed, so no shard has been released yet but those
+   * the caller releases (ledger.h); when its references are all that is
+   * left, no other release can come and its release is the last one.
+   * Acquire: pairs with the acq_rel decrement of any earlier release (a
+   * buffer's own reference), whose accesses come before the free. */
+  if (atomic_load_explicit(refs, memory_order_acquire) != 1 + (int64_t)*empty)
+    return 0;
+  hmb__close_locked(L, a);
+  return 1;
 }
 
 int hmb__ledger_finish(hmb__ledger_t *L, hmb__acct_t *a, int status,
@@ -1045,18 +1068,20 @@ int hmb__ledger_cancel(hmb__ledger_t *L, hmb__acct_t *a) {
   return rc;
 }
 
-int hmb__ledger_destroy(hmb__ledger_t *L, hmb__acct_t *a, unsigned *empty) {
+int hmb__ledger_destroy(hmb__ledger_t *L, hmb__acct_t *a, unsigned *empty,
+                        const _Atomic int64_t *refs, int *closed) {
   *empty = 0;
   pthread_mutex_lock(&L->lock);
   int st = hmb__acct_state(a);
-  hmb__destroy_locked(L, a, empty, 0);
+  *closed = hmb__destroy_locked(L, a, empty, 0, refs);
   hmb__dispatch_locked(L);
   pthread_mutex_unlock(&L->lock);
   return st;
 }
 
 int hmb__ledger_finish_destroy(hmb__ledger_t *L, hmb__acct_t *a, int status,
-                               int *finished, unsigned *empty) {
+                               int *finished, unsigned *empty,
+                               const _Atomic int64_t *refs, int *closed) {
   int64_t x = 0;
   *empty = 0;
   pthread_mutex_lock(&L->lock);
@@ -1064,7 +1089,7 @@ int hmb__ledger_finish_destroy(hmb__ledger_t *L, hmb__acct_t *a, int status,
   *finished = hmb__finish_locked(L, a, status, &x,
                                  HMB__SB_STOPPED | HMB__SB_SEALED, empty);
   int st = hmb__acct_state(a);
-  hmb__destroy_locked(L, a, empty, *finished == 0);
+  *closed = hmb__destroy_locked(L, a, empty, *finished == 0, refs);
   /* One dispatch for both: neither step adds a request, and every grant
    * the first one's returns allow is still allowed after the second. */
   hmb__dispatch_locked(L);
@@ -1134,6 +1159,11 @@ static int hmb__open_locked(hmb__ledger_t *L, hmb__acct_t *a) {
    * the lock before the count does, and never shrinks. */
   atomic_fetch_add_explicit(&L->naccts, 1, memory_order_relaxed);
   a->id = L->next_id++;
+  a->reg_prev = NULL;
+  a->reg_next = L->accts;
+  if (L->accts)
+    L->accts->reg_prev = a;
+  L->accts = a;
   return 0;
 }
 
@@ -1171,10 +1201,20 @@ int hmb__ledger_open_start(hmb__ledger_t *L, hmb__acct_t *a,
 }
 
 void hmb__ledger_close(hmb__ledger_t *L, hmb__acct_t *a) {
-  /* No lock: a runner is freed only once it holds nothing, so it is not in
-   * the heap (hmb_pool_check() verifies membership iff held > 0). */
-  (void)a;
-  atomic_fetch_sub_explicit(&L->naccts, 1, memory_order_relaxed);
+  /* A runner is freed only once it holds nothing, so it is not in the heap
+   * (hmb_pool_check() verifies membership iff held > 0): only the registry
+   * changes. */
+  pthread_mutex_lock(&L->lock);
+  hmb__close_locked(L, a);
+  pthread_mutex_unlock(&L->lock);
+}
+
+void hmb__ledger_walk(hmb__ledger_t *L, void (*fn)(hmb__acct_t *, void *),
+                      void *ctx) {
+  pthread_mutex_lock(&L->lock);
+  for (hmb__acct_t *a = L->accts; a; a = a->reg_next)
+    fn(a, ctx);
+  pthread_mutex_unlock(&L->lock);
 }
 
 void hmb__ledger_set_limit(hmb__ledger_t *L, int64_t limit) {

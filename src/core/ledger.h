@@ -63,8 +63,18 @@ int hmb__ledger_open(hmb__ledger_t *L, hmb__acct_t *a,
 int hmb__ledger_open_start(hmb__ledger_t *L, hmb__acct_t *a,
                            const hmb_runner_config_t *cfg, int64_t bytes,
                            int *started, int *fit);
-/* The account is gone (held 0, nothing queued). */
+/* The account is gone (held 0, nothing queued): it leaves the registry
+ * (the owner's last release; see hmb__ledger_destroy() for the release
+ * that closes it in the destroy's hold). */
 void hmb__ledger_close(hmb__ledger_t *L, hmb__acct_t *a);
+/* Call fn(a, ctx) for every open account (the registry), oldest last,
+ * under the budget lock: fn reads, and calls nothing that takes a lock. */
+void hmb__ledger_walk(hmb__ledger_t *L, void (*fn)(hmb__acct_t *, void *),
+                      void *ctx);
+/* Accounts open (relaxed: a snapshot). */
+static inline int32_t hmb__ledger_naccts(const hmb__ledger_t *L) {
+  return atomic_load_explicit(&L->naccts, memory_order_relaxed);
+}
 
 /* ---- requests (they may wait) ----------------------------------------------
  */
@@ -180,18 +190,27 @@ int hmb__ledger_finish(hmb__ledger_t *L, hmb__acct_t *a, int status,
                        int64_t *returned);
 /* Cancel. 0 or HMB_ESTATE. */
 int hmb__ledger_cancel(hmb__ledger_t *L, hmb__acct_t *a);
-/* The handle is destroyed: stop, drain, seal every shard, CLOSED. Returns
+/*
+ * The handle is destroyed: stop, drain, seal every shard, CLOSED. Returns
  * the state before. *empty: the shards sealed with no buffer counted (their
- * references are the caller's to release; runner.h). */
-int hmb__ledger_destroy(hmb__ledger_t *L, hmb__acct_t *a, unsigned *empty);
+ * references are the caller's to release, with the handle's; runner.h).
+ * `refs`: the owner's count of references (runner.h: the handle, each
+ * shard not yet released, each buffer with a reference of its own). When
+ * it equals those the caller releases (1 + *empty), that release is the
+ * last: the account is closed in the same hold (*closed = 1) and the
+ * caller does not call hmb__ledger_close(). Else *closed = 0.
+ */
+int hmb__ledger_destroy(hmb__ledger_t *L, hmb__acct_t *a, unsigned *empty,
+                        const _Atomic int64_t *refs, int *closed);
 /*
  * Finish, then destroy, in one hold of the budget lock (one dispatch).
  * *finished: what finish returned (0 or HMB_ESTATE; destroy happens
- * either way). Returns the state before the destroy; *empty as
- * hmb__ledger_destroy(). The finish's drain seals in the same pass.
+ * either way). Returns the state before the destroy; *empty, `refs` and
+ * *closed as hmb__ledger_destroy(). The finish's drain seals in the same pass.
  */
 int hmb__ledger_finish_destroy(hmb__ledger_t *L, hmb__acct_t *a, int status,
-                               int *finished, unsigned *empty);
+                               int *finished, unsigned *empty,
+                               const _Atomic int64_t *refs, int *closed);
 
 /* ---- the pool --------------------------------------------------------------
  */

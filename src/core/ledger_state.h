@@ -125,6 +125,7 @@ typedef struct hmb__acct {
   int trim_marked; /* its words are marked HMB__SB_TRIM */
   uint64_t ticket; /* arrival of its first start: kept by retries */
   int heap_at;     /* index in the heap of holders, -1: not there */
+  struct hmb__acct *reg_next, *reg_prev; /* the ledger's open accounts */
   /* --- fixed at creation --- */
   uint64_t id;
   int64_t estimate;
@@ -181,7 +182,12 @@ typedef struct hmb__ledger {
   uint64_t seq;
   hmb__acct_t **heap; /* max-heap of accounts with held > 0 */
   int32_t nheap, capheap;
-  _Atomic int32_t naccts; /* accounts open (heap capacity >= it) */
+  /* The open accounts: the pool's registry of runners (opened with their
+   * runner, closed with its last release; walked by stats, describe, the
+   * self-check and the leak report). naccts: how many, read lock-free
+   * too; the heap's capacity is >= it. */
+  hmb__acct_t *accts;
+  _Atomic int32_t naccts;
   uint64_t next_id;
   hmb_pool_stats_t ev; /* the event counters (uint64_t fields) */
   /* --- set at creation --- */

@@ -3,9 +3,9 @@
  * changes, pressure handler registration.
  *
  * Budget state lives in the ledger (ledger.c); this file never writes it.
- * The runners' registry (core/runner.h, written by runner.c) lets stats add
- * up per-runner usage without the budget lock, and the leak report name
- * every runner left.
+ * The runners' registry (the ledger's open accounts, walked under the
+ * budget lock) lets stats add up per-runner usage, and the leak report
+ * name every runner left.
  *
  * Destroy re-entry. A log sink, pressure handler or wait hook may call back
  * into hmb; one that calls hmb_pool_destroy() on the pool being destroyed
@@ -111,15 +111,12 @@ int hmb_pool_destroy(hmb_pool_t *p) {
     return HMB_ESTATE;
   }
   hmb__home_t *h = &p->home;
-  pthread_mutex_lock(&h->reg_lock);
-  int nr = h->nrunners;
-  pthread_mutex_unlock(&h->reg_lock);
-  if (nr > 0) {
+  /* Relaxed: the caller's own synchronisation orders the closes it made
+   * before this call; a runner closed concurrently is a misuse either way. */
+  if (hmb__ledger_naccts(&h->ledger) > 0) {
     hmb__log_leaks(p);
-    pthread_mutex_lock(&h->reg_lock);
-    nr = h->nrunners; /* a sink may have closed what was left */
-    pthread_mutex_unlock(&h->reg_lock);
-    if (nr > 0) {
+    /* a sink may have closed what was left */
+    if (hmb__ledger_naccts(&h->ledger) > 0) {
       /* Release: pairs with the next destroy's acquire CAS. */
       atomic_store_explicit(&p->destroying, 0, memory_order_release);
       return HMB_EBUSY;
@@ -167,6 +164,19 @@ int hmb_pool_remove_pressure_handler(hmb_pool_t *p, int id) {
 /* ---- stats
  * ----------------------------------------------------------------------- */
 
+typedef struct hmb__usage_sum {
+  int64_t live, buffers;
+  int32_t runners;
+} hmb__usage_sum_t;
+
+static void hmb__usage_add(hmb__acct_t *a, void *ctx) {
+  hmb__usage_sum_t *u = ctx;
+  const hmb_runner_t *r = hmb__runner_of(a);
+  u->live += hmb__runner_live(r);
+  u->buffers += hmb__runner_buffers(r);
+  u->runners++;
+}
+
 int hmb_pool_stats_sized(hmb_pool_t *p, hmb_pool_stats_t *out,
                          size_t out_size) {
   if (!p || !out)
@@ -174,17 +184,13 @@ int hmb_pool_stats_sized(hmb_pool_t *p, hmb_pool_stats_t *out,
   hmb_pool_stats_t st;
   hmb__ledger_stats(&p->home.ledger, &st);
   /* Usage: the runners' own counters, added up (stats.h: exact at rest). */
-  int64_t live = 0, bufs = 0;
   hmb__home_t *h = &p->home;
-  pthread_mutex_lock(&h->reg_lock);
-  for (hmb_runner_t *r = h->runners; r; r = r->next) {
-    live += hmb__runner_live(r);
-    bufs += hmb__runner_buffers(r);
-  }
-  st.runners = h->nrunners;
-  pthread_mutex_unlock(&h->reg_lock);
+  hmb__usage_sum_t u = {0, 0, 0};
+  hmb__ledger_walk(&h->ledger, hmb__usage_add, &u);
+  int64_t live = u.live;
+  st.runners = u.runners;
   st.live_bytes = live;
-  st.live_buffers = bufs;
+  st.live_buffers = u.buffers;
   int64_t peak = atomic_load_explicit(&h->usage.peak, memory_order_relaxed);
   if (peak < live)
     peak = live;

@@ -1,12 +1,12 @@
 /*
  * pool.h (core) - the pool object: a home for runners (core/runner.h: the
- * ledger, the memory, the log, the registry, idle waits, the usage gauge),
- * plus the pressure handlers and the destroy guard.
+ * ledger with the registry of runners, the memory, the log, idle waits, the
+ * usage gauge), plus the pressure handlers and the destroy guard.
  *
- * Writers: the ledger owns its fields (ledger.c); runner.c the registry,
- * idle state and usage gauge; pool.c the rest. Lock order: registry lock,
- * then the budget lock (ledger), then leaf locks (idle, pressure set, memory
- * layer).
+ * Writers: the ledger owns its fields, the registry of runners among them
+ * (ledger.c); runner.c the idle state and usage gauge; pool.c the rest.
+ * Lock order: the budget lock (ledger), then leaf locks (idle, pressure
+ * set, memory layer).
  */
 #ifndef HMB_SRC_CORE_POOL_H
 #define HMB_SRC_CORE_POOL_H

@@ -35,6 +35,8 @@
 #include "core/log.h"
 #include "memory/block.h"
 #include "memory/memory.h"
+#include "memory/sizeclass.h"
+#include "memory/tcache.h"
 #include "platform/os.h"
 
 static int hmb__runner_allocate(void *ctx, size_t bytes, unsigned flags,
@@ -82,39 +84,22 @@ void hmb_runner_config_init(hmb_runner_config_t *cfg) {
     memset(cfg, 0, sizeof *cfg);
 }
 
-/* ---- the home: registry and idle waits ---------------------------------- */
-
-/* Freed runner objects a pool keeps for reuse (a scan creates and frees
- * one per split: this saves an aligned allocation and its free each). */
-#define HMB__RUNNER_SPARES 64
+/* ---- the home: idle waits ------------------------------------------------ */
 
 int hmb__home_init(hmb__home_t *h) {
-  if (pthread_mutex_init(&h->reg_lock, NULL) != 0)
+  if (pthread_mutex_init(&h->idle_mu, NULL) != 0)
     return HMB_ENOMEM;
-  if (pthread_mutex_init(&h->idle_mu, NULL) != 0) {
-    pthread_mutex_destroy(&h->reg_lock);
-    return HMB_ENOMEM;
-  }
   if (hmb__os_cond_init(&h->idle_cond) != 0) {
     pthread_mutex_destroy(&h->idle_mu);
-    pthread_mutex_destroy(&h->reg_lock);
     return HMB_ENOMEM;
   }
-  h->runners = NULL;
-  h->nrunners = 0;
   atomic_init(&h->idle_waiters, 0);
   return 0;
 }
 
 void hmb__home_fini(hmb__home_t *h) {
-  while (h->spares) {
-    hmb_runner_t *r = h->spares;
-    h->spares = r->next;
-    free(r);
-  }
   pthread_cond_destroy(&h->idle_cond);
   pthread_mutex_destroy(&h->idle_mu);
-  pthread_mutex_destroy(&h->reg_lock);
 }
 
 /* A runner's last buffer may have closed: wake hmb_runner_wait_idle(). */
@@ -127,27 +112,44 @@ static void hmb__home_idle_notify(hmb__home_t *h) {
 /* ---- creation and lifetime ---------------------------------------------- */
 
 /*
+ * Runner objects are small blocks of the memory layer's thread caches, as
+ * task objects are (a scan creates and frees one per split, an executor
+ * one per task): the thread that frees one keeps it for its next create,
+ * with no lock; caches that fill or run dry go through the depot in
+ * batches. The object is placed on the first cache line of its block.
+ */
+#define HMB__RUNNER_BLOCK (sizeof(hmb_runner_t) + 63)
+
+static hmb_runner_t *hmb__runner_obj_new(void) {
+  unsigned cls = hmb__class_of(HMB__RUNNER_BLOCK);
+  /* The front is made if need be: a thread that only creates has none. */
+  void *raw = hmb__tcache_front() ? hmb__tcache_small_get(cls) : NULL;
+  if (!raw && !(raw = malloc(hmb__class_size(cls))))
+    return NULL;
+  hmb_runner_t *r = (hmb_runner_t *)(((uintptr_t)raw + 63) & ~(uintptr_t)63);
+  memset(r, 0, sizeof *r);
+  r->raw = raw;
+  return r;
+}
+
+static void hmb__runner_obj_free(hmb_runner_t *r) {
+  unsigned cls = hmb__class_of(HMB__RUNNER_BLOCK);
+  void *raw = r->raw;
+  if (!hmb__tcache_small_put(cls, hmb__class_size(cls), raw))
+    free(raw);
+}
+
+/*
  * Make a runner from a checked configuration; with `start` >= 0, start it
  * for `start` bytes in the same hold of the budget lock when admission
- * grants that at once (*started = 1).
+ * grants that at once (*started = 1). Opening its account registers it.
  */
 static int hmb__runner_make(hmb_pool_t *pool, const hmb_runner_config_t *cfg,
                             int64_t start, hmb_runner_t **out, int *started) {
-  /* A runner object freed before in this pool, or a new one; registered in
-   * the same hold of the registry lock (which comes before the budget lock
-   * that hmb__ledger_open() takes). */
   hmb__home_t *home = hmb__home_of(pool);
-  hmb_runner_t *r = NULL;
-  pthread_mutex_lock(&home->reg_lock);
-  if (home->spares) {
-    r = home->spares;
-    home->spares = r->next;
-    home->nspares--;
-  } else if (!(r = aligned_alloc(64, (sizeof *r + 63) & ~(size_t)63))) {
-    pthread_mutex_unlock(&home->reg_lock);
+  hmb_runner_t *r = hmb__runner_obj_new();
+  if (!r)
     return HMB_ENOMEM;
-  }
-  memset(r, 0, sizeof *r);
   r->vtable.ctx = r;
   r->vtable.allocate = hmb__runner_allocate;
   r->vtable.allocate_aligned = hmb__runner_allocate_aligned;
@@ -163,17 +165,9 @@ static int hmb__runner_make(hmb_pool_t *pool, const hmb_runner_config_t *cfg,
                      : hmb__ledger_open_start(r->ledger, &r->acct, cfg, start,
                                               started, &fit);
   if (rc) {
-    pthread_mutex_unlock(&home->reg_lock);
-    free(r);
+    hmb__runner_obj_free(r);
     return rc;
   }
-  r->prev = NULL;
-  r->next = home->runners;
-  if (home->runners)
-    home->runners->prev = r;
-  home->runners = r;
-  home->nrunners++;
-  pthread_mutex_unlock(&home->reg_lock);
   if (fit) /* the start shrank the cache's room: fit it before any use */
     hmb__memory_fit_room(r->mem);
   *out = r;
@@ -224,12 +218,12 @@ static hmb__gauge_shard_t *hmb__runner_gauge(hmb_runner_t *r, unsigned i) {
   return i < HMB__SHARDS ? &r->acct.shard[i].live : &r->live_shared;
 }
 
-/* `n` of the HMB__SHARDS + 1 references are released; the last frees. */
-static void hmb__runner_release_n(hmb_runner_t *r, int n) {
+/* `n` of the HMB__SHARDS + 1 references are released; the last frees
+ * (`closed`: the destroy that released them closed the account too). */
+static void hmb__runner_release_n(hmb_runner_t *r, int n, int closed) {
   /* acq_rel: every access of the releasers happens-before the free. */
   if (atomic_fetch_sub_explicit(&r->shards_open, n, memory_order_acq_rel) != n)
     return;
-  hmb__home_t *h = r->home;
   /* Fold what the shards still hold into the pool's usage gauge, so that
    * its total stays the sum over the runners that are left. */
   for (unsigned i = 0; i <= HMB__SHARD_SHARED; i++) {
@@ -237,56 +231,47 @@ static void hmb__runner_release_n(hmb_runner_t *r, int n) {
     if (d)
       atomic_fetch_add_explicit(&r->pool_top->total, d, memory_order_relaxed);
   }
-  hmb__ledger_close(r->ledger, &r->acct);
-  pthread_mutex_lock(&h->reg_lock);
-  if (r->prev)
-    r->prev->next = r->next;
-  else
-    h->runners = r->next;
-  if (r->next)
-    r->next->prev = r->prev;
-  h->nrunners--;
-  if (h->nspares < HMB__RUNNER_SPARES) { /* kept for the next create */
-    r->next = h->spares;
-    h->spares = r;
-    h->nspares++;
-    r = NULL;
-  }
-  pthread_mutex_unlock(&h->reg_lock);
-  free(r);
+  if (!closed)
+    hmb__ledger_close(r->ledger, &r->acct);
+  hmb__runner_obj_free(r);
 }
 
 /* Detach the handle of a runner the ledger has closed and sealed
  * (`before`: its state before the close; `empty`: the shards the seal
- * found with no buffer): release those shards with the handle's own
- * reference, in one step. */
-static void hmb__runner_detach(hmb_runner_t *r, int before, unsigned empty) {
-  int64_t nbuf = hmb__runner_buffers(r);
-  if (nbuf > 0)
-    hmb__log(&r->home->log, HMB_LOG_DEBUG,
-             "runner #%" PRIu64 " '%s' %s detached with %" PRId64
-             " live buffer(s), %" PRId64 " bytes; their budget returns as "
-             "they close",
-             r->acct.id, r->acct.name,
-             hmb_runner_state_name(hmb__public_state(before)), nbuf,
-             hmb__runner_live(r));
-  hmb__runner_release_n(r, 1 + (int)empty);
+ * found with no buffer; `closed`: the ledger closed its account as well):
+ * release those shards with the handle's own reference, in one step. */
+static void hmb__runner_detach(hmb_runner_t *r, int before, unsigned empty,
+                               int closed) {
+  if (!closed) {
+    int64_t nbuf = hmb__runner_buffers(r);
+    if (nbuf > 0)
+      hmb__log(&r->home->log, HMB_LOG_DEBUG,
+               "runner #%" PRIu64 " '%s' %s detached with %" PRId64
+               " live buffer(s), %" PRId64 " bytes; their budget returns as "
+               "they close",
+               r->acct.id, r->acct.name,
+               hmb_runner_state_name(hmb__public_state(before)), nbuf,
+               hmb__runner_live(r));
+  }
+  hmb__runner_release_n(r, 1 + (int)empty, closed);
 }
 
 void hmb_runner_destroy(hmb_runner_t *r) {
   if (!r)
     return;
   unsigned empty;
-  int before = hmb__ledger_destroy(r->ledger, &r->acct, &empty);
-  hmb__runner_detach(r, before, empty);
+  int closed;
+  int before = hmb__ledger_destroy(r->ledger, &r->acct, &empty, &r->shards_open,
+                                   &closed);
+  hmb__runner_detach(r, before, empty, closed);
 }
 
 int hmb__runner_finish_destroy(hmb_runner_t *r, int status) {
-  int finished = 0;
+  int finished = 0, closed;
   unsigned empty;
-  int before = hmb__ledger_finish_destroy(r->ledger, &r->acct, status,
-                                          &finished, &empty);
-  hmb__runner_detach(r, before, empty);
+  int before = hmb__ledger_finish_destroy(
+      r->ledger, &r->acct, status, &finished, &empty, &r->shards_open, &closed);
+  hmb__runner_detach(r, before, empty, closed);
   return finished;
 }
 
@@ -669,7 +654,7 @@ enum { HMB__UNBUF_RELEASE = 1, HMB__UNBUF_NOTIFY = 2 };
 static __attribute__((noinline)) int
 hmb__runner_unbuf_act(hmb_runner_t *r, hmb__home_t *h, int act) {
   if (act == HMB__UNBUF_RELEASE)
-    hmb__runner_release_n(r, 1);
+    hmb__runner_release_n(r, 1, 0);
   else
     hmb__home_idle_notify(h);
   return 0;
@@ -704,7 +689,7 @@ static void hmb__runner_unxref(hmb_runner_t *r) {
   /* seq_cst: the idle pairing, as the shard count's decrement. */
   atomic_fetch_sub_explicit(&r->xrefs, 1, memory_order_seq_cst);
   int notify = hmb__home_idle_due(h);
-  hmb__runner_release_n(r, 1);
+  hmb__runner_release_n(r, 1, 0);
   if (notify)
     hmb__home_idle_notify(h);
 }

@@ -7,8 +7,8 @@
  * gauges and `live_top` through platform/shard.h, its only writer); the
  * ledger owns the budget fields and each shard's word (spare, buffer
  * count, flags: core/ledger_state.h), which runner.c asks it to count
- * and uncount (a destroy's drain seals it); pool.c owns the registry
- * links. The thread that owns
+ * and uncount (a destroy's drain seals it), and the registry links of
+ * the account. The thread that owns
  * a shard (platform/shard.h, claimed at its first allocation) counts its
  * buffers' live bytes and allocations there with plain stores, and so do
  * its closes of those buffers; any other thread counts them in the shared
@@ -21,7 +21,10 @@
  * nothing else is due). Destroy seals every shard, under the budget lock
  * with the drain that stops it (one CAS per shard): a shard found empty
  * when sealed, or emptied after, is released once, and so is the handle;
- * the last release of the HMB__SHARDS + 1 frees the runner. A buffer
+ * the last release of the HMB__SHARDS + 1 closes the account (it leaves
+ * the registry) and frees the runner; a destroy that finds every shard
+ * empty and no other reference closes it in its own hold of the budget
+ * lock (hmb__ledger_destroy()), before that last release. A buffer
  * allocated while its shard's count is full (HMB__SB_BUFS_MAX) holds a
  * reference of its own instead (HMB__BUF_XREF, counted in `xrefs`),
  * released by its last close. Allocation therefore writes only its own
@@ -38,22 +41,17 @@
 #include "platform/shard.h"
 
 /*
- * What a pool gives its runners: the budget ledger, the memory, the log, the
- * registry of runners not yet freed and the idle-wait state. A pool *is* a
+ * What a pool gives its runners: the budget ledger (whose open accounts are
+ * the registry of runners not yet freed: hmb__ledger_walk(), under the
+ * budget lock), the memory, the log and the idle-wait state. A pool *is* a
  * home: struct hmb_pool starts with one (core/pool.h), so a runner finds it
  * from its pool pointer without calling up into pool.c. runner.c writes the
- * registry and idle fields; pool.c, describe.c and check.c read them under
- * reg_lock. Lock order: reg_lock, then the ledger's budget lock.
+ * idle fields and the usage gauge.
  */
 typedef struct hmb__home {
   hmb__ledger_t ledger;
   hmb__memory_t *mem;
   hmb__logger_t log;
-  pthread_mutex_t reg_lock;
-  hmb_runner_t *runners; /* every runner not yet freed */
-  int32_t nrunners;
-  hmb_runner_t *spares; /* freed runner objects kept for reuse */
-  int32_t nspares;
   pthread_mutex_t idle_mu; /* hmb_runner_wait_idle() */
   pthread_cond_t idle_cond;
   _Atomic int idle_waiters;
@@ -64,7 +62,7 @@ static inline hmb__home_t *hmb__home_of(hmb_pool_t *pool) {
   return (hmb__home_t *)(void *)pool; /* its first member */
 }
 
-/* The registry and idle state of a home (runner.c). 0 or HMB_ENOMEM. */
+/* The idle state of a home (runner.c). 0 or HMB_ENOMEM. */
 int hmb__home_init(hmb__home_t *h);
 void hmb__home_fini(hmb__home_t *h);
 
@@ -84,12 +82,18 @@ struct hmb_runner {
    * a reference of their own (`xrefs` of them: HMB__BUF_XREF). */
   _Atomic int64_t shards_open;
   _Atomic int64_t xrefs;
-  hmb_runner_t *next, *prev; /* the home's registry */
+  void *raw; /* the block the object lies in (runner.c) */
 };
+
+/* The runner of an account of the registry (the account is its first
+ * member). */
+static inline hmb_runner_t *hmb__runner_of(hmb__acct_t *a) {
+  return (hmb_runner_t *)(void *)a;
+}
 
 /*
  * hmb_runner_create() from a configuration already in this release's
- * layout, then, in the same holds of the registry and budget locks, a start
+ * layout, then, in the same hold of the budget lock, a start
  * of `start` bytes when admission grants it at once (*started = 1: RUNNING,
  * booked as hmb_runner_start() books it). Otherwise (*started = 0) the
  * runner is CREATED and nothing else changed. For the executor.

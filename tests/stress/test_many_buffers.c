@@ -110,11 +110,37 @@ static void test_buffers_beyond_a_shard_count_close_first(void **state) {
   ts_pool_done(pool);
 }
 
+/* Only the buffers with references are left when the handle goes: every
+ * shard is empty at the destroy's seal, yet the runner must stay (the
+ * destroy closes the account in its own hold only when nothing else holds
+ * a reference: core/ledger.h), registered, until the last of them. */
+static void test_destroy_with_only_referenced_buffers_left(void **state) {
+  (void)state;
+  const size_t n = WORD_BUFS + EXTRA;
+  hmb_pool_t *pool = NULL;
+  hmb_runner_t *r = NULL;
+  hmb_buffer_t **b = many_reserved(n, &pool, &r);
+  for (size_t i = 0; i < WORD_BUFS; i++)
+    assert_int_equal(hmb_buffer_close(b[i]), HMB_OK);
+  check_counts(pool, r, EXTRA, (int64_t)n);
+  hmb_runner_destroy(r);
+  assert_int_equal(ts_pool_stats(pool).runners, 1);
+  check_counts(pool, NULL, EXTRA, (int64_t)EXTRA);
+  for (size_t i = WORD_BUFS; i < n; i++) {
+    assert_int_equal(hmb_buffer_close(b[i]), HMB_OK);
+    assert_int_equal(ts_pool_stats(pool).runners, i + 1 < n ? 1 : 0);
+  }
+  check_counts(pool, NULL, 0, 0);
+  free(b);
+  ts_pool_done(pool);
+}
+
 int main(void) {
   ts_watchdog_arm("test_many_buffers", 240);
   const struct CMUnitTest tests[] = {
       cmocka_unit_test(test_buffers_beyond_a_shard_count),
       cmocka_unit_test(test_buffers_beyond_a_shard_count_close_first),
+      cmocka_unit_test(test_destroy_with_only_referenced_buffers_left),
   };
   int rc = cmocka_run_group_tests(tests, NULL, NULL);
   ts_watchdog_disarm();

@@ -1,13 +1,13 @@
 /*
  * test_hot_path.c - white-box: allocating and freeing within a runner's
- * held budget takes neither the budget lock nor the runner registry lock
- * (hmb/runner.h: "an allocation that fits in spare takes no lock"), and the
- * calls documented lock-free (hmb_pool_memory_stats, hmb_runner_stats,
- * hmb_runner_state, hmb_pool_limit) take neither either.
+ * held budget takes no pool lock (hmb/runner.h: "an allocation that fits
+ * in spare takes no lock"; the budget lock also guards the registry of
+ * runners), and the calls documented lock-free (hmb_pool_memory_stats,
+ * hmb_runner_stats, hmb_runner_state, hmb_pool_limit) take it neither.
  *
- * The test holds both pool locks while another thread makes the calls; if
- * any of them took either lock the thread would block and the wait below
- * would time out.
+ * The test holds the budget lock while another thread makes the calls; if
+ * any of them took it the thread would block and the wait below would time
+ * out.
  */
 #define _POSIX_C_SOURCE 200809L
 #include <pthread.h>
@@ -58,13 +58,10 @@ static void run_hot_path(size_t size) {
   pthread_join(th, NULL);
   assert_int_equal(h.rc, 0);
   atomic_store(&h.done, 0);
-  pthread_mutex_lock(&pool->home.reg_lock);
-  pthread_mutex_lock(
-      &pool->home.ledger.lock); /* held for the whole run below */
+  pthread_mutex_lock(&pool->home.ledger.lock); /* held for the run below */
   pthread_create(&th, NULL, hot_path_worker, &h);
   int finished = ts_wait_for(flag_set, &h.done, 20000);
   pthread_mutex_unlock(&pool->home.ledger.lock);
-  pthread_mutex_unlock(&pool->home.reg_lock);
   pthread_join(th, NULL);
   assert_true(finished);
   assert_int_equal(h.rc, HMB_OK);
@@ -117,13 +114,11 @@ static void test_lock_free_stats_take_no_pool_lock(void **state) {
   reader_t x = {pool, ts_started_runner(pool, 4096), 0, 0};
   hmb_buffer_t *b = NULL;
   assert_int_equal(hmb_runner_alloc(x.r, 1000, 0, &b), HMB_OK);
-  pthread_mutex_lock(&pool->home.reg_lock);
   pthread_mutex_lock(&pool->home.ledger.lock);
   pthread_t th;
   pthread_create(&th, NULL, lock_free_reader, &x);
   int finished = ts_wait_for(flag_set, &x.done, 20000);
   pthread_mutex_unlock(&pool->home.ledger.lock);
-  pthread_mutex_unlock(&pool->home.reg_lock);
   pthread_join(th, NULL);
   assert_true(finished);
   assert_int_equal(x.bad, 0);
