@@ -46,8 +46,12 @@
  *     each object's shared shard). Live
  * bytes never exceed held budget, so a runner's or pool's peak live is also
  * reported no higher than its peak held.
- *   - **Cumulative counters** (uint64_t) saturate at UINT64_MAX instead of
- *     wrapping.
+ *   - **Cumulative counters** (uint64_t): the pool's event counters
+ *     (hmb_pool_stats_t) and a runner's budget counters saturate at
+ *     UINT64_MAX instead of wrapping; the counts of events and allocations
+ *     of the memory layer and of a runner's allocations are plain 64-bit
+ *     sums, which a program would need centuries at a billion events a
+ *     second to wrap.
  * All of them are exact once no allocation is in flight, peaks excepted as
  * just said.
  *

@@ -168,6 +168,7 @@ int hmb_ptr_realloc(void **pp, size_t bytes) {
   /* A view inside a generic allocator's buffer: resize the whole block and
    * place the view again at its alignment. */
   hmb_buffer_t *outer = b->u.parent;
+  /* Acquire: as for b->refs above (the closes of outer's other refs). */
   if ((outer->flags & HMB__BUF_SLICE) ||
       atomic_load_explicit(&outer->refs, memory_order_acquire) != 1)
     return HMB_ENOTSUP;

@@ -126,6 +126,8 @@ static void hmb__buffer_teardown(hmb_buffer_t *b) {
     b->u.parent = ended;
     ended = b;
     hmb_buffer_handler_t ph = parent->handler;
+    /* acq_rel: pairs with the other holders' decrements (hmb_buffer_close()),
+     * so the parent's last close sees every write made through them. */
     long old =
         atomic_fetch_sub_explicit(&parent->refs, 1, memory_order_acq_rel);
     if (HMB__UNLIKELY(old <= 0)) { /* the parent was over-closed */

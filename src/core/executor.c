@@ -694,6 +694,7 @@ int hmb_task_wait(hmb_task_t *t, int64_t timeout_ns, int *status) {
   int rc = 0;
   struct hmb__stripe *sp = hmb__stripe_of(t);
   pthread_mutex_lock(&sp->mu);
+  /* Acquire: pairs with the release stores of `done` in the finish. */
   while (!atomic_load_explicit(&t->done, memory_order_acquire)) {
     if (hmb__os_cond_wait_until(&sp->cond, &sp->mu, deadline) != 0 &&
         !atomic_load_explicit(&t->done, memory_order_acquire)) {
@@ -708,12 +709,14 @@ int hmb_task_wait(hmb_task_t *t, int64_t timeout_ns, int *status) {
 }
 
 int hmb_task_done(const hmb_task_t *t) {
+  /* Acquire: pairs with the release stores of `done` in the finish. */
   return t ? atomic_load_explicit(&t->done, memory_order_acquire) : 0;
 }
 
 int hmb_task_cancel(hmb_task_t *t) {
   if (!t || !hmb__task_live(t, "hmb_task_cancel"))
     return HMB_EINVAL;
+  /* Acquire: pairs with the release stores of `done` in the finish. */
   if (atomic_load_explicit(&t->done, memory_order_acquire))
     return HMB_ESTATE; /* never touches a possibly destroyed executor */
   hmb_executor_t *ex = t->ex;

@@ -101,7 +101,8 @@ int hmb_pool_destroy(hmb_pool_t *p) {
   if (!p)
     return 0;
   int expect = 0;
-  /* acq_rel: a nested call from a sink of the same thread sees the flag. */
+  /* acq_rel: a nested call from a sink of the same thread sees the flag;
+   * the acquire pairs with the release store that clears it (EBUSY). */
   if (!atomic_compare_exchange_strong_explicit(&p->destroying, &expect, 1,
                                                memory_order_acq_rel,
                                                memory_order_acquire)) {

@@ -424,6 +424,8 @@ hmb__runner_count_new(hmb_runner_t *r, unsigned sh, int mine, int64_t b) {
 static inline __attribute__((always_inline)) int
 hmb__runner_new(hmb_runner_t *r, size_t bytes, size_t align, unsigned flags,
                 int with_memory, hmb_buffer_t **out) {
+  /* Acquire: pairs with the release store of the start grant (ledger.c),
+   * so the spare it credited is visible. */
   if (HMB__UNLIKELY(
           atomic_load_explicit(&r->acct.state, memory_order_acquire) !=
           HMB__R_RUNNING))
@@ -842,6 +844,7 @@ static int hmb__runner_resize(void *owner, hmb_buffer_t *b, size_t bytes) {
   hmb__grant_t g;
   memset(&g, 0, sizeof g);
   if (delta > 0) {
+    /* Acquire: as in hmb__runner_new() (the start grant's release). */
     if (atomic_load_explicit(&r->acct.state, memory_order_acquire) !=
         HMB__R_RUNNING)
       return hmb__not_running(r);

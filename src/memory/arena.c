@@ -41,6 +41,7 @@
 #include <string.h>
 
 #include "hmb/errors.h"
+#include "platform/util.h"
 
 enum {
   HMB__ARENA_FL = 64,  /* first-level classes */
@@ -82,10 +83,6 @@ struct hmb__arena {
   uint64_t allocs, frees, failures;
 };
 
-static unsigned hmb__log2(size_t v) { /* v > 0 */
-  return (unsigned)(63 - __builtin_clzll((unsigned long long)v));
-}
-
 /* The class a free block of `n` granules is filed under. */
 static void hmb__mapping(size_t n, unsigned *fl, unsigned *sl) {
   if (n < HMB__ARENA_SL) {
@@ -93,7 +90,7 @@ static void hmb__mapping(size_t n, unsigned *fl, unsigned *sl) {
     *sl = (unsigned)n;
     return;
   }
-  unsigned l = hmb__log2(n);
+  unsigned l = hmb__log2_floor(n);
   *fl = l - HMB__ARENA_SLB + 1;
   *sl = (unsigned)(n >> (l - HMB__ARENA_SLB)) - HMB__ARENA_SL;
 }
@@ -252,7 +249,7 @@ int hmb__arena_create(void *base, size_t size, size_t align,
   }
   a->base = (char *)start;
   a->gran = align;
-  a->shift = hmb__log2(align);
+  a->shift = hmb__log2_floor(align);
   a->total = granules;
   a->end = a->base + granules * align;
   hmb__ablk_t *first = hmb__node_get(a);
@@ -303,7 +300,7 @@ static hmb__ablk_t *hmb__find_fit(hmb__arena_t *a, size_t n) {
   /* Round up to the next class boundary: any block there is large enough. */
   size_t up = n;
   if (n >= HMB__ARENA_SL)
-    up = n + ((size_t)1 << (hmb__log2(n) - HMB__ARENA_SLB)) - 1;
+    up = n + ((size_t)1 << (hmb__log2_floor(n) - HMB__ARENA_SLB)) - 1;
   unsigned ufl, usl;
   hmb__mapping(up, &ufl, &usl);
   hmb__ablk_t *b = hmb__find_class(a, ufl, usl);
@@ -406,8 +403,8 @@ void hmb__arena_stats(hmb__arena_t *a, hmb__arena_stats_t *out) {
   out->frees = a->frees;
   out->failures = a->failures;
   if (a->fl_map) {
-    unsigned fl = hmb__log2((size_t)a->fl_map);
-    unsigned sl = hmb__log2(a->sl_map[fl]);
+    unsigned fl = hmb__log2_floor((size_t)a->fl_map);
+    unsigned sl = hmb__log2_floor(a->sl_map[fl]);
     size_t best = 0;
     for (hmb__ablk_t *b = a->lists[fl][sl]; b; b = b->fnext)
       if (b->len > best)

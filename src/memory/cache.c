@@ -62,9 +62,8 @@ int hmb__cache_create(size_t extra_cap, int64_t room0, int huge,
 }
 
 size_t hmb__cache_block_len(size_t len) {
-  size_t page = hmb__os_page_size();
-  size_t s = hmb__class_size(hmb__class_of(len));
-  return (s + page - 1) & ~(page - 1);
+  return hmb__os_round_up(hmb__class_size(hmb__class_of(len)),
+                          hmb__os_page_size());
 }
 
 /* The room is stored (hmb__cache_set_room) and read here seq_cst, as is
@@ -138,6 +137,8 @@ void hmb__cache_put(hmb__cache_t *c, void *raw, unsigned cls, int huge) {
   size_t blen = hmb__cache_block_len(hmb__class_size(cls));
   /* Reserve room first: the bound holds even while the push is pending. */
   int64_t cur = atomic_load_explicit(&c->cached, memory_order_relaxed);
+  /* The CAS is seq_cst: pairs with hmb__cache_set_room()'s store and the
+   * shrink's load (store-load; see hmb__cache_allowed()). */
   do {
     if (cur + (int64_t)blen > hmb__cache_allowed(c)) {
       atomic_fetch_add_explicit(&c->rejects, 1, memory_order_relaxed);

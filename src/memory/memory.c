@@ -221,6 +221,7 @@ static void hmb__memory_default_init(void) {
     hmb__default_mem.cache = NULL; /* no memory: serve without a cache */
   if (!hmb__cuda_built())
     hmb__cuda_probe(&hmb__default_mem.pinned_reason);
+  /* Release: pairs with the acquire load in hmb__default_fork_prepare(). */
   atomic_store_explicit(&hmb__default_cache, hmb__default_mem.cache,
                         memory_order_release);
 }
@@ -259,8 +260,7 @@ const char *hmb__memory_region_failure(const hmb__memory_t *mem) {
 /* ---- allocation ---------------------------------------------------------- */
 
 static size_t hmb__round_page(size_t v) {
-  size_t page = hmb__os_page_size();
-  return (v + page - 1) & ~(page - 1);
+  return hmb__os_round_up(v, hmb__os_page_size());
 }
 
 static void *hmb__alloc_custom(hmb__memory_t *m, size_t size, size_t align,

@@ -10,9 +10,7 @@
 #include <stddef.h>
 #include <stdint.h>
 
-static inline unsigned hmb__log2_floor(size_t v) { /* v > 0 */
-  return (unsigned)(63 - __builtin_clzll((unsigned long long)v));
-}
+#include "platform/util.h"
 
 /* Class of a size (sizes up to 2^62). */
 static inline unsigned hmb__class_of(size_t s) {

@@ -284,6 +284,7 @@ int hmb__cuda_probe(const char **reason) {
 }
 
 const char *hmb__cuda_runtime(void) {
+  /* Acquire: pairs with the release store in hmb__probe_run(). */
   return atomic_load_explicit(&hmb__runtime_text, memory_order_acquire);
 }
 

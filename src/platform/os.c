@@ -42,15 +42,11 @@ int hmb__os_cpus(void) {
   return n > 0 ? (int)n : 1;
 }
 
-static size_t hmb__round_up(size_t v, size_t to) {
-  return (v + to - 1) & ~(to - 1);
-}
-
 void *hmb__os_map(size_t size, size_t align) {
   size_t page = hmb__os_page_size();
   if (size == 0 || size > SIZE_MAX / 2)
     return NULL;
-  size_t len = hmb__round_up(size, page);
+  size_t len = hmb__os_round_up(size, page);
   if (align <= page) {
     void *p = mmap(NULL, len, PROT_READ | PROT_WRITE,
                    MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
@@ -62,7 +58,7 @@ void *hmb__os_map(size_t size, size_t align) {
                    MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
   if (raw == MAP_FAILED)
     return NULL;
-  char *start = (char *)hmb__round_up((size_t)(uintptr_t)raw, align);
+  char *start = (char *)hmb__os_round_up((size_t)(uintptr_t)raw, align);
   size_t head = (size_t)(start - raw);
   size_t tail = total - head - len;
   if (head)
@@ -74,7 +70,7 @@ void *hmb__os_map(size_t size, size_t align) {
 
 void hmb__os_unmap(void *ptr, size_t size) {
   if (ptr)
-    munmap(ptr, hmb__round_up(size, hmb__os_page_size()));
+    munmap(ptr, hmb__os_round_up(size, hmb__os_page_size()));
 }
 
 void *hmb__os_map_large(size_t size, int huge, int *advised) {
@@ -95,8 +91,8 @@ void *hmb__os_map_large(size_t size, int huge, int *advised) {
 void *hmb__os_remap(void *ptr, size_t old_size, size_t new_size) {
 #if defined(__linux__) && defined(MREMAP_MAYMOVE)
   size_t page = hmb__os_page_size();
-  void *p = mremap(ptr, hmb__round_up(old_size, page),
-                   hmb__round_up(new_size, page), MREMAP_MAYMOVE);
+  void *p = mremap(ptr, hmb__os_round_up(old_size, page),
+                   hmb__os_round_up(new_size, page), MREMAP_MAYMOVE);
   return p == MAP_FAILED ? NULL : p;
 #else
   (void)ptr;
@@ -240,7 +236,8 @@ int hmb__os_at_thread_exit(void (*fn)(void *), void *arg) {
   pthread_once(&hmb__exit_once, hmb__exit_init);
   if (!hmb__exit_key_ok)
     return -1;
-  /* One client (the memory layer) passes the same function every time. */
+  /* One client (the memory layer) passes the same function every time.
+   * Release: pairs with the acquire load in hmb__exit_run(). */
   atomic_store_explicit(&hmb__exit_fn, fn, memory_order_release);
   return pthread_setspecific(hmb__exit_key, arg);
 }

@@ -19,6 +19,10 @@
 
 /* The OS page size in bytes (a power of two); cached after the first call. */
 size_t hmb__os_page_size(void);
+/* `v` rounded up to a multiple of `to` (a power of two). */
+static inline size_t hmb__os_round_up(size_t v, size_t to) {
+  return (v + to - 1) & ~(to - 1);
+}
 
 /*
  * Map `size` bytes (rounded up to whole pages) of anonymous read-write

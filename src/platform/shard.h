@@ -235,16 +235,6 @@ static inline int64_t hmb__gauge_unfolded(const hmb__gauge_shard_t *g) {
          atomic_load_explicit(&g->folded, memory_order_relaxed);
 }
 
-/* Saturating add for cumulative counters (never wraps). Relaxed. */
-static inline void hmb__count_add(_Atomic uint64_t *c, uint64_t v) {
-  uint64_t o = atomic_load_explicit(c, memory_order_relaxed);
-  uint64_t n;
-  do
-    n = o > UINT64_MAX - v ? UINT64_MAX : o + v;
-  while (!atomic_compare_exchange_weak_explicit(c, &o, n, memory_order_relaxed,
-                                                memory_order_relaxed));
-}
-
 /* Saturating add for counters under a lock. */
 static inline uint64_t hmb__sat_add(uint64_t a, uint64_t b) {
   return a > UINT64_MAX - b ? UINT64_MAX : a + b;

@@ -9,6 +9,7 @@
 #define HMB_SRC_PLATFORM_UTIL_H
 
 #include <stdatomic.h>
+#include <stddef.h>
 #include <stdint.h>
 
 #if defined(__GNUC__)
@@ -20,6 +21,11 @@
 #define HMB__LIKELY(x) (x)
 #define HMB__UNLIKELY(x) (x)
 #endif
+
+/* floor(log2(v)), v > 0. */
+static inline unsigned hmb__log2_floor(size_t v) {
+  return (unsigned)(63 - __builtin_clzll((unsigned long long)v));
+}
 
 /* Raise *peak to at least `value` (CAS loop: exact under races). Relaxed:
  * a peak orders nothing; readers only want the highest value written. */
