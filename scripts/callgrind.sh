@@ -13,7 +13,13 @@
 # per operation. The loop and the harness's call are the same for every
 # case, so differences between rows are the allocators' own.
 #
+# --executor counts the executor's tiny tasks instead: the micro bench's
+# executor group (--quick: 8,800 empty tasks per program, warm-ups
+# included), instructions per task of hmb's submit and worker against the
+# bare pthread pool's submit and worker in the same run.
+#
 # Usage: scripts/callgrind.sh [--bench PATH] [--iters N] [--annotate CASE]
+#                             [--executor]
 #   --bench PATH     the hmb_bench to measure [build-release/bench/hmb_bench,
 #                    built as Release first if missing]; e.g. one built
 #                    against another version of the library by
@@ -22,13 +28,16 @@
 #   --annotate CASE  instead of the table: where the instructions of one
 #                    case go (exclusive instructions per operation of each
 #                    function), e.g. --annotate hmb_64 or hmb_ptr_4k
+#   --executor       instructions per executor task (see above)
 set -euo pipefail
 cd "$(dirname "$0")/.."
 bench=""
 iters=20000
 annotate=""
+executor=0
 while [ $# -gt 0 ]; do
   case $1 in
+    --executor) executor=1; shift ;;
     --bench) bench=$2; shift 2 ;;
     --iters) iters=$2; shift 2 ;;
     --annotate) annotate=$2; shift 2 ;;
@@ -55,6 +64,44 @@ trap 'rm -rf "$tmp"' EXIT
 # would not follow, so it is set here.
 export GLIBC_TUNABLES="${GLIBC_TUNABLES:+$GLIBC_TUNABLES:}glibc.rtld.optional_static_tls=65536"
 export HMB_BENCH_TLS_REEXEC=1
+
+if [ "$executor" = 1 ]; then
+  valgrind --tool=callgrind --callgrind-out-file="$tmp/cg.out" \
+    "$bench" micro --micro-groups executor --quick >"$tmp/list" \
+    2>"$tmp/valgrind.log" || { cat "$tmp/valgrind.log" >&2; exit 1; }
+  # Tasks per program: the cases' rounds, and a tenth of one as warm-up.
+  tasks=$(awk '/^executor: [0-9]+ empty tasks/ { n = $2 }
+               /median of [0-9]+ rounds/ { match($0, /median of [0-9]+/)
+                                           r = substr($0, RSTART + 10, RLENGTH - 10) }
+               n && r && /^ +[0-9]+ +[0-9]/ { cases++ }
+               END { if (n && r && cases) print cases * (n / 10 + r * n) }' "$tmp/list")
+  [ -n "$tasks" ] || { echo "callgrind.sh: no executor table in the bench output" >&2; exit 1; }
+  callgrind_annotate --inclusive=yes --threshold=100 "$tmp/cg.out" |
+    awk -v n="$tasks" '
+      function take(name) {
+        if (match($0, "[:( ]" name " ") || match($0, "[:( ]" name "$")) {
+          ir = $1; gsub(",", "", ir); if (!(name in v)) v[name] = ir
+        }
+      }
+      /^ *[0-9][0-9,]* / {
+        take("hmb_executor_submit_sized"); take("hmb__worker_main")
+        take("micro_bare_pool"); take("xbare_worker")
+      }
+      END {
+        hs = v["hmb_executor_submit_sized"] / n; hw = v["hmb__worker_main"] / n
+        bs = v["micro_bare_pool"] / n; bw = v["xbare_worker"] / n
+        if (hs == 0 || hw == 0 || bs == 0 || bw == 0) {
+          print "callgrind.sh: executor functions not found (symbols stripped?)" > "/dev/stderr"
+          exit 1
+        }
+        printf "instructions per executor task (%d tasks per program, empty task function)\n", n
+        printf "%-10s %8s %8s %8s\n", "", "submit", "worker", "total"
+        printf "%-10s %8.0f %8.0f %8.0f\n", "bare pool", bs, bw, bs + bw
+        printf "%-10s %8.0f %8.0f %8.0f\n", "hmb", hs, hw, hs + hw
+        printf "hmb / bare: %.2fx (goal <= 2x)\n", (hs + hw) / (bs + bw)
+      }'
+  exit 0
+fi
 
 toggle='hmb_cg_*'
 [ -n "$annotate" ] && toggle="hmb_cg_$annotate"
