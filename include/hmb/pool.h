@@ -487,13 +487,14 @@ enum hmb_check_flags {
  * `beyond` can grow: every other running runner has none), I3 (over-commit
  * within the stopped runners' `beyond` plus the progress runner's), I5 (the
  * cap), spare >= 0 and 0 <= beyond <= held for every runner, one progress
- * runner at most and it is running, the running count, the queue counts and
- * the heap of holders. With #HMB_CHECK_QUIESCENT it also verifies what holds
- * only at rest: held == live + spare and live >= 0 for every runner, no
- * request queued, the memory layer's counters, and that each thread shard
- * of a runner is owned only by a thread that owns its own shard of the
- * memory layer (docs/design.md, S-I1). Stress tests and fuzzers
- * call it after every step.
+ * runner at most and it is running, the running count, the queue counts,
+ * the heap of holders, and that the pool's list of runners holds as many as
+ * it counts (the `runners` of hmb_pool_stats_t). With #HMB_CHECK_QUIESCENT it
+ * also verifies what holds only at rest: held == live + spare and live >= 0 for
+ * every runner, no request queued, the memory layer's counters, and that each
+ * thread shard of a runner is owned only by a thread that owns its own shard of
+ * the memory layer (docs/design.md, S-I1). Stress tests and fuzzers call it
+ * after every step.
  * @param pool  the pool
  * @param flags bit set of hmb_check_flags
  * @param buf   receives the first broken invariant ("" when sound),

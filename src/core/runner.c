@@ -355,7 +355,8 @@ static void hmb__runner_uncharge(hmb_runner_t *r, unsigned sh, int64_t b,
  * and the runner's thread shard `sh`, or of the runner's shared shard. */
 enum { HMB__FOLD_MEM = 1, HMB__FOLD_LIVE = 2, HMB__FOLD_SHARED = 4 };
 
-/* Fold what `which` names, for shard `sh`. Returns 0 (a tail call). */
+/* Fold what `which` names, for shard `sh`. Returns 0 (a tail call:
+ * hmb__tail_zero()). */
 static __attribute__((noinline)) int hmb__runner_fold(hmb_runner_t *r,
                                                       unsigned sh, int which) {
   if (which & HMB__FOLD_MEM) /* asked for by a quick path's owned count */
@@ -365,7 +366,7 @@ static __attribute__((noinline)) int hmb__runner_fold(hmb_runner_t *r,
     hmb__gauge_fold(&r->acct.shard[sh].live, &r->live_top, r->pool_top);
   if (which & HMB__FOLD_SHARED)
     hmb__gauge_fold(&r->live_shared, &r->live_top, r->pool_top);
-  return 0;
+  return hmb__tail_zero();
 }
 
 /*
@@ -659,7 +660,7 @@ hmb__runner_unbuf_act(hmb_runner_t *r, hmb__home_t *h, int act) {
     hmb__runner_release_n(r, 1, 0);
   else
     hmb__home_idle_notify(h);
-  return 0;
+  return hmb__tail_zero();
 }
 
 /* Whether a waiter of hmb_runner_wait_idle() must be woken after a buffer
@@ -755,14 +756,23 @@ hmb__runner_closed_rest(hmb_runner_t *r, unsigned sh, int64_t bytes, int fold,
     hmb__runner_fold(r, sh, fold);
   if (!tried) {
     hmb__runner_settle(r, sh, bytes, 0);
-    return 0;
+    return hmb__tail_zero();
   }
   hmb__ledger_freed(r->ledger, &r->acct, sh, bytes);
   hmb__home_t *h;
   int act = hmb__runner_unbuf(r, sh, &h);
   if (act)
     hmb__runner_unbuf_act(r, h, act);
-  return 0;
+  return hmb__tail_zero();
+}
+
+/* The full way of a root's last close (hmb__runner_close_root()): a
+ * function of its own, so that the quick path's every exit is a return or
+ * a tail call. */
+static __attribute__((noinline)) int hmb__runner_close_full(hmb_runner_t *r,
+                                                            hmb_buffer_t *b) {
+  hmb__runner_freed(r, b);
+  return hmb__buffer_root_end(b);
 }
 
 /*
@@ -814,8 +824,7 @@ hmb__runner_close_root(hmb_runner_t *r, hmb_buffer_t *b, int has_block) {
       return hmb__runner_unbuf_act(r, h, HMB__UNBUF_NOTIFY);
     return 0;
   }
-  hmb__runner_freed(r, b);
-  return hmb__buffer_root_end(b);
+  return hmb__runner_close_full(r, b);
 }
 
 static int hmb__runner_closed(void *owner, hmb_buffer_t *b) {
