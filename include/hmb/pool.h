@@ -388,8 +388,8 @@ HMB_API int hmb_pool_remove_pressure_handler(hmb_pool_t *pool, int id);
  *                 many bytes are written
  * @return 0 or #HMB_EINVAL (NULL, or out_size below the first release's)
  * @par Thread-safety
- * Thread-safe; takes the budget lock twice: for the budget counters, then
- * for a walk of the pool's runners (O(runners), a few loads each).
+ * Thread-safe; takes the budget lock once, for the budget counters and a
+ * walk of the pool's runners (O(runners), a few loads each).
  */
 HMB_API int hmb_pool_stats_sized(hmb_pool_t *pool, hmb_pool_stats_t *out,
                                  size_t out_size);

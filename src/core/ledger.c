@@ -1002,14 +1002,12 @@ static int hmb__finish_locked(hmb__ledger_t *L, hmb__acct_t *a, int status,
   return 0;
 }
 
-/* The work of destroy under the lock, but the dispatch: every shard is
- * sealed, and *empty is as hmb__spare_take_all(). `sealed`: a finish in
- * this hold drained and sealed every shard already (no credit can have
- * reached a word since: each is marked stopped), so nothing is left to
- * take. */
 /* The account leaves the registry (its owner's last release is done or
- * is the caller's). */
+ * is the caller's). Closed twice (a misuse: a reference taken while it was
+ * destroyed), it is left as it is: the other runners stay listed. */
 static void hmb__close_locked(hmb__ledger_t *L, hmb__acct_t *a) {
+  if (!a->reg_prev && L->accts != a)
+    return;
   if (a->reg_prev)
     a->reg_prev->reg_next = a->reg_next;
   else
@@ -1020,6 +1018,11 @@ static void hmb__close_locked(hmb__ledger_t *L, hmb__acct_t *a) {
   atomic_fetch_sub_explicit(&L->naccts, 1, memory_order_relaxed);
 }
 
+/* The work of destroy under the lock, but the dispatch: every shard is
+ * sealed, and *empty is as hmb__spare_take_all(). `sealed`: a finish in
+ * this hold drained and sealed every shard already (no credit can have
+ * reached a word since: each is marked stopped), so nothing is left to
+ * take. Returns whether it closed the account too (hmb__ledger_destroy()). */
 static int hmb__destroy_locked(hmb__ledger_t *L, hmb__acct_t *a,
                                unsigned *empty, int sealed,
                                const _Atomic int64_t *refs) {
@@ -1209,6 +1212,13 @@ void hmb__ledger_close(hmb__ledger_t *L, hmb__acct_t *a) {
   pthread_mutex_unlock(&L->lock);
 }
 
+int32_t hmb__ledger_open_count(hmb__ledger_t *L) {
+  pthread_mutex_lock(&L->lock);
+  int32_t n = hmb__ledger_naccts(L);
+  pthread_mutex_unlock(&L->lock);
+  return n;
+}
+
 void hmb__ledger_walk(hmb__ledger_t *L, void (*fn)(hmb__acct_t *, void *),
                       void *ctx) {
   pthread_mutex_lock(&L->lock);
@@ -1237,8 +1247,11 @@ void hmb__ledger_set_limit(hmb__ledger_t *L, int64_t limit) {
   hmb__memory_fit_room(L->mem);
 }
 
-void hmb__ledger_stats(hmb__ledger_t *L, hmb_pool_stats_t *out) {
+void hmb__ledger_stats(hmb__ledger_t *L, hmb_pool_stats_t *out,
+                       void (*fn)(hmb__acct_t *, void *), void *ctx) {
   pthread_mutex_lock(&L->lock);
+  for (hmb__acct_t *a = L->accts; fn && a; a = a->reg_next)
+    fn(a, ctx);
   *out = L->ev;
   int64_t limit = hmb__limit(L);
   out->limit = limit;

@@ -75,6 +75,8 @@ void hmb__ledger_walk(hmb__ledger_t *L, void (*fn)(hmb__acct_t *, void *),
 static inline int32_t hmb__ledger_naccts(const hmb__ledger_t *L) {
   return atomic_load_explicit(&L->naccts, memory_order_relaxed);
 }
+/* The same, read under the budget lock. */
+int32_t hmb__ledger_open_count(hmb__ledger_t *L);
 
 /* ---- requests (they may wait) ----------------------------------------------
  */
@@ -217,8 +219,11 @@ int hmb__ledger_finish_destroy(hmb__ledger_t *L, hmb__acct_t *a, int status,
 
 /* Change the limit (pool.c has checked it); re-run admission. */
 void hmb__ledger_set_limit(hmb__ledger_t *L, int64_t limit);
-/* Budget counters into *out (the budget fields of hmb_pool_stats_t). */
-void hmb__ledger_stats(hmb__ledger_t *L, hmb_pool_stats_t *out);
+/* Budget counters into *out (the budget fields of hmb_pool_stats_t), and,
+ * when `fn` is not NULL, fn(a, ctx) for every open account in the same
+ * hold (as hmb__ledger_walk()): one snapshot of both. */
+void hmb__ledger_stats(hmb__ledger_t *L, hmb_pool_stats_t *out,
+                       void (*fn)(hmb__acct_t *, void *), void *ctx);
 
 /* ---- the hot path ----------------------------------------------------------
  */

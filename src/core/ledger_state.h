@@ -183,7 +183,8 @@ typedef struct hmb__ledger {
   hmb__acct_t **heap; /* max-heap of accounts with held > 0 */
   int32_t nheap, capheap;
   /* The open accounts: the pool's registry of runners (opened with their
-   * runner, closed with its last release; walked by stats, describe, the
+   * runner; closed with its last release, or by the destroy that knows its
+   * release is the last: ledger.h; walked by stats, describe, the
    * self-check and the leak report). naccts: how many, read lock-free
    * too; the heap's capacity is >= it. */
   hmb__acct_t *accts;

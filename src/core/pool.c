@@ -112,12 +112,12 @@ int hmb_pool_destroy(hmb_pool_t *p) {
     return HMB_ESTATE;
   }
   hmb__home_t *h = &p->home;
-  /* Relaxed: the caller's own synchronisation orders the closes it made
-   * before this call; a runner closed concurrently is a misuse either way. */
-  if (hmb__ledger_naccts(&h->ledger) > 0) {
+  /* Under the budget lock: a last release that closes its runner on
+   * another thread meanwhile (a misuse) is then either seen or done. */
+  if (hmb__ledger_open_count(&h->ledger) > 0) {
     hmb__log_leaks(p);
     /* a sink may have closed what was left */
-    if (hmb__ledger_naccts(&h->ledger) > 0) {
+    if (hmb__ledger_open_count(&h->ledger) > 0) {
       /* Release: pairs with the next destroy's acquire CAS. */
       atomic_store_explicit(&p->destroying, 0, memory_order_release);
       return HMB_EBUSY;
@@ -183,11 +183,11 @@ int hmb_pool_stats_sized(hmb_pool_t *p, hmb_pool_stats_t *out,
   if (!p || !out)
     return HMB_EINVAL;
   hmb_pool_stats_t st;
-  hmb__ledger_stats(&p->home.ledger, &st);
-  /* Usage: the runners' own counters, added up (stats.h: exact at rest). */
+  /* Usage: the runners' own counters, added up (stats.h: exact at rest),
+   * in the hold that reads the budget counters. */
   hmb__home_t *h = &p->home;
   hmb__usage_sum_t u = {0, 0, 0};
-  hmb__ledger_walk(&h->ledger, hmb__usage_add, &u);
+  hmb__ledger_stats(&h->ledger, &st, hmb__usage_add, &u);
   int64_t live = u.live;
   st.runners = u.runners;
   st.live_bytes = live;

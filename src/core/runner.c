@@ -236,9 +236,9 @@ static void hmb__runner_release_n(hmb_runner_t *r, int n, int closed) {
   hmb__runner_obj_free(r);
 }
 
-/* Detach the handle of a runner the ledger has closed and sealed
- * (`before`: its state before the close; `empty`: the shards the seal
- * found with no buffer; `closed`: the ledger closed its account as well):
+/* Detach the handle of a runner the ledger has moved to CLOSED and sealed
+ * (`before`: its state before; `empty`: the shards the seal found with no
+ * buffer; `closed`: the ledger took it out of the registry as well):
  * release those shards with the handle's own reference, in one step. */
 static void hmb__runner_detach(hmb_runner_t *r, int before, unsigned empty,
                                int closed) {
