@@ -116,7 +116,7 @@ static void hmb__stripes_init(void) {
   for (unsigned i = 0; i < HMB__STRIPES; i++) {
     if (pthread_mutex_init(&hmb__stripes[i].mu, NULL) != 0 ||
         hmb__os_cond_init(&hmb__stripes[i].cond) != 0)
-      return; /* hmb__stripes_ok stays 0: submit fails with HMB_ENOMEM */
+      return; /* hmb__stripes_ok stays 0: create fails with HMB_ENOMEM */
   }
   hmb__stripes_ok = 1;
 }
@@ -563,6 +563,11 @@ int hmb_executor_create_sized(hmb_pool_t *pool,
   if (c.threads < 0 || c.threads > HMB__EXEC_MAX_THREADS ||
       c.acquire_timeout_ns < HMB_WAIT_FOREVER)
     return HMB_EINVAL;
+  /* The completion stripes are made with the first executor (its tasks
+   * need them), not checked by every submit. */
+  pthread_once(&hmb__stripes_once, hmb__stripes_init);
+  if (!hmb__stripes_ok)
+    return HMB_ENOMEM;
 
   hmb_executor_t *ex = calloc(1, sizeof *ex);
   if (!ex)
@@ -643,8 +648,8 @@ int hmb_executor_submit_sized(hmb_executor_t *ex, const hmb_task_desc_t *udesc,
       (desc->staged &&
        desc->initial > (size_t)ex->pool->home.ledger.max_request))
     return HMB_ETOOBIG;
-  pthread_once(&hmb__stripes_once, hmb__stripes_init);
-  if (!hmb__stripes_ok)
+  if (!hmb__stripes_ok) /* made by the executor's create; none in a child
+                         * whose fork could not make them anew */
     return HMB_ENOMEM;
   hmb_task_t *t = hmb__task_new();
   if (!t)
