@@ -1219,11 +1219,17 @@ int32_t hmb__ledger_open_count(hmb__ledger_t *L) {
   return n;
 }
 
+/* fn(a, ctx) for every open account; the lock is held. */
+static void hmb__walk_locked(hmb__ledger_t *L,
+                             void (*fn)(hmb__acct_t *, void *), void *ctx) {
+  for (hmb__acct_t *a = L->accts; a; a = a->reg_next)
+    fn(a, ctx);
+}
+
 void hmb__ledger_walk(hmb__ledger_t *L, void (*fn)(hmb__acct_t *, void *),
                       void *ctx) {
   pthread_mutex_lock(&L->lock);
-  for (hmb__acct_t *a = L->accts; a; a = a->reg_next)
-    fn(a, ctx);
+  hmb__walk_locked(L, fn, ctx);
   pthread_mutex_unlock(&L->lock);
 }
 
@@ -1250,8 +1256,8 @@ void hmb__ledger_set_limit(hmb__ledger_t *L, int64_t limit) {
 void hmb__ledger_stats(hmb__ledger_t *L, hmb_pool_stats_t *out,
                        void (*fn)(hmb__acct_t *, void *), void *ctx) {
   pthread_mutex_lock(&L->lock);
-  for (hmb__acct_t *a = L->accts; fn && a; a = a->reg_next)
-    fn(a, ctx);
+  if (fn)
+    hmb__walk_locked(L, fn, ctx);
   *out = L->ev;
   int64_t limit = hmb__limit(L);
   out->limit = limit;
