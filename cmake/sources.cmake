@@ -6,6 +6,7 @@
 # HMB_CUDA_SOURCES holds the one file that implements src/platform/cuda.h.
 set(HMB_SOURCES
     src/platform/os.c
+    src/platform/lock.c
     src/memory/arena.c
     src/memory/tcache.c
     src/memory/cache.c

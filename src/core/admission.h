@@ -37,7 +37,7 @@ enum hmb__pressure_state {
 /* A request waiting for budget; lives on the requesting thread's stack. */
 struct hmb__waiter {
   hmb__waiter_t *next, *prev;
-  pthread_cond_t cond;
+  hmb__cond_t cond;
   int cond_ready; /* cond initialised (before the thread first sleeps) */
   hmb__acct_t *acct;
   int kind;       /* hmb_request_kind_t */

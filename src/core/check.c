@@ -62,7 +62,7 @@ int hmb_pool_check(hmb_pool_t *p, unsigned flags, char *buf, size_t len) {
   hmb__check_t c = {buf, len, 0};
   int rest = (flags & HMB_CHECK_QUIESCENT) != 0;
   hmb__ledger_t *L = &p->home.ledger;
-  pthread_mutex_lock(&L->lock);
+  hmb__lock(&L->lock);
   int64_t limit = atomic_load_explicit(&L->limit, memory_order_relaxed);
   int64_t sum_held = 0, sum_beyond_stopped = 0, sum_live = 0;
   int32_t running = 0, progress = 0, in_heap = 0;
@@ -209,7 +209,7 @@ int hmb_pool_check(hmb_pool_t *p, unsigned flags, char *buf, size_t len) {
   if (listed != hmb__ledger_naccts(L))
     hmb__fail(&c, "registry lists %d runners, counts %d", (int)listed,
               (int)hmb__ledger_naccts(L));
-  pthread_mutex_unlock(&L->lock);
+  hmb__unlock(&L->lock);
   if (rest && !c.bad) {
     char why[128];
     if (hmb__memory_check(p->home.mem, why, sizeof why) != 0)

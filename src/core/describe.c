@@ -74,14 +74,14 @@ int hmb_pool_describe(hmb_pool_t *p, int top, char *buf, size_t len) {
   hmb__line_t lines[HMB__DESCRIBE_MAX];
   hmb__home_t *h = hmb__home_of(p);
   hmb__ledger_t *L = &h->ledger;
-  pthread_mutex_lock(&L->lock);
+  hmb__lock(&L->lock);
   int nr = hmb__ledger_naccts(L);
   int64_t held = L->held;
   int64_t limit = atomic_load_explicit(&L->limit, memory_order_relaxed);
   int running = L->running, aw = L->acq_waiters, bw = L->bor_runners;
   uint64_t prog = L->progress ? L->progress->id : 0;
   int n = hmb__top_locked(L, lines, top);
-  pthread_mutex_unlock(&L->lock);
+  hmb__unlock(&L->lock);
 
   char tmp[4096];
   int w = snprintf(tmp, sizeof tmp,

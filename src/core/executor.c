@@ -43,6 +43,7 @@
 #include "core/log.h"
 #include "core/pool.h"
 #include "memory/tcache.h"
+#include "platform/lock.h"
 #include "platform/os.h"
 
 enum {
@@ -80,7 +81,7 @@ struct hmb_task {
   size_t initial;
   char name[32];
 
-  /* --- under ex->lock --- */
+  /* --- under ex->lock (submit sets every field: no memset) --- */
   uint64_t seq;
   int state;
   int cancel_requested;
@@ -167,9 +168,9 @@ struct hmb_executor {
   pthread_t *threads;
   char name[32];
 
-  pthread_mutex_t lock;
-  pthread_cond_t work_cond; /* a task was queued, or shutdown began */
-  pthread_cond_t join_cond; /* the workers have been joined */
+  hmb__lock_t lock;
+  hmb__cond_t work_cond; /* a task was queued, or shutdown began */
+  hmb__cond_t join_cond; /* the workers have been joined */
 
   /* --- under lock --- */
   hmb_task_t *head, *tail; /* the queue */
@@ -348,7 +349,7 @@ static void hmb__complete(hmb_executor_t *ex, hmb_task_t *t, int status,
     t->done_fn(t->user, t, status);
     hmb__exec_current = saved;
   }
-  pthread_mutex_lock(&ex->lock);
+  hmb__lock(&ex->lock);
   ex->nfinishing--;
   if (status == 0)
     ex->completed++;
@@ -368,7 +369,7 @@ static void hmb__complete(hmb_executor_t *ex, hmb_task_t *t, int status,
      * hmb_task_cancel() (a callback may still have been handed `t`). */
     atomic_store_explicit(&t->done, 1, memory_order_release);
     if (!keep_lock)
-      pthread_mutex_unlock(&ex->lock);
+      hmb__unlock(&ex->lock);
     hmb_task_release(t);
     return;
   }
@@ -377,7 +378,7 @@ static void hmb__complete(hmb_executor_t *ex, hmb_task_t *t, int status,
    * (executor lock, then stripe: nothing takes them the other way); any
    * other caller drops the executor lock first. */
   if (!keep_lock)
-    pthread_mutex_unlock(&ex->lock);
+    hmb__unlock(&ex->lock);
   struct hmb__stripe *sp = hmb__stripe_of(t);
   pthread_mutex_lock(&sp->mu);
   t->status = status;
@@ -400,13 +401,13 @@ static void hmb__run_admitted(hmb_executor_t *ex, hmb_task_t *t,
                                               handed the allocator */
   int rc = t->run(t->user, r);
   hmb_runner_bind(prev);
-  pthread_mutex_lock(&ex->lock);
+  hmb__lock(&ex->lock);
   ex->nrunning--;
   ex->nfinishing++;
   t->runner = NULL; /* from now on cancel cannot reach the runner */
   t->state = HMB__TASK_FINISHING;
   int cancelled = t->cancel_requested || hmb_runner_is_cancelled(r);
-  pthread_mutex_unlock(&ex->lock);
+  hmb__unlock(&ex->lock);
   /* Over-claim goes back now; live buffers return budget as they close.
    * finish fails only if the task misused its runner (finished it itself);
    * destroy copes with every state. */
@@ -440,14 +441,14 @@ static void hmb__attempt(hmb_executor_t *ex, hmb_task_t *t) {
         ex->pool, &cfg, t->staged ? t->initial : t->estimate, &r, &started);
   }
 
-  pthread_mutex_lock(&ex->lock);
+  hmb__lock(&ex->lock);
   if (rc == 0 && t->cancel_requested)
     rc = HMB_ECANCELED;
   if (rc != 0) {
     hmb__admission_end_locked(ex, t);
     t->state = HMB__TASK_FINISHING;
     ex->nfinishing++;
-    pthread_mutex_unlock(&ex->lock);
+    hmb__unlock(&ex->lock);
     hmb_runner_destroy(r); /* a granted budget goes back here */
     hmb__complete(ex, t, rc, 1);
     return;
@@ -457,11 +458,11 @@ static void hmb__attempt(hmb_executor_t *ex, hmb_task_t *t) {
     hmb__admission_end_locked(ex, t);
     t->state = HMB__TASK_RUNNING;
     ex->nrunning++;
-    pthread_mutex_unlock(&ex->lock);
+    hmb__unlock(&ex->lock);
     hmb__run_admitted(ex, t, r);
     return;
   }
-  pthread_mutex_unlock(&ex->lock);
+  hmb__unlock(&ex->lock);
 
   uint64_t t0 = hmb__os_now_ns();
   rc = t->staged
@@ -469,14 +470,14 @@ static void hmb__attempt(hmb_executor_t *ex, hmb_task_t *t) {
            : hmb_runner_start(r, ex->acquire_timeout_ns);
   uint64_t waited = hmb__os_now_ns() - t0;
 
-  pthread_mutex_lock(&ex->lock);
+  hmb__lock(&ex->lock);
   t->wait_ns += waited;
   ex->wait_total += waited;
   if (rc == 0 && !t->cancel_requested) {
     hmb__admission_end_locked(ex, t);
     t->state = HMB__TASK_RUNNING;
     ex->nrunning++;
-    pthread_mutex_unlock(&ex->lock);
+    hmb__unlock(&ex->lock);
     hmb__run_admitted(ex, t, r);
     return;
   }
@@ -488,7 +489,7 @@ static void hmb__attempt(hmb_executor_t *ex, hmb_task_t *t) {
     ex->requeues++;
     t->idle_runner = r; /* CREATED again; retried with its pool ticket */
     hmb__enqueue_locked(ex, t, 1);
-    pthread_cond_signal(&ex->work_cond);
+    hmb__cond_signal(&ex->work_cond);
     return;
   }
   /* Cancelled (while waiting, or just after the grant) or a hard error. */
@@ -497,7 +498,7 @@ static void hmb__attempt(hmb_executor_t *ex, hmb_task_t *t) {
   hmb__admission_end_locked(ex, t);
   t->state = HMB__TASK_FINISHING;
   ex->nfinishing++;
-  pthread_mutex_unlock(&ex->lock);
+  hmb__unlock(&ex->lock);
   hmb_runner_destroy(r); /* a granted budget goes back here */
   hmb__complete(ex, t, rc, 1);
 }
@@ -505,11 +506,11 @@ static void hmb__attempt(hmb_executor_t *ex, hmb_task_t *t) {
 static void *hmb__worker_main(void *arg) {
   hmb_executor_t *ex = arg;
   hmb__exec_current = ex;
-  pthread_mutex_lock(&ex->lock);
+  hmb__lock(&ex->lock);
   for (;;) {
     while (!ex->head && !ex->shutting) {
       ex->nidle++;
-      pthread_cond_wait(&ex->work_cond, &ex->lock);
+      hmb__cond_wait(&ex->work_cond, &ex->lock);
       ex->nidle--;
     }
     hmb_task_t *t = ex->head;
@@ -520,10 +521,10 @@ static void *hmb__worker_main(void *arg) {
     ex->nadmitting++;
     t->state = HMB__TASK_ADMITTING;
     hmb__active_add_locked(ex, t);
-    pthread_mutex_unlock(&ex->lock);
+    hmb__unlock(&ex->lock);
     hmb__attempt(ex, t); /* returns with the lock held */
   }
-  pthread_mutex_unlock(&ex->lock);
+  hmb__unlock(&ex->lock);
   return NULL;
 }
 
@@ -582,20 +583,20 @@ int hmb_executor_create_sized(hmb_pool_t *pool,
     free(ex);
     return HMB_ENOMEM;
   }
-  if (pthread_mutex_init(&ex->lock, NULL) != 0) {
+  if (hmb__lock_init(&ex->lock) != 0) {
     free(ex->threads);
     free(ex);
     return HMB_ENOMEM;
   }
-  if (pthread_cond_init(&ex->work_cond, NULL) != 0) {
-    pthread_mutex_destroy(&ex->lock);
+  if (hmb__cond_init(&ex->work_cond) != 0) {
+    hmb__lock_fini(&ex->lock);
     free(ex->threads);
     free(ex);
     return HMB_ENOMEM;
   }
-  if (pthread_cond_init(&ex->join_cond, NULL) != 0) {
-    pthread_cond_destroy(&ex->work_cond);
-    pthread_mutex_destroy(&ex->lock);
+  if (hmb__cond_init(&ex->join_cond) != 0) {
+    hmb__cond_fini(&ex->work_cond);
+    hmb__lock_fini(&ex->lock);
     free(ex->threads);
     free(ex);
     return HMB_ENOMEM;
@@ -604,14 +605,14 @@ int hmb_executor_create_sized(hmb_pool_t *pool,
   for (int i = 0; i < nthreads; i++) {
     if (pthread_create(&ex->threads[i], NULL, hmb__worker_main, ex) != 0) {
       /* The queue is empty: the started workers exit as soon as told. */
-      pthread_mutex_lock(&ex->lock);
+      hmb__lock(&ex->lock);
       ex->shutting = 1;
-      pthread_cond_broadcast(&ex->work_cond);
-      pthread_mutex_unlock(&ex->lock);
+      hmb__cond_broadcast(&ex->work_cond);
+      hmb__unlock(&ex->lock);
       hmb__join_workers(ex, i);
-      pthread_cond_destroy(&ex->join_cond);
-      pthread_cond_destroy(&ex->work_cond);
-      pthread_mutex_destroy(&ex->lock);
+      hmb__cond_fini(&ex->join_cond);
+      hmb__cond_fini(&ex->work_cond);
+      hmb__lock_fini(&ex->lock);
       free(ex->threads);
       free(ex);
       hmb__log(&pool->home.log, HMB_LOG_ERROR,
@@ -654,7 +655,8 @@ int hmb_executor_submit_sized(hmb_executor_t *ex, const hmb_task_desc_t *udesc,
   hmb_task_t *t = hmb__task_new();
   if (!t)
     return HMB_ENOMEM;
-  memset(t, 0, sizeof *t);
+  /* Every field is set here or, under the lock, by the enqueue (seq,
+   * state, links): no memset of the reused block. */
   t->magic = HMB__TASK_LIVE;
   atomic_init(&t->refs, out ? 2 : 1);
   atomic_init(&t->done, 0);
@@ -668,10 +670,15 @@ int hmb_executor_submit_sized(hmb_executor_t *ex, const hmb_task_desc_t *udesc,
   t->staged = desc->staged != 0;
   t->initial = desc->initial;
   hmb__text_clean(t->name, sizeof t->name, desc->name);
+  t->cancel_requested = 0;
+  t->on_active = 0;
+  t->runner = t->idle_runner = NULL;
+  t->wait_ns = 0;
+  t->status = 0;
 
-  pthread_mutex_lock(&ex->lock);
+  hmb__lock(&ex->lock);
   if (ex->shutting) {
-    pthread_mutex_unlock(&ex->lock);
+    hmb__unlock(&ex->lock);
     hmb__task_free(t);
     return HMB_ESHUTDOWN;
   }
@@ -679,8 +686,8 @@ int hmb_executor_submit_sized(hmb_executor_t *ex, const hmb_task_desc_t *udesc,
   ex->submitted++;
   hmb__enqueue_locked(ex, t, 0);
   if (ex->nidle) /* a worker that is not waiting takes it when done */
-    pthread_cond_signal(&ex->work_cond);
-  pthread_mutex_unlock(&ex->lock);
+    hmb__cond_signal(&ex->work_cond);
+  hmb__unlock(&ex->lock);
   if (out)
     *out = t; /* our own reference: valid even if the task already ended */
   return 0;
@@ -725,14 +732,14 @@ int hmb_task_cancel(hmb_task_t *t) {
   if (atomic_load_explicit(&t->done, memory_order_acquire))
     return HMB_ESTATE; /* never touches a possibly destroyed executor */
   hmb_executor_t *ex = t->ex;
-  pthread_mutex_lock(&ex->lock);
+  hmb__lock(&ex->lock);
   switch (t->state) {
   case HMB__TASK_QUEUED:
     hmb__unlink(&ex->head, &ex->tail, t);
     ex->nqueued--;
     ex->nfinishing++;
     t->state = HMB__TASK_FINISHING;
-    pthread_mutex_unlock(&ex->lock);
+    hmb__unlock(&ex->lock);
     hmb__complete(ex, t, HMB_ECANCELED, 0);
     return 0;
   case HMB__TASK_ADMITTING:
@@ -743,10 +750,10 @@ int hmb_task_cancel(hmb_task_t *t) {
       if (t->runner)
         (void)hmb_runner_cancel(t->runner);
     }
-    pthread_mutex_unlock(&ex->lock);
+    hmb__unlock(&ex->lock);
     return 0;
   default:
-    pthread_mutex_unlock(&ex->lock);
+    hmb__unlock(&ex->lock);
     return HMB_ESTATE;
   }
 }
@@ -778,7 +785,7 @@ static int hmb__shutdown(hmb_executor_t *ex, int mode) {
 static int hmb__shutdown_run(hmb_executor_t *ex, int mode) {
   hmb_task_t *dropped = NULL;
   int64_t ndropped = 0, nsignalled = 0;
-  pthread_mutex_lock(&ex->lock);
+  hmb__lock(&ex->lock);
   ex->shutting = 1;
   if (mode == HMB_SHUTDOWN_CANCEL && !ex->cancelling) {
     ex->cancelling = 1;
@@ -798,8 +805,8 @@ static int hmb__shutdown_run(hmb_executor_t *ex, int mode) {
         (void)hmb_runner_cancel(t->runner);
     }
   }
-  pthread_cond_broadcast(&ex->work_cond);
-  pthread_mutex_unlock(&ex->lock);
+  hmb__cond_broadcast(&ex->work_cond);
+  hmb__unlock(&ex->lock);
 
   if (mode == HMB_SHUTDOWN_CANCEL && (ndropped || nsignalled))
     hmb__log(&ex->pool->home.log, HMB_LOG_INFO,
@@ -813,18 +820,18 @@ static int hmb__shutdown_run(hmb_executor_t *ex, int mode) {
     hmb__complete(ex, t, HMB_ECANCELED, 0);
   }
 
-  pthread_mutex_lock(&ex->lock);
+  hmb__lock(&ex->lock);
   if (!ex->joining) {
     ex->joining = 1;
-    pthread_mutex_unlock(&ex->lock);
+    hmb__unlock(&ex->lock);
     hmb__join_workers(ex, ex->nthreads);
-    pthread_mutex_lock(&ex->lock);
+    hmb__lock(&ex->lock);
     ex->joined = 1;
-    pthread_cond_broadcast(&ex->join_cond);
+    hmb__cond_broadcast(&ex->join_cond);
   }
   while (!ex->joined)
-    pthread_cond_wait(&ex->join_cond, &ex->lock);
-  pthread_mutex_unlock(&ex->lock);
+    hmb__cond_wait(&ex->join_cond, &ex->lock);
+  hmb__unlock(&ex->lock);
   return 0;
 }
 
@@ -859,9 +866,9 @@ void hmb_executor_destroy(hmb_executor_t *ex) {
   }
   /* Cancels what is left (a no-op after an earlier shutdown) and joins. */
   (void)hmb__shutdown(ex, HMB_SHUTDOWN_CANCEL);
-  pthread_cond_destroy(&ex->join_cond);
-  pthread_cond_destroy(&ex->work_cond);
-  pthread_mutex_destroy(&ex->lock);
+  hmb__cond_fini(&ex->join_cond);
+  hmb__cond_fini(&ex->work_cond);
+  hmb__lock_fini(&ex->lock);
   free(ex->threads);
   free(ex);
 }
@@ -872,7 +879,7 @@ int hmb_executor_stats_sized(hmb_executor_t *ex, hmb_executor_stats_t *out,
     return HMB_EINVAL;
   hmb_executor_stats_t st;
   memset(&st, 0, sizeof st);
-  pthread_mutex_lock(&ex->lock);
+  hmb__lock(&ex->lock);
   st.queued = ex->nqueued + ex->nadmitting;
   st.running = ex->nrunning;
   st.finishing = ex->nfinishing;
@@ -883,7 +890,7 @@ int hmb_executor_stats_sized(hmb_executor_t *ex, hmb_executor_stats_t *out,
   st.requeues = ex->requeues;
   st.wait_ns_total = ex->wait_total;
   st.wait_ns_max = ex->wait_max;
-  pthread_mutex_unlock(&ex->lock);
+  hmb__unlock(&ex->lock);
   return hmb__abi_out(out, out_size, &st, sizeof st,
                       offsetof(hmb_executor_stats_t, finishing));
 }

@@ -16,6 +16,7 @@
 
 #include "core/log.h"
 #include "hmb.h"
+#include "platform/lock.h"
 #include "platform/shard.h"
 #include "platform/util.h"
 
@@ -165,7 +166,7 @@ enum hmb__rule {
 };
 
 typedef struct hmb__ledger {
-  pthread_mutex_t lock;
+  hmb__lock_t lock;
   _Atomic int64_t limit; /* written under the lock; read lock-free too */
   int64_t max_request;
   int64_t cap; /* over-commit cap, -1: none */

@@ -58,10 +58,10 @@ static void run_hot_path(size_t size) {
   pthread_join(th, NULL);
   assert_int_equal(h.rc, 0);
   atomic_store(&h.done, 0);
-  pthread_mutex_lock(&pool->home.ledger.lock); /* held for the run below */
+  hmb__lock(&pool->home.ledger.lock); /* held for the run below */
   pthread_create(&th, NULL, hot_path_worker, &h);
   int finished = ts_wait_for(flag_set, &h.done, 20000);
-  pthread_mutex_unlock(&pool->home.ledger.lock);
+  hmb__unlock(&pool->home.ledger.lock);
   pthread_join(th, NULL);
   assert_true(finished);
   assert_int_equal(h.rc, HMB_OK);
@@ -114,11 +114,11 @@ static void test_lock_free_stats_take_no_pool_lock(void **state) {
   reader_t x = {pool, ts_started_runner(pool, 4096), 0, 0};
   hmb_buffer_t *b = NULL;
   assert_int_equal(hmb_runner_alloc(x.r, 1000, 0, &b), HMB_OK);
-  pthread_mutex_lock(&pool->home.ledger.lock);
+  hmb__lock(&pool->home.ledger.lock);
   pthread_t th;
   pthread_create(&th, NULL, lock_free_reader, &x);
   int finished = ts_wait_for(flag_set, &x.done, 20000);
-  pthread_mutex_unlock(&pool->home.ledger.lock);
+  hmb__unlock(&pool->home.ledger.lock);
   pthread_join(th, NULL);
   assert_true(finished);
   assert_int_equal(x.bad, 0);
