@@ -107,16 +107,16 @@ struct hmb_task {
  */
 #define HMB__STRIPES 32u
 static struct hmb__stripe {
-  pthread_mutex_t mu;
-  pthread_cond_t cond;
+  hmb__lock_t mu;
+  hmb__cond_t cond;
 } hmb__stripes[HMB__STRIPES];
 static pthread_once_t hmb__stripes_once = PTHREAD_ONCE_INIT;
 static int hmb__stripes_ok;
 
 static void hmb__stripes_init(void) {
   for (unsigned i = 0; i < HMB__STRIPES; i++) {
-    if (pthread_mutex_init(&hmb__stripes[i].mu, NULL) != 0 ||
-        hmb__os_cond_init(&hmb__stripes[i].cond) != 0)
+    if (hmb__lock_init(&hmb__stripes[i].mu) != 0 ||
+        hmb__cond_init(&hmb__stripes[i].cond) != 0)
       return; /* hmb__stripes_ok stays 0: create fails with HMB_ENOMEM */
   }
   hmb__stripes_ok = 1;
@@ -124,28 +124,28 @@ static void hmb__stripes_init(void) {
 
 /* Fork (hmb__os_on_fork()): every stripe is held across fork() (made
  * first if it was not yet). The child makes its stripes anew: a condition
- * variable that threads of the parent waited on keeps their count, and a
- * broadcast in the child would wait for those threads, which do not exist
- * there. */
+ * variable that threads of the parent waited on keeps their count, which
+ * in the child would hold back wakes (or make a pthread condition's
+ * destroy wait) for threads that do not exist there. */
 static void hmb__stripes_fork_prepare(void) {
   pthread_once(&hmb__stripes_once, hmb__stripes_init);
   if (hmb__stripes_ok)
     for (unsigned i = 0; i < HMB__STRIPES; i++)
-      pthread_mutex_lock(&hmb__stripes[i].mu);
+      hmb__lock(&hmb__stripes[i].mu);
 }
 static void hmb__stripes_fork_parent(void) {
   if (hmb__stripes_ok)
     for (unsigned i = HMB__STRIPES; i-- > 0;)
-      pthread_mutex_unlock(&hmb__stripes[i].mu);
+      hmb__unlock(&hmb__stripes[i].mu);
 }
 static void hmb__stripes_fork_child(void) {
   if (!hmb__stripes_ok)
     return;
   hmb__stripes_fork_parent(); /* unlocked first, then made anew */
   for (unsigned i = 0; i < HMB__STRIPES; i++) {
-    pthread_mutex_destroy(&hmb__stripes[i].mu);
-    if (pthread_mutex_init(&hmb__stripes[i].mu, NULL) != 0 ||
-        hmb__os_cond_init(&hmb__stripes[i].cond) != 0)
+    hmb__lock_fini(&hmb__stripes[i].mu); /* not the condition: see above */
+    if (hmb__lock_init(&hmb__stripes[i].mu) != 0 ||
+        hmb__cond_init(&hmb__stripes[i].cond) != 0)
       hmb__stripes_ok = 0; /* submit fails with HMB_ENOMEM in the child */
   }
 }
@@ -380,13 +380,13 @@ static void hmb__complete(hmb_executor_t *ex, hmb_task_t *t, int status,
   if (!keep_lock)
     hmb__unlock(&ex->lock);
   struct hmb__stripe *sp = hmb__stripe_of(t);
-  pthread_mutex_lock(&sp->mu);
+  hmb__lock(&sp->mu);
   t->status = status;
   /* Release: pairs with the acquire loads of hmb_task_done(), _wait() and
    * _cancel(): whoever sees done sees the status and the callback's work. */
   atomic_store_explicit(&t->done, 1, memory_order_release);
-  pthread_cond_broadcast(&sp->cond);
-  pthread_mutex_unlock(&sp->mu);
+  hmb__cond_broadcast(&sp->cond);
+  hmb__unlock(&sp->mu);
   hmb_task_release(t);
 }
 
@@ -705,10 +705,10 @@ int hmb_task_wait(hmb_task_t *t, int64_t timeout_ns, int *status) {
   uint64_t deadline = hmb__os_deadline(timeout_ns);
   int rc = 0;
   struct hmb__stripe *sp = hmb__stripe_of(t);
-  pthread_mutex_lock(&sp->mu);
+  hmb__lock(&sp->mu);
   /* Acquire: pairs with the release stores of `done` in the finish. */
   while (!atomic_load_explicit(&t->done, memory_order_acquire)) {
-    if (hmb__os_cond_wait_until(&sp->cond, &sp->mu, deadline) != 0 &&
+    if (hmb__cond_wait_until(&sp->cond, &sp->mu, deadline) != 0 &&
         !atomic_load_explicit(&t->done, memory_order_acquire)) {
       rc = HMB_ETIMEDOUT;
       break;
@@ -716,7 +716,7 @@ int hmb_task_wait(hmb_task_t *t, int64_t timeout_ns, int *status) {
   }
   if (rc == 0 && status)
     *status = t->status;
-  pthread_mutex_unlock(&sp->mu);
+  hmb__unlock(&sp->mu);
   return rc;
 }
 

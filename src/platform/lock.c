@@ -11,24 +11,42 @@
 #if HMB__LOCK_FUTEX
 
 #include <linux/futex.h>
+#include <sched.h>
 #include <sys/syscall.h>
 #include <unistd.h>
 
 /* Sleep while `*word` == `val`, until woken or the absolute monotonic time
- * `*at` (NULL: none). 0, or the error (ETIMEDOUT, EAGAIN: the word had
- * changed, EINTR). */
+ * `*at` (NULL: none). 0 (woken, or the word had changed, or a signal
+ * interrupted the sleep: every caller re-checks), or ETIMEDOUT. The
+ * caller's errno is kept. A kernel that refuses the call (a sandbox without
+ * futexes) gets a yield instead of a sleep: every wait loops on its
+ * predicate, so the waits stay correct, only busier. */
 static int hmb__futex_wait(_Atomic uint32_t *word, uint32_t val,
                            const struct timespec *at) {
+  int saved = errno;
   /* WAIT_BITSET takes an absolute time, on the monotonic clock unless
    * FUTEX_CLOCK_REALTIME is given. */
   long rc = syscall(SYS_futex, (uint32_t *)word, FUTEX_WAIT_BITSET_PRIVATE, val,
                     at, NULL, FUTEX_BITSET_MATCH_ANY);
-  return rc == 0 ? 0 : errno;
+  int err = rc == 0 ? 0 : errno;
+  errno = saved;
+  if (err == ETIMEDOUT)
+    return ETIMEDOUT;
+  if (err != 0 && err != EAGAIN && err != EINTR)
+    (void)sched_yield();
+  return 0;
 }
 
+/* Wake up to `n` sleepers of `word`. The word may belong to a lock that
+ * was released just before and has since been freed or reused by its
+ * owner: a private futex wake on it only wakes whoever sleeps there now,
+ * and every sleeper re-checks, so a stray wake is harmless (as for glibc's
+ * mutexes). The caller's errno is kept. */
 static void hmb__futex_wake(_Atomic uint32_t *word, int n) {
+  int saved = errno;
   (void)syscall(SYS_futex, (uint32_t *)word, FUTEX_WAKE_PRIVATE, n, NULL, NULL,
                 0);
+  errno = saved;
 }
 
 void hmb__lock_wait(hmb__lock_t *l) {
@@ -72,7 +90,7 @@ int hmb__cond_wait_until(hmb__cond_t *c, hmb__lock_t *l, uint64_t deadline_ns) {
   c->waiters--;
   if (c->wakes > 0) /* one wake is spent, whoever the kernel woke */
     c->wakes--;
-  return rc == ETIMEDOUT ? ETIMEDOUT : 0;
+  return rc;
 }
 
 void hmb__cond_wait(hmb__cond_t *c, hmb__lock_t *l) {

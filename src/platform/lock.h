@@ -34,6 +34,9 @@
  *
  * Neither needs destroying on Linux; hmb__lock_fini() and hmb__cond_fini()
  * are for the pthread fallback. Not for memory shared between processes.
+ * Neither changes errno. ThreadSanitizer sees the orders of the lock word
+ * (so no false race), but not a mutex: its lock-order checks do not cover
+ * these two locks.
  */
 #ifndef HMB_SRC_PLATFORM_LOCK_H
 #define HMB_SRC_PLATFORM_LOCK_H
@@ -44,10 +47,12 @@
 
 #include "platform/util.h"
 
-/* The futex lock on Linux; -DHMB__LOCK_FUTEX=0 builds the fallback there
- * too (for testing it). */
+/* The futex lock on 64-bit Linux (where the futex call's timespec is the
+ * C library's: 32-bit targets with a 64-bit time_t would need
+ * futex_time64); -DHMB__LOCK_FUTEX=0 builds the fallback there too (for
+ * testing it). */
 #ifndef HMB__LOCK_FUTEX
-#if defined(__linux__)
+#if defined(__linux__) && (defined(__LP64__) || defined(_LP64))
 #define HMB__LOCK_FUTEX 1
 #else
 #define HMB__LOCK_FUTEX 0
