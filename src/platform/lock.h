@@ -1,6 +1,6 @@
 /*
- * lock.h - the mutex and condition variable of the library's two busiest
- * locks (a pool's budget lock, an executor's lock).
+ * lock.h - the mutex and condition variable of the library's busiest locks
+ * (a pool's budget lock, an executor's lock and its completion stripes).
  *
  * On Linux a lock is one futex word and a condition variable one sequence
  * word: taking a free lock is one compare-and-swap and releasing it one
